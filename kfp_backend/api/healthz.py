@@ -1,0 +1,21 @@
+"""HealthzService: answers on any method, with the real server's exact body."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response
+
+from kfp_backend.api import API_PREFIX, services
+
+blueprint = Blueprint("healthz", __name__, url_prefix=API_PREFIX)
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@blueprint.route("/healthz", methods=ANY_METHOD)
+def healthz() -> Response:
+    settings = services().settings
+    # Hand-written like upstream's (note the spacing); clients read `multi_user`.
+    sha, tag = json.dumps(settings.commit_sha), json.dumps(settings.tag_name)
+    body = f'{{"commit_sha":{sha}, "tag_name":{tag}, "multi_user":false}}'
+    return Response(body, mimetype="application/json")

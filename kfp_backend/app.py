@@ -1,0 +1,30 @@
+"""create_app(settings): wiring only."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from kfp_backend.api import experiments, healthz
+from kfp_backend.api.errors import register_error_handlers
+from kfp_backend.config import Settings
+from kfp_backend.services.container import Services
+from kfp_backend.store.db import Database
+
+BLUEPRINTS = (healthz.blueprint, experiments.blueprint)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    app = Flask(__name__)
+    # Flask answers oversize bodies with 413 before any handler runs; the upload endpoints refuse
+    # files above the limit themselves, so the body limit leaves room for multipart framing.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + (1 << 20)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    if services is None:
+        services = Services.build(settings, Database(settings.effective_database_url, pool_size=settings.threads))
+    app.extensions["kfp_backend.services"] = services
+    services.bootstrap()
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app

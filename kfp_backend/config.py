@@ -1,0 +1,79 @@
+"""One Settings object, read from KFP_BACKEND_* environment variables and overridden by CLI flags.
+
+Every field here is documented in docs/configuration.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ENV_PREFIX = "KFP_BACKEND_"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    data_dir: Path = Path(".kfp-backend")
+    # Empty means "SQLite file inside data_dir".
+    database_url: str = ""
+    auto_migrate: bool = True
+    threads: int = 16
+    log_level: str = "INFO"
+    max_upload_bytes: int = 32 << 20
+    url_fetch_timeout_seconds: float = 30.0
+    commit_sha: str = "unknown"
+    tag_name: str = "unknown"
+    default_service_account: str = "pipeline-runner"
+    auto_update_default_version: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kfp-backend.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from the environment; keyword overrides (CLI flags) win when not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _convert(field, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(field: dataclasses.Field, raw: str) -> object:
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}: {exc}") from exc
+    return raw

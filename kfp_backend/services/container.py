@@ -1,0 +1,24 @@
+"""All services, built once per process around one Database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp_backend.config import Settings
+from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    experiments: ExperimentService
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database) -> Services:
+        return cls(settings=settings, db=db, experiments=ExperimentService(db))
+
+    def bootstrap(self) -> None:
+        """What the real server does once at start-up: make sure the Default experiment exists."""
+        self.experiments.ensure_default()

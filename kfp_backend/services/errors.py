@@ -1,0 +1,74 @@
+"""The error family services raise. HTTP mapping happens once, in kfp_backend.api.errors.
+
+Each error carries the gRPC code the real server would use, the user-facing (external) message and the
+internal context chain that the real server puts in `error`/`message` ("outer: inner: leaf").
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    grpc_code = 2  # Unknown
+    leaf_prefix = ""
+
+    def __init__(self, message: str, *, internal: str | None = None) -> None:
+        super().__init__(message)
+        self.external_message = message
+        self.internal_message = internal if internal is not None else self.leaf_prefix + message
+
+    def wrap(self, context: str) -> ApiError:
+        """Prefix this error's internal chain with one more layer of context, as upstream does."""
+        self.internal_message = f"{context}: {self.internal_message}"
+        return self
+
+    def __str__(self) -> str:
+        return self.internal_message
+
+
+class InvalidArgument(ApiError):
+    grpc_code = 3
+    leaf_prefix = "Invalid input error: "
+
+
+class NotFound(ApiError):
+    grpc_code = 5
+    leaf_prefix = "ResourceNotFoundError: "
+
+    @classmethod
+    def resource(cls, kind: str, resource_id: str) -> NotFound:
+        return cls(f"{kind} {resource_id} not found.")
+
+
+class AlreadyExists(ApiError):
+    grpc_code = 6
+    leaf_prefix = "Already exist error: "
+
+
+class PermissionDenied(ApiError):
+    grpc_code = 7
+    leaf_prefix = "PermissionDenied: "
+
+
+class FailedPrecondition(ApiError):
+    grpc_code = 9
+    leaf_prefix = "FailedPreconditionError: "
+
+
+class Aborted(ApiError):
+    """Upstream's BadRequestError: a request that conflicts with the resource's current state (HTTP 409)."""
+
+    grpc_code = 10
+    leaf_prefix = "BadRequestError: "
+
+
+class Unauthenticated(ApiError):
+    grpc_code = 16
+    leaf_prefix = "Unauthenticated: "
+
+
+class Internal(ApiError):
+    grpc_code = 13
+    leaf_prefix = "InternalServerError: "
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Internal Server Error", internal=self.leaf_prefix + detail)

@@ -1,0 +1,150 @@
+"""Experiment rules: validation, the default experiment, archive cascades."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from kfp_backend.services.clock import now_seconds
+from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
+from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
+from kfp_backend.store import experiments_repo as repo
+from kfp_backend.store import settings_repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
+
+STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
+STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
+DEFAULT_EXPERIMENT_NAME = "Default"
+DEFAULT_EXPERIMENT_DESCRIPTION = "All runs created without specifying an experiment will be grouped here."
+
+
+@dataclass(frozen=True)
+class NewExperiment:
+    name: str
+    description: str = ""
+    resource_references: list[ResourceReference] = field(default_factory=list)
+
+
+@dataclass
+class ListResult:
+    items: list
+    total_size: int
+    next_page_token: str
+
+
+class ExperimentService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, request: NewExperiment) -> Experiment:
+        try:
+            _validate_new_experiment(request)
+        except InvalidArgument as exc:
+            raise exc.wrap("Validate experiment request failed.") from None
+        experiment = Experiment(
+            id=str(uuid.uuid4()),
+            name=request.name,
+            description=request.description,
+            description_key=description_key(request.description),
+            namespace="",
+            created_at=now_seconds(),
+            storage_state=STORAGE_AVAILABLE,
+        )
+        with self._db.transaction() as session:
+            try:
+                repo.add_experiment(session, experiment)
+            except DuplicateKeyError:
+                raise AlreadyExists(
+                    f"Failed to create a new experiment. The name {request.name} already exists. "
+                    "Please specify a new name."
+                ).wrap("Create experiment failed.") from None
+        return experiment
+
+    def get(self, experiment_id: str) -> Experiment:
+        with self._db.transaction(write=False) as session:
+            experiment = repo.get_experiment(session, experiment_id)
+        if experiment is None:
+            raise NotFound.resource("Experiment", experiment_id).wrap("Get experiment failed.")
+        return experiment
+
+    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+        if key is not None and key.type == ResourceType.NAMESPACE and key.id:
+            raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.").wrap(
+                "Failed to create list options"
+            )
+        if key is not None and key.type not in {ResourceType.NAMESPACE, ResourceType.UNKNOWN_RESOURCE_TYPE}:
+            raise InvalidArgument(
+                f"Invalid resource references for experiment. Unsupported resource type: {key.type.name}"
+            ).wrap("Failed to create list options")
+        query = parse_list_request(repo.EXPERIMENT_LISTABLE, request)
+        with self._db.transaction(write=False) as session:
+            page = repo.list_experiments(session, query)
+        return ListResult(page.items, page.total_size, next_page_token(query, page))
+
+    def delete(self, experiment_id: str) -> None:
+        with self._db.transaction() as session:
+            if not repo.delete_experiment(session, experiment_id):
+                raise NotFound.resource("Experiment", experiment_id).wrap("Delete experiment failed")
+            # A deleted default is re-created the next time a run needs one.
+            settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID, only_if=experiment_id)
+
+    def archive(self, experiment_id: str) -> None:
+        with self._db.transaction() as session:
+            if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_ARCHIVED):
+                raise NotFound.resource("Experiment", experiment_id).wrap("Archive experiment failed")
+            # Cascades to the experiment's runs (archived) and jobs (disabled) join here once those exist.
+
+    def unarchive(self, experiment_id: str) -> None:
+        # Only the experiment comes back: its runs stay archived and its jobs stay disabled, as upstream.
+        with self._db.transaction() as session:
+            if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_AVAILABLE):
+                raise NotFound.resource("Experiment", experiment_id).wrap("Unarchive experiment failed")
+
+    def ensure_default(self) -> Experiment:
+        """The experiment that holds runs created without one; created on first need, as upstream."""
+        with self._db.transaction() as session:
+            recorded = settings_repo.get_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
+            if recorded is not None:
+                experiment = repo.get_experiment(session, recorded)
+                if experiment is not None:
+                    return experiment
+                settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
+            experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
+            if experiment is None:
+                experiment = Experiment(
+                    id=str(uuid.uuid4()),
+                    name=DEFAULT_EXPERIMENT_NAME,
+                    description=DEFAULT_EXPERIMENT_DESCRIPTION,
+                    description_key=description_key(DEFAULT_EXPERIMENT_DESCRIPTION),
+                    namespace="",
+                    created_at=now_seconds(),
+                    storage_state=STORAGE_AVAILABLE,
+                )
+                try:
+                    repo.add_experiment(session, experiment)
+                except DuplicateKeyError:
+                    # Another replica created it a moment ago.
+                    experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
+                    assert experiment is not None
+            recorded = settings_repo.set_setting_if_absent(
+                session, settings_repo.DEFAULT_EXPERIMENT_ID, experiment.id
+            )
+            if recorded != experiment.id:
+                experiment = repo.get_experiment(session, recorded) or experiment
+            return experiment
+
+
+def _validate_new_experiment(request: NewExperiment) -> None:
+    if not request.name:
+        raise InvalidArgument("Experiment name is empty. Please specify a valid experiment name.")
+    if len(request.name) > NAME_LENGTH:
+        raise InvalidArgument(
+            f"Experiment name is too long. Support maximum length of {NAME_LENGTH} characters."
+        )
+    if request.resource_references:
+        raise InvalidArgument(
+            "In single-user mode, CreateExperimentRequest shouldn't contain resource references."
+        )

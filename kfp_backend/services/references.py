@@ -1,0 +1,59 @@
+"""Resource references (`resource_references` and `resource_reference_key`) as the v1beta1 API defines them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from kfp_backend.services.errors import InvalidArgument
+
+
+class ResourceType(enum.IntEnum):
+    UNKNOWN_RESOURCE_TYPE = 0
+    EXPERIMENT = 1
+    JOB = 2
+    PIPELINE = 3
+    PIPELINE_VERSION = 4
+    NAMESPACE = 5
+
+
+class Relationship(enum.IntEnum):
+    UNKNOWN_RELATIONSHIP = 0
+    OWNER = 1
+    CREATOR = 2
+
+
+@dataclass(frozen=True)
+class ResourceKey:
+    type: ResourceType
+    id: str
+
+
+@dataclass(frozen=True)
+class ResourceReference:
+    key: ResourceKey
+    relationship: Relationship = Relationship.UNKNOWN_RELATIONSHIP
+    name: str = ""
+
+
+def parse_enum(enum_type: type[enum.IntEnum], raw: object, what: str) -> enum.IntEnum:
+    """Accept an enum by name or number, as the gateway does; anything else is a 400."""
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        if isinstance(raw, int):
+            return enum_type(raw)
+        if isinstance(raw, str):
+            return enum_type(int(raw)) if raw.lstrip("-").isdigit() else enum_type[raw]
+    except (KeyError, ValueError):
+        pass
+    raise InvalidArgument(f"invalid value for enum type {what}: {raw!r}")
+
+
+def find_reference(
+    references: list[ResourceReference], kind: ResourceType, relationship: Relationship | None = None
+) -> ResourceReference | None:
+    for reference in references:
+        if reference.key.type == kind and (relationship is None or reference.relationship == relationship):
+            return reference
+    return None
