@@ -1,0 +1,72 @@
+"""Shared fixtures: `db_url` over SQLite, PostgreSQL and MariaDB; `app` and `client` over it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kfp_backend.app import create_app
+from kfp_backend.config import Settings
+from tests.databases import BACKENDS, DatabaseFactory, in_ci
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def database_factories(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DatabaseFactory]]:
+    workdir = tmp_path_factory.mktemp("databases")
+    factories = {backend: DatabaseFactory(backend, workdir) for backend in BACKENDS}
+    yield factories
+    for factory in factories.values():
+        factory.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, database_factories: dict[str, DatabaseFactory]) -> Iterator[str]:
+    """A fresh database at the current migration head, dropped after the test."""
+    with database_factories[backend].fresh() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, data_dir=tmp_path / "data", threads=4)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    application.extensions["kfp_backend.services"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only reference material beside the project; tests using it skip without it (fail in CI)."""
+    if not SHARED_DIR.is_dir():
+        if in_ci():
+            pytest.fail(f"{SHARED_DIR} is missing under CI=true")
+        pytest.skip(f"{SHARED_DIR} is not present")
+    return SHARED_DIR
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"postgres: {os.environ.get('KFP_BACKEND_TEST_POSTGRES_URL', 'not configured')}",
+        f"mysql: {os.environ.get('KFP_BACKEND_TEST_MYSQL_URL', 'not configured')}",
+    ]
