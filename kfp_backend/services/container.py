@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from kfp_backend.config import Settings
 from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.services.pipelines import PipelineService
 from kfp_backend.store.db import Database
 
 
@@ -14,10 +15,13 @@ class Services:
     settings: Settings
     db: Database
     experiments: ExperimentService
+    pipelines: PipelineService
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
-        return cls(settings=settings, db=db, experiments=ExperimentService(db))
+        return cls(
+            settings=settings, db=db, experiments=ExperimentService(db), pipelines=PipelineService(db, settings)
+        )
 
     def bootstrap(self) -> None:
         """What the real server does once at start-up: make sure the Default experiment exists."""

@@ -1,0 +1,537 @@
+"""Pipeline and pipeline-version rules: creation from uploads and URLs, defaults, cascades, templates.
+
+A pipeline is created together with its first version; both share one id and the version takes the
+pipeline's name. Every version stores its workflow re-serialized as compact JSON (the "template").
+Error chains follow the real server's ("Error creating pipeline: Create pipeline failed: Already exist
+error: ..."), but a bad input is always a 4xx here (see docs/compatibility.md).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import posixpath
+import stat
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from kfp_backend.config import Settings
+from kfp_backend.services.clock import now_seconds
+from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.pipeline_files import extract_manifest, too_large
+from kfp_backend.services.references import (
+    Relationship,
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    find_reference,
+)
+from kfp_backend.store import pipelines_repo as repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.models import NAMESPACE_LENGTH, Pipeline, PipelineVersion, description_key
+from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
+
+STATUS_READY = "READY"
+PIPELINE_NAME_LENGTH = 100
+MAX_PARAMETER_BYTES = 10000
+# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
+MAX_TEXT_BYTES = 65535
+SHARED_NAMESPACE_ALIAS = "-"
+URL_SCHEMES = ("http", "https", "file")
+_DOWNLOAD_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """A pipeline package as received: its file name (no directories) and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class NewPipeline:
+    """CreatePipeline's input: the server downloads the package from `url`."""
+
+    url: str
+    name: str = ""
+    description: str = ""
+    resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class NewPipelineVersion:
+    """CreatePipelineVersion's input: the package is downloaded from `package_url`."""
+
+    package_url: str
+    name: str = ""
+    description: str = ""
+    code_source_url: str = ""
+    resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PipelineDetail:
+    """A pipeline with its default version (None when it has none)."""
+
+    pipeline: Pipeline
+    default_version: PipelineVersion | None
+
+
+@dataclass
+class ListResult:
+    items: list
+    total_size: int
+    next_page_token: str
+
+
+def decode_parameters(text: str | None) -> list[dict[str, str]]:
+    """The stored parameters JSON of a pipeline or version: [{"name", "value"?}, ...]."""
+    return json.loads(text) if text else []
+
+
+@contextmanager
+def _context(message: str) -> Iterator[None]:
+    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
+    try:
+        yield
+    except ApiError as exc:
+        raise exc.wrap(message) from None
+
+
+class PipelineService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    # -- pipelines ------------------------------------------------------------------------------------
+
+    def upload(
+        self, package: PackageFile, *, name: str = "", description: str = "", namespace: str = ""
+    ) -> PipelineDetail:
+        """UploadPipeline: a pipeline and its first version from an uploaded package."""
+        with _context("Error read pipeline file."):
+            manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
+        with _context("Invalid namespace."):
+            _check_namespace(namespace)
+        with _context("Invalid pipeline name."):
+            name = _pipeline_name(name, package.filename)
+        with _context("Error read pipeline description."):
+            _check_text("Pipeline description", description)
+        with _context("Error creating pipeline"), _context("Create pipeline failed"):
+            return self._create_pipeline(name, description, namespace, manifest)
+
+    def create(self, request: NewPipeline) -> PipelineDetail:
+        """CreatePipeline: a pipeline and its first version from a package the server downloads."""
+        with _context("Create pipeline failed."):
+            url = request.url
+            _check_url(url)
+            namespace = _namespace_of(request.resource_references)
+            _check_namespace(namespace)
+            filename, data = self._download(url)
+            with _context("The URL is valid but pipeline system failed to read the file."):
+                manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            with _context("Invalid pipeline name."):
+                name = _pipeline_name(request.name, filename)
+            _check_text("Pipeline description", request.description)
+            return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
+
+    def get(self, pipeline_id: str) -> PipelineDetail:
+        with self._db.transaction(write=False) as session:
+            pipeline = repo.get_pipeline(session, pipeline_id)
+            if pipeline is None:
+                raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline failed.")
+            return PipelineDetail(pipeline, _default_version(session, pipeline))
+
+    def get_by_name(self, namespace: str, name: str) -> PipelineDetail:
+        """GetPipelineByName: `-` names the shared namespace ("")."""
+        stored_namespace = "" if namespace == SHARED_NAMESPACE_ALIAS else namespace
+        with self._db.transaction(write=False) as session:
+            pipeline = repo.find_pipeline_by_name(session, stored_namespace, name)
+            if pipeline is None:
+                raise NotFound.resource("Namespace/Pipeline", f"{namespace}/{name}").wrap(
+                    "Get pipeline by name failed."
+                )
+            return PipelineDetail(pipeline, _default_version(session, pipeline))
+
+    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+        """ListPipelines: shared pipelines without a key, a namespace's with a NAMESPACE key."""
+        namespace = _list_namespace(key)
+        query = parse_list_request(repo.PIPELINE_LISTABLE, request)
+        with self._db.transaction(write=False) as session:
+            page = repo.list_pipelines(session, query, namespace)
+            # All default versions of the page in one query.
+            versions = repo.get_versions(
+                session, [p.default_version_id for p in page.items if p.default_version_id]
+            )
+        items = [
+            PipelineDetail(p, versions.get(p.default_version_id) if p.default_version_id else None)
+            for p in page.items
+        ]
+        return ListResult(items, page.total_size, next_page_token(query, page))
+
+    def delete(self, pipeline_id: str) -> None:
+        """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
+        with self._db.transaction() as session:
+            if not repo.delete_pipeline(session, pipeline_id):
+                raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
+
+    def get_template(self, pipeline_id: str) -> str | None:
+        """The template of the pipeline's default version; None when it has no default version."""
+        with self._db.transaction(write=False) as session:
+            pipeline = repo.get_pipeline(session, pipeline_id)
+            if pipeline is None:
+                raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline template failed.")
+            if not pipeline.default_version_id:
+                return None
+            return repo.get_template(session, pipeline.default_version_id)
+
+    def update_default_version(self, pipeline_id: str, version_id: str) -> None:
+        with _context("Update pipeline default version failed."), self._db.transaction() as session:
+            if repo.get_pipeline(session, pipeline_id, lock=True) is None:
+                raise NotFound.resource("Pipeline", pipeline_id)
+            version = repo.get_version(session, version_id)
+            if version is None:
+                raise NotFound.resource("Version", version_id)
+            if version.pipeline_id != pipeline_id:
+                raise InvalidArgument(f"Version {version_id} does not belong to pipeline {pipeline_id}.")
+            repo.set_default_version(session, pipeline_id, version_id)
+
+    # -- versions -------------------------------------------------------------------------------------
+
+    def upload_version(
+        self, pipeline_id: str, package: PackageFile, *, name: str = "", description: str = ""
+    ) -> PipelineVersion:
+        """UploadPipelineVersion: a new version of `pipeline_id` from an uploaded package."""
+        if not pipeline_id:
+            message = "Please specify a pipeline id when creating versions."
+            raise InvalidArgument(message, internal=message)
+        with _context("Failed to get namespace from pipelineId."), _context(
+            "Failed to get namespace from Pipeline ID"
+        ):
+            self._require_pipeline(pipeline_id)
+        with _context("Error read pipeline file."):
+            manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
+        with _context("Invalid pipeline version name."):
+            name = _pipeline_name(name, package.filename)
+        with _context("Error read pipeline description."):
+            _check_text("Pipeline version description", description)
+        with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
+            return self._create_version(pipeline_id, name, description, manifest)
+
+    def create_version(self, request: NewPipelineVersion) -> PipelineVersion:
+        """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
+        with _context("Create pipeline version failed."):
+            url = request.package_url
+            _check_url(url)
+            owner = find_reference(list(request.resource_references), ResourceType.PIPELINE, Relationship.OWNER)
+            if owner is None or not owner.key.id:
+                raise InvalidArgument("Create pipeline version failed due to missing pipeline id")
+            pipeline_id = owner.key.id
+            self._require_pipeline(pipeline_id)
+            filename, data = self._download(url)
+            with _context("The URL is valid but pipeline system failed to read the file."):
+                manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            with _context("Invalid pipeline version name."):
+                name = _pipeline_name(request.name, filename)
+            _check_text("Pipeline version description", request.description)
+            _check_text("Code source URL", request.code_source_url)
+            return self._create_version(
+                pipeline_id,
+                name,
+                request.description,
+                manifest,
+                code_source_url=request.code_source_url,
+                package_url=url,
+            )
+
+    def get_version(self, version_id: str) -> PipelineVersion:
+        with self._db.transaction(write=False) as session:
+            version = repo.get_version(session, version_id)
+        if version is None:
+            raise NotFound.resource("Version", version_id).wrap("Get pipeline version failed.")
+        return version
+
+    def list_versions(self, request: ListRequest, key: ResourceKey | None) -> ListResult:
+        """ListPipelineVersions: the versions of the pipeline named by `resource_key`."""
+        if key is None or not key.id:
+            raise InvalidArgument("ResourceKey must be set in the input")
+        if key.type not in {ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE}:
+            raise InvalidArgument(
+                f"Invalid resource key type {key.type.name}: pipeline versions are listed by PIPELINE."
+            )
+        query = parse_list_request(repo.VERSION_LISTABLE, request)
+        with self._db.transaction(write=False) as session:
+            if repo.get_pipeline(session, key.id) is None:
+                raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
+            page = repo.list_versions(session, query, key.id)
+        return ListResult(page.items, page.total_size, next_page_token(query, page))
+
+    def delete_version(self, version_id: str) -> None:
+        """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
+        with _context("Delete pipeline version failed."), self._db.transaction() as session:
+            version = repo.get_version(session, version_id)
+            if version is None:
+                raise NotFound.resource("Version", version_id)
+            # Lock the pipeline first, as every version write does, then delete.
+            pipeline = repo.get_pipeline(session, version.pipeline_id, lock=True)
+            if not repo.delete_version(session, version_id):
+                raise NotFound.resource("Version", version_id)
+            if pipeline is not None and pipeline.default_version_id == version_id:
+                latest = repo.latest_version(session, pipeline.id)
+                repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
+
+    def get_version_template(self, version_id: str) -> str:
+        with self._db.transaction(write=False) as session:
+            template = repo.get_template(session, version_id)
+        if template is None:
+            raise NotFound.resource("Version", version_id).wrap("Get pipeline version template failed.")
+        return template
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _require_pipeline(self, pipeline_id: str) -> None:
+        with self._db.transaction(write=False) as session:
+            if repo.get_pipeline(session, pipeline_id) is None:
+                raise NotFound.resource("Pipeline", pipeline_id)
+
+    def _create_pipeline(
+        self, name: str, description: str, namespace: str, manifest: bytes, *, package_url: str = ""
+    ) -> PipelineDetail:
+        template, parameters = _template_and_parameters(manifest)
+        pipeline_id = str(uuid.uuid4())
+        created_at = now_seconds()
+        pipeline = Pipeline(
+            id=pipeline_id,
+            name=name,
+            description=description,
+            description_key=description_key(description),
+            namespace=namespace,
+            created_at=created_at,
+            status=STATUS_READY,
+            parameters=parameters,
+            default_version_id=pipeline_id,
+        )
+        version = PipelineVersion(
+            id=pipeline_id,
+            pipeline_id=pipeline_id,
+            name=name,
+            description="",
+            created_at=created_at,
+            status=STATUS_READY,
+            parameters=parameters,
+            code_source_url="",
+            package_url=package_url,
+        )
+        with self._db.transaction() as session:
+            try:
+                repo.add_pipeline(session, pipeline)
+            except DuplicateKeyError:
+                raise AlreadyExists(
+                    f"Failed to create a new pipeline. The name {name} already exist. Please specify a new name."
+                ) from None
+            repo.add_version(session, version, template)
+        return PipelineDetail(pipeline, version)
+
+    def _create_version(
+        self,
+        pipeline_id: str,
+        name: str,
+        description: str,
+        manifest: bytes,
+        *,
+        code_source_url: str = "",
+        package_url: str = "",
+    ) -> PipelineVersion:
+        template, parameters = _template_and_parameters(manifest)
+        version = PipelineVersion(
+            id=str(uuid.uuid4()),
+            pipeline_id=pipeline_id,
+            name=name,
+            description=description,
+            created_at=now_seconds(),
+            status=STATUS_READY,
+            parameters=parameters,
+            code_source_url=code_source_url,
+            package_url=package_url,
+        )
+        with self._db.transaction() as session:
+            pipeline = repo.get_pipeline(session, pipeline_id, lock=True)
+            if pipeline is None:
+                raise NotFound.resource("Pipeline", pipeline_id)
+            try:
+                repo.add_version(session, version, template)
+            except DuplicateKeyError:
+                raise AlreadyExists(
+                    f"Failed to create a new pipeline version. The name {name} already exist. "
+                    "Please specify a new name."
+                ) from None
+            # A pipeline left without a default (all versions deleted) takes the new one whatever the setting.
+            if self._settings.auto_update_default_version or not pipeline.default_version_id:
+                repo.set_default_version(session, pipeline_id, version.id)
+        return version
+
+    def _download(self, url: str) -> tuple[str, bytes]:
+        """The file name (last path segment) and the bytes at `url`; a failure is the client's (400)."""
+        parts = urlsplit(url)
+        filename = posixpath.basename(unquote(parts.path).rstrip("/")) or parts.netloc
+        limit = self._settings.max_upload_bytes
+        try:
+            if parts.scheme == "file":
+                data = _read_local_file(parts.netloc, parts.path, limit)
+            else:
+                data = _fetch(url, limit, self._settings.url_fetch_timeout_seconds)
+        except _TooLarge:
+            raise too_large(limit) from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            message = (
+                f"Failed to download the pipeline from {url} Please double check the URL is valid and can be "
+                "accessed by the pipeline system."
+            )
+            raise InvalidArgument(message, internal=f"InvalidInputError: {message}: {exc}") from None
+        return filename, data
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _default_version(session: Any, pipeline: Pipeline) -> PipelineVersion | None:
+    return repo.get_version(session, pipeline.default_version_id) if pipeline.default_version_id else None
+
+
+def _template_and_parameters(manifest: bytes) -> tuple[str, str]:
+    """The workflow's compact JSON and its parameters' JSON; InvalidArgument naming what is wrong."""
+    try:
+        workflow = parse_workflow(manifest)
+    except WorkflowError as exc:
+        raise InvalidArgument(str(exc)) from None
+    parameters = json.dumps([p.to_dict() for p in workflow.parameters], separators=(",", ":"))
+    if len(parameters.encode()) > MAX_PARAMETER_BYTES:
+        raise InvalidArgument(f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.")
+    return workflow.json, parameters
+
+
+def _pipeline_name(name: str, fallback: str) -> str:
+    name = name or fallback
+    if not name:
+        raise InvalidArgument("Pipeline name is empty. Please specify a valid name.")
+    if len(name) > PIPELINE_NAME_LENGTH:
+        raise InvalidArgument(f"Pipeline name too long. Support maximum length of {PIPELINE_NAME_LENGTH}")
+    _check_text("Pipeline name", name)
+    return name
+
+
+def _check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
+    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{label} must not contain NUL characters.")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
+    if size > max_bytes:
+        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")
+
+
+def _check_namespace(namespace: str) -> None:
+    if len(namespace) > NAMESPACE_LENGTH:
+        raise InvalidArgument(f"Namespace too long. Support maximum length of {NAMESPACE_LENGTH}")
+    _check_text("Namespace", namespace)
+
+
+def _namespace_of(references: Sequence[ResourceReference]) -> str:
+    reference = find_reference(list(references), ResourceType.NAMESPACE)
+    return reference.key.id if reference is not None else ""
+
+
+def _list_namespace(key: ResourceKey | None) -> str:
+    if key is None or (key.type == ResourceType.UNKNOWN_RESOURCE_TYPE and not key.id):
+        return ""
+    if key.type != ResourceType.NAMESPACE:
+        raise InvalidArgument(
+            "Invalid resource references for pipelines. ListPipelines requires filtering by namespace."
+        ).wrap("Failed to create list options")
+    return key.id
+
+
+def _check_url(url: str) -> None:
+    if not url:
+        raise InvalidArgument("Pipeline URL is empty. Please specify a valid URL.")
+    invalid = InvalidArgument(f"Invalid Pipeline URL {url}. Please specify a valid URL")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise invalid from None
+    if not parts.scheme:
+        raise invalid
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise InvalidArgument(
+            f"Invalid Pipeline URL {url}. Please specify a valid URL: the server downloads http, https and file URLs."
+        )
+    if parts.scheme.lower() != "file" and not parts.netloc:
+        raise invalid
+    _check_text("Pipeline URL", url)
+
+
+def _read_local_file(host: str, path: str, limit: int) -> bytes:
+    if host not in ("", "localhost"):
+        raise OSError(f"a file URL must name a file on this server, not on {host!r}")
+    local_path = urllib.request.url2pathname(path)
+    # Only regular files: a FIFO or device could block or never end.
+    if not stat.S_ISREG(os.stat(local_path).st_mode):
+        raise OSError(f"{local_path} is not a regular file")
+    with open(local_path, "rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise _TooLarge
+    return data
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """http(s) only, redirects included (a redirect to any other scheme fails); proxies from the environment."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def _fetch(url: str, limit: int, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url, headers={"User-Agent": "kfp-backend"})
+    with _opener().open(request, timeout=timeout) as response:
+        if response.status != 200:
+            raise urllib.error.URLError(f"HTTP status {response.status}")
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = response.read(_DOWNLOAD_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"download took longer than {timeout} seconds")
+    return b"".join(chunks)

@@ -1,0 +1,250 @@
+"""Parse and validate an Argo Workflow manifest (YAML or JSON text), as kfp 1.8 compiles pipelines.
+
+Only what this server needs to trust a manifest is checked: the document is an `argoproj.io/v1alpha1`
+`Workflow` whose spec has named templates, an entrypoint naming one of them and well-formed
+`spec.arguments.parameters`. KFP v2 pipeline specs (IR with `pipelineInfo` and `root`) are refused.
+Every problem raises WorkflowError with a message that names it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+ARGO_API_VERSION = "argoproj.io/v1alpha1"
+WORKFLOW_KIND = "Workflow"
+
+_PARSE_FAILED = "Failed to parse the workflow template"
+_INVALID = "Invalid workflow"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class WorkflowError(ValueError):
+    """The manifest is not a usable Argo Workflow; the message says why."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One of the workflow's `spec.arguments.parameters`; `value` is None when it has no default."""
+
+    name: str
+    value: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name} if self.value is None else {"name": self.name, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Workflow:
+    document: dict[str, Any]
+    parameters: tuple[Parameter, ...]
+    # The document re-serialized as compact JSON (what the API stores and returns as the template).
+    json: str
+
+    @property
+    def entrypoint(self) -> str:
+        return self.document["spec"]["entrypoint"]
+
+    @property
+    def templates(self) -> dict[str, dict[str, Any]]:
+        return {template["name"]: template for template in self.document["spec"]["templates"]}
+
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader without implicit timestamps: a date in a manifest stays the string it was."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_workflow(text: str | bytes) -> Workflow:
+    """Parse YAML or JSON text into a validated Workflow."""
+    return validate_workflow(load_document(text))
+
+
+def load_document(text: str | bytes) -> Any:
+    """The YAML/JSON document in `text`; WorkflowError when it cannot be read as one."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise WorkflowError(f"{_PARSE_FAILED}: the file is not UTF-8 text.") from None
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                document = json.loads(text, parse_constant=_reject_constant)
+            except ValueError:
+                document = _load_yaml(text)  # YAML flow style also starts with a bracket
+        else:
+            document = _load_yaml(text)
+    except RecursionError:
+        raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
+    # Aliases can make a small file expand into an enormous (or cyclic) document: refuse more nodes
+    # than a document without aliases could possibly hold.
+    _check_size(document, budget=len(text) + 1000)
+    return document
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a safe loader (no arbitrary objects)
+    except yaml.MarkedYAMLError as exc:
+        # Our own wording: never echo the offending line (the file may come from a URL).
+        where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
+        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise WorkflowError(f"{_PARSE_FAILED}: {problem}{where}.") from None
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"{_PARSE_FAILED}: {type(exc).__name__}.") from None
+
+
+def _check_size(document: Any, budget: int) -> None:
+    stack = [document]
+    seen = 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > budget:
+            raise WorkflowError(f"{_PARSE_FAILED}: the document expands to too many values (YAML aliases?).")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def validate_workflow(document: Any) -> Workflow:
+    """Check a parsed document; return the Workflow with its parameters and compact JSON."""
+    if not isinstance(document, dict):
+        raise WorkflowError(
+            f"unknown template format: expected an Argo Workflow object, got {_describe(document)}."
+        )
+    if _is_v2_spec(document):
+        raise WorkflowError(
+            "KFP v2 pipeline specs (pipelineInfo/root) are not supported: upload an Argo Workflow compiled "
+            "by the kfp 1.x SDK (v1 mode)."
+        )
+    api_version = document.get("apiVersion", "")
+    if api_version != ARGO_API_VERSION:
+        raise WorkflowError(
+            f"Unsupported argo version. Expected: {ARGO_API_VERSION}. Received: {_scalar_text(api_version)}"
+        )
+    kind = document.get("kind", "")
+    if kind != WORKFLOW_KIND:
+        raise WorkflowError(f"Unexpected resource type. Expected: {WORKFLOW_KIND}. Received: {_scalar_text(kind)}")
+    metadata = document.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise WorkflowError(f"{_INVALID}: metadata must be an object.")
+    spec = document.get("spec")
+    if not isinstance(spec, dict):
+        raise WorkflowError(f"{_INVALID}: spec is missing or is not an object.")
+    _check_templates(spec)
+    try:
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise WorkflowError(f"{_PARSE_FAILED}: it holds a value JSON cannot represent ({exc}).") from None
+    except RecursionError:
+        raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
+    parameters = _parameters(spec)
+    return Workflow(document=document, parameters=parameters, json=text)
+
+
+def _is_v2_spec(document: dict[str, Any]) -> bool:
+    if "pipelineInfo" in document and "root" in document:
+        return True
+    inner = document.get("pipelineSpec")
+    return isinstance(inner, dict) and "pipelineInfo" in inner
+
+
+def _check_templates(spec: dict[str, Any]) -> None:
+    templates = spec.get("templates")
+    if not isinstance(templates, list) or not templates:
+        raise WorkflowError(f"{_INVALID}: spec.templates must be a non-empty list.")
+    names: set[str] = set()
+    for index, template in enumerate(templates):
+        name = template.get("name") if isinstance(template, dict) else None
+        if not isinstance(name, str) or not name:
+            raise WorkflowError(f"{_INVALID}: spec.templates[{index}] must be an object with a non-empty name.")
+        if name in names:
+            raise WorkflowError(f'{_INVALID}: template name "{name}" is used more than once.')
+        names.add(name)
+    entrypoint = spec.get("entrypoint")
+    if entrypoint is None or entrypoint == "":
+        raise WorkflowError(f"{_INVALID}: spec.entrypoint is missing.")
+    if not isinstance(entrypoint, str) or entrypoint not in names:
+        raise WorkflowError(
+            f'{_INVALID}: spec.entrypoint "{_scalar_text(entrypoint)}" is not the name of a template.'
+        )
+
+
+def _parameters(spec: dict[str, Any]) -> tuple[Parameter, ...]:
+    arguments = spec.get("arguments")
+    if arguments is None:
+        return ()
+    if not isinstance(arguments, dict):
+        raise WorkflowError(f"{_INVALID}: spec.arguments must be an object.")
+    raw = arguments.get("parameters")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise WorkflowError(f"{_INVALID}: spec.arguments.parameters must be a list.")
+    parameters: list[Parameter] = []
+    names: set[str] = set()
+    for index, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise WorkflowError(
+                f"{_INVALID}: spec.arguments.parameters[{index}] must be an object with a non-empty name."
+            )
+        if name in names:
+            raise WorkflowError(f'{_INVALID}: parameter "{name}" is declared more than once.')
+        names.add(name)
+        parameters.append(Parameter(name=name, value=_parameter_value(name, item.get("value"))))
+    return tuple(parameters)
+
+
+def _parameter_value(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        # NaN and infinities never get here: the whole document was serialized to JSON first.
+        return json.dumps(value)
+    raise WorkflowError(f'{_INVALID}: the value of parameter "{name}" must be a string, number or boolean.')
+
+
+def _describe(document: Any) -> str:
+    if document is None:
+        return "an empty document"
+    if isinstance(document, list):
+        return "a list"
+    if isinstance(document, str):
+        return "a string"
+    if isinstance(document, bool):
+        return "a boolean"
+    if isinstance(document, int | float):
+        return "a number"
+    return f"a {type(document).__name__}"
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__}>"
+    return str(value)
