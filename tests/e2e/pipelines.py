@@ -88,7 +88,9 @@ EXPECTED_PARAMETERS: dict[str, list[dict[str, str]]] = {
 def compile_pipeline(key: str, path: Path) -> Path:
     """Compile PIPELINES[key] to `path`; the compiler picks the format from the suffix (.yaml, .zip, .tar.gz)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # ContainerOp's "use components" nudge
+        # ContainerOp's "use reusable components" nudge and its deprecated `.image` accessor.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         compiler.Compiler().compile(PIPELINES[key], str(path))
     return path
 

@@ -111,6 +111,7 @@ def test_list_paging_and_sorting(kfp_client, unique):
     assert pages("") == [[training, prediction], [moonshot]]  # default order: created_at ascending
     assert pages("name", page_size=1) == [[moonshot], [prediction], [training]]
     assert pages("name", page_size=3) == [[moonshot, prediction, training]]
+    assert pages("name", page_size=1000) == [[moonshot, prediction, training]]  # clamped to 200, not refused
 
     first = kfp_client.list_experiments(page_size=2, sort_by="id", filter=only_mine)
     rest = kfp_client.list_experiments(page_token=first.next_page_token, page_size=2, sort_by="id", filter=only_mine)
