@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 
 from flask import Blueprint, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from kfp_backend.api import API_PREFIX, services
 from kfp_backend.api.listing import list_response
@@ -22,6 +23,7 @@ from kfp_backend.api.pipeline_schemas import (
 from kfp_backend.api.request_parsing import list_request, load_body, resource_key
 from kfp_backend.api.schemas import load_references
 from kfp_backend.services.errors import InvalidArgument
+from kfp_backend.services.pipeline_files import too_large
 from kfp_backend.services.pipelines import NewPipeline, NewPipelineVersion, PackageFile
 
 blueprint = Blueprint("pipelines", __name__, url_prefix=API_PREFIX)
@@ -33,15 +35,19 @@ UPLOAD_FIELD = "uploadfile"
 
 def _uploaded_package() -> PackageFile:
     """The multipart `uploadfile` part, read up to one byte past the size limit (the service refuses more)."""
+    limit = services().settings.max_upload_bytes
     try:
         upload = request.files.get(UPLOAD_FIELD)
+    except RequestEntityTooLarge:
+        # A body beyond what Flask reads at all holds a file beyond the limit: the same 400 as a file just over.
+        raise too_large(limit).wrap("Error read pipeline file.") from None
     except ValueError as exc:  # a malformed multipart body
         message = f"Failed to read pipeline from file: {exc}"
         raise InvalidArgument(message, internal=message) from None
     if upload is None:
         message = "Failed to read pipeline from file: http: no such file"
         raise InvalidArgument(message, internal=message)
-    data = upload.stream.read(services().settings.max_upload_bytes + 1)
+    data = upload.stream.read(limit + 1)
     return PackageFile(filename=posixpath.basename(upload.filename or ""), data=data)
 
 

@@ -525,7 +525,8 @@ def _fetch(url: str, limit: int, timeout: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
-            chunk = response.read(_DOWNLOAD_CHUNK)
+            # read1: what has arrived (at most one socket read), so a trickling server meets the deadline.
+            chunk = response.read1(_DOWNLOAD_CHUNK)
             if not chunk:
                 break
             size += len(chunk)
