@@ -10,9 +10,10 @@ import json
 import logging
 
 from flask import Flask, Response, request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
-from kfp_backend.services.errors import ApiError, Internal
+from kfp_backend.services.errors import ApiError, Internal, InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ def _http_error_response(error: HTTPException) -> Response:
     return response
 
 
+def _data_error_response(error: DataError) -> Response:
+    # The database refused a value of the request (SQLSTATE class 22: e.g. a NUL character, which
+    # PostgreSQL text cannot hold, or a number out of the column's range): the client's input, not a fault.
+    log.warning("database refused a value on %s %s: %s", request.method, request.path, error.orig)
+    reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+    return api_error_response(InvalidArgument(f"The database cannot store a value of the request: {reason}"))
+
+
 def _unexpected_error_response(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return api_error_response(Internal(f"{type(error).__name__}: {error}"))
@@ -69,4 +78,5 @@ def _unexpected_error_response(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
+    app.register_error_handler(DataError, _data_error_response)
     app.register_error_handler(Exception, _unexpected_error_response)

@@ -9,7 +9,7 @@ from flask import request
 from marshmallow import Schema, ValidationError
 
 from kfp_backend.services.errors import InvalidArgument
-from kfp_backend.services.listing import ListRequest
+from kfp_backend.services.listing import ListRequest, load_json
 from kfp_backend.services.references import ResourceKey, ResourceType, parse_enum
 
 
@@ -19,8 +19,8 @@ def json_body() -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = load_json(raw)
+    except ValueError as exc:
         message = f"Malformed JSON request body: {exc}"
         raise InvalidArgument(message, internal=message) from None
     if not isinstance(body, dict):

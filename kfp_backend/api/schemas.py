@@ -29,7 +29,8 @@ def format_timestamp(seconds: int | None) -> str:
 
 
 def parse_timestamp(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    # Python 3.10's fromisoformat does not know the "Z" suffix.
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in {"z", "Z"} else text)
     if moment.tzinfo is None:
         raise ValueError("missing time zone")
     return int(moment.timestamp())
@@ -51,6 +52,8 @@ class ProtoSchema(Schema):
             raise ValidationError("expected a JSON object")
         converted: dict[str, Any] = {}
         for key, value in data.items():
+            if value is None:
+                continue  # jsonpb reads null as "not set": the field keeps its default.
             snake = to_snake(key) if isinstance(key, str) else key
             # The proto name wins when a body carries both spellings.
             if snake not in converted or snake == key:

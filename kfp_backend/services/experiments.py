@@ -19,6 +19,10 @@ STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
 STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_DESCRIPTION = "All runs created without specifying an experiment will be grouped here."
+# The resource types upstream's ValidateFilter can convert; others (UNKNOWN, PIPELINE) are a 400.
+_FILTERABLE_KEY_TYPES = {
+    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
+}
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,18 @@ class ExperimentService:
         return experiment
 
     def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
-        if key is not None and key.type == ResourceType.NAMESPACE and key.id:
-            raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.").wrap(
-                "Failed to create list options"
-            )
-        if key is not None and key.type not in {ResourceType.NAMESPACE, ResourceType.UNKNOWN_RESOURCE_TYPE}:
-            raise InvalidArgument(
-                f"Invalid resource references for experiment. Unsupported resource type: {key.type.name}"
-            ).wrap("Failed to create list options")
+        # Upstream's order: list options first, then the key's type, then the single-user rule.
+        # Any other convertible key (EXPERIMENT, JOB, ...) is ignored: single-user lists everything.
         query = parse_list_request(repo.EXPERIMENT_LISTABLE, request)
+        if key is not None:
+            if key.type not in _FILTERABLE_KEY_TYPES:
+                raise (
+                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                    .wrap("Unrecognized resource reference type.")
+                    .wrap("Validating filter failed.")
+                )
+            if key.type == ResourceType.NAMESPACE and key.id:
+                raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.")
         with self._db.transaction(write=False) as session:
             page = repo.list_experiments(session, query)
         return ListResult(page.items, page.total_size, next_page_token(query, page))

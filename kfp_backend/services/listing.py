@@ -49,20 +49,33 @@ def _invalid(message: str) -> InvalidArgument:
     return InvalidArgument(message).wrap("Failed to create list options")
 
 
+def load_json(raw: str | bytes) -> Any:
+    """json.loads for request input. Also refuses, as ValueError, what json.loads lets through but no
+    database driver can store (a lone UTF-16 surrogate such as "\\ud800") and nesting too deep to parse."""
+    try:
+        document = json.loads(raw)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone UTF-16 surrogate") from None
+    return document
+
+
 def parse_list_request(listable: Listable, request: ListRequest) -> ListQuery:
     page_size = parse_page_size(request.page_size)
+    # Like upstream's strings.Fields: a blank sort_by is no sort_by.
+    sort_by = request.sort_by if request.sort_by and request.sort_by.strip() else None
     if request.page_token:
         token_query = decode_page_token(listable, request.page_token, page_size)
-        if request.sort_by:
-            field, descending = parse_sort_by(listable, request.sort_by)
+        if sort_by:
+            field, descending = parse_sort_by(listable, sort_by)
             if (field, descending) != (token_query.sort_field, token_query.descending):
                 raise _token_mismatch()
         if request.filter and parse_filter(listable, request.filter) != token_query.predicates:
             raise _token_mismatch()
         return token_query
-    field, descending = (
-        parse_sort_by(listable, request.sort_by) if request.sort_by else (listable.default_sort, False)
-    )
+    field, descending = parse_sort_by(listable, sort_by) if sort_by else (listable.default_sort, False)
     predicates = parse_filter(listable, request.filter) if request.filter else ()
     return ListQuery(page_size=page_size, sort_field=field, descending=descending, predicates=predicates)
 
@@ -107,14 +120,16 @@ def parse_sort_by(listable: Listable, sort_by: str) -> tuple[str, bool]:
 def parse_filter(listable: Listable, raw: str | dict) -> tuple[Predicate, ...]:
     if isinstance(raw, str):
         try:
-            document = json.loads(raw)
+            document = load_json(raw)
         except ValueError as exc:
             raise _filter_error(raw, f"invalid JSON: {exc}") from None
     else:
         document = raw
     if not isinstance(document, dict) or set(document) - {"predicates"}:
         raise _filter_error(raw, "a filter is an object with one key, \"predicates\"")
-    predicates = document.get("predicates") or []
+    predicates = document.get("predicates")
+    if predicates is None:
+        predicates = []
     if not isinstance(predicates, list):
         raise _filter_error(raw, "\"predicates\" must be a list")
     return tuple(_parse_predicate(listable, raw, item) for item in predicates)
@@ -163,7 +178,9 @@ def _parse_predicate(listable: Listable, raw: object, item: object) -> Predicate
         if is_array:
             if not isinstance(value, dict) or set(value) - {"values"}:
                 raise ValueError(f"{kind} must be an object with a \"values\" list")
-            items = value.get("values") or []
+            items = value.get("values")
+            if items is None:
+                items = []
             if not isinstance(items, list):
                 raise ValueError(f"{kind}.values must be a list")
             converted: Any = tuple(_convert(kind[:-1], v, spec.kind) for v in items)
@@ -225,7 +242,8 @@ def _to_int(value: object, limit: int) -> int:
 
 def _rfc3339_seconds(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
+        # Python 3.10's fromisoformat does not know the "Z" suffix.
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in {"z", "Z"} else text)
     except ValueError:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
     if moment.tzinfo is None:
@@ -250,7 +268,7 @@ def encode_page_token(query: ListQuery, start_at: tuple[Any, str]) -> str:
 
 def decode_page_token(listable: Listable, token: str, page_size: int) -> ListQuery:
     try:
-        document = json.loads(base64.b64decode(token.encode(), validate=True))
+        document = load_json(base64.b64decode(token.encode(), validate=True))
         if not isinstance(document, dict) or document.get("v") != TOKEN_VERSION:
             raise ValueError("unknown token version")
         field, descending = document["sort"], document["desc"]
@@ -263,6 +281,8 @@ def decode_page_token(listable: Listable, token: str, page_size: int) -> ListQue
         sort_kind = str if spec.sort_column is not None else spec.kind
         if not isinstance(key, str) or type(value) is not sort_kind:
             raise ValueError("bad start")
+        if sort_kind is int and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ValueError("start value out of range")
         predicates = parse_filter(listable, {"predicates": [
             _token_predicate(entry) for entry in document["filter"]
         ]})
