@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,25 @@ def test_auto_update_default_version_off(settings):
         assert default_of(client, pipeline["id"]) == second["id"]
     finally:
         app.extensions["kfp_backend.services"].db.dispose()
+
+
+def test_concurrent_version_writes_keep_the_default_valid(app):
+    """Version creates and deletes racing on one pipeline (the pipeline row lock serializes them)."""
+    client = app.test_client()
+    pipeline = uploaded(client, "racing")
+
+    def add(index: int) -> int:
+        response = upload(app.test_client(), "v.yaml", workflow_yaml(), endpoint="upload_version",
+                          pipelineid=pipeline["id"], name=f"v{index}")
+        return response.status_code
+
+    def delete(version_id: str) -> int:
+        return app.test_client().delete(f"{API}/pipeline_versions/{version_id}").status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(add, range(12))) == {200}
+        ids = [v["id"] for v in versions_of(client, pipeline["id"], page_size=100).get_json()["versions"]]
+        assert len(ids) == 13
+        survivors = ids[-2:]
+        assert set(pool.map(delete, ids[:-2])) == {200}
+    assert default_of(client, pipeline["id"]) in survivors

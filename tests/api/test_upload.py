@@ -123,10 +123,22 @@ def test_upload_yaml_returns_pipeline_with_its_first_version(client):
     assert client.get(f"{API}/pipelines/{pipeline['id']}").get_json() == pipeline
 
 
-def test_upload_without_parameters_or_description_omits_them(client):
+def test_parameters_omitted_when_absent_and_typed_values_become_strings(client):
     pipeline = uploaded(client, "plain", workflow_yaml(parameters={}))
     assert set(pipeline) == {"id", "created_at", "name", "default_version"}
     assert "parameters" not in pipeline["default_version"]
+
+    # Typed parameter defaults become strings; a date stays the text it was; null is no default.
+    text = workflow_yaml(parameters={}).replace(
+        "  templates:",
+        "  arguments:\n    parameters:\n    - {name: i, value: 3}\n    - {name: f, value: 0.5}\n"
+        "    - {name: b, value: true}\n    - {name: d, value: 2021-01-02}\n    - {name: n, value: null}\n  templates:",
+    )
+    pipeline = uploaded(client, "typed", text)
+    assert pipeline["parameters"] == [
+        {"name": "i", "value": "3"}, {"name": "f", "value": "0.5"}, {"name": "b", "value": "true"},
+        {"name": "d", "value": "2021-01-02"}, {"name": "n"},
+    ]
 
 
 def test_template_is_the_parsed_workflow_as_compact_json(client):
@@ -295,19 +307,6 @@ def test_invalid_workflow_is_400_naming_the_problem(client):
     assert client.get(f"{API}/pipelines").get_json() == {}
 
 
-def test_typed_parameter_values_become_strings(client):
-    text = workflow_yaml(parameters={}).replace(
-        "  templates:",
-        "  arguments:\n    parameters:\n    - {name: i, value: 3}\n    - {name: f, value: 0.5}\n"
-        "    - {name: b, value: true}\n    - {name: d, value: 2021-01-02}\n    - {name: n, value: null}\n  templates:",
-    )
-    pipeline = uploaded(client, "typed", text)
-    assert pipeline["parameters"] == [
-        {"name": "i", "value": "3"}, {"name": "f", "value": "0.5"}, {"name": "b", "value": "true"},
-        {"name": "d", "value": "2021-01-02"}, {"name": "n"},
-    ]
-
-
 BAD_ARCHIVES = [
     (zip_bytes({}), "Error extracting pipeline from the zip file. Empty zip file."),
     (zip_bytes({"notes.txt": "x"}), "Expecting a pipeline.yaml file inside the zip. Got: notes.txt"),
@@ -388,15 +387,9 @@ def test_duplicate_name_is_409_in_upload_shape(client):
     error = upload_error(upload(client, "p.yaml", workflow_yaml(), name="twice"), 409)
     assert error == ("Error creating pipeline: Create pipeline failed: Already exist error: Failed to create a new "
                      "pipeline. The name twice already exist. Please specify a new name.")
+    assert upload(client, "p.yaml", workflow_yaml(), name="twice").mimetype == "application/json"
     # The same name is free in another namespace.
     assert uploaded(client, "twice", namespace="other")["id"] != first["id"]
-
-
-def test_upload_responses_are_json(client):
-    response = upload(client, "p.yaml", workflow_yaml())
-    assert response.mimetype == "application/json"
-    response = upload(client, "p.yaml", workflow_yaml())
-    assert response.status_code == 409 and response.mimetype == "application/json"
 
 
 # --- upload_version --------------------------------------------------------------------------------------
@@ -423,11 +416,9 @@ def test_upload_version(client):
     template = client.get(f"{API}/pipelines/{pipeline['id']}/templates").get_json()["template"]
     assert json.loads(template) == yaml.safe_load(workflow_yaml(parameters={"x": None}))
 
-
-def test_upload_version_archive_with_name(client):
-    pipeline = uploaded(client, "versioned")
-    response = upload(client, "pkg.tar.gz", tar_gz_bytes({"pipeline.yaml": workflow_yaml()}), endpoint="upload_version",
-                      pipelineid=pipeline["id"], name="v-archive")
+    archive = tar_gz_bytes({"pipeline.yaml": workflow_yaml()})
+    response = upload(client, "pkg.tar.gz", archive, endpoint="upload_version", pipelineid=pipeline["id"],
+                      name="v-archive")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["name"] == "v-archive"
 
