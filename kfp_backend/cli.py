@@ -86,5 +86,5 @@ def _serve(settings: Settings) -> int:
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
     waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                   max_request_body_size=settings.max_upload_bytes + (2 << 20), ident="kfp-backend")
+                   max_request_body_size=settings.max_request_bytes, ident="kfp-backend")
     return 0

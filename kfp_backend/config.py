@@ -33,6 +33,9 @@ class Settings:
     threads: int = 16
     log_level: str = "INFO"
     max_upload_bytes: int = 32 << 20
+    # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
+    # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
+    max_request_bytes: int = 1 << 30
     url_fetch_timeout_seconds: float = 30.0
     commit_sha: str = "unknown"
     tag_name: str = "unknown"
