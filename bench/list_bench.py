@@ -343,7 +343,7 @@ class Result:
                                "error": self.error, "total_size": self.total_size, "depth": self.depth,
                                "walk_ms_per_page": round(self.walk_ms_per_page, 2), "sql": self.sql,
                                "plans": self.plans, "samples": len(self.first.total),
-                               "load_average_1min": self.load_average}
+                               "load_average_1min": tuple(round(x, 2) for x in self.load_average)}
         if self.first.total and self.deep.total:
             out["first"], out["deep"] = self.first.summary(), self.deep.summary()
             out["ratio_p50"] = out["deep"]["p50"] / out["first"]["p50"]
