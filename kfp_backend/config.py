@@ -41,6 +41,21 @@ class Settings:
     tag_name: str = "unknown"
     default_service_account: str = "pipeline-runner"
     auto_update_default_version: bool = True
+    # Execution. The executor runs inside `serve` unless turned off (an API-only replica).
+    executor_enabled: bool = True
+    # Steps running at once across all runs of this process; 0 means twice the number of cores.
+    max_parallel_steps: int = 0
+    # How steps get private /tmp/inputs, /tmp/outputs...: "auto" (a private mount namespace when the
+    # kernel allows it, else path rewriting), "namespace" (required) or "rewrite".
+    step_isolation: str = "auto"
+    # A run's driver renews its claim this often; a claim older than `driver_stale_seconds` is
+    # taken over by another executor (after a crash or a kill).
+    driver_heartbeat_seconds: float = 2.0
+    driver_stale_seconds: int = 10
+
+    @property
+    def effective_max_parallel_steps(self) -> int:
+        return self.max_parallel_steps if self.max_parallel_steps > 0 else 2 * (os.cpu_count() or 1)
 
     @property
     def effective_database_url(self) -> str:

@@ -7,13 +7,15 @@ index used to sort by description (long text cannot be indexed on every database
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DESCRIPTION_KEY_LENGTH = 255
 NAME_LENGTH = 255
 NAMESPACE_LENGTH = 63
+# Argo node ids are `<workflow name>-<decimal hash>`; metric node ids are capped at 128 upstream.
+NODE_ID_LENGTH = 128
 
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql")
 
@@ -110,3 +112,99 @@ class PipelineTemplate(Base):
         primary_key=True,
     )
     template: Mapped[str] = mapped_column(LongText, nullable=False)
+
+
+class Run(Base):
+    """One run. What listing returns lives here; manifests and node state live in their own tables.
+
+    `resource_references` is the rendered JSON list (names included): experiment and version names
+    never change, so listing needs no join. The id columns beside it carry the indexes.
+    """
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
+    experiment_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    pipeline_id: Mapped[str] = mapped_column(String(36), nullable=False, default="")
+    pipeline_name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    pipeline_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    service_account: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    # JSON list of {"name", "value"}: exactly the parameters the request gave.
+    parameters: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    resource_references: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    scheduled_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    finished_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # The Argo workflow phase ("" before the first report), or "Terminating".
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    storage_state: Mapped[str] = mapped_column(String(32), nullable=False)
+    # Execution bookkeeping: a terminate was asked for; which executor drives the run and when it
+    # last said so (a stale heartbeat lets another executor take the run over).
+    terminate_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    driver_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    driver_heartbeat: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+    __table_args__ = (
+        Index("ix_runs_created_at", "created_at", "id"),
+        Index("ix_runs_name", "name", "id"),
+        Index("ix_runs_description_key", "description_key", "id"),
+        Index("ix_runs_finished_at", "finished_at", "id"),
+        Index("ix_runs_scheduled_at", "scheduled_at", "id"),
+        Index("ix_runs_status", "status", "id"),
+        Index("ix_runs_storage_state", "storage_state", "created_at", "id"),
+        Index("ix_runs_experiment_created_at", "experiment_id", "created_at", "id"),
+        Index("ix_runs_experiment_storage_state", "experiment_id", "storage_state", "created_at", "id"),
+        Index("ix_runs_experiment_name", "experiment_id", "name", "id"),
+        Index("ix_runs_job_created_at", "job_id", "created_at", "id"),
+        Index("ix_runs_version_created_at", "pipeline_version_id", "created_at", "id"),
+        Index("ix_runs_namespace_created_at", "namespace", "created_at", "id"),
+        # The monitor's scan: unfinished runs and their drivers' heartbeats.
+        Index("ix_runs_finished_heartbeat", "finished_at", "driver_heartbeat"),
+    )
+
+
+class RunManifest(Base):
+    """The big texts of a run, read only by get, the executor and retry."""
+
+    __tablename__ = "run_manifests"
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_manifests_run"), primary_key=True
+    )
+    # pipeline_spec.workflow_manifest: the request's manifest verbatim, or the version's template.
+    pipeline_spec_manifest: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+    # The workflow as submitted (JSON: metadata + spec, parameters overridden, ids substituted).
+    workflow: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+    # The workflow-level status fields (phase, startedAt, finishedAt, message, progress) as JSON.
+    workflow_status: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+
+
+class RunNode(Base):
+    """One Argo node of a run: `data` is the node as Argo's status shows it (JSON), plus private
+    executor keys starting with `_` that are never shown."""
+
+    __tablename__ = "run_nodes"
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_nodes_run"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(NODE_ID_LENGTH), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(16), nullable=False)
+    data: Mapped[str] = mapped_column(LongText, nullable=False)
+
+
+class RunMetric(Base):
+    """A reported metric; the primary key makes the first report win."""
+
+    __tablename__ = "run_metrics"
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_metrics_run"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(NODE_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number_value: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
+    format: Mapped[str] = mapped_column(String(16), nullable=False, default="UNSPECIFIED")
+    # Keeps the order of reports (runs show their metrics in that order).
+    reported_at_ns: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
