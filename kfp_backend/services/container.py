@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from kfp_backend.config import Settings
 from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.services.metrics import MetricsService
 from kfp_backend.services.pipelines import PipelineService
+from kfp_backend.services.runs import RunService
 from kfp_backend.store.db import Database
 
 
@@ -16,11 +18,20 @@ class Services:
     db: Database
     experiments: ExperimentService
     pipelines: PipelineService
+    runs: RunService
+    metrics: MetricsService
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
+        experiments = ExperimentService(db)
         return cls(
-            settings=settings, db=db, experiments=ExperimentService(db), pipelines=PipelineService(db, settings)
+            settings=settings,
+            db=db,
+            experiments=experiments,
+            pipelines=PipelineService(db, settings),
+            # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
+            runs=RunService(db, settings, experiments),
+            metrics=MetricsService(db),
         )
 
     def bootstrap(self) -> None:

@@ -1,0 +1,162 @@
+"""Wire schemas of RunService (see api/schemas.py for the conventions)."""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+from kfp_backend.api.schemas import (
+    Enum,
+    ParameterSchema,
+    ProtoSchema,
+    ResourceReferenceSchema,
+    dump_reference,
+    format_timestamp,
+    load_references,
+)
+from kfp_backend.services.experiments import STORAGE_AVAILABLE
+from kfp_backend.services.metrics import MetricFormat, ReportedMetric, ReportResult
+from kfp_backend.services.runs import NewRun, RunDetail, RunView
+from kfp_backend.store.models import RunMetric
+
+
+class Double(fields.Field):
+    """A proto double: a JSON number, or (as jsonpb reads it) a numeric string."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool):
+            raise ValidationError("expected a number")
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValidationError(f"expected a number, got {value!r}") from None
+        else:
+            raise ValidationError("expected a number")
+        if not math.isfinite(number):
+            raise ValidationError(f"expected a finite number, got {value!r}")
+        return number
+
+
+class PipelineSpecRequestSchema(ProtoSchema):
+    pipeline_id = fields.String(load_default="")
+    pipeline_name = fields.String(load_default="")
+    workflow_manifest = fields.String(load_default="")
+    pipeline_manifest = fields.String(load_default="")
+    parameters = fields.List(fields.Nested(ParameterSchema), load_default=None)
+    runtime_config = fields.Dict(load_default=None)
+
+
+class RunRequestSchema(ProtoSchema):
+    """The body of CreateRun (an api.Run); output-only fields are ignored."""
+
+    name = fields.String(load_default="")
+    description = fields.String(load_default="")
+    pipeline_spec = fields.Nested(PipelineSpecRequestSchema, load_default=None)
+    resource_references = fields.List(fields.Nested(ResourceReferenceSchema), load_default=list)
+    service_account = fields.String(load_default="")
+
+    def to_new_run(self, body: dict[str, Any]) -> NewRun:
+        spec = body["pipeline_spec"] or {}
+        return NewRun(
+            name=body["name"],
+            description=body["description"],
+            pipeline_id=spec.get("pipeline_id", ""),
+            workflow_manifest=spec.get("workflow_manifest", ""),
+            pipeline_manifest=spec.get("pipeline_manifest", ""),
+            parameters=spec.get("parameters"),
+            has_runtime_config=spec.get("runtime_config") is not None,
+            resource_references=load_references(body["resource_references"]),
+            service_account=body["service_account"],
+        )
+
+
+class RunMetricRequestSchema(ProtoSchema):
+    name = fields.String(load_default="")
+    node_id = fields.String(load_default="")
+    number_value = Double(load_default=0.0)
+    format = Enum(MetricFormat, load_default=MetricFormat.UNSPECIFIED)
+
+
+class ReportMetricsRequestSchema(ProtoSchema):
+    run_id = fields.String(load_default="")
+    metrics = fields.List(fields.Nested(RunMetricRequestSchema), load_default=list)
+
+    def to_metrics(self, body: dict[str, Any]) -> list[ReportedMetric]:
+        return [
+            ReportedMetric(m["name"], m["node_id"], m["number_value"], MetricFormat(m["format"]))
+            for m in body["metrics"]
+        ]
+
+
+def _dump_metric(metric: RunMetric) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": metric.name, "node_id": metric.node_id}
+    if metric.number_value:
+        body["number_value"] = metric.number_value
+    if metric.format and metric.format != MetricFormat.UNSPECIFIED.name:
+        body["format"] = metric.format
+    return body
+
+
+def dump_run(view: RunView) -> dict[str, Any]:
+    """An api.Run in the gateway's field order, zero values omitted."""
+    run = view.run
+    body: dict[str, Any] = {"id": run.id, "name": run.name}
+    if run.storage_state and run.storage_state != STORAGE_AVAILABLE:
+        body["storage_state"] = run.storage_state
+    if run.description:
+        body["description"] = run.description
+    spec: dict[str, Any] = {}
+    if run.pipeline_id:
+        spec["pipeline_id"] = run.pipeline_id
+    if run.pipeline_name:
+        spec["pipeline_name"] = run.pipeline_name
+    if view.pipeline_spec_manifest:
+        spec["workflow_manifest"] = view.pipeline_spec_manifest
+    parameters = [{k: v for k, v in p.items() if v} for p in view.parameters]
+    if parameters:
+        spec["parameters"] = parameters
+    body["pipeline_spec"] = spec
+    references = [dump_reference(r) for r in view.references]
+    if references:
+        body["resource_references"] = references
+    if run.service_account:
+        body["service_account"] = run.service_account
+    body["created_at"] = format_timestamp(run.created_at)
+    body["scheduled_at"] = format_timestamp(run.scheduled_at)
+    body["finished_at"] = format_timestamp(run.finished_at)
+    if run.status:
+        body["status"] = run.status
+    if view.metrics:
+        body["metrics"] = [_dump_metric(m) for m in view.metrics]
+    return body
+
+
+def dump_run_detail(detail: RunDetail) -> dict[str, Any]:
+    runtime = {"workflow_manifest": detail.workflow_manifest} if detail.workflow_manifest else {}
+    return {"run": dump_run(detail.view), "pipeline_runtime": runtime}
+
+
+def dump_report_results(results: list[ReportResult]) -> dict[str, Any]:
+    rendered = []
+    for result in results:
+        item: dict[str, Any] = {}
+        if result.metric_name:
+            item["metric_name"] = result.metric_name
+        if result.metric_node_id:
+            item["metric_node_id"] = result.metric_node_id
+        if result.status:
+            item["status"] = result.status.name
+        if result.message:
+            item["message"] = result.message
+        rendered.append(item)
+    return {"results": rendered} if rendered else {}
+
+
+def dump_artifact(data: bytes) -> dict[str, Any]:
+    return {"data": base64.b64encode(data).decode("ascii")} if data else {}

@@ -1,0 +1,576 @@
+"""Run rules: creation (validation, references, the runtime workflow), reading, listing, archive,
+delete, terminate, retry, artifacts and step logs. Executing runs is the executor's business: it
+learns about what happens here through the RunExecution hooks, called after each change commits.
+
+Validation order and messages follow the real server's CreateRun (see docs/compatibility.md for the
+few places where this server says more, or refuses what it cannot run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kfp_backend.config import Settings
+from kfp_backend.services.clock import now_seconds
+from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
+from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.run_manifest import runtime_workflow
+from kfp_backend.services.run_status import FINISHED_PHASES, load_object, render_workflow
+from kfp_backend.store import experiments_repo, pipelines_repo
+from kfp_backend.store import runs_repo as repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
+from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMETER_BYTES = 10000
+# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
+MAX_TEXT_BYTES = 65535
+# Statuses a run can be terminated from (upstream's conditional UPDATE).
+TERMINABLE_STATUSES = ("", "Pending", "Running")
+RETRYABLE_STATUSES = ("Failed", "Error")
+STATUS_TERMINATING = "Terminating"
+# Node phases retry keeps as they are, and those it runs again.
+_KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
+_RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
+_FILTERABLE_KEY_TYPES = {
+    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
+}
+
+ArtifactReader = Callable[[str], "bytes | None"]
+LogReader = Callable[[str], "bytes | None"]
+
+
+class RunExecution(Protocol):
+    """What the executor is told. Each hook is called after the change is committed; the database
+    stays the truth (an executor that missed a call finds the same state in the rows)."""
+
+    def run_created(self, run_id: str) -> None: ...
+
+    def terminate_requested(self, run_id: str) -> None: ...
+
+    def retry_requested(self, run_id: str) -> None: ...
+
+    def run_deleted(self, run_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """CreateRun's input (an api.Run)."""
+
+    name: str
+    description: str = ""
+    pipeline_id: str = ""
+    workflow_manifest: str = ""
+    pipeline_manifest: str = ""
+    # [{"name", "value"}] exactly as given; None when the request has none.
+    parameters: Sequence[dict[str, str]] | None = None
+    has_runtime_config: bool = False
+    resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+    service_account: str = ""
+
+
+@dataclass
+class RunView:
+    """A run as the API shows it: the row, its metrics (report order) and, on get/create, the manifest
+    it was created from (None in lists, which never read manifests)."""
+
+    run: Run
+    metrics: list[RunMetric]
+    pipeline_spec_manifest: str | None = None
+
+    @property
+    def references(self) -> list[ResourceReference]:
+        return decode_references(self.run.resource_references)
+
+    @property
+    def parameters(self) -> list[dict[str, str]]:
+        return json.loads(self.run.parameters) if self.run.parameters else []
+
+
+@dataclass
+class RunDetail:
+    view: RunView
+    # pipeline_runtime.workflow_manifest: the runtime workflow with its status.
+    workflow_manifest: str
+
+
+@dataclass
+class ListResult:
+    items: list[RunView]
+    total_size: int
+    next_page_token: str
+
+
+def encode_references(references: Sequence[ResourceReference]) -> str:
+    return json.dumps(
+        [
+            {"type": r.key.type.name, "id": r.key.id, "name": r.name, "relationship": r.relationship.name}
+            for r in references
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def decode_references(text: str) -> list[ResourceReference]:
+    return [
+        ResourceReference(
+            key=ResourceKey(ResourceType[item["type"]], item["id"]),
+            relationship=Relationship[item["relationship"]],
+            name=item.get("name", ""),
+        )
+        for item in (json.loads(text) if text else [])
+    ]
+
+
+@contextmanager
+def _context(message: str) -> Iterator[None]:
+    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
+    try:
+        yield
+    except ApiError as exc:
+        raise exc.wrap(message) from None
+
+
+def _run_not_found(run_id: str, operation: str) -> ApiError:
+    return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
+
+
+def read_local_file(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+class RunService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        experiments: ExperimentService,
+        *,
+        execution: RunExecution | None = None,
+        artifact_reader: ArtifactReader | None = None,
+        log_reader: LogReader | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._experiments = experiments
+        self.execution = execution
+        self.artifact_reader = artifact_reader
+        self.log_reader: LogReader = log_reader or read_local_file
+
+    def attach_execution(self, execution: RunExecution | None) -> None:
+        self.execution = execution
+
+    # -- create ----------------------------------------------------------------------------------------
+
+    def create(self, request: NewRun) -> RunDetail:
+        with _context("Validate create run request failed."):
+            document, spec_manifest, pipeline_name, version_id, version_name = self._validate(request)
+        with _context("Failed to create a new run."):
+            return self._create(request, document, spec_manifest, pipeline_name, version_id, version_name)
+
+    def _validate(self, request: NewRun) -> tuple[dict[str, Any], str, str, str | None, str]:
+        """Upstream's ValidateCreateRunRequest, in its order. Returns the workflow document and the text it
+        came from (the request's manifest or the version's template), the pipeline's name (when pipeline_id
+        is given) and the pipeline version (id, name) the run comes from, if any."""
+        if not request.name:
+            raise InvalidArgument("The run name is empty. Please specify a valid name.")
+        if len(request.name) > NAME_LENGTH:
+            raise InvalidArgument(f"Run name is too long. Support maximum length of {NAME_LENGTH} characters.")
+        _check_text("Run name", request.name)
+        _check_text("Run description", request.description)
+        if len(request.service_account) > NAME_LENGTH:
+            raise InvalidArgument(
+                f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
+            )
+        _check_text("Service account", request.service_account)
+        creator_version = _creator_version_id(request.resource_references)
+        has_manifest = bool(request.workflow_manifest or request.pipeline_manifest)
+        pipeline_name = ""
+        version_id: str | None = None
+        version_name = ""
+        if has_manifest:
+            if request.workflow_manifest and request.pipeline_manifest:
+                raise InvalidArgument("Please don't specify both workflow manifest and pipeline manifest.")
+            if request.pipeline_id or creator_version:
+                raise InvalidArgument(
+                    "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest "
+                    "or pipeline manifest."
+                )
+            if request.pipeline_manifest:
+                raise InvalidArgument(
+                    "Invalid IR spec format. KFP v2 pipeline specs are not supported: compile the pipeline "
+                    "with the kfp 1.x SDK in v1 mode and send it as workflow_manifest."
+                )
+            spec_manifest = request.workflow_manifest
+        else:
+            if not request.pipeline_id and not creator_version:
+                raise InvalidArgument(
+                    "Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or "
+                    "(pipeline id or/and pipeline version)."
+                )
+            with self._db.transaction(write=False) as session:
+                if request.pipeline_id:
+                    pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
+                    if pipeline is None:
+                        raise NotFound.resource("Pipeline", request.pipeline_id).wrap("Get pipelineId failed.")
+                    pipeline_name = pipeline.name
+                if creator_version:
+                    version = pipelines_repo.get_version(session, creator_version)
+                    if version is None:
+                        raise NotFound.resource("Version", creator_version).wrap("Get pipelineVersionId failed.")
+                    if request.pipeline_id and version.pipeline_id != request.pipeline_id:
+                        raise InvalidArgument("pipeline ID should be parent of pipeline version.")
+                else:
+                    default_id = pipeline.default_version_id
+                    version = pipelines_repo.get_version(session, default_id) if default_id else None
+                    if version is None:
+                        raise InvalidArgument(
+                            f"Pipeline {request.pipeline_id} has no default version to run. Please specify a "
+                            "pipeline version."
+                        )
+                spec_manifest = pipelines_repo.get_template(session, version.id) or ""
+                version_id, version_name = version.id, version.name
+        try:
+            document = parse_workflow(spec_manifest).document
+        except WorkflowError as exc:
+            raise InvalidArgument(f"Invalid argo workflow format. {exc}") from None
+        if request.parameters is not None and request.has_runtime_config:
+            raise InvalidArgument("Please don't specify both parameters and runtime config.")
+        if request.parameters:
+            size = len(json.dumps(list(request.parameters), separators=(",", ":"), ensure_ascii=False).encode())
+            if size > MAX_PARAMETER_BYTES:
+                raise InvalidArgument(
+                    f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}."
+                )
+        return document, spec_manifest, pipeline_name, version_id, version_name
+
+    def _create(
+        self,
+        request: NewRun,
+        document: dict[str, Any],
+        spec_manifest: str,
+        pipeline_name: str,
+        version_id: str | None,
+        version_name: str,
+    ) -> RunDetail:
+        references = self._resolve_references(request, version_id, version_name)
+        run_id = str(uuid.uuid4())
+        now = now_seconds()
+        parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
+        with _context("Failed to verify parameters."):
+            workflow = runtime_workflow(
+                document,
+                run_id=run_id,
+                run_name=request.name,
+                parameters=parameters,
+                now=now,
+                service_account=request.service_account,
+                default_service_account=self._settings.default_service_account,
+            )
+        experiment = next(
+            r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
+        )
+        job = next((r for r in references if r.key.type == ResourceType.JOB), None)
+        run = Run(
+            id=run_id,
+            name=request.name,
+            description=request.description,
+            description_key=description_key(request.description),
+            namespace="",
+            experiment_id=experiment.key.id,
+            job_id=job.key.id if job is not None else None,
+            pipeline_id=request.pipeline_id,
+            pipeline_name=pipeline_name,
+            pipeline_version_id=version_id,
+            service_account=workflow["spec"].get("serviceAccountName", ""),
+            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
+            resource_references=encode_references(references),
+            created_at=now,
+            # What a client sees once the run starts (upstream fills it from the workflow's start).
+            scheduled_at=now,
+            finished_at=0,
+            status="",
+            storage_state=STORAGE_AVAILABLE,
+            terminate_requested=False,
+            driver_id=None,
+            driver_heartbeat=0,
+        )
+        workflow_json = json.dumps(workflow, separators=(",", ":"), ensure_ascii=False)
+        manifest = RunManifest(
+            run_id=run_id, pipeline_spec_manifest=spec_manifest, workflow=workflow_json, workflow_status="{}"
+        )
+        with self._db.transaction() as session:
+            repo.add_run(session, run, manifest)
+        self._notify("run_created", run_id)
+        return RunDetail(RunView(run, [], spec_manifest), render_workflow(workflow_json, {}, []))
+
+    def _resolve_references(
+        self, request: NewRun, version_id: str | None, version_name: str
+    ) -> list[ResourceReference]:
+        """The run's references with names: the request's, the Default experiment when none owns the run,
+        and the pipeline's default version when the run names only a pipeline."""
+        resolved: list[ResourceReference] = []
+        with self._db.transaction(write=False) as session:
+            for reference in request.resource_references:
+                kind = reference.key.type
+                if kind in (ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE):
+                    raise InvalidArgument(f"Unsupported resource type: {kind.name}")
+                name = ""
+                if kind == ResourceType.EXPERIMENT:
+                    experiment = experiments_repo.get_experiment(session, reference.key.id)
+                    if experiment is None:
+                        raise NotFound.resource("Experiment", reference.key.id)
+                    name = experiment.name
+                elif kind == ResourceType.PIPELINE_VERSION:
+                    if reference.key.id == version_id:
+                        name = version_name
+                    else:
+                        version = pipelines_repo.get_version(session, reference.key.id)
+                        if version is None:
+                            raise NotFound.resource("Version", reference.key.id)
+                        name = version.name
+                elif kind == ResourceType.NAMESPACE:
+                    name = reference.key.id
+                resolved.append(ResourceReference(reference.key, reference.relationship, name))
+        has_owner = any(
+            r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER for r in resolved
+        )
+        if not has_owner:
+            default = self._experiments.ensure_default()
+            resolved.append(
+                ResourceReference(ResourceKey(ResourceType.EXPERIMENT, default.id), Relationship.OWNER, default.name)
+            )
+        if version_id and not _creator_version_id(resolved):
+            resolved.append(
+                ResourceReference(
+                    ResourceKey(ResourceType.PIPELINE_VERSION, version_id), Relationship.CREATOR, version_name
+                )
+            )
+        return resolved
+
+    # -- read ------------------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunDetail:
+        with self._db.transaction(write=False) as session:
+            run = repo.get_run(session, run_id)
+            if run is None:
+                raise NotFound.resource("Run", run_id)
+            manifest = repo.get_manifest(session, run_id)
+            nodes = repo.list_nodes(session, run_id)
+            metrics = repo.metrics_of_runs(session, [run_id]).get(run_id, [])
+        spec_manifest = manifest.pipeline_spec_manifest if manifest is not None else ""
+        rendered = ""
+        if manifest is not None and manifest.workflow:
+            rendered = render_workflow(
+                manifest.workflow, load_object(manifest.workflow_status), _node_pairs(nodes)
+            )
+        return RunDetail(RunView(run, metrics, spec_manifest), rendered)
+
+    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+        query = parse_list_request(repo.RUN_LISTABLE, request)
+        scope = []
+        if key is not None:
+            if key.type not in _FILTERABLE_KEY_TYPES:
+                raise (
+                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                    .wrap("Unrecognized resource reference type.")
+                    .wrap("Validating filter failed.")
+                )
+            if key.type == ResourceType.EXPERIMENT:
+                scope.append(repo.scope_experiment(key.id))
+            elif key.type == ResourceType.JOB:
+                scope.append(repo.scope_job(key.id))
+            elif key.type == ResourceType.PIPELINE_VERSION:
+                scope.append(repo.scope_pipeline_version(key.id))
+            elif key.id:
+                scope.append(repo.scope_namespace(key.id))
+        with self._db.transaction(write=False) as session:
+            page = repo.list_runs(session, query, scope)
+            # The page's metrics in one query.
+            metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
+        items = [RunView(run, metrics.get(run.id, [])) for run in page.items]
+        return ListResult(items, page.total_size, next_page_token(query, page))
+
+    # -- storage state and delete ----------------------------------------------------------------------
+
+    def archive(self, run_id: str) -> None:
+        with self._db.transaction() as session:
+            if not repo.set_storage_state(session, run_id, STORAGE_ARCHIVED):
+                raise NotFound.resource("Run", run_id).wrap("Archive run failed")
+
+    def unarchive(self, run_id: str) -> None:
+        with self._db.transaction() as session:
+            if not repo.set_storage_state(session, run_id, STORAGE_AVAILABLE):
+                raise NotFound.resource("Run", run_id).wrap("Unarchive run failed")
+
+    def delete(self, run_id: str) -> None:
+        """DeleteRun: stop what still runs (as deleting the Argo workflow kills its pods), then the rows."""
+        with self._db.transaction() as session:
+            run = repo.get_run(session, run_id, lock=True)
+            if run is None:
+                raise _run_not_found(run_id, "Delete run failed")
+            unfinished = run.status not in FINISHED_PHASES
+            if unfinished:
+                repo.mark_terminating(session, run_id, (run.status,))
+        if unfinished:
+            self._notify("terminate_requested", run_id)
+        with self._db.transaction() as session:
+            if not repo.delete_run(session, run_id):
+                raise _run_not_found(run_id, "Delete run failed")
+        self._notify("run_deleted", run_id)
+
+    # -- terminate and retry ---------------------------------------------------------------------------
+
+    def terminate(self, run_id: str) -> None:
+        with self._db.transaction() as session:
+            if not repo.run_exists(session, run_id):
+                raise _run_not_found(run_id, "Terminate run failed")
+            if not repo.mark_terminating(session, run_id, TERMINABLE_STATUSES):
+                raise InvalidArgument(f"Failed to terminate run {run_id}. Row not found.").wrap(
+                    "Terminate run failed"
+                )
+        self._notify("terminate_requested", run_id)
+
+    def retry(self, run_id: str) -> None:
+        """RetryRun (upstream's formulateRetryWorkflow on our rows), in one transaction.
+
+        Succeeded/Skipped nodes stay; Failed/Error/Omitted DAG nodes are reset to Running; every other
+        Failed/Error/Omitted node and every node of the exit handler is deleted, so it runs again.
+        """
+        with self._db.transaction() as session:
+            run = repo.get_run(session, run_id, lock=True)
+            if run is None:
+                raise _run_not_found(run_id, "Retry run failed")
+            if run.status not in RETRYABLE_STATUSES:
+                message = "Workflow must be Failed/Error to retry"
+                raise Aborted(message, internal=f"BadRequestError: {message}: workflow cannot be retried").wrap(
+                    "Retry run failed."
+                )
+            manifest = repo.get_manifest(session, run_id)
+            workflow = load_object(manifest.workflow if manifest is not None else "")
+            metadata = workflow.get("metadata")
+            workflow_name = metadata.get("name", "") if isinstance(metadata, dict) else ""
+            on_exit_prefix = f"{workflow_name}.onExit"
+            nodes = repo.list_nodes(session, run_id)
+            for node in nodes:
+                if node.phase not in _KEPT_PHASES and node.phase not in _RERUN_PHASES:
+                    message = f"Workflow cannot be retried with node {node.node_id} in {node.phase} phase"
+                    raise Aborted(message, internal=f"BadRequestError: {message}: workflow cannot be retried").wrap(
+                        "Retry run failed."
+                    )
+            doomed: list[str] = []
+            for node in nodes:
+                data = load_object(node.data)
+                if str(data.get("name", "")).startswith(on_exit_prefix):
+                    doomed.append(node.node_id)
+                elif node.phase in _KEPT_PHASES:
+                    continue
+                elif data.get("type") == "DAG":
+                    data["phase"] = "Running"
+                    data.pop("message", None)
+                    data.pop("finishedAt", None)
+                    repo.update_node(
+                        session, run_id, node.node_id, "Running",
+                        json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                    )
+                else:
+                    doomed.append(node.node_id)
+            repo.delete_nodes(session, run_id, doomed)
+            status = load_object(manifest.workflow_status if manifest is not None else "")
+            status["phase"] = "Running"
+            status.pop("message", None)
+            status.pop("finishedAt", None)
+            repo.reset_for_retry(session, run_id, json.dumps(status, separators=(",", ":"), ensure_ascii=False))
+        self._notify("retry_requested", run_id)
+
+    # -- artifacts and logs ----------------------------------------------------------------------------
+
+    def read_artifact(self, run_id: str, node_id: str, artifact_name: str) -> bytes:
+        """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
+        request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
+        with _context(f"failed to read artifact '{request_text}'."):
+            with self._db.transaction(write=False) as session:
+                if not repo.run_exists(session, run_id):
+                    raise NotFound.resource("Run", run_id)
+                node = repo.get_node(session, run_id, node_id)
+            key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
+            data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
+            if data is None:
+                raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
+            return data
+
+    def read_node_log(self, run_id: str, node_id: str) -> bytes:
+        """The log of a step (our extension of the v1beta1 API)."""
+        with _context("Read node log failed."):
+            with self._db.transaction(write=False) as session:
+                if not repo.run_exists(session, run_id):
+                    raise NotFound.resource("Run", run_id)
+                node = repo.get_node(session, run_id, node_id)
+            if node is None:
+                raise NotFound.resource("Node", node_id)
+            path = load_object(node.data).get("_log_path")
+            data = self.log_reader(path) if isinstance(path, str) and path else None
+            if data is None:
+                raise NotFound(f"Node {node_id} of run {run_id} has no log.")
+            return data
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _notify(self, hook: str, run_id: str) -> None:
+        if self.execution is None:
+            return
+        try:
+            getattr(self.execution, hook)(run_id)
+        except Exception:  # the change is committed; the executor finds it in the rows anyway
+            log.exception("execution hook %s failed for run %s", hook, run_id)
+
+
+def _creator_version_id(references: Sequence[ResourceReference]) -> str:
+    """The id of the PIPELINE_VERSION/CREATOR reference (the last one, as upstream), or ""."""
+    found = ""
+    for reference in references:
+        if reference.key.type == ResourceType.PIPELINE_VERSION and reference.relationship == Relationship.CREATOR:
+            found = reference.key.id
+    return found
+
+
+def _node_pairs(nodes: Sequence[RunNode]) -> list[tuple[str, dict[str, Any]]]:
+    return [(node.node_id, load_object(node.data)) for node in nodes]
+
+
+def _artifact_key(node: dict[str, Any], artifact_name: str) -> str | None:
+    outputs = node.get("outputs")
+    artifacts = outputs.get("artifacts") if isinstance(outputs, dict) else None
+    for artifact in artifacts if isinstance(artifacts, list) else ():
+        if isinstance(artifact, dict) and artifact.get("name") == artifact_name:
+            s3 = artifact.get("s3")
+            key = s3.get("key") if isinstance(s3, dict) else None
+            return key if isinstance(key, str) and key else None
+    return None
+
+
+def _check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
+    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{label} must not contain NUL characters.")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
+    if size > max_bytes:
+        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")

@@ -1,0 +1,161 @@
+"""Run rows, their manifests, nodes and metrics.
+
+Listing reads the `runs` table only (plus one query for the page's metrics); manifests and node rows are
+read by get, retry and the artifact/log lookups. State changes that race with the executor (terminate,
+retry) are single conditional UPDATEs or happen under a row lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from kfp_backend.store.common import insert
+from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
+from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+
+RUN_LISTABLE = Listable(
+    type_name="Run",
+    model=Run,
+    id_column=Run.id,
+    fields={
+        "id": ListField(Run.id, str),
+        "name": ListField(Run.name, str),
+        "created_at": ListField(Run.created_at, int),
+        "description": ListField(Run.description, str, sort_column=Run.description_key),
+        "scheduled_at": ListField(Run.scheduled_at, int),
+        "storage_state": ListField(Run.storage_state, str),
+        "status": ListField(Run.status, str),
+    },
+)
+
+
+def add_run(session: Session, run: Run, manifest: RunManifest) -> None:
+    insert(session, run)
+    insert(session, manifest)
+
+
+def get_run(session: Session, run_id: str, *, lock: bool = False) -> Run | None:
+    statement = select(Run).where(Run.id == run_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.scalar(statement)
+
+
+def run_exists(session: Session, run_id: str) -> bool:
+    return session.scalar(select(Run.id).where(Run.id == run_id)) is not None
+
+
+def get_manifest(session: Session, run_id: str) -> RunManifest | None:
+    return session.get(RunManifest, run_id)
+
+
+def list_nodes(session: Session, run_id: str) -> list[RunNode]:
+    return list(session.scalars(select(RunNode).where(RunNode.run_id == run_id).order_by(RunNode.node_id)))
+
+
+def get_node(session: Session, run_id: str, node_id: str) -> RunNode | None:
+    return session.get(RunNode, (run_id, node_id))
+
+
+def list_runs(session: Session, query: ListQuery, scope: Sequence[ColumnElement[bool]] = ()) -> Page[Run]:
+    return list_page(session, RUN_LISTABLE, query, scope)
+
+
+def scope_experiment(experiment_id: str) -> ColumnElement[bool]:
+    return Run.experiment_id == experiment_id
+
+
+def scope_job(job_id: str) -> ColumnElement[bool]:
+    return Run.job_id == job_id
+
+
+def scope_pipeline_version(version_id: str) -> ColumnElement[bool]:
+    return Run.pipeline_version_id == version_id
+
+
+def scope_namespace(namespace: str) -> ColumnElement[bool]:
+    return Run.namespace == namespace
+
+
+def delete_run(session: Session, run_id: str) -> bool:
+    """Delete a run; its manifest, nodes and metrics go with it (ON DELETE CASCADE)."""
+    # SQLite enforces the cascade only with foreign keys on (db.py turns them on); be explicit anyway.
+    for model in (RunMetric, RunNode, RunManifest):
+        session.execute(delete(model).where(model.run_id == run_id))
+    return session.execute(delete(Run).where(Run.id == run_id)).rowcount > 0
+
+
+def set_storage_state(session: Session, run_id: str, state: str) -> bool:
+    return session.execute(update(Run).where(Run.id == run_id).values(storage_state=state)).rowcount > 0
+
+
+def set_experiment_runs_storage_state(session: Session, experiment_id: str, state: str) -> int:
+    result = session.execute(update(Run).where(Run.experiment_id == experiment_id).values(storage_state=state))
+    return result.rowcount
+
+
+def mark_terminating(session: Session, run_id: str, from_statuses: Iterable[str]) -> bool:
+    """Status -> Terminating (and the request flag) only if the run is still in one of `from_statuses`."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(list(from_statuses)))
+        .values(status="Terminating", terminate_requested=True)
+    )
+    return result.rowcount > 0
+
+
+def reset_for_retry(session: Session, run_id: str, workflow_status: str) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(status="Running", finished_at=0, terminate_requested=False, driver_id=None, driver_heartbeat=0)
+    )
+    session.execute(update(RunManifest).where(RunManifest.run_id == run_id).values(workflow_status=workflow_status))
+
+
+def update_node(session: Session, run_id: str, node_id: str, phase: str, data: str) -> None:
+    session.execute(
+        update(RunNode).where(RunNode.run_id == run_id, RunNode.node_id == node_id).values(phase=phase, data=data)
+    )
+
+
+def delete_nodes(session: Session, run_id: str, node_ids: Iterable[str]) -> None:
+    wanted = sorted(set(node_ids))
+    if wanted:
+        session.execute(delete(RunNode).where(RunNode.run_id == run_id, RunNode.node_id.in_(wanted)))
+
+
+# -- metrics -----------------------------------------------------------------------------------------------
+
+
+def add_metric(session: Session, metric: RunMetric) -> bool:
+    """Insert a metric; False when (run, node, name) was reported before (the primary key refuses it)."""
+    try:
+        insert(session, metric)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def count_metrics(session: Session, run_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(RunMetric).where(RunMetric.run_id == run_id)) or 0
+
+
+def metrics_of_runs(session: Session, run_ids: Iterable[str]) -> dict[str, list[RunMetric]]:
+    """The metrics of several runs in one query, each run's in report order."""
+    wanted = sorted(set(run_ids))
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(RunMetric)
+        .where(RunMetric.run_id.in_(wanted))
+        .order_by(RunMetric.run_id, RunMetric.reported_at_ns, RunMetric.node_id, RunMetric.name)
+    )
+    found: dict[str, list[RunMetric]] = {}
+    for row in rows:
+        found.setdefault(row.run_id, []).append(row)
+    return found
