@@ -277,6 +277,47 @@ def test_pipeline_calls_match_the_document(sqlite_app: Flask, package_url: str) 
     api("GET", "/pipelines")
 
 
+def test_run_calls_match_the_document(sqlite_app: Flask) -> None:
+    api = CheckedClient(sqlite_app)
+    manifest = WORKFLOW.decode()
+    created = api("POST", "/runs", json={
+        "name": "checked", "description": "d",
+        "pipeline_spec": {"workflow_manifest": manifest, "parameters": [{"name": "times", "value": "2"}]},
+    })
+    one = {"run_id": created["run"]["id"]}
+    api("GET", "/runs/{run_id}", path=one)
+    pipeline = api.upload("/pipelines/upload", "run-me.yaml")
+    api("POST", "/runs", json={"name": "from-pipeline", "pipeline_spec": {"pipeline_id": pipeline["id"]}})
+    api("POST", "/runs", 400, json={"name": ""})
+    api("POST", "/runs", 400, json={"name": "x", "pipeline_spec": {"workflow_manifest": "kind: Nope"}})
+    api("POST", "/runs", 404, json={"name": "x", "pipeline_spec": {"pipeline_id": "gone"}})
+    page = api("GET", "/runs", query_string={"page_size": 1, "sort_by": "name desc"})
+    assert page["total_size"] == 2 and page["next_page_token"]
+    api("GET", "/runs", query_string={"resource_reference_key.type": "EXPERIMENT",
+                                      "resource_reference_key.id": "none"})
+    api("GET", "/runs", 400, query_string={"resource_reference_key.type": "PIPELINE",
+                                           "resource_reference_key.id": "x"})
+    results = api("POST", "/runs/{run_id}:reportMetrics", path=one, json={"metrics": [
+        {"name": "acc", "node_id": "n", "number_value": 0.5, "format": "PERCENTAGE"}, {"name": "-", "node_id": "n"}
+    ]})
+    assert [r["status"] for r in results["results"]] == ["OK", "INVALID_ARGUMENT"]
+    assert api("GET", "/runs/{run_id}", path=one)["run"]["metrics"][0]["name"] == "acc"
+    api("POST", "/runs/{run_id}:archive", path=one)
+    api("POST", "/runs/{run_id}:unarchive", path=one)
+    api("POST", "/runs/{run_id}/retry", 409, path=one)
+    api("POST", "/runs/{run_id}/terminate", path=one)
+    api("POST", "/runs/{run_id}/terminate", 400, path=one)
+    node = {**one, "node_id": "n", "artifact_name": "a"}
+    api("GET", "/runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}:read", 404, path=node)
+    api("GET", "/runs/{run_id}/nodes/{node_id}/log", 404, path=node)
+    api("DELETE", "/runs/{run_id}", path=one)
+    for method, template in (("GET", "/runs/{run_id}"), ("DELETE", "/runs/{run_id}"),
+                             ("POST", "/runs/{run_id}:archive"), ("POST", "/runs/{run_id}/retry"),
+                             ("POST", "/runs/{run_id}/terminate")):
+        api(method, template, 404, path=one)
+    api("POST", "/runs/{run_id}:reportMetrics", 404, path=one, json={"metrics": []})
+
+
 def test_oversize_bodies_match_the_document(tmp_path: Path) -> None:
     application = _build_app(tmp_path, max_upload_bytes=10)
     try:
@@ -355,7 +396,7 @@ def _reset(application: Flask) -> None:
 
 
 def _seed(client: Any) -> None:
-    """A pipeline with two versions and an experiment, for the inferred links to reach."""
+    """A pipeline with two versions, an experiment and a run, for the inferred links to reach."""
     form = "multipart/form-data"
     pipeline = client.post(f"{API_PREFIX}/pipelines/upload", content_type=form,
                            data={"uploadfile": (io.BytesIO(WORKFLOW), "seed.yaml")})
@@ -366,6 +407,9 @@ def _seed(client: Any) -> None:
     assert version.status_code == 200, version.get_data(as_text=True)
     experiment = client.post(f"{API_PREFIX}/experiments", json={"name": "seed"})
     assert experiment.status_code == 200, experiment.get_data(as_text=True)
+    run = client.post(f"{API_PREFIX}/runs",
+                      json={"name": "seed", "pipeline_spec": {"workflow_manifest": WORKFLOW.decode()}})
+    assert run.status_code == 200, run.get_data(as_text=True)
 
 
 def test_generated_call_sequences_conform(sqlite_app: Flask) -> None:
