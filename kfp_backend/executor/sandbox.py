@@ -1,0 +1,310 @@
+"""Private views of the fixed absolute paths that kfp 1.8 steps read and write.
+
+kfp 1.8 components use absolute paths chosen at compile time: `/tmp/inputs/<name>/data`,
+`/tmp/outputs/<name>/data`, and for hand-written ContainerOps whatever the user wrote
+(`/mlpipeline-metrics.json`, `/output.txt`...). Two steps running at once must never see each other's
+files there. Every in-step path P has a host path `<work_dir>/root/<P without the leading />`; the
+engine writes inputs there before the step starts and reads outputs there after it ends.
+
+Two ways to give a step its private view:
+
+"namespace" (the faithful one; needs CAP_SYS_ADMIN, i.e. root on this server)
+    The step runs in its own mount namespace (`unshare --mount --propagation private`), where
+    - `/tmp` is bind-mounted from `<work_dir>/root/tmp`, so all of /tmp is private: `mktemp` works,
+      `/tmp/outputs/...` lands in the step's directory, nothing of the host's /tmp is visible;
+    - every declared path outside /tmp is bind-mounted from its host path. A mount needs a mount point,
+      so when P does not exist on the real filesystem an EMPTY placeholder (file, or directory when the
+      host path is a directory) and its missing parent directories are created there, as root, and left
+      in place (they stay empty: the steps write into their own bind-mounted copy). Such a path is a
+      mount point inside the step: it can be written, truncated and appended to, but not removed or
+      renamed over (EBUSY). For an output, the launcher creates the host file empty with mtime 0 and
+      removes it after the step if the step never wrote it, so a missing output stays missing;
+    - `/var/tmp` and everything else is the host's, shared on purpose (retrying steps keep state there).
+    The namespace dies with the step's last process; its mounts never show up on the host. Cost: one
+    `unshare` exec plus one `mount` exec per bind (~1.5-3 ms each), no Python in the child.
+
+"rewrite" (no namespaces)
+    Every declared path, and every directory between /tmp and a declared /tmp path (`/tmp/outputs`,
+    `/tmp/outputs/X`...), is replaced by its host path wherever it occurs in an argv string or an env
+    value (whole path components only: `/tmp/outputs/x/data` is rewritten, `/tmp/outputs/x/database`
+    is not); TMPDIR and HOME point into `<work_dir>/root/tmp`. Paths a step builds at run time (string
+    concatenation inside the program, paths read from files) are NOT rewritten, and a bare `/tmp/...`
+    path that was not declared stays the shared host /tmp.
+
+In both modes HOME and the default working directory are `/tmp/kfp-home` (in-step), a `workingDir`
+under /tmp is private, and a `workingDir` elsewhere is the host's own directory (created when missing).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAMESPACE = "namespace"
+REWRITE = "rewrite"
+AUTO = "auto"
+MODES = (AUTO, NAMESPACE, REWRITE)
+
+TMP = "/tmp"
+# The step's HOME and default working directory: inside its private /tmp in both modes.
+HOME_IN_STEP = "/tmp/kfp-home"
+# Exit status recorded when the wrapper could not set up the step's private paths.
+SETUP_FAILED_EXIT_CODE = 125
+
+SH = "/bin/sh"
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SandboxError(Exception):
+    """A step's private paths cannot be prepared (bad path, conflicting file types, read-only fs...)."""
+
+
+def check_in_step_path(path: str) -> str:
+    """Return `path` if it is a clean absolute in-step path, else raise SandboxError."""
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+        raise SandboxError(f"in-step path must be absolute: {path!r}")
+    if path == "/" or posixpath.normpath(path) != path or path.startswith("//"):
+        raise SandboxError(f"in-step path must be a normalized path below /: {path!r}")
+    return path
+
+
+def host_path(work_dir: Path, in_step_path: str) -> Path:
+    """Where in-step path P lives on the host: `<work_dir>/root/<P without the leading />`."""
+    return Path(work_dir) / "root" / check_in_step_path(in_step_path).lstrip("/")
+
+
+def is_under(path: str, directory: str) -> bool:
+    """True when `path` is `directory` or lies below it (plain string logic, normalized paths)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+@dataclass
+class Plan:
+    """How to launch one step: the wrapper argv (ending with the step's argv), env and host cwd."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    # Host files/dirs created empty (mtime 0) as bind sources for declared outputs outside /tmp;
+    # removed after the step when still untouched.
+    placeholders: list[str] = field(default_factory=list)
+
+
+def _record_and_exit(body: list[str]) -> str:
+    """The wrapper script: run the step with stdout on the log (fd 2), write its status on fd 1.
+
+    The wrapper survives the SIGTERM sent to the whole group (a no-op trap, reset to the default in the
+    step by exec), so a step that handles SIGTERM gets its grace period and its status is recorded."""
+    return "\n".join(["trap : TERM", *body, '"$@" >&2', "rc=$?", "echo $rc", "exit $rc", ""])
+
+
+def _fail(what: str) -> str:
+    message = shlex.quote(f"kfp-backend: {what}")
+    return f"{{ echo {message} >&2; echo {SETUP_FAILED_EXIT_CODE}; exit {SETUP_FAILED_EXIT_CODE}; }}"
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """Drop paths lying below another path of the list (their host paths are inside its host path)."""
+    kept: list[str] = []
+    for path in sorted(set(paths)):
+        if not any(is_under(path, parent) for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def base_env(home: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH") or _DEFAULT_PATH,
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def _make_parent_dirs(root: Path, paths: list[str]) -> None:
+    for path in paths:
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def plan_namespace(
+    work_dir: Path,
+    private_paths: list[str],
+    argv: list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+    unshare: str,
+    mount: str,
+) -> Plan:
+    paths = [check_in_step_path(p) for p in private_paths]
+    root = Path(work_dir) / "root"
+    host_tmp = root / "tmp"
+    (host_tmp / HOME_IN_STEP[len(TMP) + 1 :]).mkdir(parents=True, exist_ok=True)
+    _make_parent_dirs(root, paths)
+
+    # -n: no /etc/mtab update, -c: the paths are ours and absolute (skips realpath work).
+    mount_cmd = f"{shlex.quote(mount)} -n -c --bind"
+    steps: list[str] = []
+    placeholders: list[str] = []
+    # Paths outside /tmp first: their host paths may themselves lie under the host's /tmp, which is
+    # hidden once the private /tmp is mounted.
+    for path in _outermost([p for p in paths if not is_under(p, TMP)]):
+        source = root / path.lstrip("/")
+        real = Path(path)
+        if source.exists():
+            is_dir = source.is_dir()
+        else:
+            is_dir = real.is_dir()
+            try:
+                if is_dir:
+                    source.mkdir()
+                else:
+                    source.touch()
+                os.utime(source, ns=(0, 0))
+            except OSError as exc:
+                raise SandboxError(f"cannot create {source}: {exc}") from exc
+            placeholders.append(str(source))
+        try:
+            if not os.path.lexists(path):
+                real.parent.mkdir(parents=True, exist_ok=True)
+                if is_dir:
+                    real.mkdir(exist_ok=True)
+                else:
+                    real.touch()
+        except OSError as exc:
+            raise SandboxError(f"cannot create the mount point {path} on the host: {exc}") from exc
+        if real.is_dir() != is_dir:
+            kind = "a directory" if is_dir else "a file"
+            raise SandboxError(f"{path} is {kind} in the step but not on the host")
+        steps.append(f"{mount_cmd} {shlex.quote(str(source))} {shlex.quote(path)}")
+    steps.append(f"{mount_cmd} {shlex.quote(str(host_tmp))} {TMP}")
+    body = [" &&\n".join(steps) + " ||\n" + _fail("could not set up the step's private paths")]
+
+    cwd = working_dir or HOME_IN_STEP
+    q = shlex.quote(cwd)
+    body.append(f"cd {q} 2>/dev/null || {{ mkdir -p {q} && cd {q}; }} || " + _fail(f"cannot enter {cwd}"))
+    wrapper = [unshare, "--mount", "--propagation", "private", SH, "-c", _record_and_exit(body), "kfp-step"]
+    return Plan(
+        argv=[*wrapper, *argv],
+        env=base_env(HOME_IN_STEP, env),
+        cwd=str(work_dir),
+        placeholders=placeholders,
+    )
+
+
+class PathRewriter:
+    """Replaces declared in-step paths (whole components only) by their host paths in strings."""
+
+    _PATH_CHARS = r"A-Za-z0-9_.\-"
+
+    def __init__(self, root: Path, paths: list[str]) -> None:
+        self._root = str(root)
+        targets: set[str] = set()
+        for path in paths:
+            targets.add(path)
+            if is_under(path, TMP):
+                parent = posixpath.dirname(path)
+                while parent != TMP and is_under(parent, TMP):
+                    targets.add(parent)
+                    parent = posixpath.dirname(parent)
+        ordered = sorted(targets, key=len, reverse=True)
+        self._pattern = (
+            re.compile(
+                rf"(?<![{self._PATH_CHARS}/])(?:{'|'.join(map(re.escape, ordered))})(?![{self._PATH_CHARS}])"
+            )
+            if ordered
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._root + m.group(0), text)
+
+
+def plan_rewrite(
+    work_dir: Path,
+    private_paths: list[str],
+    argv: list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+) -> Plan:
+    paths = [check_in_step_path(p) for p in private_paths]
+    root = Path(work_dir) / "root"
+    host_tmp = root / "tmp"
+    home = root / HOME_IN_STEP.lstrip("/")
+    home.mkdir(parents=True, exist_ok=True)
+    _make_parent_dirs(root, paths)
+    rewrite = PathRewriter(root, paths)
+
+    if working_dir is None:
+        cwd = home
+    else:
+        check_in_step_path(working_dir)
+        cwd = root / working_dir.lstrip("/") if is_under(working_dir, TMP) else Path(working_dir)
+        try:
+            cwd.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot create the working directory {working_dir}: {exc}") from exc
+    step_env = base_env(str(home), {k: rewrite(v) for k, v in env.items()})
+    step_env["TMPDIR"] = str(host_tmp)
+    return Plan(
+        argv=[SH, "-c", _record_and_exit([]), "kfp-step", *(rewrite(a) for a in argv)],
+        env=step_env,
+        cwd=str(cwd),
+    )
+
+
+_probe_lock = threading.Lock()
+_probe_result: list[str | None] = []  # [] = not probed yet; [None] = available; [reason] = not
+
+
+def namespace_tools() -> tuple[str, str] | None:
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    if unshare is None or mount is None:
+        return None
+    return unshare, mount
+
+
+def namespace_unavailable_reason() -> str | None:
+    """None when steps can run in private mount namespaces here, else why not. Probed once per process."""
+    with _probe_lock:
+        if not _probe_result:
+            _probe_result.append(_probe())
+        return _probe_result[0]
+
+
+def _probe() -> str | None:
+    tools = namespace_tools()
+    if tools is None:
+        return "the unshare and mount programs are not both on PATH"
+    unshare, mount = tools
+    with tempfile.TemporaryDirectory(prefix="kfp-ns-probe-") as scratch:
+        source, target = Path(scratch, "a"), Path(scratch, "b")
+        source.mkdir()
+        target.mkdir()
+        (source / "marker").touch()
+        script = f'{shlex.quote(mount)} -n -c --bind "$1" "$2" && test -e "$2/marker"'
+        try:
+            done = subprocess.run(
+                [unshare, "--mount", "--propagation", "private", SH, "-c", script, "probe", str(source), str(target)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"unshare failed: {exc}"
+        if done.returncode != 0:
+            return f"unshare --mount failed: {(done.stderr or '').strip() or f'exit code {done.returncode}'}"
+        if (target / "marker").exists():
+            return "the bind mount leaked out of the private mount namespace"
+    return None
