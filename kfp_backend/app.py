@@ -7,6 +7,7 @@ from flask import Flask
 from kfp_backend.api import experiments, healthz, openapi, pipelines, runs
 from kfp_backend.api.errors import register_error_handlers
 from kfp_backend.config import Settings
+from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.services.container import Services
 from kfp_backend.store.db import Database
 
@@ -14,6 +15,8 @@ BLUEPRINTS = (healthz.blueprint, experiments.blueprint, openapi.blueprint, pipel
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    """The WSGI app. With `settings.executor_enabled` it also starts this process's executor
+    (`app.extensions["kfp_backend.executor"]`; call `shutdown(app)` to stop it)."""
     app = Flask(__name__)
     # Flask answers oversize bodies with 413 before any handler runs; the upload endpoints refuse
     # files above the limit themselves, so the body limit leaves room for multipart framing.
@@ -24,7 +27,23 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         services = Services.build(settings, Database(settings.effective_database_url, pool_size=settings.threads))
     app.extensions["kfp_backend.services"] = services
     services.bootstrap()
+    store = artifact_store(settings)
+    services.runs.artifact_reader = store.read
+    executor = None
+    if settings.executor_enabled:
+        executor = build_executor(settings, services)
+        services.runs.attach_execution(executor)
+        executor.start()
+    app.extensions["kfp_backend.executor"] = executor
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app
+
+
+def shutdown(app: Flask) -> None:
+    """Stop the executor (its steps are killed and its runs released) and close the database."""
+    executor = app.extensions.get("kfp_backend.executor")
+    if executor is not None:
+        executor.stop()
+    app.extensions["kfp_backend.services"].db.dispose()

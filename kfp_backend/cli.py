@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def _db_upgrade(settings: Settings) -> int:
 def _serve(settings: Settings) -> int:
     import waitress
 
-    from kfp_backend.app import create_app
+    from kfp_backend.app import create_app, shutdown
     from kfp_backend.store import migrations
 
     url = settings.effective_database_url
@@ -85,6 +86,20 @@ def _serve(settings: Settings) -> int:
     app = create_app(settings)
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                   max_request_body_size=settings.max_request_bytes, ident="kfp-backend")
+    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                                    max_request_body_size=settings.max_request_bytes, ident="kfp-backend")
+
+    def _stop(signum: int, _frame: object) -> None:
+        # Stop serving, then stop the executor: its running steps are killed and its runs released,
+        # so the next start resumes them at once.
+        log.info("kfp-backend: signal %d, shutting down", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.run()
+    finally:
+        server.close()
+        shutdown(app)
     return 0

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kfp_backend.app import create_app
+from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests.databases import BACKENDS, DatabaseFactory, in_ci
 
@@ -40,14 +40,15 @@ def db_url(backend: str, database_factories: dict[str, DatabaseFactory]) -> Iter
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path / "data", threads=4)
+    # API tests look at runs as created; tests of execution turn the executor on themselves.
+    return Settings(database_url=db_url, data_dir=tmp_path / "data", threads=4, executor_enabled=False)
 
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     application = create_app(settings)
     yield application
-    application.extensions["kfp_backend.services"].db.dispose()
+    shutdown(application)
 
 
 @pytest.fixture

@@ -1,0 +1,368 @@
+"""One thread per active run: reconcile, start steps, collect what they produced, write it down.
+
+The run's state lives in the database; this driver only holds what it can rebuild from there. Every
+change is written before the next step starts, so a driver that dies (kill -9 of the server) is
+replaced by another that carries on from the rows: finished nodes are never run again, and a step
+still running from the old process is adopted rather than started twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
+from kfp_backend.executor.operator import DEADLINE_MESSAGE, WORKFLOW_NAMESPACE, RunOperator, rfc3339
+from kfp_backend.store.execution_repo import ClaimedRun
+from kfp_backend.workflow import expressions as ex
+from kfp_backend.workflow.compile import compile_workflow
+from kfp_backend.workflow.graph import Template
+from kfp_backend.workflow.manifest import WorkflowError
+
+if TYPE_CHECKING:
+    from kfp_backend.executor.executor import Executor
+
+log = logging.getLogger(__name__)
+METRICS_ARTIFACT = "mlpipeline-metrics"
+HOSTNAME = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class _Exited:
+    node_name: str
+    result: StepResult
+
+
+class _Wake:
+    pass
+
+
+class _Terminate:
+    pass
+
+
+class _Deleted:
+    pass
+
+
+class RunDriver:
+    def __init__(self, executor: Executor, claimed: ClaimedRun) -> None:
+        self.executor = executor
+        self.run_id = claimed.run_id
+        self.claimed = claimed
+        self.events: queue.Queue[object] = queue.Queue()
+        self.handles: dict[str, StepHandle] = {}
+        self.templates_by_node: dict[str, Template] = {}
+        self.waiting_for_slot = False
+        self.operator: RunOperator | None = None
+        self._deleted = False
+        self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id[:8]}", daemon=True)
+
+    # ------------------------------------------------------------ called from other threads
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def post(self, event: object) -> None:
+        self.events.put(event)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------ the driver thread
+
+    def _main(self) -> None:
+        try:
+            self._drive()
+        except Exception as exc:  # a bug must end the run honestly, not leave it "Running"
+            log.exception("run %s: driver failed", self.run_id)
+            self._fail_run(f"internal error while executing the run: {type(exc).__name__}: {exc}")
+        finally:
+            for node_name in list(self.handles):
+                self.executor.release_slot(self)
+                del self.handles[node_name]
+            self.executor.driver_done(self)
+
+    def _drive(self) -> None:
+        document = json.loads(self.claimed.workflow)
+        try:
+            graph = compile_workflow(document)
+        except WorkflowError as exc:
+            self._fail_run(f"invalid workflow: {exc}", phase="Error")
+            return
+        self.workflow_name = document.get("metadata", {}).get("name") or graph.name
+        status = self.claimed.workflow_status
+        started_at = _parse_time(status.get("startedAt")) or time.time()
+        operator = RunOperator(
+            graph, workflow_name=self.workflow_name, run_id=self.run_id, nodes=self.claimed.nodes,
+            host=self, started_at=started_at,
+        )
+        self.operator = operator
+        self.graph = graph
+        self._adopt_running_steps(operator)
+        if self.claimed.terminate_requested:
+            operator.request_stop("terminate")
+        settings = self.executor.settings
+        next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
+        while True:
+            operator.reconcile()
+            if not self._flush(operator):
+                self._abandon()
+                return
+            if operator.finished:
+                return
+            timeout = max(0.0, next_heartbeat - time.monotonic())
+            if operator.next_wake is not None:
+                timeout = min(timeout, max(0.0, operator.next_wake - time.time()))
+            try:
+                event: object | None = self.events.get(timeout=timeout)
+            except queue.Empty:
+                event = None
+            while event is not None:
+                self._handle(event, operator)
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    event = None
+            if self._deleted:
+                self._abandon()
+                return
+            if time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
+                beat = self.executor.state.heartbeat(self.run_id, self.executor.driver_id)
+                if beat is None or not beat[0]:
+                    # The run was deleted, or another executor took it over: stop touching it.
+                    self._abandon(kill=beat is None)
+                    return
+                if beat[1]:
+                    operator.request_stop("terminate")
+
+    def _handle(self, event: object, operator: RunOperator) -> None:
+        if isinstance(event, _Exited):
+            self.handles.pop(event.node_name, None)
+            self.executor.release_slot(self)
+            node = operator.nodes.get(event.node_name)
+            if node is None:
+                return
+            phase, message, outputs = self._collect(node, event.result)
+            operator.pod_exited(event.node_name, phase, message, outputs)
+        elif isinstance(event, _Terminate):
+            operator.request_stop("terminate")
+        elif isinstance(event, _Deleted):
+            self._deleted = True
+
+    def _flush(self, operator: RunOperator) -> bool:
+        inserted, updated = operator.take_changes()
+        status = operator.phase if operator.finished else "Running"
+        return self.executor.state.save_progress(
+            self.run_id, self.executor.driver_id, inserted=inserted, updated=updated,
+            workflow_status=operator.workflow_status(), status=status, finished=operator.finished,
+        )
+
+    def _abandon(self, kill: bool = True) -> None:
+        for handle in list(self.handles.values()):
+            if kill:
+                self.executor.launcher.terminate(handle)
+
+    def _fail_run(self, message: str, phase: str = "Error") -> None:
+        now = time.time()
+        status = {"phase": phase, "startedAt": rfc3339(now), "finishedAt": rfc3339(now), "message": message}
+        nodes: list[dict] = []
+        if self.operator is not None:
+            for handle in list(self.handles.values()):
+                self.executor.launcher.terminate(handle)
+            status = {**self.operator.workflow_status(), **status, "startedAt": rfc3339(self.operator.started_at)}
+            nodes = list(self.operator.take_changes()[0])
+        try:
+            self.executor.state.save_progress(
+                self.run_id, self.executor.driver_id, inserted=nodes, updated=[], workflow_status=status,
+                status=phase, finished=True,
+            )
+        except Exception:
+            log.exception("run %s: could not record the failure", self.run_id)
+
+    # ------------------------------------------------------------ StepHost
+
+    def start_pod(self, node: dict, template: Template) -> str | None:
+        if not self.executor.try_acquire_slot(self):
+            return ""
+        try:
+            spec = self._step_spec(node, template)
+        except ex.UnresolvedPlaceholder as exc:
+            self.executor.release_slot(self)
+            return f"Unable to resolve: {exc}"
+        try:
+            if spec.work_dir.exists():
+                shutil.rmtree(spec.work_dir)  # a launch that never got recorded (crash between the two)
+            self._place_inputs(node, template, spec)
+            name = node["name"]
+            handle = self.executor.launcher.start(spec, lambda result: self.post(_Exited(name, result)))
+        except Exception as exc:
+            self.executor.release_slot(self)
+            log.exception("run %s: could not start %s", self.run_id, node["name"])
+            return f"failed to start the step: {exc}"
+        self.handles[node["name"]] = handle
+        node["_pid"] = handle.pid
+        node["_work_dir"] = str(spec.work_dir)
+        node["_log_path"] = str(self.executor.launcher.log_path(spec))
+        node["hostNodeName"] = HOSTNAME
+        self.templates_by_node[node["name"]] = template
+        return None
+
+    def kill_pod(self, node: dict) -> None:
+        handle = self.handles.get(node["name"])
+        if handle is not None:
+            self.executor.launcher.terminate(handle)
+
+    # ------------------------------------------------------------ steps
+
+    def _step_spec(self, node: dict, template: Template) -> StepSpec:
+        assert template.container is not None
+        parameters = {p["name"]: p.get("value", "") for p in (node.get("inputs") or {}).get("parameters", [])}
+        workflow_scope = {
+            "workflow.name": self.workflow_name,
+            "workflow.namespace": WORKFLOW_NAMESPACE,
+            "workflow.uid": self.run_id,
+            "pod.name": node["id"],
+        }
+        assert self.operator is not None
+        workflow_scope.update(self.operator._workflow_scope())
+        scope = ex.template_scope(template, parameters, workflow_scope)
+        container = template.container
+        argv = [ex.substitute(part, scope) for part in (*container.command, *container.args)]
+        env = {name: ex.substitute(value, scope) for name, value in container.env}
+        field_values = {"metadata.name": node["id"], "metadata.namespace": WORKFLOW_NAMESPACE}
+        for name, field_path in container.field_refs:
+            env[name] = field_values.get(field_path, "")
+        paths = [a.path for a in template.inputs_artifacts if a.path]
+        paths += [p.path for p in template.outputs_parameters if p.path]
+        paths += [a.path for a in template.outputs_artifacts if a.path]
+        return StepSpec(
+            key=f"{self.run_id}/{node['id']}",
+            argv=argv,
+            env=env,
+            work_dir=self.executor.step_dir(self.run_id, node["id"]),
+            private_paths=sorted(set(paths)),
+            deadline_seconds=template.active_deadline_seconds,
+            working_dir=container.working_dir,
+        )
+
+    def _place_inputs(self, node: dict, template: Template, spec: StepSpec) -> None:
+        launcher = self.executor.launcher
+        given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
+        for decl in template.inputs_artifacts:
+            artifact = given.get(decl.name)
+            if artifact is None or not decl.path:
+                continue
+            target = launcher.host_path(spec, decl.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if "raw" in artifact:
+                target.write_text(artifact["raw"].get("data", ""), encoding="utf-8")
+            elif "s3" in artifact:
+                self.executor.artifacts.get(artifact["s3"]["key"], target)
+        # Hand-written ContainerOps expect the directories of their outputs to exist, as in an image.
+        for path in [p.path for p in template.outputs_parameters if p.path] + [
+            a.path for a in template.outputs_artifacts if a.path
+        ]:
+            launcher.host_path(spec, path).parent.mkdir(parents=True, exist_ok=True)
+
+    def _collect(self, node: dict, result: StepResult) -> tuple[str, str, dict | None]:
+        """The node's phase, message and outputs from its exit and the files it left."""
+        template = self.templates_by_node.get(node["name"]) or self.graph.templates[node["templateName"]]
+        spec = self._step_spec(node, template)
+        launcher = self.executor.launcher
+        outputs: dict[str, Any] = {}
+        if result.exit_code is not None:
+            outputs["exitCode"] = str(result.exit_code)
+        if node.get("_stopping") or result.terminated:
+            phase, message = "Failed", DEADLINE_MESSAGE
+        elif result.deadline_exceeded:
+            phase, message = "Failed", result.message or "Pod was active on the node longer than the specified deadline"
+        elif result.vanished:
+            phase, message = "Error", "the step's process vanished without an exit code (was the server killed?)"
+        elif result.exit_code != 0:
+            phase, message = "Failed", result.message or f"Error (exit code {result.exit_code})"
+        else:
+            phase, message = "Succeeded", ""
+        if phase == "Succeeded":
+            parameters = []
+            for decl in template.outputs_parameters:
+                if not decl.path:
+                    continue
+                host = launcher.host_path(spec, decl.path)
+                if host.is_file():
+                    value = ex.parameter_value_from_file(host.read_bytes())
+                elif decl.default is not None:
+                    value = decl.default
+                else:
+                    phase, message = "Error", (
+                        f"failed to read output parameter '{decl.name}' from {decl.path}: no such file"
+                    )
+                    break
+                parameters.append({"name": decl.name, "value": value, "valueFrom": {"path": decl.path}})
+            if parameters:
+                outputs["parameters"] = parameters
+        artifacts = []
+        for decl in template.outputs_artifacts:
+            if not decl.path:
+                continue
+            host = launcher.host_path(spec, decl.path)
+            if not host.exists():
+                if phase == "Succeeded" and not decl.optional:
+                    phase = "Error"
+                    message = f"failed to save output artifact '{decl.name}': {decl.path} does not exist"
+                continue
+            key = f"artifacts/{self.workflow_name}/{node['id']}/{decl.name}.tgz"
+            self.executor.artifacts.put(key, host)
+            artifacts.append({"name": decl.name, "path": decl.path, "s3": {"key": key}})
+            if decl.name == METRICS_ARTIFACT and host.is_file():
+                self.executor.report_metrics(self.run_id, node["id"], host.read_bytes())
+        if artifacts:
+            outputs["artifacts"] = artifacts
+        return phase, message, outputs or None
+
+    def _adopt_running_steps(self, operator: RunOperator) -> None:
+        launcher = self.executor.launcher
+        for node in operator.running_pods():
+            template = self.graph.templates.get(node["templateName"])
+            if template is None or template.container is None:
+                continue
+            spec = self._step_spec(node, template)
+            self.templates_by_node[node["name"]] = template
+            name = node["name"]
+            handle = None
+            pid = node.get("_pid")
+            if pid and node.get("hostNodeName") == HOSTNAME:
+                self.executor.claim_slot_unconditionally(self)
+                handle = launcher.adopt(spec, int(pid), lambda result, name=name: self.post(_Exited(name, result)))
+                if handle is not None:
+                    self.handles[name] = handle
+                    continue
+                recorded = launcher.recorded_result(spec)
+                if recorded is not None and not recorded.vanished:
+                    self.post(_Exited(name, recorded))
+                    continue
+                self.executor.release_slot(self)
+            # The process is gone without a trace (or ran on another machine): start the step again.
+            node["phase"] = "Pending"
+            node.pop("_pid", None)
+            operator._running_pods -= 1
+            operator._touch(node)
+
+
+def _parse_time(value: object) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+

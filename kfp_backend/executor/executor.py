@@ -1,0 +1,194 @@
+"""The executor of one process: claims runs, gives each a driver, shares the step slots.
+
+A monitor thread looks for runs that need a driver: new runs, retried runs, and runs whose driver
+stopped renewing its claim (a crashed or killed process). It claims them with a compare-and-set in
+the database, so with several executors on one database each run has one driver at a time, and no
+run stays "Running" after its driver is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+from kfp_backend.config import Settings
+from kfp_backend.executor.artifacts import ArtifactStore
+from kfp_backend.executor.driver import RunDriver, _Deleted, _Terminate, _Wake
+from kfp_backend.executor.launcher import StepLauncher
+from kfp_backend.services.execution_state import ExecutionStateService
+
+log = logging.getLogger(__name__)
+
+# Executors alive in this process: a claim carrying this process's pid but an id not listed here
+# belongs to an earlier process that had the same pid, and is stale.
+_LIVE_EXECUTOR_IDS: set[str] = set()
+
+
+class Executor:
+    """Implements the run service's execution hooks (`RunExecution`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: ExecutionStateService,
+        launcher: StepLauncher,
+        artifacts: ArtifactStore,
+        metrics_reporter: object | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.launcher = launcher
+        self.artifacts = artifacts
+        self.metrics_reporter = metrics_reporter
+        self.poll_seconds = poll_seconds
+        self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._drivers: dict[str, RunDriver] = {}
+        self._lock = threading.Lock()
+        self._slots_free = settings.effective_max_parallel_steps
+        self._waiting: set[RunDriver] = set()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._monitor = threading.Thread(target=self._monitor_loop, name="executor-monitor", daemon=True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        _LIVE_EXECUTOR_IDS.add(self.driver_id)
+        self._monitor.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, stop every driver (killing its steps) and release the claims."""
+        self._stopping.set()
+        self._wake.set()
+        self._monitor.join(timeout)
+        with self._lock:
+            drivers = list(self._drivers.values())
+        for driver in drivers:
+            driver.post(_Deleted())
+        for driver in drivers:
+            driver.join(timeout)
+        for driver in drivers:
+            self.state.release(driver.run_id, self.driver_id)
+        _LIVE_EXECUTOR_IDS.discard(self.driver_id)
+
+    def step_dir(self, run_id: str, node_id: str) -> Path:
+        return (self.settings.data_dir / "runs" / run_id / node_id).resolve()
+
+    # ------------------------------------------------------------ RunExecution hooks
+
+    def run_created(self, run_id: str) -> None:
+        self._wake.set()
+
+    def retry_requested(self, run_id: str) -> None:
+        self._wake.set()
+
+    def terminate_requested(self, run_id: str) -> None:
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            driver.post(_Terminate())
+        else:
+            self._wake.set()
+
+    def run_deleted(self, run_id: str) -> None:
+        driver = self._drivers.get(run_id)
+        if driver is not None:
+            driver.post(_Deleted())
+
+    # ------------------------------------------------------------ slots
+
+    def try_acquire_slot(self, driver: RunDriver) -> bool:
+        with self._lock:
+            if self._slots_free > 0:
+                self._slots_free -= 1
+                self._waiting.discard(driver)
+                return True
+            self._waiting.add(driver)
+            return False
+
+    def claim_slot_unconditionally(self, driver: RunDriver) -> None:
+        """An adopted step already runs: count it even if that overbooks the slots for a while."""
+        with self._lock:
+            self._slots_free -= 1
+
+    def release_slot(self, driver: RunDriver) -> None:
+        with self._lock:
+            self._slots_free += 1
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for other in waiting:
+            other.post(_Wake())
+
+    # ------------------------------------------------------------ metrics
+
+    def report_metrics(self, run_id: str, node_id: str, data: bytes) -> None:
+        if self.metrics_reporter is None:
+            return
+        try:
+            self.metrics_reporter.report_metrics_file(run_id, node_id, data)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("run %s: could not report the metrics of %s", run_id, node_id)
+
+    # ------------------------------------------------------------ claiming
+
+    def driver_done(self, driver: RunDriver) -> None:
+        with self._lock:
+            if self._drivers.get(driver.run_id) is driver:
+                del self._drivers[driver.run_id]
+            self._waiting.discard(driver)
+        # The run may have been retried while this driver was finishing.
+        self._wake.set()
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.claim_runs()
+            except Exception:
+                log.exception("executor: claiming runs failed")
+
+    def claim_runs(self) -> None:
+        candidates = dict(self.state.claimable_runs(self.settings.driver_stale_seconds))
+        for run_id, driver_id in self.state.driven_runs():
+            if run_id not in candidates and driver_id != self.driver_id and _is_dead_local_driver(driver_id):
+                candidates[run_id] = driver_id
+        for run_id, previous in candidates.items():
+            if self._stopping.is_set():
+                return
+            with self._lock:
+                if run_id in self._drivers:
+                    continue
+            claimed = self.state.claim(run_id, self.driver_id, previous)
+            if claimed is None:
+                continue
+            driver = RunDriver(self, claimed)
+            with self._lock:
+                self._drivers[run_id] = driver
+            driver.start()
+
+
+def _is_dead_local_driver(driver_id: str) -> bool:
+    """A claim made on this machine by a process that no longer exists (fast takeover after a restart)."""
+    parts = driver_id.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return driver_id not in _LIVE_EXECUTOR_IDS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,39 @@
+"""Build the executor of a `serve` process from its settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kfp_backend.config import Settings
+from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.executor.executor import Executor
+from kfp_backend.executor.launcher import LocalProcessLauncher
+from kfp_backend.services.container import Services
+from kfp_backend.services.execution_state import ExecutionStateService
+from kfp_backend.services.metrics import parse_metrics_file
+
+
+def artifact_store(settings: Settings) -> LocalArtifactStore:
+    return LocalArtifactStore(Path(settings.data_dir).resolve() / "artifacts")
+
+
+class _MetricsReporter:
+    """Turns a step's mlpipeline-metrics file into run metrics through the metrics service."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def report_metrics_file(self, run_id: str, node_id: str, data: bytes) -> None:
+        metrics = parse_metrics_file(data)
+        if metrics:
+            self._services.metrics.report_node_metrics(run_id, node_id, metrics)
+
+
+def build_executor(settings: Settings, services: Services) -> Executor:
+    return Executor(
+        settings,
+        ExecutionStateService(services.db),
+        LocalProcessLauncher(settings.step_isolation),
+        artifact_store(settings),
+        metrics_reporter=_MetricsReporter(services),
+    )

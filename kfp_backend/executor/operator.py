@@ -1,0 +1,637 @@
+"""The graph walk: Argo's workflow semantics over a run's node table, with no I/O of its own.
+
+`RunOperator.reconcile()` is idempotent: from the current nodes (loaded from the database after a
+restart, or kept in memory) it creates the nodes that may be created now, asks its host to start
+the Pod nodes it may start, and settles the phases of groups whose children are all done. Node names
+are deterministic (`P.T`, `P.T(i:desc)`, `P.T(n)`), so a reconcile after a restart finds the nodes a
+previous pass created instead of creating them twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from kfp_backend.workflow import expressions as ex
+from kfp_backend.workflow.graph import ArtifactDecl, DagTask, Template, WorkflowGraph
+
+FULFILLED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
+FAILED = {"Failed", "Error"}
+DEADLINE_MESSAGE = "Step exceeded its deadline"
+OMITTED_MESSAGE = "omitted: depends condition not met"
+WORKFLOW_NAMESPACE = "kubeflow"
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_fulfilled(node: Mapping[str, Any] | None) -> bool:
+    return node is not None and node.get("phase") in FULFILLED
+
+
+class StepHost(Protocol):
+    """What the operator needs from the driver that owns it."""
+
+    def start_pod(self, node: dict, template: Template) -> str | None:
+        """Start the Pod node's process now; None if started, else why not ("" = no free slot yet)."""
+
+    def kill_pod(self, node: dict) -> None:
+        """Kill a running Pod node's process; its exit is reported through `pod_exited` later."""
+
+
+@dataclass
+class Inputs:
+    parameters: dict[str, str] = field(default_factory=dict)
+    # name -> {"name", "s3": {"key"}} or {"name", "raw": {"data"}}
+    artifacts: dict[str, dict] = field(default_factory=dict)
+
+
+class RunOperator:
+    def __init__(
+        self,
+        graph: WorkflowGraph,
+        *,
+        workflow_name: str,
+        run_id: str,
+        nodes: list[dict],
+        host: StepHost,
+        started_at: float,
+        clock: Any = time.time,
+    ) -> None:
+        self.graph = graph
+        self.workflow_name = workflow_name
+        self.run_id = run_id
+        self.host = host
+        self.clock = clock
+        self.started_at = started_at
+        self.nodes: dict[str, dict] = {node["name"]: node for node in nodes}
+        self.inserted: dict[str, dict] = {}  # node id -> node created since the last flush
+        self.updated: dict[str, dict] = {}
+        self.stop_reason: str | None = None  # "terminate" or "deadline": no new steps outside the exit handler
+        self.next_wake: float | None = None
+        self.finished = False
+        self.phase = "Running"
+        self.message = ""
+        self._in_exit_handler = False
+        self._running_pods = sum(1 for n in nodes if n.get("type") == "Pod" and n.get("phase") == "Running")
+
+    # ----------------------------------------------------------------- public
+
+    def request_stop(self, reason: str) -> None:
+        """Terminate or deadline: running steps are killed, pending ones fail, the exit handler still runs."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        for node in list(self.nodes.values()):
+            if node.get("type") != "Pod" or node.get("_exit_handler"):
+                continue
+            if node.get("phase") == "Running":
+                node["_stopping"] = True
+                self.host.kill_pod(node)
+            elif node.get("phase") == "Pending":
+                self._finish(node, "Failed", DEADLINE_MESSAGE)
+
+    def pod_exited(self, node_name: str, phase: str, message: str, outputs: dict | None) -> None:
+        node = self.nodes.get(node_name)
+        if node is None or is_fulfilled(node):
+            return
+        if node.get("phase") == "Running":
+            self._running_pods -= 1
+        if outputs:
+            node["outputs"] = outputs
+        self._finish(node, phase, message)
+
+    def reconcile(self) -> None:
+        self.next_wake = None
+        now = self.clock()
+        deadline = self.graph.active_deadline_seconds
+        if deadline is not None and self.stop_reason is None and now >= self.started_at + deadline:
+            self.request_stop("deadline")
+        elif deadline is not None and self.stop_reason is None:
+            self._wake_at(self.started_at + deadline)
+        root = self._execute(self.workflow_name, self.graph.entrypoint, self._workflow_inputs(), "", self.workflow_name)
+        if not is_fulfilled(root):
+            return
+        exit_node = None
+        if self.graph.on_exit:
+            self._in_exit_handler = True
+            try:
+                exit_node = self._execute(
+                    f"{self.workflow_name}.onExit", self.graph.on_exit, Inputs(), "", self.graph.on_exit,
+                    exit_handler=True,
+                )
+            finally:
+                self._in_exit_handler = False
+            if not is_fulfilled(exit_node):
+                return
+        self._settle_workflow(root, exit_node)
+
+    def take_changes(self) -> tuple[list[dict], list[dict]]:
+        inserted, updated = list(self.inserted.values()), [
+            node for node_id, node in self.updated.items() if node_id not in self.inserted
+        ]
+        self.inserted, self.updated = {}, {}
+        return inserted, updated
+
+    def workflow_status(self) -> dict:
+        pods = [n for n in self.nodes.values() if n.get("type") == "Pod"]
+        done = sum(1 for n in pods if n.get("phase") == "Succeeded")
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "startedAt": rfc3339(self.started_at),
+            "finishedAt": rfc3339(self.clock()) if self.finished else None,
+            "progress": f"{done}/{len(pods)}",
+        }
+        if self.message:
+            status["message"] = self.message
+        return status
+
+    def running_pods(self) -> list[dict]:
+        return [n for n in self.nodes.values() if n.get("type") == "Pod" and n.get("phase") == "Running"]
+
+    # ----------------------------------------------------------------- nodes
+
+    def _node_id(self, name: str) -> str:
+        return ex.node_id(self.workflow_name, name)
+
+    def _create(
+        self, name: str, *, node_type: str, template: str, display: str, boundary: str, phase: str,
+        inputs: Inputs | None = None, message: str = "", parents: tuple[str, ...] = (),
+    ) -> dict:
+        now = self.clock()
+        node: dict[str, Any] = {
+            "id": self._node_id(name),
+            "name": name,
+            "displayName": display,
+            "type": node_type,
+            "templateName": template,
+            "templateScope": f"local/{self.workflow_name}",
+            "phase": phase,
+            "startedAt": rfc3339(now),
+            "_started": now,
+        }
+        if boundary:
+            node["boundaryID"] = boundary
+        if message:
+            node["message"] = message
+        if inputs is not None and (inputs.parameters or inputs.artifacts):
+            rendered: dict[str, Any] = {}
+            if inputs.parameters:
+                rendered["parameters"] = [{"name": k, "value": v} for k, v in inputs.parameters.items()]
+            if inputs.artifacts:
+                rendered["artifacts"] = list(inputs.artifacts.values())
+            node["inputs"] = rendered
+        if phase in FULFILLED:
+            node["finishedAt"] = node["startedAt"]
+            node["_finished"] = now
+        self.nodes[name] = node
+        self.inserted[node["id"]] = node
+        for parent_name in parents:
+            parent = self.nodes.get(parent_name)
+            if parent is not None and node["id"] not in parent.setdefault("children", []):
+                parent["children"].append(node["id"])
+                self._touch(parent)
+        return node
+
+    def _touch(self, node: dict) -> None:
+        self.updated[node["id"]] = node
+
+    def _finish(self, node: dict, phase: str, message: str = "") -> None:
+        now = self.clock()
+        node["phase"] = phase
+        if message:
+            node["message"] = message
+        else:
+            node.pop("message", None)
+        node["finishedAt"] = rfc3339(now)
+        node["_finished"] = now
+        self._touch(node)
+
+    def _wake_at(self, when: float) -> None:
+        self.next_wake = when if self.next_wake is None else min(self.next_wake, when)
+
+    # ----------------------------------------------------------------- execution
+
+    def _workflow_inputs(self) -> Inputs:
+        inputs = Inputs()
+        for parameter in self.graph.arguments:
+            if parameter.value is not None:
+                inputs.parameters[parameter.name] = parameter.value
+        scope = self._workflow_scope()
+        for artifact in self.graph.argument_artifacts:
+            if artifact.raw is not None:
+                inputs.artifacts[artifact.name] = {
+                    "name": artifact.name, "raw": {"data": ex.substitute(artifact.raw, scope)},
+                }
+        return inputs
+
+    def _workflow_scope(self) -> dict[str, str]:
+        scope = {
+            "workflow.name": self.workflow_name,
+            "workflow.namespace": WORKFLOW_NAMESPACE,
+            "workflow.uid": self.run_id,
+            "workflow.serviceAccountName": "pipeline-runner",
+            "workflow.creationTimestamp": rfc3339(self.started_at),
+        }
+        for parameter in self.graph.arguments:
+            if parameter.value is not None:
+                scope[f"workflow.parameters.{parameter.name}"] = parameter.value
+        root = self.nodes.get(self.workflow_name)
+        if is_fulfilled(root):
+            assert root is not None
+            scope["workflow.status"] = _workflow_phase(root["phase"])
+            scope["workflow.failures"] = json.dumps([
+                {
+                    "displayName": n.get("displayName"), "message": n.get("message", ""),
+                    "templateName": n.get("templateName"), "phase": n.get("phase"),
+                    "podName": n.get("id"), "finishedAt": n.get("finishedAt"),
+                }
+                for n in self.nodes.values()
+                if n.get("type") == "Pod" and n.get("phase") in FAILED
+            ], separators=(",", ":"))
+        return scope
+
+    def _execute(
+        self, name: str, template_name: str, inputs: Inputs, boundary: str, display: str,
+        *, parents: tuple[str, ...] = (), exit_handler: bool = False,
+    ) -> dict:
+        node = self.nodes.get(name)
+        if is_fulfilled(node):
+            assert node is not None
+            return node
+        template = self.graph.templates[template_name]
+        if node is None:
+            resolved = self._bind_inputs(template, inputs)
+            if isinstance(resolved, str):
+                return self._create(
+                    name, node_type="Skipped" if template.kind == "dag" else "Pod", template=template_name,
+                    display=display, boundary=boundary, phase="Error", message=resolved, parents=parents,
+                )
+            inputs = resolved
+        else:
+            inputs = _stored_inputs(node)
+        if template.kind == "dag":
+            return self._execute_dag(name, template, inputs, boundary, display, parents)
+        if template.retry is not None:
+            return self._execute_retry(name, template, inputs, boundary, display, parents, exit_handler)
+        return self._execute_pod(name, template, inputs, boundary, display, parents, exit_handler)
+
+    def _bind_inputs(self, template: Template, given: Inputs) -> Inputs | str:
+        bound = Inputs()
+        for decl in template.inputs_parameters:
+            if decl.name in given.parameters:
+                bound.parameters[decl.name] = given.parameters[decl.name]
+            elif decl.value is not None:
+                bound.parameters[decl.name] = decl.value
+            else:
+                return f"inputs.parameters.{decl.name} was not supplied"
+        for decl in template.inputs_artifacts:
+            if decl.name in given.artifacts:
+                bound.artifacts[decl.name] = {**given.artifacts[decl.name], "path": decl.path}
+            elif decl.raw is not None:
+                bound.artifacts[decl.name] = {"name": decl.name, "path": decl.path, "raw": {"data": decl.raw}}
+            elif not decl.optional:
+                return f"inputs.artifacts.{decl.name} was not supplied"
+        return bound
+
+    # Pods ------------------------------------------------------------------
+
+    def _execute_pod(
+        self, name: str, template: Template, inputs: Inputs, boundary: str, display: str,
+        parents: tuple[str, ...], exit_handler: bool,
+    ) -> dict:
+        exit_handler = exit_handler or self._in_exit_handler
+        node = self.nodes.get(name)
+        if node is None:
+            node = self._create(
+                name, node_type="Pod", template=template.name, display=display, boundary=boundary,
+                phase="Pending", inputs=inputs, parents=parents,
+            )
+            if exit_handler:
+                node["_exit_handler"] = True
+        if node["phase"] != "Pending":
+            return node
+        if self.stop_reason is not None and not exit_handler:
+            self._finish(node, "Failed", DEADLINE_MESSAGE)
+            return node
+        if self.graph.parallelism and self._running_pods >= self.graph.parallelism:
+            return node
+        problem = self.host.start_pod(node, template)
+        if problem is None:
+            node["phase"] = "Running"
+            node["startedAt"] = rfc3339(self.clock())
+            node["_started"] = self.clock()
+            self._running_pods += 1
+            self._touch(node)
+        elif problem:
+            self._finish(node, "Error", problem)
+        return node
+
+    def _execute_retry(
+        self, name: str, template: Template, inputs: Inputs, boundary: str, display: str,
+        parents: tuple[str, ...], exit_handler: bool,
+    ) -> dict:
+        strategy = template.retry
+        assert strategy is not None
+        node = self.nodes.get(name)
+        if node is None:
+            node = self._create(
+                name, node_type="Retry", template=template.name, display=display, boundary=boundary,
+                phase="Running", inputs=inputs, parents=parents,
+            )
+        attempts = [self.nodes[child] for child in node.get("_attempts", []) if child in self.nodes]
+        if attempts and not is_fulfilled(attempts[-1]):
+            last = attempts[-1]
+            self._execute_pod(last["name"], template, inputs, boundary, last["displayName"], (), exit_handler)
+            return node
+        if attempts:
+            last = attempts[-1]
+            if last["phase"] == "Succeeded":
+                if "outputs" in last:
+                    node["outputs"] = last["outputs"]
+                self._finish(node, "Succeeded")
+                return node
+            may_retry = _policy_allows(strategy.policy, last["phase"], last.get("message", ""))
+            within_limit = strategy.limit is None or len(attempts) <= strategy.limit
+            stopping = self.stop_reason is not None and not (exit_handler or self._in_exit_handler)
+            if not (may_retry and within_limit) or stopping:
+                message = "No more retries left" if may_retry and not stopping else last.get("message", "")
+                self._finish(node, last["phase"], message)
+                return node
+            delay = strategy.backoff_seconds * strategy.backoff_factor ** (len(attempts) - 1)
+            limit = strategy.backoff_max_seconds
+            if limit is not None and self.clock() - node["_started"] > limit:
+                self._finish(node, last["phase"], "Max duration limit exceeded")
+                return node
+            ready_at = last.get("_finished", 0.0) + delay
+            if delay > 0 and self.clock() < ready_at:
+                self._wake_at(ready_at)
+                return node
+        index = len(attempts)
+        attempt_name = f"{name}({index})"
+        node.setdefault("_attempts", []).append(attempt_name)
+        self._touch(node)
+        self._execute_pod(attempt_name, template, inputs, boundary, f"{display}({index})", (name,), exit_handler)
+        return node
+
+    # DAGs ------------------------------------------------------------------
+
+    def _execute_dag(
+        self, name: str, template: Template, inputs: Inputs, boundary: str, display: str, parents: tuple[str, ...]
+    ) -> dict:
+        node = self.nodes.get(name)
+        if node is None:
+            node = self._create(
+                name, node_type="DAG", template=template.name, display=display, boundary=boundary,
+                phase="Running", inputs=inputs, parents=parents,
+            )
+        all_done = True
+        for task_name in template.task_order():
+            task = template.tasks[task_name]
+            task_node_name = f"{name}.{task_name}"
+            existing = self.nodes.get(task_node_name)
+            if is_fulfilled(existing):
+                continue
+            dependencies = [self.nodes.get(f"{name}.{dep}") for dep in task.dependencies]
+            if not all(is_fulfilled(dep) for dep in dependencies):
+                all_done = False
+                continue
+            dep_names = tuple(f"{name}.{dep}" for dep in task.dependencies) or (name,)
+            if existing is None and any(dep["phase"] in FAILED | {"Omitted"} for dep in dependencies if dep):
+                self._create(
+                    task_node_name, node_type="Skipped", template=task.template, display=task_name,
+                    boundary=node["id"], phase="Omitted", message=OMITTED_MESSAGE, parents=dep_names,
+                )
+                continue
+            # The task's scope sees the outputs of the tasks done so far in this pass.
+            scope, artifacts = self._dag_scope(name, template, inputs)
+            task_node = self._execute_task(task_node_name, task, scope, artifacts, node["id"], dep_names)
+            if not is_fulfilled(task_node):
+                all_done = False
+        if all_done:
+            self._settle_dag(node, name, template, inputs)
+        return node
+
+    def _dag_scope(self, name: str, template: Template, inputs: Inputs) -> tuple[dict[str, str], dict[str, dict]]:
+        scope = self._workflow_scope()
+        artifacts: dict[str, dict] = {}
+        for key, value in inputs.parameters.items():
+            scope[f"inputs.parameters.{key}"] = value
+        for key, value in inputs.artifacts.items():
+            artifacts[f"inputs.artifacts.{key}"] = value
+        for task_name in template.tasks:
+            task_node = self.nodes.get(f"{name}.{task_name}")
+            if task_node is None:
+                continue
+            scope[f"tasks.{task_name}.status"] = task_node.get("phase", "")
+            scope[f"tasks.{task_name}.id"] = task_node["id"]
+            outputs = task_node.get("outputs") or {}
+            for parameter in outputs.get("parameters", []):
+                if "value" in parameter:
+                    scope[f"tasks.{task_name}.outputs.parameters.{parameter['name']}"] = parameter["value"]
+            for artifact in outputs.get("artifacts", []):
+                artifacts[f"tasks.{task_name}.outputs.artifacts.{artifact['name']}"] = artifact
+        return scope, artifacts
+
+    def _execute_task(
+        self, task_node_name: str, task: DagTask, scope: dict[str, str], artifacts: dict[str, dict],
+        boundary: str, parents: tuple[str, ...],
+    ) -> dict:
+        existing = self.nodes.get(task_node_name)
+        if existing is None and task.when:
+            try:
+                expression = ex.substitute(task.when, scope)
+            except ex.UnresolvedPlaceholder as exc:
+                return self._create_error(task_node_name, task, boundary, parents, f"Unable to resolve: {exc}")
+            try:
+                if not ex.evaluate_when(expression):
+                    return self._create(
+                        task_node_name, node_type="Skipped", template=task.template, display=task.name,
+                        boundary=boundary, phase="Skipped", message=f"when '{expression}' evaluated false",
+                        parents=parents,
+                    )
+            except ex.WhenError as exc:
+                return self._create_error(
+                    task_node_name, task, boundary, parents, ex.when_error_message(expression, exc),
+                )
+        if task.with_items is not None or task.with_param is not None:
+            return self._execute_loop(task_node_name, task, scope, artifacts, boundary, parents)
+        if existing is None:
+            arguments = self._resolve_arguments(task, scope, artifacts)
+            if isinstance(arguments, str):
+                return self._create_error(task_node_name, task, boundary, parents, arguments)
+        else:
+            arguments = Inputs()
+        return self._execute(task_node_name, task.template, arguments, boundary, task.name, parents=parents)
+
+    def _create_error(self, name: str, task: DagTask, boundary: str, parents: tuple[str, ...], message: str) -> dict:
+        return self._create(
+            name, node_type="Skipped", template=task.template, display=task.name, boundary=boundary,
+            phase="Error", message=message, parents=parents,
+        )
+
+    def _resolve_arguments(
+        self, task: DagTask, scope: Mapping[str, str], artifacts: Mapping[str, dict]
+    ) -> Inputs | str:
+        resolved = Inputs()
+        try:
+            for parameter in task.parameters:
+                resolved.parameters[parameter.name] = ex.substitute(parameter.value or "", scope)
+            for artifact in task.artifacts:
+                found = _resolve_artifact(artifact, scope, artifacts)
+                if found is None:
+                    return f"Unable to resolve: {artifact.source}"
+                resolved.artifacts[artifact.name] = found
+        except ex.UnresolvedPlaceholder as exc:
+            return f"Unable to resolve: {exc}"
+        return resolved
+
+    def _execute_loop(
+        self, name: str, task: DagTask, scope: dict[str, str], artifacts: dict[str, dict],
+        boundary: str, parents: tuple[str, ...],
+    ) -> dict:
+        node = self.nodes.get(name)
+        if node is None:
+            try:
+                if task.with_items is not None:
+                    items = list(task.with_items)
+                else:
+                    items = ex.loop_items_from_param(ex.substitute(task.with_param or "", scope))
+            except ex.UnresolvedPlaceholder as exc:
+                return self._create_error(name, task, boundary, parents, f"Unable to resolve: {exc}")
+            except ex.LoopError as exc:
+                return self._create_error(name, task, boundary, parents, str(exc))
+            if not items:
+                return self._create(
+                    name, node_type="Skipped", template=task.template, display=task.name, boundary=boundary,
+                    phase="Skipped", message="Skipped, empty params", parents=parents,
+                )
+            node = self._create(
+                name, node_type="TaskGroup", template=task.template, display=task.name, boundary=boundary,
+                phase="Running", parents=parents,
+            )
+            node["_items"] = items
+        items = node.get("_items", [])
+        limit = self.graph.templates[task.template].parallelism or math.inf
+        active = 0
+        done = 0
+        for index, item in enumerate(items):
+            label = f"{task.name}({index}:{ex.item_description(index, item)})"
+            child_name = f"{name}({index}:{ex.item_description(index, item)})"
+            child = self.nodes.get(child_name)
+            if child is None:
+                if active >= limit:
+                    continue
+                item_scope = {**scope, **ex.item_scope(item)}
+                arguments = self._resolve_arguments(task, item_scope, artifacts)
+                if isinstance(arguments, str):
+                    child = self._create_error(child_name, task, boundary, (name,), arguments)
+                else:
+                    child = self._execute(child_name, task.template, arguments, boundary, label, parents=(name,))
+            elif not is_fulfilled(child):
+                child = self._execute(child_name, task.template, Inputs(), boundary, label)
+            if is_fulfilled(child):
+                done += 1
+            else:
+                active += 1
+        if done == len(items):
+            children = [self.nodes[f"{name}({i}:{ex.item_description(i, item)})"] for i, item in enumerate(items)]
+            failed = [c for c in children if c["phase"] in FAILED]
+            if failed:
+                self._finish(node, failed[-1]["phase"], f"child '{failed[-1]['id']}' failed")
+            else:
+                self._finish(node, "Succeeded")
+        return node
+
+    def _settle_dag(self, node: dict, name: str, template: Template, inputs: Inputs) -> None:
+        failed = None
+        for task_name in template.task_order():
+            task_node = self.nodes.get(f"{name}.{task_name}")
+            if task_node is not None and task_node.get("phase") in FAILED:
+                failed = task_node
+                break
+        if failed is not None:
+            self._finish(node, failed["phase"], f"child '{failed['id']}' failed")
+            return
+        outputs = self._dag_outputs(name, template, inputs)
+        if isinstance(outputs, str):
+            self._finish(node, "Error", outputs)
+            return
+        if outputs:
+            node["outputs"] = outputs
+        self._finish(node, "Succeeded")
+
+    def _dag_outputs(self, name: str, template: Template, inputs: Inputs) -> dict | str:
+        if not template.outputs_parameters and not template.outputs_artifacts:
+            return {}
+        scope, artifacts = self._dag_scope(name, template, inputs)
+        outputs: dict[str, list] = {}
+        try:
+            for parameter in template.outputs_parameters:
+                if parameter.expression is not None:
+                    value = ex.substitute(parameter.expression, scope)
+                    outputs.setdefault("parameters", []).append({"name": parameter.name, "value": value})
+            for artifact in template.outputs_artifacts:
+                found = _resolve_artifact(artifact, scope, artifacts)
+                if found is not None:
+                    outputs.setdefault("artifacts", []).append({**found, "name": artifact.name})
+        except ex.UnresolvedPlaceholder as exc:
+            return f"Unable to resolve: {exc}"
+        return outputs
+
+    def _settle_workflow(self, root: dict, exit_node: dict | None) -> None:
+        phase = _workflow_phase(root["phase"])
+        message = root.get("message", "") if phase in FAILED else ""
+        if exit_node is not None and phase == "Succeeded" and exit_node["phase"] in FAILED:
+            phase = exit_node["phase"]
+            message = exit_node.get("message", "")
+        if self.stop_reason == "terminate" and phase != "Succeeded":
+            message = "Stopped with strategy 'Terminate'"
+        elif self.stop_reason == "deadline" and phase != "Succeeded":
+            message = DEADLINE_MESSAGE
+        self.phase, self.message, self.finished = phase, message, True
+
+
+def _workflow_phase(root_phase: str) -> str:
+    return {"Skipped": "Succeeded", "Omitted": "Succeeded"}.get(root_phase, root_phase)
+
+
+def _policy_allows(policy: str, phase: str, message: str) -> bool:
+    if policy == "Always":
+        return True
+    if policy == "OnError":
+        return phase == "Error"
+    if policy == "OnTransientError":
+        return phase == "Error" and "transient" in message.lower()
+    return phase == "Failed"  # OnFailure, the default
+
+
+def _stored_inputs(node: dict) -> Inputs:
+    inputs = Inputs()
+    rendered = node.get("inputs") or {}
+    for parameter in rendered.get("parameters", []):
+        inputs.parameters[parameter["name"]] = parameter.get("value", "")
+    for artifact in rendered.get("artifacts", []):
+        inputs.artifacts[artifact["name"]] = artifact
+    return inputs
+
+
+def _resolve_artifact(artifact: ArtifactDecl, scope: Mapping[str, str], artifacts: Mapping[str, dict]) -> dict | None:
+    if artifact.raw is not None:
+        return {"name": artifact.name, "raw": {"data": ex.substitute(artifact.raw, scope)}}
+    if artifact.source is None:
+        return None
+    reference = artifact.source.strip()
+    if reference.startswith("{{") and reference.endswith("}}"):
+        reference = reference[2:-2].strip()
+    found = artifacts.get(reference)
+    if found is None:
+        return None
+    kept = {key: value for key, value in found.items() if key in ("s3", "raw")}
+    return {"name": artifact.name, **kept}

@@ -1,0 +1,157 @@
+"""What the executor reads and writes: run claims, node rows, the workflow status.
+
+A run is claimed by one driver at a time (`driver_id`); the claim is renewed by a heartbeat and may
+be taken over when it goes stale. Every write here is a conditional UPDATE, so two executors racing
+for one run cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from kfp_backend.store.models import Run, RunManifest, RunNode
+
+# Run statuses after which a run never changes again (until a retry).
+FINAL_STATUSES = ("Succeeded", "Failed", "Error", "Skipped")
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    run_id: str
+    status: str
+    terminate_requested: bool
+    workflow: str  # the runtime workflow JSON
+    workflow_status: dict
+    nodes: list[dict]  # node data (Argo shape + private keys)
+
+
+def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> list[tuple[str, str | None]]:
+    """Unfinished runs with no driver, or whose driver's heartbeat is older than `stale_before`."""
+    rows = session.execute(
+        select(Run.id, Run.driver_id)
+        .where(
+            Run.finished_at == 0,
+            Run.status.not_in(FINAL_STATUSES),
+            or_(Run.driver_id.is_(None), Run.driver_heartbeat < stale_before),
+        )
+        .order_by(Run.created_at, Run.id)
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def driver_ids_of_unfinished_runs(session: Session) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(Run.id, Run.driver_id).where(
+            Run.finished_at == 0, Run.status.not_in(FINAL_STATUSES), Run.driver_id.is_not(None)
+        )
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver: str | None, now: int) -> bool:
+    """Take the run if its driver is still `expected_driver` (compare-and-set)."""
+    condition = Run.driver_id.is_(None) if expected_driver is None else Run.driver_id == expected_driver
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.finished_at == 0, condition)
+        .values(driver_id=driver_id, driver_heartbeat=now)
+    )
+    return result.rowcount > 0
+
+
+def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
+    row = session.execute(
+        select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status)
+        .join(RunManifest, RunManifest.run_id == Run.id)
+        .where(Run.id == run_id)
+    ).first()
+    if row is None:
+        return None
+    nodes = [json.loads(data) for data in session.scalars(select(RunNode.data).where(RunNode.run_id == run_id))]
+    return ClaimedRun(
+        run_id=run_id,
+        status=row[0],
+        terminate_requested=bool(row[1]),
+        workflow=row[2],
+        workflow_status=json.loads(row[3] or "{}"),
+        nodes=nodes,
+    )
+
+
+def heartbeat(session: Session, run_id: str, driver_id: str, now: int) -> tuple[bool, bool] | None:
+    """Renew the claim. Returns (still ours, terminate requested), or None if the run is gone."""
+    session.execute(
+        update(Run).where(Run.id == run_id, Run.driver_id == driver_id).values(driver_heartbeat=now)
+    )
+    row = session.execute(select(Run.driver_id, Run.terminate_requested).where(Run.id == run_id)).first()
+    if row is None:
+        return None
+    return row[0] == driver_id, bool(row[1])
+
+
+def release_run(session: Session, run_id: str, driver_id: str) -> None:
+    session.execute(
+        update(Run).where(Run.id == run_id, Run.driver_id == driver_id).values(driver_id=None, driver_heartbeat=0)
+    )
+
+
+def save_nodes(session: Session, run_id: str, inserted: Iterable[dict], updated: Iterable[dict]) -> None:
+    rows = [
+        {"run_id": run_id, "node_id": node["id"], "phase": node.get("phase", ""), "data": json.dumps(node)}
+        for node in inserted
+    ]
+    if rows:
+        session.execute(RunNode.__table__.insert(), rows)
+    for node in updated:
+        session.execute(
+            update(RunNode)
+            .where(RunNode.run_id == run_id, RunNode.node_id == node["id"])
+            .values(phase=node.get("phase", ""), data=json.dumps(node))
+        )
+
+
+def delete_nodes(session: Session, run_id: str, node_ids: Iterable[str]) -> None:
+    ids = list(node_ids)
+    if ids:
+        session.execute(delete(RunNode).where(RunNode.run_id == run_id, RunNode.node_id.in_(ids)))
+
+
+def update_run_progress(
+    session: Session,
+    run_id: str,
+    driver_id: str,
+    *,
+    workflow_status: dict,
+    status: str | None = None,
+    finished_at: int | None = None,
+    scheduled_at: int | None = None,
+) -> bool:
+    """Write the workflow status (and the run's status columns) if this driver still owns the run."""
+    values: dict[str, object] = {}
+    if status is not None:
+        # While a terminate is pending the run shows "Terminating", whatever phase the driver saw.
+        terminating = case((Run.terminate_requested.is_(True), "Terminating"), else_=status)
+        values["status"] = status if status in FINAL_STATUSES else terminating
+    if finished_at is not None:
+        values["finished_at"] = finished_at
+        values["driver_id"] = None
+    if scheduled_at is not None:
+        values["scheduled_at"] = scheduled_at
+    owned = and_(Run.id == run_id, Run.driver_id == driver_id)
+    if values:
+        result = session.execute(update(Run).where(owned).values(**values))
+        if result.rowcount == 0:
+            return False
+    elif session.scalar(select(Run.id).where(owned)) is None:
+        return False
+    session.execute(
+        update(RunManifest).where(RunManifest.run_id == run_id).values(workflow_status=json.dumps(workflow_status))
+    )
+    return True
+
