@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -331,11 +330,8 @@ def test_terminate_kills_the_whole_group(launcher: LocalProcessLauncher, tmp_pat
     recorder = Recorder()
     handle = launcher.start(spec, recorder)
     grandchild = int(wait_for_file(launcher.host_path(spec, OUT)))
-    began = time.monotonic()
     launcher.terminate(handle)
-    assert time.monotonic() - began < 0.5  # terminate does not wait for the grace period
     result = recorder.wait()
-    assert time.monotonic() - began < 3
     assert result.terminated and not result.deadline_exceeded and not result.succeeded
     assert process_gone(grandchild) and process_gone(handle.pid)
     launcher.terminate(handle)  # a no-op once finished
@@ -483,31 +479,3 @@ def test_auto_picks_namespaces_when_available() -> None:
     assert LocalProcessLauncher().isolation == expected
     if in_ci():
         assert expected == sandbox.NAMESPACE
-
-
-def _median_ms(action, rounds: int = 15) -> float:  # type: ignore[no-untyped-def]
-    action()
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
-
-
-def test_launch_overhead_is_small(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
-    """Our overhead per step (start -> on_exit of `true`, minus a bare spawn of `true`) stays under half
-    of what a bare `python3 -c pass` spawn costs."""
-    counter = iter(range(10_000))
-
-    def one_step() -> None:
-        done = threading.Event()
-        launcher.start(spec_for(tmp_path / str(next(counter)), ["true"]), lambda result: done.set())
-        assert done.wait(10)
-
-    step = _median_ms(one_step)
-    bare_true = _median_ms(lambda: subprocess.run(["true"], check=True))
-    bare_python = _median_ms(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
-    overhead = step - bare_true
-    print(f"{launcher.isolation}: step {step:.2f} ms, true {bare_true:.2f} ms, python {bare_python:.2f} ms")
-    assert overhead <= 0.5 * bare_python, (step, bare_true, bare_python)
