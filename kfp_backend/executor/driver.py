@@ -53,6 +53,10 @@ class _Deleted:
     pass
 
 
+class _Shutdown:
+    """The process is stopping: leave the steps running; the next executor adopts them."""
+
+
 class RunDriver:
     def __init__(self, executor: Executor, claimed: ClaimedRun) -> None:
         self.executor = executor
@@ -64,6 +68,7 @@ class RunDriver:
         self.waiting_for_slot = False
         self.operator: RunOperator | None = None
         self._deleted = False
+        self._shutdown = False
         self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id[:8]}", daemon=True)
 
     # ------------------------------------------------------------ called from other threads
@@ -135,6 +140,8 @@ class RunDriver:
             if self._deleted:
                 self._abandon()
                 return
+            if self._shutdown:
+                return
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
                 beat = self.executor.state.heartbeat(self.run_id, self.executor.driver_id)
@@ -158,6 +165,8 @@ class RunDriver:
             operator.request_stop("terminate")
         elif isinstance(event, _Deleted):
             self._deleted = True
+        elif isinstance(event, _Shutdown):
+            self._shutdown = True
 
     def _flush(self, operator: RunOperator) -> bool:
         inserted, updated = operator.take_changes()
@@ -171,6 +180,10 @@ class RunDriver:
         for handle in list(self.handles.values()):
             if kill:
                 self.executor.launcher.terminate(handle)
+        if self._deleted:
+            for handle in list(self.handles.values()):
+                handle.wait(10)
+            self.executor.remove_run_files(self.run_id)
 
     def _fail_run(self, message: str, phase: str = "Error") -> None:
         now = time.time()
@@ -320,7 +333,9 @@ class RunDriver:
                     phase = "Error"
                     message = f"failed to save output artifact '{decl.name}': {decl.path} does not exist"
                 continue
-            key = f"artifacts/{self.workflow_name}/{node['id']}/{decl.name}.tgz"
+            # Argo's key is artifacts/<workflow>/<pod>/<name>.tgz; the run id in its place lets a deleted
+            # run's artifacts go with one prefix.
+            key = f"artifacts/{self.run_id}/{node['id']}/{decl.name}.tgz"
             self.executor.artifacts.put(key, host)
             artifacts.append({"name": decl.name, "path": decl.path, "s3": {"key": key}})
             if decl.name == METRICS_ARTIFACT and host.is_file():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.driver import RunDriver, _Deleted, _Terminate, _Wake
+from kfp_backend.executor.driver import RunDriver, _Deleted, _Shutdown, _Terminate, _Wake
 from kfp_backend.executor.launcher import StepLauncher
 from kfp_backend.services.execution_state import ExecutionStateService
 
@@ -62,14 +63,15 @@ class Executor:
         self._monitor.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming, stop every driver (killing its steps) and release the claims."""
+        """Stop claiming, stop every driver and release its claim. Running steps are left running:
+        the next executor on this machine adopts them, as after a crash."""
         self._stopping.set()
         self._wake.set()
         self._monitor.join(timeout)
         with self._lock:
             drivers = list(self._drivers.values())
         for driver in drivers:
-            driver.post(_Deleted())
+            driver.post(_Shutdown())
         for driver in drivers:
             driver.join(timeout)
         for driver in drivers:
@@ -97,7 +99,17 @@ class Executor:
     def run_deleted(self, run_id: str) -> None:
         driver = self._drivers.get(run_id)
         if driver is not None:
-            driver.post(_Deleted())
+            driver.post(_Deleted())  # it kills the steps, then removes the files
+        else:
+            self.remove_run_files(run_id)
+
+    def remove_run_files(self, run_id: str) -> None:
+        """A deleted run's step directories (logs, outputs) and stored artifacts."""
+        shutil.rmtree(self.settings.data_dir / "runs" / run_id, ignore_errors=True)
+        try:
+            self.artifacts.delete_prefix(f"artifacts/{run_id}/")
+        except Exception:
+            log.exception("run %s: could not delete its artifacts", run_id)
 
     # ------------------------------------------------------------ slots
 
