@@ -79,7 +79,9 @@ def seeded(
 ) -> Iterator[FlaskClient]:
     """A client over a database holding exactly SEED (the start-up Default experiment is deleted)."""
     with database_factories[request.param].fresh() as url:
-        app = create_app(Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), threads=4))
+        app = create_app(
+            Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), threads=4, executor_enabled=False)
+        )
         services = app.extensions["kfp_backend.services"]
         services.experiments.delete(services.experiments.ensure_default().id)
         insert_experiments(app, ROWS)

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 
 from kfp_backend.api import API_PREFIX
 from kfp_backend.api.openapi import OPENAPI_PATH, load_document
-from kfp_backend.app import create_app
+from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.store.migrations import upgrade
 from kfp_backend.store.models import Base
@@ -71,12 +71,14 @@ def _build_app(directory: Path, **overrides: Any) -> Flask:
     url = f"sqlite:///{directory}/db.sqlite"
     upgrade(url)
     # A short fetch timeout: a generated pipeline URL must never hold the test up.
-    settings_ = Settings(database_url=url, data_dir=directory / "data", threads=4, url_fetch_timeout_seconds=2.0)
+    # No executor: the checks look at runs as created (a finished run could not be terminated).
+    settings_ = Settings(database_url=url, data_dir=directory / "data", threads=4, url_fetch_timeout_seconds=2.0,
+                         executor_enabled=False)
     return create_app(settings_.replace(**overrides))
 
 
 def _dispose(application: Flask) -> None:
-    application.extensions["kfp_backend.services"].db.dispose()
+    shutdown(application)
 
 
 @pytest.fixture(scope="module")
