@@ -208,3 +208,77 @@ class RunMetric(Base):
     format: Mapped[str] = mapped_column(String(16), nullable=False, default="UNSPECIFIED")
     # Keeps the order of reports (runs show their metrics in that order).
     reported_at_ns: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Job(Base):
+    """A recurring run. Its schedule progress (`last_scheduled_at`, `last_index`, `next_fire_at`) is
+    what the scheduler reads and advances; the manifest lives in `job_manifests`."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
+    experiment_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    pipeline_id: Mapped[str] = mapped_column(String(36), nullable=False, default="")
+    pipeline_name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    pipeline_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    service_account: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    parameters: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    resource_references: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    max_concurrency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    no_catchup: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # "cron", "periodic" or "" (neither: a one-off that fires once at creation, as upstream).
+    trigger_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="")
+    cron: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    interval_seconds: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    start_time: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # 0: not set
+    end_time: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # 0: not set
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="NO_STATUS")
+    last_scheduled_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    last_index: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # When the scheduler should look at the job next (None: never, e.g. past its end time).
+    next_fire_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        Index("ix_jobs_created_at", "created_at", "id"),
+        Index("ix_jobs_name", "name", "id"),
+        Index("ix_jobs_description_key", "description_key", "id"),
+        Index("ix_jobs_experiment_created_at", "experiment_id", "created_at", "id"),
+        Index("ix_jobs_namespace_created_at", "namespace", "created_at", "id"),
+        Index("ix_jobs_enabled_next_fire", "enabled", "next_fire_at"),
+    )
+
+
+class JobManifest(Base):
+    __tablename__ = "job_manifests"
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE", name="fk_job_manifests_job"), primary_key=True
+    )
+    # pipeline_spec.workflow_manifest: the request's manifest verbatim, or the version's template.
+    pipeline_spec_manifest: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+
+
+class JobFire(Base):
+    """One fire of a job. The primary key makes a second fire of the same scheduled time impossible,
+    whatever the number of schedulers; `fired_at_ms` records the fire lag."""
+
+    __tablename__ = "job_fires"
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    scheduled_at: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    run_index: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fired_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SchedulerLease(Base):
+    """Who is the active scheduler, until when. Renewed on a heartbeat; a stale lease may be taken."""
+
+    __tablename__ = "scheduler_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
