@@ -842,3 +842,25 @@ def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, 
           "Read node log failed.: ResourceNotFoundError: Node nope not found.")
     gone = str(uuid.uuid4())
     error(client.get(f"{RUNS}/{gone}/nodes/pod-1/log"), 404, 5, f"Read node log failed.: {not_found(gone)}")
+
+
+def test_concurrent_reports_of_one_metric_store_exactly_one(
+    client: FlaskClient, services: Services, manifests: dict[str, str]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kfp_backend.services.metrics import ReportedMetric, ReportStatus
+
+    run_id = manifest_run(client, manifests["json"])["id"]
+
+    def report(value: int) -> ReportStatus:
+        (result,) = services.metrics.report(run_id, [ReportedMetric("acc", "pod", float(value))])
+        return result.status
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(report, range(8)))
+    assert statuses.count(ReportStatus.OK) == 1
+    assert statuses.count(ReportStatus.DUPLICATE_REPORTING) == 7
+    (metric,) = get_run(client, run_id)["run"]["metrics"]
+    # The one stored is the one that was answered OK (value i came from call i; 0 is left out of the JSON).
+    assert metric.get("number_value", 0) == statuses.index(ReportStatus.OK)
