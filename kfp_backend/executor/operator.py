@@ -522,8 +522,8 @@ class RunOperator:
         active = 0
         done = 0
         for index, item in enumerate(items):
-            label = f"{task.name}({index}:{ex.item_description(index, item)})"
-            child_name = f"{name}({index}:{ex.item_description(index, item)})"
+            label = f"{task.name}({ex.item_description(index, item)})"
+            child_name = f"{name}({ex.item_description(index, item)})"
             child = self.nodes.get(child_name)
             if child is None:
                 if active >= limit:
@@ -536,12 +536,15 @@ class RunOperator:
                     child = self._execute(child_name, task.template, arguments, boundary, label, parents=(name,))
             elif not is_fulfilled(child):
                 child = self._execute(child_name, task.template, Inputs(), boundary, label)
+            if child["id"] not in node.setdefault("children", []):  # an iteration kept by a retry of the run
+                node["children"].append(child["id"])
+                self._touch(node)
             if is_fulfilled(child):
                 done += 1
             else:
                 active += 1
         if done == len(items):
-            children = [self.nodes[f"{name}({i}:{ex.item_description(i, item)})"] for i, item in enumerate(items)]
+            children = [self.nodes[f"{name}({ex.item_description(i, item)})"] for i, item in enumerate(items)]
             failed = [c for c in children if c["phase"] in FAILED]
             if failed:
                 self._finish(node, failed[-1]["phase"], f"child '{failed[-1]['id']}' failed")
