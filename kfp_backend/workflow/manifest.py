@@ -2,7 +2,8 @@
 
 Only what this server needs to trust a manifest is checked: the document is an `argoproj.io/v1alpha1`
 `Workflow` whose spec has named templates, an entrypoint naming one of them and well-formed
-`spec.arguments.parameters`. KFP v2 pipeline specs (IR with `pipelineInfo` and `root`) are refused.
+`spec.arguments.parameters`, and that the executor can run it (`workflow.compile`). KFP v2 pipeline specs
+(IR with `pipelineInfo` and `root`) are refused.
 Every problem raises WorkflowError with a message that names it.
 """
 
@@ -160,7 +161,15 @@ def validate_workflow(document: Any) -> Workflow:
     except RecursionError:
         raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
     parameters = _parameters(spec)
+    _check_executable(document)
     return Workflow(document=document, parameters=parameters, json=text)
+
+
+def _check_executable(document: dict[str, Any]) -> None:
+    """Refuse what the executor cannot run (steps of a kind it does not know, recursion...): see workflow.compile."""
+    from kfp_backend.workflow.compile import check_executable  # compile imports this module
+
+    check_executable(document)
 
 
 def _is_v2_spec(document: dict[str, Any]) -> bool:
