@@ -22,20 +22,21 @@ from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
 from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.pipeline_source import (
+    PipelineSource,
+    check_text,
+    resolve_pipeline_source,
+    resolve_references,
+)
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import runtime_workflow
 from kfp_backend.services.run_status import FINISHED_PHASES, load_object, render_workflow
-from kfp_backend.store import experiments_repo, pipelines_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
-from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 log = logging.getLogger(__name__)
 
-MAX_PARAMETER_BYTES = 10000
-# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
-MAX_TEXT_BYTES = 65535
 # Statuses a run can be terminated from (upstream's conditional UPDATE).
 TERMINABLE_STATUSES = ("", "Pending", "Running")
 RETRYABLE_STATUSES = ("Failed", "Error")
@@ -179,96 +180,28 @@ class RunService:
 
     def create(self, request: NewRun) -> RunDetail:
         with _context("Validate create run request failed."):
-            document, spec_manifest, pipeline_name, version_id, version_name = self._validate(request)
+            source = self._validate(request)
         with _context("Failed to create a new run."):
-            return self._create(request, document, spec_manifest, pipeline_name, version_id, version_name)
+            return self._create(request, source)
 
-    def _validate(self, request: NewRun) -> tuple[dict[str, Any], str, str, str | None, str]:
-        """Upstream's ValidateCreateRunRequest, in its order. Returns the workflow document and the text it
-        came from (the request's manifest or the version's template), the pipeline's name (when pipeline_id
-        is given) and the pipeline version (id, name) the run comes from, if any."""
+    def _validate(self, request: NewRun) -> PipelineSource:
+        """Upstream's ValidateCreateRunRequest, in its order: the name, then what the run executes."""
         if not request.name:
             raise InvalidArgument("The run name is empty. Please specify a valid name.")
         if len(request.name) > NAME_LENGTH:
             raise InvalidArgument(f"Run name is too long. Support maximum length of {NAME_LENGTH} characters.")
-        _check_text("Run name", request.name)
-        _check_text("Run description", request.description)
+        check_text("Run name", request.name)
+        check_text("Run description", request.description)
         if len(request.service_account) > NAME_LENGTH:
             raise InvalidArgument(
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
-        _check_text("Service account", request.service_account)
-        creator_version = _creator_version_id(request.resource_references)
-        has_manifest = bool(request.workflow_manifest or request.pipeline_manifest)
-        pipeline_name = ""
-        version_id: str | None = None
-        version_name = ""
-        if has_manifest:
-            if request.workflow_manifest and request.pipeline_manifest:
-                raise InvalidArgument("Please don't specify both workflow manifest and pipeline manifest.")
-            if request.pipeline_id or creator_version:
-                raise InvalidArgument(
-                    "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest "
-                    "or pipeline manifest."
-                )
-            if request.pipeline_manifest:
-                raise InvalidArgument(
-                    "Invalid IR spec format. KFP v2 pipeline specs are not supported: compile the pipeline "
-                    "with the kfp 1.x SDK in v1 mode and send it as workflow_manifest."
-                )
-            spec_manifest = request.workflow_manifest
-        else:
-            if not request.pipeline_id and not creator_version:
-                raise InvalidArgument(
-                    "Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or "
-                    "(pipeline id or/and pipeline version)."
-                )
-            with self._db.transaction(write=False) as session:
-                if request.pipeline_id:
-                    pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
-                    if pipeline is None:
-                        raise NotFound.resource("Pipeline", request.pipeline_id).wrap("Get pipelineId failed.")
-                    pipeline_name = pipeline.name
-                if creator_version:
-                    version = pipelines_repo.get_version(session, creator_version)
-                    if version is None:
-                        raise NotFound.resource("Version", creator_version).wrap("Get pipelineVersionId failed.")
-                    if request.pipeline_id and version.pipeline_id != request.pipeline_id:
-                        raise InvalidArgument("pipeline ID should be parent of pipeline version.")
-                else:
-                    default_id = pipeline.default_version_id
-                    version = pipelines_repo.get_version(session, default_id) if default_id else None
-                    if version is None:
-                        raise InvalidArgument(
-                            f"Pipeline {request.pipeline_id} has no default version to run. Please specify a "
-                            "pipeline version."
-                        )
-                spec_manifest = pipelines_repo.get_template(session, version.id) or ""
-                version_id, version_name = version.id, version.name
-        try:
-            document = parse_workflow(spec_manifest).document
-        except WorkflowError as exc:
-            raise InvalidArgument(f"Invalid argo workflow format. {exc}") from None
-        if request.parameters is not None and request.has_runtime_config:
-            raise InvalidArgument("Please don't specify both parameters and runtime config.")
-        if request.parameters:
-            size = len(json.dumps(list(request.parameters), separators=(",", ":"), ensure_ascii=False).encode())
-            if size > MAX_PARAMETER_BYTES:
-                raise InvalidArgument(
-                    f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}."
-                )
-        return document, spec_manifest, pipeline_name, version_id, version_name
+        check_text("Service account", request.service_account)
+        return resolve_pipeline_source(self._db, request)
 
-    def _create(
-        self,
-        request: NewRun,
-        document: dict[str, Any],
-        spec_manifest: str,
-        pipeline_name: str,
-        version_id: str | None,
-        version_name: str,
-    ) -> RunDetail:
-        references = self._resolve_references(request, version_id, version_name)
+    def _create(self, request: NewRun, source: PipelineSource) -> RunDetail:
+        references = resolve_references(self._db, self._experiments, request.resource_references, source)
+        document, spec_manifest = source.document, source.spec_manifest
         run_id = str(uuid.uuid4())
         now = now_seconds()
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
@@ -295,8 +228,8 @@ class RunService:
             experiment_id=experiment.key.id,
             job_id=job.key.id if job is not None else None,
             pipeline_id=request.pipeline_id,
-            pipeline_name=pipeline_name,
-            pipeline_version_id=version_id,
+            pipeline_name=source.pipeline_name,
+            pipeline_version_id=source.version_id,
             service_account=workflow["spec"].get("serviceAccountName", ""),
             parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
             resource_references=encode_references(references),
@@ -318,50 +251,6 @@ class RunService:
             repo.add_run(session, run, manifest)
         self._notify("run_created", run_id)
         return RunDetail(RunView(run, [], spec_manifest), render_workflow(workflow_json, {}, []))
-
-    def _resolve_references(
-        self, request: NewRun, version_id: str | None, version_name: str
-    ) -> list[ResourceReference]:
-        """The run's references with names: the request's, the Default experiment when none owns the run,
-        and the pipeline's default version when the run names only a pipeline."""
-        resolved: list[ResourceReference] = []
-        with self._db.transaction(write=False) as session:
-            for reference in request.resource_references:
-                kind = reference.key.type
-                if kind in (ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE):
-                    raise InvalidArgument(f"Unsupported resource type: {kind.name}")
-                name = ""
-                if kind == ResourceType.EXPERIMENT:
-                    experiment = experiments_repo.get_experiment(session, reference.key.id)
-                    if experiment is None:
-                        raise NotFound.resource("Experiment", reference.key.id)
-                    name = experiment.name
-                elif kind == ResourceType.PIPELINE_VERSION:
-                    if reference.key.id == version_id:
-                        name = version_name
-                    else:
-                        version = pipelines_repo.get_version(session, reference.key.id)
-                        if version is None:
-                            raise NotFound.resource("Version", reference.key.id)
-                        name = version.name
-                elif kind == ResourceType.NAMESPACE:
-                    name = reference.key.id
-                resolved.append(ResourceReference(reference.key, reference.relationship, name))
-        has_owner = any(
-            r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER for r in resolved
-        )
-        if not has_owner:
-            default = self._experiments.ensure_default()
-            resolved.append(
-                ResourceReference(ResourceKey(ResourceType.EXPERIMENT, default.id), Relationship.OWNER, default.name)
-            )
-        if version_id and not _creator_version_id(resolved):
-            resolved.append(
-                ResourceReference(
-                    ResourceKey(ResourceType.PIPELINE_VERSION, version_id), Relationship.CREATOR, version_name
-                )
-            )
-        return resolved
 
     # -- read ------------------------------------------------------------------------------------------
 
@@ -540,15 +429,6 @@ class RunService:
             log.exception("execution hook %s failed for run %s", hook, run_id)
 
 
-def _creator_version_id(references: Sequence[ResourceReference]) -> str:
-    """The id of the PIPELINE_VERSION/CREATOR reference (the last one, as upstream), or ""."""
-    found = ""
-    for reference in references:
-        if reference.key.type == ResourceType.PIPELINE_VERSION and reference.relationship == Relationship.CREATOR:
-            found = reference.key.id
-    return found
-
-
 def _node_pairs(nodes: Sequence[RunNode]) -> list[tuple[str, dict[str, Any]]]:
     return [(node.node_id, load_object(node.data)) for node in nodes]
 
@@ -562,15 +442,3 @@ def _artifact_key(node: dict[str, Any], artifact_name: str) -> str | None:
             key = s3.get("key") if isinstance(s3, dict) else None
             return key if isinstance(key, str) and key else None
     return None
-
-
-def _check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
-    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
-    if "\x00" in value:
-        raise InvalidArgument(f"{label} must not contain NUL characters.")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
-    if size > max_bytes:
-        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")

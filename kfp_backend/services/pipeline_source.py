@@ -1,0 +1,206 @@
+"""What runs and jobs share at creation: the pipeline they execute and the resources they reference.
+
+Upstream validates both with one function (ValidatePipelineSpecAndResourceReferences) and resolves their
+references the same way; so does this module. The messages are upstream's; each caller adds its own
+context prefix (`Validate create run request failed.`, `Validate create job request failed.`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kfp_backend.services.errors import InvalidArgument, NotFound
+from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.run_manifest import unknown_parameter
+from kfp_backend.store import experiments_repo, pipelines_repo
+from kfp_backend.store.db import Database
+from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
+
+MAX_PARAMETER_BYTES = 10000
+# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
+MAX_TEXT_BYTES = 65535
+
+
+class PipelineSpecRequest(Protocol):
+    """The fields of a create request (an api.Run or an api.Job) that say what it executes."""
+
+    @property
+    def pipeline_id(self) -> str: ...
+
+    @property
+    def workflow_manifest(self) -> str: ...
+
+    @property
+    def pipeline_manifest(self) -> str: ...
+
+    @property
+    def parameters(self) -> Sequence[Mapping[str, str]] | None: ...
+
+    @property
+    def has_runtime_config(self) -> bool: ...
+
+    @property
+    def resource_references(self) -> Sequence[ResourceReference]: ...
+
+
+@dataclass(frozen=True)
+class PipelineSource:
+    """The workflow a request executes and where it came from."""
+
+    # The parsed Argo Workflow.
+    document: dict[str, Any]
+    # pipeline_spec.workflow_manifest as shown: the request's manifest verbatim, or the version's template.
+    spec_manifest: str
+    # The name of the request's pipeline_id ("" without one).
+    pipeline_name: str
+    # The pipeline version it comes from (None for a manifest).
+    version_id: str | None
+    version_name: str
+
+
+def resolve_pipeline_source(db: Database, request: PipelineSpecRequest) -> PipelineSource:
+    """Upstream's pipeline-spec validation, in its order: manifest XOR pipeline/version, existence, the
+    workflow's format, then parameters vs runtime config and the parameters' size."""
+    creator_version = creator_version_id(request.resource_references)
+    has_manifest = bool(request.workflow_manifest or request.pipeline_manifest)
+    pipeline_name = ""
+    version_id: str | None = None
+    version_name = ""
+    if has_manifest:
+        if request.workflow_manifest and request.pipeline_manifest:
+            raise InvalidArgument("Please don't specify both workflow manifest and pipeline manifest.")
+        if request.pipeline_id or creator_version:
+            raise InvalidArgument(
+                "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest "
+                "or pipeline manifest."
+            )
+        if request.pipeline_manifest:
+            raise InvalidArgument(
+                "Invalid IR spec format. KFP v2 pipeline specs are not supported: compile the pipeline "
+                "with the kfp 1.x SDK in v1 mode and send it as workflow_manifest."
+            )
+        spec_manifest = request.workflow_manifest
+    else:
+        if not request.pipeline_id and not creator_version:
+            raise InvalidArgument(
+                "Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or "
+                "(pipeline id or/and pipeline version)."
+            )
+        with db.transaction(write=False) as session:
+            if request.pipeline_id:
+                pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
+                if pipeline is None:
+                    raise NotFound.resource("Pipeline", request.pipeline_id).wrap("Get pipelineId failed.")
+                pipeline_name = pipeline.name
+            if creator_version:
+                version = pipelines_repo.get_version(session, creator_version)
+                if version is None:
+                    raise NotFound.resource("Version", creator_version).wrap("Get pipelineVersionId failed.")
+                if request.pipeline_id and version.pipeline_id != request.pipeline_id:
+                    raise InvalidArgument("pipeline ID should be parent of pipeline version.")
+            else:
+                default_id = pipeline.default_version_id
+                version = pipelines_repo.get_version(session, default_id) if default_id else None
+                if version is None:
+                    raise InvalidArgument(
+                        f"Pipeline {request.pipeline_id} has no default version to run. Please specify a "
+                        "pipeline version."
+                    )
+            spec_manifest = pipelines_repo.get_template(session, version.id) or ""
+            version_id, version_name = version.id, version.name
+    try:
+        document = parse_workflow(spec_manifest).document
+    except WorkflowError as exc:
+        raise InvalidArgument(f"Invalid argo workflow format. {exc}") from None
+    if request.parameters is not None and request.has_runtime_config:
+        raise InvalidArgument("Please don't specify both parameters and runtime config.")
+    if request.parameters:
+        size = len(json.dumps(list(request.parameters), separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_PARAMETER_BYTES:
+            raise InvalidArgument(f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.")
+    return PipelineSource(document, spec_manifest, pipeline_name, version_id, version_name)
+
+
+def resolve_references(
+    db: Database,
+    experiments: ExperimentService,
+    references: Sequence[ResourceReference],
+    source: PipelineSource,
+) -> list[ResourceReference]:
+    """The references with names: the request's, the Default experiment when none owns the object, and the
+    pipeline's default version when the request names only a pipeline."""
+    resolved: list[ResourceReference] = []
+    with db.transaction(write=False) as session:
+        for reference in references:
+            kind = reference.key.type
+            if kind in (ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE):
+                raise InvalidArgument(f"Unsupported resource type: {kind.name}")
+            name = ""
+            if kind == ResourceType.EXPERIMENT:
+                experiment = experiments_repo.get_experiment(session, reference.key.id)
+                if experiment is None:
+                    raise NotFound.resource("Experiment", reference.key.id)
+                name = experiment.name
+            elif kind == ResourceType.PIPELINE_VERSION:
+                if reference.key.id == source.version_id:
+                    name = source.version_name
+                else:
+                    version = pipelines_repo.get_version(session, reference.key.id)
+                    if version is None:
+                        raise NotFound.resource("Version", reference.key.id)
+                    name = version.name
+            elif kind == ResourceType.NAMESPACE:
+                name = reference.key.id
+            resolved.append(ResourceReference(reference.key, reference.relationship, name))
+    if owner_experiment(resolved) is None:
+        default = experiments.ensure_default()
+        resolved.append(
+            ResourceReference(ResourceKey(ResourceType.EXPERIMENT, default.id), Relationship.OWNER, default.name)
+        )
+    if source.version_id and not creator_version_id(resolved):
+        resolved.append(
+            ResourceReference(
+                ResourceKey(ResourceType.PIPELINE_VERSION, source.version_id), Relationship.CREATOR,
+                source.version_name,
+            )
+        )
+    return resolved
+
+
+def check_parameters(document: Mapping[str, Any], parameters: Sequence[Mapping[str, str]]) -> None:
+    """Every given parameter must be declared in the workflow's spec.arguments.parameters."""
+    unknown = unknown_parameter(document, parameters)
+    if unknown is not None:
+        raise InvalidArgument(f"Unrecognized input parameter: {unknown}")
+
+
+def owner_experiment(references: Sequence[ResourceReference]) -> ResourceReference | None:
+    for reference in references:
+        if reference.key.type == ResourceType.EXPERIMENT and reference.relationship == Relationship.OWNER:
+            return reference
+    return None
+
+
+def creator_version_id(references: Sequence[ResourceReference]) -> str:
+    """The id of the PIPELINE_VERSION/CREATOR reference (the last one, as upstream), or ""."""
+    found = ""
+    for reference in references:
+        if reference.key.type == ResourceType.PIPELINE_VERSION and reference.relationship == Relationship.CREATOR:
+            found = reference.key.id
+    return found
+
+
+def check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
+    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{label} must not contain NUL characters.")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
+    if size > max_bytes:
+        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")
