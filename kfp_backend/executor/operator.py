@@ -79,6 +79,7 @@ class RunOperator:
         self.phase = "Running"
         self.message = ""
         self._in_exit_handler = False
+        self._scope_cache: tuple[bool, dict[str, str]] | None = None
         self._running_pods = sum(1 for n in nodes if n.get("type") == "Pod" and n.get("phase") == "Running")
 
     # ----------------------------------------------------------------- public
@@ -109,6 +110,7 @@ class RunOperator:
 
     def reconcile(self) -> None:
         self.next_wake = None
+        self._scope_cache = None
         now = self.clock()
         deadline = self.graph.active_deadline_seconds
         if deadline is not None and self.stop_reason is None and now >= self.started_at + deadline:
@@ -232,6 +234,17 @@ class RunOperator:
         return inputs
 
     def _workflow_scope(self) -> dict[str, str]:
+        """`workflow.*` variables. Computed once per pass (and again once the root is done): big loops
+        ask for it per task."""
+        root = self.nodes.get(self.workflow_name)
+        key = is_fulfilled(root)
+        if self._scope_cache is not None and self._scope_cache[0] == key:
+            return dict(self._scope_cache[1])
+        scope = self._compute_workflow_scope()
+        self._scope_cache = (key, scope)
+        return dict(scope)
+
+    def _compute_workflow_scope(self) -> dict[str, str]:
         scope = {
             "workflow.name": self.workflow_name,
             "workflow.namespace": WORKFLOW_NAMESPACE,
