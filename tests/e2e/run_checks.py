@@ -1,11 +1,19 @@
-"""Compare a finished run, as the kfp 1.8.22 client reads it, with a pipeline's expected results."""
+"""Compare a finished run, as the kfp 1.8.22 client reads it, with a pipeline's expected results; run the
+shared corpus through a client; start extra live servers."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
 
 TERMINAL = {"succeeded", "failed", "error", "skipped"}
 
@@ -114,3 +122,84 @@ def _check_metrics(run: Any, expected: list[dict], nodes: list[dict], by_id: dic
     if sorted(got) != sorted(want):
         return [f"metrics {sorted(got)}, expected {sorted(want)}"]
     return []
+
+
+# ------------------------------------------------------------------------------------ the shared corpus
+
+
+def corpus_names(corpus: Path) -> list[str]:
+    """The pipelines of the corpus (`NAME.expected.json` beside `NAME.yaml`), sorted."""
+    if not corpus.is_dir():
+        return []
+    return sorted(p.name[: -len(".expected.json")] for p in corpus.glob("*.expected.json"))
+
+
+def expected_result(corpus: Path, name: str) -> dict:
+    return json.loads((corpus / f"{name}.expected.json").read_text())
+
+
+def run_corpus_pipeline(client: Any, corpus: Path, name: str, unique: str, *, upload: bool) -> Any:
+    """Run corpus pipeline `name` with its expected arguments, from the package or (upload=True) from an
+    uploaded pipeline, so both creation paths execute; return the finished run detail."""
+    expected = expected_result(corpus, name)
+    package = str(corpus / f"{name}.yaml")
+    arguments = expected.get("arguments", {})
+    if upload:
+        pipeline = client.upload_pipeline(package, pipeline_name=f"{unique}-{name}")
+        experiment = client.create_experiment(f"{unique}-exp")
+        run_id = client.run_pipeline(experiment.id, f"{unique}-{name}", pipeline_id=pipeline.id, params=arguments).id
+    else:
+        run_name = f"{unique}-{name}"
+        run_id = client.create_run_from_pipeline_package(package, arguments=arguments, run_name=run_name).run_id
+    return wait_for_run(client, run_id, timeout=180)
+
+
+def terminate_long_running(client: Any, corpus: Path, unique: str) -> Any:
+    """Start the corpus's long_running pipeline, terminate it once its long step runs; the finished detail."""
+    expected = expected_result(corpus, "long_running")
+    result = client.create_run_from_pipeline_package(
+        str(corpus / "long_running.yaml"), arguments=expected.get("arguments", {}), run_name=f"{unique}-long"
+    )
+    deadline = time.monotonic() + 60
+    while not any(
+        n.get("displayName") == "sleep-long" and n.get("phase") == "Running"
+        for n in workflow_nodes(client.get_run(result.run_id))
+    ):
+        assert time.monotonic() < deadline, "sleep-long never started"
+        time.sleep(0.2)
+    client.runs.terminate_run(result.run_id)
+    status = client.get_run(result.run_id).run.status
+    assert status in ("Terminating", "Failed")
+    # The step sleeps 300 s: finishing within the wait means it was killed.
+    return wait_for_run(client, result.run_id, timeout=60)
+
+
+# ------------------------------------------------------------------------------------ extra servers
+
+
+@contextmanager
+def live_server(workdir: Path, *, database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A `kfp-backend serve` subprocess of its own (data under `workdir`), stopped on exit; yields its URL.
+
+    `env` adds to (or overrides) the server's environment, which its steps inherit (PATH, for instance).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "kfp_backend", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(workdir / "data"),
+    ]
+    if database_url:
+        command += ["--database-url", database_url]
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env={**_server_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(process, base_url, log_path)
+        yield base_url
+    finally:
+        _stop(process)
