@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from kfp_backend.api import experiments, healthz, openapi, pipelines, runs
+from kfp_backend.api import experiments, healthz, jobs, openapi, pipelines, runs
 from kfp_backend.api.errors import register_error_handlers
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.services.container import Services
 from kfp_backend.store.db import Database
 
-BLUEPRINTS = (healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint)
+BLUEPRINTS = (
+    healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint, jobs.blueprint,
+)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

@@ -64,6 +64,8 @@ def upgrade() -> None:
     op.create_index('ix_jobs_experiment_created_at', 'jobs', ['experiment_id', 'created_at', 'id'], unique=False)
     op.create_index('ix_jobs_name', 'jobs', ['name', 'id'], unique=False)
     op.create_index('ix_jobs_namespace_created_at', 'jobs', ['namespace', 'created_at', 'id'], unique=False)
+    op.create_index('ix_jobs_pipeline_id', 'jobs', ['pipeline_id', 'id'], unique=False)
+    op.create_index('ix_jobs_version_created_at', 'jobs', ['pipeline_version_id', 'created_at', 'id'], unique=False)
     op.create_table('scheduler_leases',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('holder', sa.String(length=128), nullable=False),
@@ -83,6 +85,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('job_manifests')
     op.drop_table('scheduler_leases')
+    op.drop_index('ix_jobs_version_created_at', table_name='jobs')
+    op.drop_index('ix_jobs_pipeline_id', table_name='jobs')
     op.drop_index('ix_jobs_namespace_created_at', table_name='jobs')
     op.drop_index('ix_jobs_name', table_name='jobs')
     op.drop_index('ix_jobs_experiment_created_at', table_name='jobs')

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from kfp_backend.config import Settings
 from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.services.jobs import JobService
 from kfp_backend.services.metrics import MetricsService
 from kfp_backend.services.pipelines import PipelineService
 from kfp_backend.services.runs import RunService
@@ -20,6 +21,7 @@ class Services:
     pipelines: PipelineService
     runs: RunService
     metrics: MetricsService
+    jobs: JobService
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
@@ -32,6 +34,8 @@ class Services:
             # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
             runs=RunService(db, settings, experiments),
             metrics=MetricsService(db),
+            # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
+            jobs=JobService(db, settings, experiments),
         )
 
     def bootstrap(self) -> None:

@@ -10,7 +10,7 @@ from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
 from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
 from kfp_backend.store import experiments_repo as repo
-from kfp_backend.store import runs_repo, settings_repo
+from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
@@ -103,7 +103,8 @@ class ExperimentService:
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Archive experiment failed")
             runs_repo.set_experiment_runs_storage_state(session, experiment_id, STORAGE_ARCHIVED)
-            # The cascade to the experiment's jobs (disabled) joins here once jobs exist.
+            # As upstream: every job of the experiment is disabled (and its updated_at touched).
+            jobs_repo.disable_experiment_jobs(session, experiment_id, now_seconds())
 
     def unarchive(self, experiment_id: str) -> None:
         # Only the experiment comes back: its runs stay archived and its jobs stay disabled, as upstream.

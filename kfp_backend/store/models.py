@@ -250,6 +250,8 @@ class Job(Base):
         Index("ix_jobs_description_key", "description_key", "id"),
         Index("ix_jobs_experiment_created_at", "experiment_id", "created_at", "id"),
         Index("ix_jobs_namespace_created_at", "namespace", "created_at", "id"),
+        Index("ix_jobs_pipeline_id", "pipeline_id", "id"),
+        Index("ix_jobs_version_created_at", "pipeline_version_id", "created_at", "id"),
         Index("ix_jobs_enabled_next_fire", "enabled", "next_fire_at"),
     )
 

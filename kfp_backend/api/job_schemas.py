@@ -1,0 +1,169 @@
+"""Wire schemas of JobService (see api/schemas.py for the conventions)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from marshmallow import ValidationError, fields, validates_schema
+
+from kfp_backend.api.run_schemas import PipelineSpecRequestSchema
+from kfp_backend.api.schemas import (
+    Enum,
+    Int64,
+    ProtoSchema,
+    ResourceReferenceSchema,
+    Timestamp,
+    dump_reference,
+    format_timestamp,
+    load_references,
+)
+from kfp_backend.services.jobs import (
+    TRIGGER_CRON,
+    TRIGGER_NONE,
+    TRIGGER_PERIODIC,
+    JobView,
+    NewJob,
+    NewTrigger,
+)
+
+
+class JobMode(enum.IntEnum):
+    """api.Job.Mode: accepted on input, ignored (upstream never sets or reads it)."""
+
+    UNKNOWN_MODE = 0
+    ENABLED = 1
+    DISABLED = 2
+
+
+class Bool(fields.Field):
+    """A proto bool: JSON true or false (jsonpb also reads the strings "true" and "false")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValidationError(f"expected a boolean, got {value!r}")
+
+
+class CronScheduleSchema(ProtoSchema):
+    start_time = Timestamp(load_default=None)
+    end_time = Timestamp(load_default=None)
+    cron = fields.String(load_default="")
+
+
+class PeriodicScheduleSchema(ProtoSchema):
+    start_time = Timestamp(load_default=None)
+    end_time = Timestamp(load_default=None)
+    interval_second = Int64(load_default=0)
+
+
+class TriggerSchema(ProtoSchema):
+    cron_schedule = fields.Nested(CronScheduleSchema, load_default=None)
+    periodic_schedule = fields.Nested(PeriodicScheduleSchema, load_default=None)
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("cron_schedule") is not None and data.get("periodic_schedule") is not None:
+            raise ValidationError("trigger: set cron_schedule or periodic_schedule, not both (they are a oneof)")
+
+
+class JobRequestSchema(ProtoSchema):
+    """The body of CreateJob (an api.Job); output-only fields are ignored."""
+
+    name = fields.String(load_default="")
+    description = fields.String(load_default="")
+    pipeline_spec = fields.Nested(PipelineSpecRequestSchema, load_default=None)
+    resource_references = fields.List(fields.Nested(ResourceReferenceSchema), load_default=list)
+    service_account = fields.String(load_default="")
+    max_concurrency = Int64(load_default=0)
+    trigger = fields.Nested(TriggerSchema, load_default=None)
+    mode = Enum(JobMode, load_default=JobMode.UNKNOWN_MODE)
+    enabled = Bool(load_default=False)
+    no_catchup = Bool(load_default=False)
+
+    def to_new_job(self, body: dict[str, Any]) -> NewJob:
+        spec = body["pipeline_spec"] or {}
+        return NewJob(
+            name=body["name"],
+            description=body["description"],
+            pipeline_id=spec.get("pipeline_id", ""),
+            workflow_manifest=spec.get("workflow_manifest", ""),
+            pipeline_manifest=spec.get("pipeline_manifest", ""),
+            parameters=spec.get("parameters"),
+            has_runtime_config=spec.get("runtime_config") is not None,
+            resource_references=load_references(body["resource_references"]),
+            service_account=body["service_account"],
+            max_concurrency=body["max_concurrency"],
+            trigger=_to_trigger(body["trigger"] or {}),
+            enabled=body["enabled"],
+            no_catchup=body["no_catchup"],
+        )
+
+
+def _to_trigger(trigger: dict[str, Any]) -> NewTrigger:
+    cron = trigger.get("cron_schedule")
+    if cron is not None:
+        return NewTrigger(TRIGGER_CRON, cron=cron["cron"], start_time=cron["start_time"], end_time=cron["end_time"])
+    periodic = trigger.get("periodic_schedule")
+    if periodic is not None:
+        return NewTrigger(
+            TRIGGER_PERIODIC,
+            interval_seconds=periodic["interval_second"],
+            start_time=periodic["start_time"],
+            end_time=periodic["end_time"],
+        )
+    return NewTrigger(TRIGGER_NONE)
+
+
+def _dump_trigger(view: JobView) -> dict[str, Any]:
+    job = view.job
+    schedule: dict[str, Any] = {}
+    if job.start_time:
+        schedule["start_time"] = format_timestamp(job.start_time)
+    if job.end_time:
+        schedule["end_time"] = format_timestamp(job.end_time)
+    if job.trigger_kind == TRIGGER_CRON and job.cron:
+        return {"cron_schedule": {**schedule, "cron": job.cron}}
+    if job.trigger_kind == TRIGGER_PERIODIC and job.interval_seconds:
+        return {"periodic_schedule": {**schedule, "interval_second": str(job.interval_seconds)}}
+    return {}
+
+
+def dump_job(view: JobView) -> dict[str, Any]:
+    """An api.Job in the gateway's field order, zero values omitted (`mode` is never set)."""
+    job = view.job
+    body: dict[str, Any] = {"id": job.id}
+    if job.name:
+        body["name"] = job.name
+    if job.description:
+        body["description"] = job.description
+    spec: dict[str, Any] = {}
+    if job.pipeline_id:
+        spec["pipeline_id"] = job.pipeline_id
+    if job.pipeline_name:
+        spec["pipeline_name"] = job.pipeline_name
+    if view.pipeline_spec_manifest:
+        spec["workflow_manifest"] = view.pipeline_spec_manifest
+    parameters = [{k: v for k, v in p.items() if v} for p in view.parameters]
+    if parameters:
+        spec["parameters"] = parameters
+    body["pipeline_spec"] = spec
+    references = [dump_reference(r) for r in view.references]
+    if references:
+        body["resource_references"] = references
+    if job.service_account:
+        body["service_account"] = job.service_account
+    if job.max_concurrency:
+        body["max_concurrency"] = str(job.max_concurrency)
+    body["trigger"] = _dump_trigger(view)
+    body["created_at"] = format_timestamp(job.created_at)
+    body["updated_at"] = format_timestamp(job.updated_at)
+    if job.status:
+        body["status"] = job.status
+    if job.enabled:
+        body["enabled"] = True
+    if job.no_catchup:
+        body["no_catchup"] = True
+    return body

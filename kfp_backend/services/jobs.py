@@ -1,0 +1,323 @@
+"""Job (recurring run) rules: creation (the same pipeline-spec and reference rules as runs, plus the
+schedule's), reading, listing, delete, enable and disable. Firing jobs is the scheduler's business: it
+reads the rows written here, and learns about changes at once through the JobScheduling hook, called
+after each change commits.
+
+Validation order and messages follow the real server's CreateJob (see docs/compatibility.md for the
+few places where this server says more).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import CronError, parse_cron
+from kfp_backend.services.clock import now_seconds
+from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
+from kfp_backend.services.experiments import ExperimentService
+from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.pipeline_source import (
+    PipelineSource,
+    check_parameters,
+    check_text,
+    owner_experiment,
+    resolve_pipeline_source,
+    resolve_references,
+)
+from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
+from kfp_backend.services.runs import decode_references, encode_references
+from kfp_backend.store import jobs_repo as repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
+
+log = logging.getLogger(__name__)
+
+TRIGGER_CRON = "cron"
+TRIGGER_PERIODIC = "periodic"
+TRIGGER_NONE = ""  # neither schedule: upstream fires such a job once, at creation
+STATUS_NO_STATUS = "NO_STATUS"
+MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
+_FILTERABLE_KEY_TYPES = {
+    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
+}
+
+
+class JobScheduling(Protocol):
+    """What the scheduler is told. Called after the change is committed; the database stays the truth
+    (a scheduler that missed a call finds the same state in the rows)."""
+
+    def job_changed(self, job_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewTrigger:
+    """api.Trigger: `kind` says which schedule was given (cron_schedule, periodic_schedule or neither)."""
+
+    kind: str = TRIGGER_NONE
+    cron: str = ""
+    interval_seconds: int = 0
+    start_time: int | None = None  # Unix seconds; None: not set
+    end_time: int | None = None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """CreateJob's input (an api.Job)."""
+
+    name: str = ""
+    description: str = ""
+    pipeline_id: str = ""
+    workflow_manifest: str = ""
+    pipeline_manifest: str = ""
+    # [{"name", "value"}] exactly as given; None when the request has none.
+    parameters: Sequence[dict[str, str]] | None = None
+    has_runtime_config: bool = False
+    resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+    service_account: str = ""
+    max_concurrency: int = 0
+    trigger: NewTrigger = field(default_factory=NewTrigger)
+    enabled: bool = False
+    no_catchup: bool = False
+
+
+@dataclass
+class JobView:
+    """A job as the API shows it: the row and, on get/create, the manifest it runs (None in lists, which
+    never read manifests)."""
+
+    job: Job
+    pipeline_spec_manifest: str | None = None
+
+    @property
+    def references(self) -> list[ResourceReference]:
+        return decode_references(self.job.resource_references)
+
+    @property
+    def parameters(self) -> list[dict[str, str]]:
+        return json.loads(self.job.parameters) if self.job.parameters else []
+
+
+@dataclass
+class ListResult:
+    items: list[JobView]
+    total_size: int
+    next_page_token: str
+
+
+@contextmanager
+def _context(message: str) -> Iterator[None]:
+    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
+    try:
+        yield
+    except ApiError as exc:
+        raise exc.wrap(message) from None
+
+
+def _format_time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        experiments: ExperimentService,
+        *,
+        scheduling: JobScheduling | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._experiments = experiments
+        self.scheduling = scheduling
+
+    def attach_scheduling(self, scheduling: JobScheduling | None) -> None:
+        self.scheduling = scheduling
+
+    # -- create ----------------------------------------------------------------------------------------
+
+    def create(self, request: NewJob) -> JobView:
+        with _context("Validate create job request failed."):
+            source = self._validate(request)
+        with _context("Failed to create a new job."):
+            view = self._create(request, source)
+        self._notify(view.job.id)
+        return view
+
+    def _validate(self, request: NewJob) -> PipelineSource:
+        """Upstream's validateCreateJobRequest, in its order (the name may be empty); what is checked
+        before the pipeline spec guards the columns, the end time check after it is ours."""
+        if len(request.name) > NAME_LENGTH:
+            raise InvalidArgument(f"Job name is too long. Support maximum length of {NAME_LENGTH} characters.")
+        check_text("Job name", request.name)
+        check_text("Job description", request.description)
+        if len(request.service_account) > NAME_LENGTH:
+            raise InvalidArgument(
+                f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
+            )
+        check_text("Service account", request.service_account)
+        source = resolve_pipeline_source(self._db, request)
+        if not MIN_CONCURRENCY <= request.max_concurrency <= MAX_CONCURRENCY:
+            raise InvalidArgument(
+                f"The max concurrency of the job is out of range. Support {MIN_CONCURRENCY}-{MAX_CONCURRENCY}. "
+                f"Received {request.max_concurrency}."
+            )
+        trigger = request.trigger
+        if trigger.kind == TRIGGER_CRON:
+            try:
+                parse_cron(trigger.cron)
+            except CronError as exc:
+                raise InvalidArgument(
+                    "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). "
+                    f"Error: {exc}"
+                ) from None
+            if len(trigger.cron) > NAME_LENGTH:
+                raise InvalidArgument(
+                    f"Schedule cron is too long. Support maximum length of {NAME_LENGTH} characters."
+                )
+        if trigger.kind == TRIGGER_PERIODIC and trigger.interval_seconds < 1:
+            raise InvalidArgument(
+                f"Found invalid period schedule interval {trigger.interval_seconds}. "
+                "Set at interval to least 1 second."
+            )
+        start, end = trigger.start_time, trigger.end_time
+        if trigger.kind != TRIGGER_NONE and start and end and end < start:
+            raise InvalidArgument(
+                f"The end time of the schedule ({_format_time(end)}) is before its start time "
+                f"({_format_time(start)})."
+            )
+        return source
+
+    def _create(self, request: NewJob, source: PipelineSource) -> JobView:
+        references = resolve_references(self._db, self._experiments, request.resource_references, source)
+        parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
+        with _context("Failed to verify parameters."):
+            check_parameters(source.document, parameters)
+        experiment = owner_experiment(references)
+        assert experiment is not None  # resolve_references adds the Default experiment
+        trigger = request.trigger
+        scheduled = trigger.kind != TRIGGER_NONE
+        now = now_seconds()
+        job = Job(
+            id=str(uuid.uuid4()),
+            name=request.name,
+            description=request.description,
+            description_key=description_key(request.description),
+            namespace="",
+            experiment_id=experiment.key.id,
+            pipeline_id=request.pipeline_id,
+            pipeline_name=source.pipeline_name,
+            pipeline_version_id=source.version_id,
+            service_account=_service_account(
+                source.document, request.service_account, self._settings.default_service_account
+            ),
+            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
+            resource_references=encode_references(references),
+            max_concurrency=request.max_concurrency,
+            no_catchup=request.no_catchup,
+            enabled=request.enabled,
+            trigger_kind=trigger.kind,
+            cron=trigger.cron if trigger.kind == TRIGGER_CRON else "",
+            interval_seconds=trigger.interval_seconds if trigger.kind == TRIGGER_PERIODIC else 0,
+            start_time=(trigger.start_time or 0) if scheduled else 0,
+            end_time=(trigger.end_time or 0) if scheduled else 0,
+            created_at=now,
+            updated_at=now,
+            status=STATUS_NO_STATUS,
+            last_scheduled_at=0,
+            last_index=0,
+            next_fire_at=repo.DUE_NOW,
+        )
+        manifest = JobManifest(job_id=job.id, pipeline_spec_manifest=source.spec_manifest)
+        with self._db.transaction() as session:
+            repo.add_job(session, job, manifest)
+        return JobView(job, source.spec_manifest)
+
+    # -- read ------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobView:
+        with self._db.transaction(write=False) as session:
+            job = repo.get_job(session, job_id)
+            if job is None:
+                raise NotFound.resource("Job", job_id)
+            manifest = repo.get_manifest(session, job_id)
+        return JobView(job, manifest.pipeline_spec_manifest if manifest is not None else "")
+
+    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+        query = parse_list_request(repo.JOB_LISTABLE, request)
+        scope = []
+        if key is not None:
+            if key.type not in _FILTERABLE_KEY_TYPES:
+                raise (
+                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                    .wrap("Unrecognized resource reference type.")
+                    .wrap("Validating filter failed.")
+                )
+            if key.type == ResourceType.EXPERIMENT:
+                scope.append(repo.scope_experiment(key.id))
+            elif key.type == ResourceType.PIPELINE_VERSION:
+                scope.append(repo.scope_pipeline_version(key.id))
+            elif key.type == ResourceType.JOB:
+                scope.append(repo.scope_nothing())  # no job refers to a job
+            elif key.id:
+                scope.append(repo.scope_namespace(key.id))
+        with self._db.transaction(write=False) as session:
+            page = repo.list_jobs(session, query, scope)
+        return ListResult([JobView(job) for job in page.items], page.total_size, next_page_token(query, page))
+
+    # -- delete, enable, disable -----------------------------------------------------------------------
+
+    def delete(self, job_id: str) -> None:
+        """DeleteJob: the job and its manifest; the runs it fired stay."""
+        with self._db.transaction() as session:
+            if not repo.delete_job(session, job_id):
+                raise NotFound.resource("Job", job_id).wrap("Delete job failed")
+        self._notify(job_id)
+
+    def enable(self, job_id: str) -> None:
+        self._set_enabled(job_id, True)
+
+    def disable(self, job_id: str) -> None:
+        self._set_enabled(job_id, False)
+
+    def _set_enabled(self, job_id: str, enabled: bool) -> None:
+        """updated_at moves only when `enabled` changes; a repeated call is a no-op that still succeeds."""
+        with self._db.transaction() as session:
+            changed = repo.set_enabled(session, job_id, enabled, now_seconds())
+            if not changed and not repo.job_exists(session, job_id):
+                error = NotFound.resource("Job", job_id)
+                if enabled:
+                    error.wrap("Check job exist failed")
+                raise error.wrap("Enable/Disable job failed")
+        if changed:
+            self._notify(job_id)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _notify(self, job_id: str) -> None:
+        if self.scheduling is None:
+            return
+        try:
+            self.scheduling.job_changed(job_id)
+        except Exception:  # the change is committed; the scheduler finds it in the rows anyway
+            log.exception("scheduling hook failed for job %s", job_id)
+
+
+def _service_account(document: dict[str, Any], requested: str, default: str) -> str:
+    """As for runs: the request's, else the workflow's own unless it is empty or the SDK's default."""
+    if requested:
+        return requested
+    spec = document.get("spec")
+    own = spec.get("serviceAccountName") if isinstance(spec, dict) else None
+    if not isinstance(own, str) or not own or own == DEFAULT_SERVICE_ACCOUNT:
+        return default
+    return own
