@@ -118,6 +118,16 @@ def slow_then_next(marker: str, with_exit_handler: bool = True) -> Callable:
     return pipeline
 
 
+def failing_with_backoff(marker: str) -> Callable:
+    """A step that always fails, retried up to 10 times with a 1 s backoff: a retry storm to terminate."""
+
+    @dsl.pipeline(name="semantics-failing-with-backoff")
+    def pipeline():
+        sh("flaky", f"{_count(marker, 'flaky')}; exit 1").set_retry(10, backoff_duration="1s")
+
+    return pipeline
+
+
 def workflow_timeout(marker: str, seconds: int = 2) -> Callable:
     """A whole-run timeout with one step running, one held Pending by parallelism 1, one waiting."""
 
@@ -138,12 +148,14 @@ def workflow_timeout(marker: str, seconds: int = 2) -> Callable:
 
 
 def missing_output_parameter(marker: str) -> Callable:
-    """`producer` declares an output parameter file it never writes; `consumer` reads that output."""
+    """`producer` declares an output parameter file it never writes; `consumer` reads that output; an exit
+    handler records the workflow status."""
 
     @dsl.pipeline(name="semantics-missing-output")
     def pipeline():
-        producer = sh("producer", _count(marker, "producer"), file_outputs={"out": "/tmp/outputs/out/data"})
-        sh("consumer", f"echo {producer.outputs['out']}; {_count(marker, 'consumer')}")
+        with dsl.ExitHandler(_exit_handler(marker)):
+            producer = sh("producer", _count(marker, "producer"), file_outputs={"out": "/tmp/outputs/out/data"})
+            sh("consumer", f"echo {producer.outputs['out']}; {_count(marker, 'consumer')}")
 
     return pipeline
 

@@ -274,6 +274,34 @@ def test_terminate_kills_the_step_omits_waiters_and_runs_the_exit_handler(
     assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/terminate", timeout=10), allowed=(400,))
 
 
+def test_terminate_stops_retries(kfp_client, marker: str) -> None:
+    run_id = start(kfp_client, sp.failing_with_backoff(marker), marker, "terminate-retries")
+    wait_for_file(sp.trace_path(marker, "flaky"))
+    kfp_client.runs.terminate_run(run_id)
+    detail = wait_for_run(kfp_client, run_id, timeout=RUN_TIMEOUT)
+    assert detail.run.status == "Failed", describe(detail)
+    attempts = len(trace(marker, "flaky"))
+    assert attempts < 11, "terminate must stop the retries"
+    nodes = nodes_by_display(detail)
+    assert nodes["flaky"]["phase"] == "Failed", describe(detail)
+    # No attempt is even created after the terminate: every attempt node is one that really ran.
+    assert sorted(k for k in nodes if k.startswith("flaky(")) == [f"flaky({i})" for i in range(attempts)], describe(
+        detail)
+
+
+def test_terminate_right_after_create(kfp_client, marker: str) -> None:
+    run_id = start(kfp_client, sp.slow_then_next(marker), marker, "terminate-early")
+    kfp_client.runs.terminate_run(run_id)
+    # `slow` sleeps 300 s on its first execution if it starts at all: finishing within the wait means it was not
+    # left running.
+    detail = wait_for_run(kfp_client, run_id, timeout=RUN_TIMEOUT)
+    assert detail.run.status == "Failed", describe(detail)
+    assert trace(marker, "next") == []
+    nodes = nodes_by_display(detail)
+    assert nodes["onExit"]["phase"] == "Succeeded", describe(detail)
+    assert trace(marker, "exit") == ["Failed"]
+
+
 def test_workflow_timeout_fails_the_run_and_still_runs_the_exit_handler(
     kfp_client, api_url: str, marker: str
 ) -> None:
@@ -307,6 +335,7 @@ def test_missing_output_parameter_file_is_an_error(kfp_client, marker: str) -> N
     assert trace(marker, "producer") == ["ran"]
     assert nodes["consumer"]["phase"] == "Omitted", describe(detail)
     assert trace(marker, "consumer") == []
+    assert trace(marker, "exit") == ["Error"], "the exit handler sees {{workflow.status}} = Error"
 
 
 def test_retry_policy_always_retries_errors_but_on_failure_does_not(kfp_client, marker: str) -> None:
