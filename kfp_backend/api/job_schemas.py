@@ -47,15 +47,29 @@ class Bool(fields.Field):
         raise ValidationError(f"expected a boolean, got {value!r}")
 
 
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+TIMESTAMP_MIN, TIMESTAMP_MAX = -62135596800, 253402300799
+
+
+class ScheduleTime(Timestamp):
+    """A schedule's start or end time: an RFC 3339 time within google.protobuf.Timestamp's range."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        seconds = super()._deserialize(value, attr, data, **kwargs)
+        if not TIMESTAMP_MIN <= seconds <= TIMESTAMP_MAX:
+            raise ValidationError(f"timestamp {value!r} is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z")
+        return seconds
+
+
 class CronScheduleSchema(ProtoSchema):
-    start_time = Timestamp(load_default=None)
-    end_time = Timestamp(load_default=None)
+    start_time = ScheduleTime(load_default=None)
+    end_time = ScheduleTime(load_default=None)
     cron = fields.String(load_default="")
 
 
 class PeriodicScheduleSchema(ProtoSchema):
-    start_time = Timestamp(load_default=None)
-    end_time = Timestamp(load_default=None)
+    start_time = ScheduleTime(load_default=None)
+    end_time = ScheduleTime(load_default=None)
     interval_second = Int64(load_default=0)
 
 

@@ -320,6 +320,44 @@ def test_run_calls_match_the_document(sqlite_app: Flask) -> None:
     api("POST", "/runs/{run_id}:reportMetrics", 404, path=one, json={"metrics": []})
 
 
+def test_job_calls_match_the_document(sqlite_app: Flask) -> None:
+    api = CheckedClient(sqlite_app)
+    manifest = WORKFLOW.decode()
+    later = "2999-01-01T00:00:00Z"
+    created = api("POST", "/jobs", json={
+        "name": "checked", "description": "d", "max_concurrency": "2", "no_catchup": True,
+        "pipeline_spec": {"workflow_manifest": manifest, "parameters": [{"name": "times", "value": "2"}]},
+        "trigger": {"cron_schedule": {"cron": "0 0 * * * *", "start_time": later}},
+    })
+    one = {"id": created["id"]}
+    api("GET", "/jobs/{id}", path=one)
+    pipeline = api.upload("/pipelines/upload", "job-me.yaml")
+    api("POST", "/jobs", json={"pipeline_spec": {"pipeline_id": pipeline["id"]}, "max_concurrency": 1,
+                               "enabled": True, "trigger": {"periodic_schedule": {"interval_second": 60,
+                                                                                  "start_time": later}}})
+    api("POST", "/jobs", json={"name": "once", "pipeline_spec": {"workflow_manifest": manifest},
+                               "max_concurrency": 1})
+    api("POST", "/jobs", 400, json={"name": "x", "pipeline_spec": {"workflow_manifest": manifest}})
+    api("POST", "/jobs", 400, json={"pipeline_spec": {"workflow_manifest": manifest}, "max_concurrency": 1,
+                                    "trigger": {"cron_schedule": {"cron": "nope"}}})
+    api("POST", "/jobs", 404, json={"pipeline_spec": {"pipeline_id": "gone"}, "max_concurrency": 1})
+    page = api("GET", "/jobs", query_string={"page_size": 1, "sort_by": "name desc"})
+    assert page["total_size"] == 3 and page["next_page_token"]
+    api("GET", "/jobs", query_string={"page_token": page["next_page_token"]})
+    api("GET", "/jobs", query_string={"resource_reference_key.type": "EXPERIMENT",
+                                      "resource_reference_key.id": "none"})
+    api("GET", "/jobs", 400, query_string={"resource_reference_key.type": "PIPELINE",
+                                           "resource_reference_key.id": "x"})
+    api("GET", "/jobs", 400, query_string={"sort_by": "description"})
+    api("POST", "/jobs/{id}/enable", path=one)
+    api("POST", "/jobs/{id}/enable", path=one)
+    api("POST", "/jobs/{id}/disable", path=one)
+    api("DELETE", "/jobs/{id}", path=one)
+    for method, template in (("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}"), ("POST", "/jobs/{id}/enable"),
+                             ("POST", "/jobs/{id}/disable")):
+        api(method, template, 404, path=one)
+
+
 def test_oversize_bodies_match_the_document(tmp_path: Path) -> None:
     application = _build_app(tmp_path, max_upload_bytes=10)
     try:
@@ -398,7 +436,7 @@ def _reset(application: Flask) -> None:
 
 
 def _seed(client: Any) -> None:
-    """A pipeline with two versions, an experiment and a run, for the inferred links to reach."""
+    """A pipeline with two versions, an experiment, a run and a job, for the inferred links to reach."""
     form = "multipart/form-data"
     pipeline = client.post(f"{API_PREFIX}/pipelines/upload", content_type=form,
                            data={"uploadfile": (io.BytesIO(WORKFLOW), "seed.yaml")})
@@ -412,6 +450,11 @@ def _seed(client: Any) -> None:
     run = client.post(f"{API_PREFIX}/runs",
                       json={"name": "seed", "pipeline_spec": {"workflow_manifest": WORKFLOW.decode()}})
     assert run.status_code == 200, run.get_data(as_text=True)
+    job = client.post(f"{API_PREFIX}/jobs", json={
+        "name": "seed", "pipeline_spec": {"workflow_manifest": WORKFLOW.decode()}, "max_concurrency": 1,
+        "trigger": {"periodic_schedule": {"interval_second": 3600, "start_time": "2999-01-01T00:00:00Z"}},
+    })
+    assert job.status_code == 200, job.get_data(as_text=True)
 
 
 def test_generated_call_sequences_conform(sqlite_app: Flask) -> None:
