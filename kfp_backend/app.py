@@ -18,7 +18,8 @@ BLUEPRINTS = (
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """The WSGI app. With `settings.executor_enabled` it also starts this process's executor
-    (`app.extensions["kfp_backend.executor"]`; call `shutdown(app)` to stop it)."""
+    (`app.extensions["kfp_backend.executor"]`), with `settings.scheduler_enabled` its scheduler
+    (`app.extensions["kfp_backend.scheduler"]`); call `shutdown(app)` to stop them."""
     app = Flask(__name__)
     # Flask answers oversize bodies with 413 before any handler runs; the upload endpoints refuse
     # files above the limit themselves, so the body limit leaves room for multipart framing.
@@ -37,6 +38,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         services.runs.attach_execution(executor)
         executor.start()
     app.extensions["kfp_backend.executor"] = executor
+    scheduler = None
+    if settings.scheduler_enabled:
+        from kfp_backend.scheduler.worker import attach_to_jobs, build_scheduler
+
+        scheduler = build_scheduler(settings, services)
+        attach_to_jobs(services, scheduler)
+        scheduler.start()
+    app.extensions["kfp_backend.scheduler"] = scheduler
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -44,7 +53,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
 
 def shutdown(app: Flask) -> None:
-    """Stop the executor (its steps are killed and its runs released) and close the database."""
+    """Stop the scheduler (its lease released), the executor (its steps are killed and its runs
+    released) and close the database."""
+    scheduler = app.extensions.get("kfp_backend.scheduler")
+    if scheduler is not None:
+        scheduler.stop()
     executor = app.extensions.get("kfp_backend.executor")
     if executor is not None:
         executor.stop()

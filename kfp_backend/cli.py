@@ -1,4 +1,4 @@
-"""`kfp-backend serve | db upgrade | version`."""
+"""`kfp-backend serve | scheduler | db upgrade | version`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not apply pending migrations at start (env KFP_BACKEND_AUTO_MIGRATE=false)")
     _settings_flags(serve)
 
+    scheduler = commands.add_parser(
+        "scheduler", help="run the scheduler alone (fires recurring runs)",
+        description="Run the scheduler alone: turn enabled jobs into runs at their scheduled times. Any "
+        "number may run against one database: one holds the lease and fires, the others stand by and take "
+        "over when it stops. Runs are executed by the executors of `serve` processes. The database schema "
+        "must be current (`kfp-backend db upgrade`).",
+    )
+    _settings_flags(scheduler)
+
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     upgrade = db_commands.add_parser("upgrade", help="apply all pending migrations",
@@ -60,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "db":
         return _db_upgrade(settings)
+    if args.command == "scheduler":
+        return _scheduler(settings)
     return _serve(settings)
 
 
@@ -68,6 +79,40 @@ def _db_upgrade(settings: Settings) -> int:
 
     migrations.upgrade(settings.effective_database_url)
     log.info("database is at revision %s", migrations.head_revision())
+    return 0
+
+
+def _scheduler(settings: Settings) -> int:
+    import threading
+
+    from kfp_backend.scheduler.worker import build_scheduler
+    from kfp_backend.services.container import Services
+    from kfp_backend.store import migrations
+    from kfp_backend.store.db import Database
+
+    url = settings.effective_database_url
+    if migrations.current_revision(url) != migrations.head_revision():
+        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+        return 2
+    services = Services.build(settings, Database(url, pool_size=4))
+    scheduler = build_scheduler(settings, services)
+    stopped = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("kfp-backend scheduler: signal %d, shutting down", signum)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("kfp-backend %s scheduler (database %s)", __version__,
+             services.db.url.render_as_string(hide_password=True))
+    scheduler.start()
+    try:
+        while not stopped.wait(1.0):
+            pass
+    finally:
+        scheduler.stop()
+        services.db.dispose()
     return 0
 
 

@@ -52,6 +52,16 @@ class Settings:
     # taken over by another executor (after a crash or a kill).
     driver_heartbeat_seconds: float = 2.0
     driver_stale_seconds: int = 10
+    # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
+    # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
+    scheduler_enabled: bool = True
+    # How often the scheduler looks for due jobs besides waking exactly at the next due time (which
+    # covers jobs this process changed); bounds the delay for jobs changed by other processes.
+    scheduler_poll_seconds: float = 0.2
+    # The lease is renewed every `scheduler_heartbeat_seconds`; a standby takes over once the
+    # active scheduler has not renewed it for `scheduler_lease_seconds`.
+    scheduler_lease_seconds: float = 10.0
+    scheduler_heartbeat_seconds: float = 2.0
 
     @property
     def effective_max_parallel_steps(self) -> int:

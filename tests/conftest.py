@@ -40,8 +40,11 @@ def db_url(backend: str, database_factories: dict[str, DatabaseFactory]) -> Iter
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    # API tests look at runs as created; tests of execution turn the executor on themselves.
-    return Settings(database_url=db_url, data_dir=tmp_path / "data", threads=4, executor_enabled=False)
+    # API tests look at runs and jobs as created; tests of execution and scheduling turn the executor
+    # and the scheduler on themselves.
+    return Settings(
+        database_url=db_url, data_dir=tmp_path / "data", threads=4, executor_enabled=False, scheduler_enabled=False
+    )
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import copy
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,7 +30,7 @@ WORKFLOW_UID = "{{workflow.uid}}"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SUFFIX_LENGTH = 5
 _MACRO = re.compile(r"\[\[(.*?)\]\]|\{\{\$\.(.*?)\}\}")
-_STRFTIME_CALL = re.compile(r"""currentTime\.strftime\((['"])(.*)\1\)""", re.DOTALL)
+_STRFTIME_CALL = re.compile(r"""(currentTime|scheduledTime)\.strftime\((['"])(.*)\2\)""", re.DOTALL)
 
 
 def unknown_parameter(document: Mapping[str, Any], parameters: Sequence[Mapping[str, str]]) -> str | None:
@@ -51,8 +51,13 @@ def runtime_workflow(
     now: int,
     service_account: str = "",
     default_service_account: str = DEFAULT_SERVICE_ACCOUNT,
+    format_value: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """The workflow a run executes: `document` (a validated Argo Workflow) rewritten for this run.
+
+    By default the one-off-run macros are substituted in every declared parameter value. With
+    `format_value` (job runs) only the values given in `parameters` go through it and workflow
+    defaults stay as they are, as upstream formats only the parameters a job supplies.
 
     Raises InvalidArgument (`Unrecognized input parameter: <name>`) for an undeclared parameter.
     """
@@ -65,6 +70,10 @@ def runtime_workflow(
         raise InvalidArgument(f"Unrecognized input parameter: {unknown}")
     given = {p["name"]: p.get("value", "") for p in parameters}
     for declared in _declared_parameters(workflow):
+        if format_value is not None:
+            if declared.get("name") in given:
+                declared["value"] = format_value(given[declared["name"]])
+            continue
         if declared.get("name") in given:
             declared["value"] = given[declared["name"]]
         if isinstance(declared.get("value"), str):
@@ -130,24 +139,37 @@ def _string_map(owner: dict[str, Any], key: str) -> dict[str, Any]:
 # -- macros --------------------------------------------------------------------------------------------------
 
 
-def substitute_macros(value: str, *, run_id: str, now: int) -> str:
-    """Substitute the one-off-run macros in a parameter value; unknown macros stay as they are."""
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+def substitute_macros(
+    value: str, *, run_id: str, now: int, scheduled_at: int | None = None, index: int | None = None
+) -> str:
+    """Substitute the macros in a parameter value; unknown macros stay as they are.
+
+    One-off runs know `[[RunUUID]]` and the CurrentTime forms; job runs also pass `scheduled_at` and
+    `index` (`[[ScheduledTime]]`, `[[ScheduledTime.<Go layout>]]`, `{{$.scheduledTime.strftime(...)}}`,
+    `[[Index]]`), which one-off runs leave as they are.
+    """
+    moments = {"Current": datetime.fromtimestamp(now, tz=timezone.utc)}
+    if scheduled_at is not None:
+        moments["Scheduled"] = datetime.fromtimestamp(scheduled_at, tz=timezone.utc)
 
     def replace(match: re.Match[str]) -> str:
         bracketed, dollar = match.group(1), match.group(2)
         if bracketed is not None:
             if bracketed == "RunUUID":
                 return run_id
-            if bracketed == "CurrentTime":
-                return format_go_layout("20060102150405", moment)
-            if bracketed.startswith("CurrentTime."):
-                return format_go_layout(bracketed[len("CurrentTime."):], moment)
+            if bracketed == "Index" and index is not None:
+                return str(index)
+            for prefix, moment in moments.items():
+                if bracketed == f"{prefix}Time":
+                    return format_go_layout("20060102150405", moment)
+                if bracketed.startswith(f"{prefix}Time."):
+                    return format_go_layout(bracketed[len(prefix) + 5:], moment)
             return match.group(0)
         call = _STRFTIME_CALL.fullmatch(dollar)
-        if call is not None:
+        moment = moments.get("Current" if call.group(1) == "currentTime" else "Scheduled") if call else None
+        if call is not None and moment is not None:
             try:
-                return moment.strftime(call.group(2))
+                return moment.strftime(call.group(3))
             except ValueError:
                 return match.group(0)
         return match.group(0)

@@ -1,0 +1,169 @@
+"""The scheduler loop: APScheduler keeps the time, the database keeps the schedule.
+
+Two APScheduler jobs run in a background scheduler:
+
+- `lease`, every `scheduler_heartbeat_seconds`: take or renew the scheduler lease (lease.py).
+  Only the holder fires; a standby keeps trying and takes over when the holder's lease expires.
+- `tick`, every `scheduler_poll_seconds` and additionally exactly at the next due time: while
+  some enabled job's next_fire_at is due, fire (services/job_firing.py), then look up the earliest
+  next_fire_at and move the next tick to it. Nothing about a job lives in APScheduler's memory:
+  every tick reads the job rows, so creating, enabling, disabling or deleting a job (by this
+  process or any other) takes effect at the next tick; `job_changed(job_id)`, called by the Job
+  API after its commits, runs a tick at once.
+
+No fire is dropped: APScheduler's own misfires cannot lose one (coalesce=True and
+misfire_grace_time=None only merge or delay ticks, and the due slots are derived from each job's
+progress in the database, so a late tick fires every slot it finds due, in order; under
+no_catchup the skipped slots are skipped deliberately by the trigger rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from kfp_backend.config import Settings
+from kfp_backend.scheduler.lease import Lease
+from kfp_backend.services.job_firing import JobFiring, wall_clock_ms
+from kfp_backend.store.db import Database
+
+log = logging.getLogger(__name__)
+
+TICK_JOB = "tick"
+LEASE_JOB = "lease"
+# One tick fires for at most this long, then lets the next tick go on (a huge catch-up backlog).
+TICK_BUDGET_SECONDS = 2.0
+# A due time closer than this is waited for inside the tick instead of by rescheduling it.
+_INLINE_WAIT_SECONDS = 0.02
+
+
+class SchedulerWorker:
+    """Fires enabled jobs while this process holds the scheduler lease. `start()` / `stop()`."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        firing: JobFiring,
+        *,
+        lease: Lease | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self.firing = firing
+        self.lease = lease or Lease(db, ttl_seconds=settings.scheduler_lease_seconds)
+        self._scheduler: BackgroundScheduler | None = None
+        self._tick_lock = threading.Lock()
+        self._again = False
+        self._stopping = threading.Event()
+        self.fired_total = 0
+
+    # -- life cycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        apscheduler_log = logging.getLogger("apscheduler")
+        if apscheduler_log.level == logging.NOTSET:
+            # It logs every job execution at INFO: ten lines a second here.
+            apscheduler_log.setLevel(logging.WARNING)
+        scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 2},
+        )
+        now = datetime.now(timezone.utc)
+        scheduler.add_job(self._heartbeat, "interval", seconds=self._settings.scheduler_heartbeat_seconds,
+                          id=LEASE_JOB, next_run_time=now, max_instances=1)
+        scheduler.add_job(self._tick, "interval", seconds=self._settings.scheduler_poll_seconds, id=TICK_JOB,
+                          next_run_time=now)
+        self._scheduler = scheduler
+        scheduler.start()
+        log.info("scheduler started (holder %s, lease %.0f s)", self.lease.holder, self.lease.ttl_seconds)
+
+    def stop(self) -> None:
+        """Stop ticking (a tick in progress finishes its transaction) and release the lease."""
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        self.lease.release()
+
+    # -- hooks ------------------------------------------------------------------------------------------
+
+    def job_changed(self, job_id: str) -> None:
+        """A job was created, enabled, disabled or deleted (committed): look at the jobs now."""
+        self.firing.forget(job_id)
+        self._wake(datetime.now(timezone.utc))
+
+    # -- the APScheduler jobs ---------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        was_held = self.lease.held()
+        if self.lease.refresh() and not was_held:
+            self._wake(datetime.now(timezone.utc))
+
+    def _tick(self) -> None:
+        if not self._tick_lock.acquire(blocking=False):
+            self._again = True  # the running tick goes round once more
+            return
+        try:
+            self._run_tick()
+        except Exception:
+            log.exception("scheduler tick failed; the next tick retries")
+        finally:
+            self._tick_lock.release()
+
+    def _run_tick(self) -> None:
+        deadline = time.monotonic() + TICK_BUDGET_SECONDS
+        while not self._stopping.is_set() and self.lease.held():
+            self._again = False
+            now_ms = wall_clock_ms()
+            earliest = self.firing.next_wake()
+            if earliest is not None and earliest * 1000 <= now_ms:
+                result = self.firing.fire_due(now_ms)
+                self.fired_total += len(result.fired)
+                if time.monotonic() > deadline:
+                    self._wake(datetime.now(timezone.utc))
+                    return
+                continue  # something was due: look again (a backlog, or the next batch)
+            if self._again:
+                continue
+            if earliest is None:
+                return
+            delay = earliest - now_ms / 1000
+            if delay <= _INLINE_WAIT_SECONDS:
+                self._stopping.wait(max(delay, 0.0))
+                continue
+            self._wake(datetime.fromtimestamp(earliest, timezone.utc) + timedelta(milliseconds=1))
+            return
+
+    def _wake(self, when: datetime) -> None:
+        """Move the next tick to `when` if that is sooner than it would come anyway."""
+        scheduler = self._scheduler
+        if scheduler is None or self._stopping.is_set():
+            return
+        try:
+            job = scheduler.get_job(TICK_JOB)
+            if job is not None and (job.next_run_time is None or when < job.next_run_time):
+                job.modify(next_run_time=when)
+        except Exception:  # the scheduler is shutting down
+            log.debug("could not move the next tick", exc_info=True)
+
+
+def build_scheduler(settings: Settings, services: object) -> SchedulerWorker:
+    """A scheduler over `services` (a services.container.Services): its runs reach this process's
+    executor, if any, through RunService's execution hooks."""
+    runs = services.runs  # type: ignore[attr-defined]
+    firing = JobFiring(services.db, settings, execution=lambda: runs.execution)  # type: ignore[attr-defined]
+    return SchedulerWorker(services.db, settings, firing)  # type: ignore[attr-defined]
+
+
+def attach_to_jobs(services: object, scheduler: SchedulerWorker) -> None:
+    """Let the Job API wake the scheduler after its commits (`job_changed(job_id)`)."""
+    jobs = getattr(services, "jobs", None)
+    if jobs is not None:
+        jobs.attach_scheduling(scheduler)

@@ -1,0 +1,374 @@
+"""Turning due job slots into runs, exactly once.
+
+One firing transaction locks the due job rows, reads how many of their runs are active, and for
+each job fires its due slots in order (several when catching up, bounded by max_concurrency):
+each fire inserts a `job_fires` row (primary key (job, scheduled time): the exactly-once guard),
+the run and its manifest, and the job's progress (last_scheduled_at, last_index, next_fire_at)
+moves on, all in that one transaction. A fire is all or nothing. Should a job_fires row exist
+already (another scheduler fired that slot), the transaction rolls back and the jobs are fired
+again one per transaction, where that slot is recognized and skipped over.
+
+The fired run is what upstream's ScheduledWorkflow controller submits (see
+docs/compatibility.md): name `<swf-name>-<index>-<fnv32a>`, display name the same, references
+EXPERIMENT/OWNER + JOB/CREATOR, `scheduled_at` the slot, the job's parameters with the job-run
+macros substituted ([[ScheduledTime]], [[CurrentTime]], [[Index]], [[RunUUID]] and their layout
+and strftime forms), scheduledworkflows.kubeflow.org/* labels on the workflow.
+
+The runtime workflow of a job is built once (per process) with placeholders for the run id, the
+run name, the parameter values and the labels, and each fire fills them in with one pass over the
+text: firing a thousand jobs in a second needs no thousand deep copies of their workflows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfp_backend.config import Settings
+from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_slot
+from kfp_backend.services.errors import ApiError
+from kfp_backend.services.experiments import STORAGE_AVAILABLE
+from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
+from kfp_backend.services.runs import RunExecution, encode_references
+from kfp_backend.store import scheduler_repo as repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.models import Job
+from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
+
+log = logging.getLogger(__name__)
+
+SWF_NAME_LENGTH = 25
+SWF_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes generateName's
+SWF_SUFFIX_LENGTH = 5
+LABEL_PREFIX = "scheduledworkflows.kubeflow.org/"
+LABEL_SWF_NAME = LABEL_PREFIX + "scheduledWorkflowName"
+LABEL_EPOCH = LABEL_PREFIX + "workflowEpoch"
+LABEL_INDEX = LABEL_PREFIX + "workflowIndex"
+LABEL_OWNED = LABEL_PREFIX + "isOwnedByScheduledWorkflow"
+# A job at its max_concurrency is looked at again this often (its slot waits, it is not skipped).
+BLOCKED_RECHECK_SECONDS = 1
+# A job whose manifest cannot be turned into a run is retried this often (and logged each time).
+BROKEN_RETRY_SECONDS = 60
+# Catch-up fires of one job in one transaction; the rest follow in the next one.
+MAX_FIRES_PER_JOB = 50
+_INVALID_NAME_CHARS = re.compile(r"[^a-z0-9-]")
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def swf_name(job_name: str, job_id: str) -> str:
+    """The ScheduledWorkflow name upstream gives a job: its name lower-cased, characters outside
+    [a-z0-9-] deleted, cut to 25 (`job-` if nothing is left), plus generateName's 5 random
+    characters, here derived from the job id so every scheduler process computes the same name."""
+    base = _INVALID_NAME_CHARS.sub("", job_name.lower())[:SWF_NAME_LENGTH] or "job-"
+    digest = hashlib.sha256(job_id.encode()).digest()
+    suffix = "".join(SWF_SUFFIX_ALPHABET[b % len(SWF_SUFFIX_ALPHABET)] for b in digest[:SWF_SUFFIX_LENGTH])
+    return base + suffix
+
+
+def fnv32a(text: str) -> int:
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def fired_run_name(swf: str, index: int) -> str:
+    """`<swf-name>-<index>-<fnv32a(<swf-name>-<index>) as decimal>`, the workflow name upstream."""
+    stem = f"{swf}-{index}"
+    return f"{stem}-{fnv32a(stem)}"
+
+
+@dataclass(frozen=True)
+class FiredRun:
+    job_id: str
+    run_id: str
+    run_name: str
+    scheduled_at: int
+    index: int
+    fired_at_ms: int
+
+
+@dataclass
+class FireResult:
+    fired: list[FiredRun] = field(default_factory=list)
+    examined: int = 0
+    # A job is still due after this pass (a catch-up backlog): fire again right away.
+    still_due: bool = False
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A job's runtime workflow with placeholders, and what every one of its runs shares."""
+
+    text: str
+    spec_manifest: str
+    service_account: str
+    parameters: tuple[tuple[str, str], ...]
+    swf: str
+    references: str
+
+
+class _Broken(Exception):
+    """The job's manifest cannot be made into a run (logged; the job is retried later)."""
+
+
+class JobFiring:
+    """Fires due jobs. `fire_due(now_ms)` is the scheduler's unit of work; it is safe to call from
+    several processes at once (the row locks and the job_fires key decide)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        execution: Callable[[], RunExecution | None] | None = None,
+        cron_parser: CronParser | None = None,
+        clock_ms: Clock = wall_clock_ms,
+        batch_size: int = 500,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._execution = execution
+        self._cron_parser = cron_parser
+        self._clock_ms = clock_ms
+        self.batch_size = batch_size
+        self._templates: dict[str, _Template] = {}
+        self._broken: dict[str, _Broken] = {}
+        self._token = f"@@{uuid.uuid4().hex}:"
+        self._placeholder = re.compile(re.escape(self._token) + r"(\w+)@@")
+
+    # -- the unit of work -----------------------------------------------------------------------------
+
+    def fire_due(self, now_ms: int | None = None, *, job_ids: Sequence[str] | None = None) -> FireResult:
+        """Fire every due slot of up to `batch_size` due jobs (those whose next_fire_at <= now)."""
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        try:
+            result = self._fire(now_ms, job_ids)
+        except DuplicateKeyError:
+            if job_ids is not None and len(job_ids) == 1:
+                self._skip_fired_slot(job_ids[0], now_ms)
+                return FireResult(still_due=True)
+            log.warning("a slot was fired by another scheduler; firing these jobs one by one")
+            result = FireResult()
+            with self._db.transaction(write=False) as session:
+                ids = [job.id for job in repo.due_jobs(session, now_ms // 1000, limit=self.batch_size,
+                                                       job_ids=job_ids, lock=False)]
+            for job_id in ids:
+                single = self.fire_due(now_ms, job_ids=[job_id])
+                result.fired += single.fired
+                result.examined += 1
+                result.still_due = result.still_due or single.still_due
+        self._notify(result.fired)
+        return result
+
+    def next_wake(self) -> int | None:
+        """The earliest next_fire_at of the enabled jobs (seconds), or None."""
+        with self._db.transaction(write=False) as session:
+            return repo.earliest_next_fire(session)
+
+    def forget(self, job_id: str) -> None:
+        self._templates.pop(job_id, None)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _fire(self, now_ms: int, job_ids: Sequence[str] | None) -> FireResult:
+        now = now_ms // 1000
+        result = FireResult()
+        fires: list[dict[str, Any]] = []
+        runs: list[dict[str, Any]] = []
+        manifests: list[dict[str, Any]] = []
+        progress: list[dict[str, Any]] = []
+        with self._db.transaction() as session:
+            jobs = repo.due_jobs(session, now, limit=self.batch_size, job_ids=job_ids)
+            if not jobs:
+                return result
+            result.examined = len(jobs)
+            slots: dict[str, int | None] = {}
+            for job in jobs:
+                try:
+                    slots[job.id] = next_slot(
+                        Trigger.of_job(job), Progress(job.last_scheduled_at, job.last_index), now,
+                        cron_parser=self._cron_parser,
+                    )
+                except Exception as exc:  # a trigger the Job API should have refused
+                    log.error("job %s has an unusable trigger, it will not fire: %s", job.id, exc)
+                    slots[job.id] = None
+            due = [job for job in jobs if slots[job.id] is not None and slots[job.id] <= now]
+            active = repo.active_run_counts(session, [job.id for job in due])
+            self._load_templates(session, due)
+            fired_at_ms = self._clock_ms()
+            for job in jobs:
+                slot = slots[job.id]
+                trigger = Trigger.of_job(job)
+                state = Progress(job.last_scheduled_at, job.last_index)
+                running = active.get(job.id, 0)
+                fired_here = 0
+                next_fire_at = slot
+                while slot is not None and slot <= now:
+                    if running >= job.max_concurrency:
+                        next_fire_at = now + BLOCKED_RECHECK_SECONDS  # the slot waits
+                        break
+                    if fired_here >= MAX_FIRES_PER_JOB:
+                        break
+                    try:
+                        template = self._template(job)
+                    except _Broken as exc:
+                        log.error("job %s cannot fire: %s (retrying in %d s)", job.id, exc, BROKEN_RETRY_SECONDS)
+                        next_fire_at = now + BROKEN_RETRY_SECONDS
+                        break
+                    index = state.last_index + 1
+                    run_id = str(uuid.uuid4())
+                    name = fired_run_name(template.swf, index)
+                    fires.append(dict(job_id=job.id, scheduled_at=slot, run_id=run_id, run_index=index,
+                                      fired_at_ms=fired_at_ms))
+                    run, manifest = self._run_rows(job, template, run_id, name, slot, index, now)
+                    runs.append(run)
+                    manifests.append(manifest)
+                    result.fired.append(FiredRun(job.id, run_id, name, slot, index, fired_at_ms))
+                    state = Progress(slot, index)
+                    running += 1
+                    fired_here += 1
+                    slot = next_slot(trigger, state, now, cron_parser=self._cron_parser)
+                    next_fire_at = slot
+                if next_fire_at is not None and next_fire_at <= now:
+                    result.still_due = True
+                progress.append(dict(id=job.id, last_scheduled_at=state.last_scheduled_at,
+                                     last_index=state.last_index, next_fire_at=next_fire_at))
+            repo.record_fires(session, fires, runs, manifests)
+            repo.save_progress(session, progress)
+        return result
+
+    def _skip_fired_slot(self, job_id: str, now_ms: int) -> None:
+        """Another scheduler fired this job's due slot: take its fire as this job's progress."""
+        now = now_ms // 1000
+        with self._db.transaction() as session:
+            jobs = repo.due_jobs(session, now, limit=1, job_ids=[job_id])
+            if not jobs:
+                return
+            job = jobs[0]
+            slot = next_slot(Trigger.of_job(job), Progress(job.last_scheduled_at, job.last_index), now,
+                             cron_parser=self._cron_parser)
+            fire = repo.get_fire(session, job_id, slot) if slot is not None else None
+            if fire is None:
+                return
+            log.warning("job %s slot %d was fired by another scheduler (run %s); moving on", job_id, slot, fire.run_id)
+            repo.save_progress(session, [dict(id=job_id, last_scheduled_at=slot,
+                                              last_index=max(job.last_index, fire.run_index), next_fire_at=0)])
+
+    def _load_templates(self, session: Any, jobs: Sequence[Job]) -> None:
+        missing = [job for job in jobs if job.id not in self._templates]
+        if not missing:
+            return
+        if len(self._templates) > 20000:
+            self._templates.clear()
+        manifests = repo.job_manifests(session, [job.id for job in missing])
+        experiments = repo.experiment_names(session, [job.experiment_id for job in missing])
+        for job in missing:
+            try:
+                self._templates[job.id] = self._build_template(
+                    job, manifests.get(job.id, ""), experiments.get(job.experiment_id, "")
+                )
+            except _Broken as exc:
+                self._broken[job.id] = exc
+
+    def _template(self, job: Job) -> _Template:
+        template = self._templates.get(job.id)
+        if template is None:
+            raise self._broken.pop(job.id, None) or _Broken("its manifest is missing")
+        return template
+
+    def _build_template(self, job: Job, spec_manifest: str, experiment_name: str) -> _Template:
+        try:
+            document = parse_workflow(spec_manifest).document
+        except WorkflowError as exc:
+            raise _Broken(f"invalid workflow manifest: {exc}") from None
+        try:
+            given = [(str(p["name"]), str(p.get("value", ""))) for p in json.loads(job.parameters or "[]")]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _Broken(f"invalid job parameters: {exc}") from None
+        token = self._token
+        try:
+            workflow = runtime_workflow(
+                document,
+                run_id=f"{token}ID@@",
+                run_name=f"{token}NAME@@",
+                parameters=[{"name": name, "value": f"{token}P{i}@@"} for i, (name, _) in enumerate(given)],
+                now=0,
+                service_account=job.service_account,
+                default_service_account=self._settings.default_service_account,
+                format_value=lambda value: value,
+            )
+        except ApiError as exc:
+            raise _Broken(str(exc)) from None
+        swf = swf_name(job.name, job.id)
+        metadata = workflow["metadata"]
+        metadata.pop("generateName", None)
+        metadata["name"] = f"{token}NAME@@"
+        labels = metadata["labels"]
+        labels[LABEL_SWF_NAME] = swf
+        labels[LABEL_EPOCH] = f"{token}EPOCH@@"
+        labels[LABEL_INDEX] = f"{token}INDEX@@"
+        labels[LABEL_OWNED] = "true"
+        references = encode_references([
+            ResourceReference(ResourceKey(ResourceType.EXPERIMENT, job.experiment_id), Relationship.OWNER,
+                              experiment_name),
+            ResourceReference(ResourceKey(ResourceType.JOB, job.id), Relationship.CREATOR, job.name),
+        ])
+        return _Template(
+            text=json.dumps(workflow, separators=(",", ":"), ensure_ascii=False),
+            spec_manifest=spec_manifest,
+            service_account=workflow["spec"].get("serviceAccountName", ""),
+            parameters=tuple(given),
+            swf=swf,
+            references=references,
+        )
+
+    def _run_rows(
+        self, job: Job, template: _Template, run_id: str, name: str, slot: int, index: int, now: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        values = [
+            substitute_macros(value, run_id=run_id, now=now, scheduled_at=slot, index=index)
+            for _, value in template.parameters
+        ]
+        fills = {"ID": run_id, "NAME": name, "EPOCH": str(slot), "INDEX": str(index)}
+        for i, value in enumerate(values):
+            fills[f"P{i}"] = json.dumps(value, ensure_ascii=False)[1:-1]
+        workflow = self._placeholder.sub(lambda m: fills.get(m.group(1), m.group(0)), template.text)
+        parameters = [{"name": n, "value": v} for (n, _), v in zip(template.parameters, values, strict=True)]
+        run = dict(
+            id=run_id, name=name, description="", description_key="", namespace=job.namespace,
+            experiment_id=job.experiment_id, job_id=job.id, pipeline_id=job.pipeline_id,
+            pipeline_name=job.pipeline_name, pipeline_version_id=job.pipeline_version_id,
+            service_account=template.service_account,
+            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
+            resource_references=template.references, created_at=now, scheduled_at=slot, finished_at=0,
+            status="", storage_state=STORAGE_AVAILABLE, terminate_requested=False, driver_id=None,
+            driver_heartbeat=0,
+        )
+        manifest = dict(run_id=run_id, pipeline_spec_manifest=template.spec_manifest, workflow=workflow,
+                        workflow_status="{}")
+        return run, manifest
+
+    def _notify(self, fired: Sequence[FiredRun]) -> None:
+        execution = self._execution() if self._execution is not None else None
+        if execution is None:
+            return
+        for run in fired:
+            try:
+                execution.run_created(run.run_id)
+            except Exception:  # committed: the executor finds the run in the rows anyway
+                log.exception("run_created hook failed for run %s", run.run_id)

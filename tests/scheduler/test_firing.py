@@ -1,0 +1,263 @@
+"""Firing against a real database with a controllable clock: names, references, scheduled times and
+macros of fired runs; catch-up in order; no_catchup; max_concurrency makes slots wait (not skip);
+disabled, deleted and ended jobs stay quiet; each slot fires once, even with two firers at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from kfp_backend.config import Settings
+from kfp_backend.services.job_firing import JobFiring, fired_run_name, fnv32a, swf_name
+from kfp_backend.store.db import Database
+from kfp_backend.store.models import JobFire
+from tests.scheduler.helpers import (
+    FakeClock,
+    add_job,
+    delete_job,
+    finish_runs,
+    fires_of,
+    get_job,
+    runs_of,
+    set_job,
+    workflow_of,
+)
+
+T0 = int(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp())
+
+
+def firing(db: Database, clock: FakeClock, **kw: object) -> JobFiring:
+    return JobFiring(db, Settings(), clock_ms=clock, **kw)  # type: ignore[arg-type]
+
+
+def test_swf_names_as_upstream() -> None:
+    assert fnv32a("") == 0x811C9DC5
+    assert fnv32a("a") == 0xE40C292C  # the FNV-1a test vector
+    job_id = "0b7d7c8e-3a51-4c09-9c0e-5d2b8f8a1f11"
+    name = swf_name("My Job_1 (nightly)!", job_id)
+    assert re.fullmatch(r"myjob1nightly[bcdfghjklmnpqrstvwxz2456789]{5}", name)
+    assert name == swf_name("My Job_1 (nightly)!", job_id)  # every process computes the same
+    assert swf_name("My Job_1 (nightly)!", "another-id") != name
+    assert swf_name("", job_id).startswith("job-") and len(swf_name("", job_id)) == 9
+    assert swf_name("x" * 40, job_id)[:-5] == "x" * 25
+    assert fired_run_name(name, 3) == f"{name}-3-{fnv32a(f'{name}-3')}"
+
+
+def test_fired_run_names_references_scheduled_time_and_macros(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0)
+    value = ("s=[[ScheduledTime]] c=[[CurrentTime]] i=[[Index]] id=[[RunUUID]] d=[[ScheduledTime.2006-01-02 15:04]] "
+             "f={{$.scheduledTime.strftime('%Y/%m/%d %H:%M:%S')}} g={{$.currentTime.strftime('%H:%M:%S')}} "
+             "u=[[Unknown]] x=[[CurrentTime.15h04]]")
+    job = add_job(db, manifest, name="Nightly ETL", interval=60, created_at=T0, max_concurrency=5,
+                  parameters=[{"name": "word", "value": value}])
+    fire = firing(db, clock)
+    assert fire.fire_due(clock()).fired == []  # nothing due at creation: the first slot is T0 + 60
+    assert get_job(db, job.id).next_fire_at == T0 + 60
+    clock.set(T0 + 125.4)
+    fired = fire.fire_due(clock()).fired
+    assert [(f.scheduled_at, f.index) for f in fired] == [(T0 + 60, 1), (T0 + 120, 2)]
+
+    runs = runs_of(db, job.id)
+    swf = swf_name("Nightly ETL", job.id)
+    assert swf.startswith("nightlyetl")
+    for index, run in enumerate(runs, start=1):
+        assert run.name == f"{swf}-{index}-{fnv32a(f'{swf}-{index}')}"
+        assert run.scheduled_at == T0 + 60 * index
+        assert run.created_at == T0 + 125
+        assert run.job_id == job.id and run.experiment_id == job.experiment_id
+        references = json.loads(run.resource_references)
+        assert [(r["type"], r["id"], r["relationship"]) for r in references] == [
+            ("EXPERIMENT", job.experiment_id, "OWNER"), ("JOB", job.id, "CREATOR"),
+        ]
+        assert references[1]["name"] == "Nightly ETL" and references[0]["name"] == "Default"
+        workflow = workflow_of(db, run.id)
+        assert workflow["metadata"]["name"] == run.name
+        labels = workflow["metadata"]["labels"]
+        assert labels["pipeline/runid"] == run.id
+        assert labels["scheduledworkflows.kubeflow.org/scheduledWorkflowName"] == swf
+        assert labels["scheduledworkflows.kubeflow.org/workflowEpoch"] == str(run.scheduled_at)
+        assert labels["scheduledworkflows.kubeflow.org/workflowIndex"] == str(index)
+        assert labels["scheduledworkflows.kubeflow.org/isOwnedByScheduledWorkflow"] == "true"
+        arguments = {p["name"]: p.get("value") for p in workflow["spec"]["arguments"]["parameters"]}
+        scheduled = datetime.fromtimestamp(run.scheduled_at, timezone.utc)
+        expected = (f"s={scheduled:%Y%m%d%H%M%S} c=20240501120205 i={index} id={run.id} "
+                    f"d={scheduled:%Y-%m-%d %H:%M} f={scheduled:%Y/%m/%d %H:%M:%S} g=12:02:05 u=[[Unknown]] x=12h02")
+        assert arguments["word"] == expected
+        assert json.loads(run.parameters) == [{"name": "word", "value": expected}]
+        # Pipeline defaults are not formatted for job runs.
+        assert arguments["stamp"] == "default-[[ScheduledTime]]"
+    fires = fires_of(db, job.id)
+    assert [(f.scheduled_at, f.run_id, f.run_index, f.fired_at_ms) for f in fires] == [
+        (run.scheduled_at, run.id, i, T0 * 1000 + 125400) for i, run in enumerate(runs, start=1)
+    ]
+    job_row = get_job(db, job.id)
+    assert (job_row.last_scheduled_at, job_row.last_index, job_row.next_fire_at) == (T0 + 120, 2, T0 + 180)
+
+
+def test_catch_up_fires_every_missed_slot_in_order_bounded_by_max_concurrency(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 95)
+    job = add_job(db, manifest, interval=10, created_at=T0, max_concurrency=3)
+    fire = firing(db, clock)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 10, T0 + 20, T0 + 30]
+    # At the limit: the next slot waits (looked at again in a second), it is not skipped.
+    assert fire.fire_due(clock()).fired == []
+    assert get_job(db, job.id).next_fire_at == T0 + 96
+    clock.set(T0 + 96)
+    assert fire.fire_due(clock()).fired == []
+    finish_runs(db, job.id, "Failed")
+    clock.set(T0 + 97)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 40, T0 + 50, T0 + 60]
+    finish_runs(db, job.id)
+    clock.set(T0 + 98)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 70, T0 + 80, T0 + 90]
+    assert [r.scheduled_at for r in runs_of(db, job.id)] == [T0 + 10 * i for i in range(1, 10)]
+    assert [f.run_index for f in fires_of(db, job.id)] == list(range(1, 10))
+
+
+def test_active_runs_hold_back_a_due_slot_until_one_finishes(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 10)
+    job = add_job(db, manifest, kind="cron", cron="*/10 * * * * *", created_at=T0, max_concurrency=1)
+    fire = firing(db, clock)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 10]
+    clock.set(T0 + 45)  # the run is still going: slots 20, 30, 40 wait
+    assert fire.fire_due(clock()).fired == []
+    with db.transaction() as session:  # statuses that count as active
+        from sqlalchemy import update
+
+        from kfp_backend.store.models import Run
+        session.execute(update(Run).where(Run.job_id == job.id).values(status="Running"))
+    clock.set(T0 + 46)
+    assert fire.fire_due(clock()).fired == []
+    finish_runs(db, job.id, "Succeeded", at=T0 + 46)
+    clock.set(T0 + 47)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 20]
+
+
+def test_no_catchup_fires_only_the_latest_slot(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 10)
+    periodic = add_job(db, manifest, interval=10, created_at=T0, no_catchup=True, max_concurrency=10)
+    cron = add_job(db, manifest, kind="cron", cron="*/10 * * * * *", created_at=T0, no_catchup=True,
+                   max_concurrency=10)
+    fire = firing(db, clock)
+    assert sorted(f.scheduled_at for f in fire.fire_due(clock()).fired) == [T0 + 10, T0 + 10]
+    clock.set(T0 + 95)  # an outage of eight slots
+    fired = {f.job_id: f.scheduled_at for f in fire.fire_due(clock()).fired}
+    assert fired == {periodic.id: T0 + 95, cron.id: T0 + 90}
+    assert fire.fire_due(clock()).fired == []
+    clock.set(T0 + 105)
+    fired = {f.job_id: f.scheduled_at for f in fire.fire_due(clock()).fired}
+    assert fired == {periodic.id: T0 + 105, cron.id: T0 + 100}
+    assert [r.scheduled_at for r in runs_of(db, cron.id)] == [T0 + 10, T0 + 90, T0 + 100]
+
+
+def test_start_time_in_the_future_fires_exactly_at_start(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0)
+    job = add_job(db, manifest, interval=30, start=T0 + 100, created_at=T0, max_concurrency=10)
+    fire = firing(db, clock)
+    fire.fire_due(clock())
+    assert get_job(db, job.id).next_fire_at == T0 + 100
+    clock.set(T0 + 99.9)
+    assert fire.fire_due(clock()).fired == []
+    clock.set(T0 + 100)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 100]
+    clock.set(T0 + 130)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 130]
+
+
+def test_end_time_disabled_and_deleted_jobs_do_not_fire(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 100)
+    ending = add_job(db, manifest, interval=10, end=T0 + 35, created_at=T0, max_concurrency=10)
+    disabled = add_job(db, manifest, interval=10, created_at=T0, enabled=False)
+    deleted = add_job(db, manifest, interval=10, created_at=T0)
+    delete_job(db, deleted.id)
+    fire = firing(db, clock)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 10, T0 + 20, T0 + 30]
+    assert get_job(db, ending.id).next_fire_at is None
+    clock.set(T0 + 1000)
+    assert fire.fire_due(clock()).fired == []
+    assert runs_of(db, disabled.id) == [] and runs_of(db, deleted.id) == []
+    # Enabling (the Job API sets next_fire_at = 0) backfills from the creation time, in order.
+    set_job(db, disabled.id, enabled=True, next_fire_at=0)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 10]
+    set_job(db, disabled.id, enabled=False)
+    finish_runs(db, disabled.id)
+    clock.set(T0 + 1001)
+    assert fire.fire_due(clock()).fired == []
+
+
+def test_a_job_without_schedule_fires_once_at_creation(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 2)
+    job = add_job(db, manifest, kind="", created_at=T0)
+    fire = firing(db, clock)
+    assert [(f.scheduled_at, f.index) for f in fire.fire_due(clock()).fired] == [(T0, 1)]
+    finish_runs(db, job.id)
+    clock.set(T0 + 1000)
+    assert fire.fire_due(clock()).fired == []
+    assert get_job(db, job.id).next_fire_at is None
+
+
+def test_a_slot_fired_elsewhere_is_skipped_not_fired_twice(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 25)
+    job = add_job(db, manifest, interval=10, created_at=T0, max_concurrency=10)
+    # Another scheduler fired slot T0 + 10 (its row exists) but this job row does not show it.
+    with db.transaction() as session:
+        session.add(JobFire(job_id=job.id, scheduled_at=T0 + 10, run_id="elsewhere", run_index=1, fired_at_ms=0))
+    fire = firing(db, clock)
+    fired = []
+    for _ in range(4):
+        fired += fire.fire_due(clock()).fired
+    assert [(f.scheduled_at, f.index) for f in fired] == [(T0 + 20, 2)]
+    assert [(f.scheduled_at, f.run_id == "elsewhere") for f in fires_of(db, job.id)] == [
+        (T0 + 10, True), (T0 + 20, False),
+    ]
+
+
+def test_two_firers_at_once_fire_each_slot_exactly_once(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 200)
+    jobs = [add_job(db, manifest, interval=10, created_at=T0, max_concurrency=4) for _ in range(5)]
+    firers = [firing(db, clock) for _ in range(2)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(firers))
+
+    def work(firer: JobFiring) -> None:
+        try:
+            start.wait(10)
+            firer.fire_due(clock())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    for _ in range(8):
+        threads = [threading.Thread(target=work, args=(f,)) for f in firers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for job in jobs:
+            finish_runs(db, job.id)
+        clock.set(clock.seconds + 1)
+    assert not errors, errors
+    for job in jobs:
+        runs = runs_of(db, job.id)
+        assert [r.scheduled_at for r in runs] == [T0 + 10 * i for i in range(1, 21)]
+        assert [f.run_index for f in fires_of(db, job.id)] == list(range(1, 21))
+        assert len({r.name for r in runs}) == 20
+
+
+@pytest.mark.parametrize("broken", ["manifest", "parameter"])
+def test_a_job_that_cannot_make_a_run_does_not_stop_the_others(
+    db: Database, manifest: str, broken: str
+) -> None:
+    clock = FakeClock(T0 + 10)
+    if broken == "manifest":
+        bad = add_job(db, "not: [a workflow", interval=10, created_at=T0)
+    else:
+        bad = add_job(db, manifest, interval=10, created_at=T0, parameters=[{"name": "nope", "value": "1"}])
+    good = add_job(db, manifest, interval=10, created_at=T0)
+    fired = firing(db, clock).fire_due(clock()).fired
+    assert [f.job_id for f in fired] == [good.id]
+    assert get_job(db, bad.id).next_fire_at == T0 + 10 + 60  # retried later
+    assert runs_of(db, bad.id) == []
