@@ -6,11 +6,13 @@ Every field here is documented in docs/configuration.md; keep the two in step.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 ENV_PREFIX = "KFP_BACKEND_"
+AUTH_MODES = ("auto", "required", "disabled")
 
 
 def _parse_bool(raw: str) -> bool:
@@ -62,6 +64,26 @@ class Settings:
     # active scheduler has not renewed it for `scheduler_lease_seconds`.
     scheduler_lease_seconds: float = 10.0
     scheduler_heartbeat_seconds: float = 2.0
+    # Authentication of /apis/v1beta1 (healthz stays open): "required" (a bearer token, or the trusted
+    # user header, on every request), "disabled", or "auto": required unless `host` is a loopback address.
+    auth: str = "auto"
+    # Accept the identity a fronting proxy puts in `user_header` (exactly one value) instead of a token.
+    # Only safe when every request passes through that proxy and it strips the header from clients.
+    trust_user_header: bool = False
+    user_header: str = "kubeflow-userid"
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"{ENV_PREFIX}AUTH: {self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+        if not self.user_header.strip():
+            raise ValueError(f"{ENV_PREFIX}USER_HEADER: the header name is empty")
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests must authenticate: `auto` turns it on for any address but a loopback one."""
+        if self.auth == "auto":
+            return not is_loopback_host(self.host)
+        return self.auth == "required"
 
     @property
     def effective_max_parallel_steps(self) -> int:
@@ -89,6 +111,19 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 and `localhost`; anything else (0.0.0.0, ::, a name, a public address) is not."""
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _convert(field: dataclasses.Field, raw: str) -> object:

@@ -284,3 +284,24 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128), nullable=False)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ApiToken(Base):
+    """A bearer token for the API. Only its SHA-256 hash is stored (the token itself is shown once, at
+    creation); `display_prefix` is a short non-secret head of it, to tell tokens apart in listings."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False)  # hex SHA-256
+    display_prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
+    # JSON list of namespaces the token is limited to; [] means not limited by the token.
+    namespaces: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: never
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: not revoked
+
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+        Index("ix_api_tokens_created_at", "created_at", "id"),
+    )
