@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from kfp_backend.api import experiments, healthz, jobs, openapi, pipelines, runs
+from kfp_backend.api.auth import install as install_auth
 from kfp_backend.api.errors import register_error_handlers
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
@@ -49,6 +50,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    # Every request but healthz authenticates first (when authentication is on): see api/auth.py.
+    install_auth(app, settings, services)
     return app
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from kfp_backend import __version__
-from kfp_backend.config import Settings
+from kfp_backend.config import AUTH_MODES, Settings, is_loopback_host
 
 log = logging.getLogger("kfp_backend")
 
@@ -32,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (env KFP_BACKEND_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env KFP_BACKEND_PORT; default 8888)")
     serve.add_argument("--threads", type=int, help="request worker threads (env KFP_BACKEND_THREADS)")
+    serve.add_argument("--auth", choices=AUTH_MODES,
+                       help="authentication: required, disabled, or auto = required unless --host is a loopback "
+                       "address (env KFP_BACKEND_AUTH; default auto; see docs/auth.md)")
     serve.add_argument("--no-migrate", dest="auto_migrate", action="store_false", default=None,
                        help="do not apply pending migrations at start (env KFP_BACKEND_AUTO_MIGRATE=false)")
     _settings_flags(serve)
@@ -51,8 +57,46 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Apply all pending schema migrations.")
     _settings_flags(upgrade)
 
+    _token_parsers(commands)
+
     commands.add_parser("version", help="print the version", description="Print the version.")
     return parser
+
+
+def _token_parsers(commands: argparse._SubParsersAction) -> None:
+    token = commands.add_parser(
+        "token", help="create, list and revoke API tokens",
+        description="Manage the bearer tokens that authenticate API requests when authentication is on "
+        "(KFP_BACKEND_AUTH; see docs/auth.md). Like `serve`, these commands apply pending migrations first "
+        "unless --no-migrate (KFP_BACKEND_AUTO_MIGRATE=false) is given.",
+    )
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="TOKEN_COMMAND")
+    create = token_commands.add_parser(
+        "create", help="create a token and print it (once)",
+        description="Create a token for a user and print it on standard output. It is shown only this "
+        "once: only its hash is stored.",
+    )
+    create.add_argument("--user", required=True, help="the user the token authenticates as")
+    create.add_argument("--namespace", dest="namespaces", action="append", default=[], metavar="NS",
+                        help="a namespace the token is limited to (repeat for several; default: not limited). "
+                        "Recorded now, enforced once namespaces are")
+    create.add_argument("--expires", metavar="DURATION|ISO",
+                        help="when the token stops working: a duration from now (90m, 12h, 30d, 1w, 1d12h), "
+                        "an ISO 8601 date or time (UTC unless it has an offset), or 'never' (the default)")
+    listing = token_commands.add_parser(
+        "list", help="list tokens (never their secrets)",
+        description="List every token: id, user, namespaces, the first characters of the token, created, "
+        "expires and state (active, expired, revoked). Times are UTC.",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token", description="Revoke a token: requests with it fail from now on.",
+    )
+    revoke.add_argument("token_id", metavar="ID", help="the token's id (from `token list`)")
+    for command in (create, listing, revoke):
+        command.add_argument("--no-migrate", dest="auto_migrate", action="store_false", default=None,
+                             help="do not apply pending migrations (env KFP_BACKEND_AUTO_MIGRATE=false)")
+        _settings_flags(command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"kfp-backend {__version__}")
         return 0
-    overrides = {k: v for k, v in vars(args).items() if k not in {"command", "db_command"}}
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields}
     try:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:
@@ -69,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "db":
         return _db_upgrade(settings)
+    if args.command == "token":
+        return _token(args, settings)
     if args.command == "scheduler":
         return _scheduler(settings)
     return _serve(settings)
@@ -116,6 +163,83 @@ def _scheduler(settings: Settings) -> int:
     return 0
 
 
+def _current_schema(settings: Settings) -> bool:
+    """As `serve` does: apply pending migrations, or (with auto-migrate off) check there are none."""
+    from kfp_backend.store import migrations
+
+    url = settings.effective_database_url
+    if settings.auto_migrate:
+        migrations.upgrade(url)
+    elif migrations.current_revision(url) != migrations.head_revision():
+        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+        return False
+    return True
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from kfp_backend.services.auth import AuthService, parse_expiry
+    from kfp_backend.services.clock import now_seconds
+    from kfp_backend.services.errors import ApiError
+    from kfp_backend.store.db import Database
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # keep the output to what was asked
+    if not _current_schema(settings):
+        return 2
+    db = Database(settings.effective_database_url, pool_size=1)
+    service = AuthService(db)
+    try:
+        if args.token_command == "create":
+            expires_at = parse_expiry(args.expires, now_seconds()) if args.expires else None
+            info, secret = service.create_token(args.user, args.namespaces, expires_at)
+            print(secret)
+            limits = ", ".join(info.namespaces) or "not limited"
+            print(f"Created token {info.id} for user {info.user!r} (namespaces: {limits}; expires: "
+                  f"{_time(info.expires_at) or 'never'}). It is shown only this once: store it now.",
+                  file=sys.stderr)
+        elif args.token_command == "list":
+            _print_tokens(service.list_tokens(), now_seconds(), as_json=args.json)
+        else:
+            info, revoked = service.revoke_token(args.token_id)
+            state = "Revoked" if revoked else "Already revoked:"
+            print(f"{state} token {info.id} of user {info.user!r}.", file=sys.stderr)
+    except ApiError as exc:
+        print(f"kfp-backend: {exc.external_message}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0
+
+
+def _time(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _print_tokens(tokens: list, now: int, *, as_json: bool) -> None:
+    rows = [
+        {
+            "id": info.id, "user": info.user, "namespaces": list(info.namespaces), "prefix": info.display_prefix,
+            "created_at": _time(info.created_at), "expires_at": _time(info.expires_at) or None,
+            "revoked_at": _time(info.revoked_at) or None, "state": info.state(now),
+        }
+        for info in tokens
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    header = ["ID", "USER", "NAMESPACES", "PREFIX", "CREATED", "EXPIRES", "STATE"]
+    table = [header] + [
+        [row["id"], row["user"], ",".join(row["namespaces"]) or "-", row["prefix"] + "...", row["created_at"],
+         row["expires_at"] or "never", row["state"] + (f" {row['revoked_at']}" if row["revoked_at"] else "")]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
 def _serve(settings: Settings) -> int:
     import waitress
 
@@ -131,6 +255,9 @@ def _serve(settings: Settings) -> int:
     app = create_app(settings)
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
+    log.info("kfp-backend: %s", app.extensions["kfp_backend.auth"].describe())
+    if not settings.auth_required and not is_loopback_host(settings.host):
+        log.warning("kfp-backend: authentication is disabled on %s, a non-loopback address", settings.host)
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
                                     max_request_body_size=settings.max_request_bytes, ident="kfp-backend")
 

@@ -1,0 +1,90 @@
+"""Authentication of every request, before routing decides anything.
+
+One hook runs before every request. Healthz is the only endpoint open to all; anything else (every
+route of every blueprint, every method, and paths that match no route) must authenticate when
+authentication is on, so an unauthenticated caller learns nothing but 401, not even which routes
+exist. The authenticated `Caller` is `flask.g.caller` (read it with `current_caller()`); services get it
+passed explicitly. Credentials are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.datastructures import Headers
+
+from kfp_backend.config import Settings
+from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller, caller_from_user_header, unauthenticated
+from kfp_backend.services.container import Services
+
+log = logging.getLogger(__name__)
+
+PUBLIC_ENDPOINTS = frozenset({"healthz.healthz"})
+EXTENSION = "kfp_backend.auth"
+
+
+class Authenticator:
+    """Turns a request's headers into a Caller, per the settings' mode."""
+
+    def __init__(self, settings: Settings, service: AuthService) -> None:
+        self.required = settings.auth_required
+        self.trust_user_header = settings.trust_user_header
+        self.user_header = settings.user_header
+        self.service = service
+
+    def describe(self) -> str:
+        mode = "required (bearer token)" if self.required else "off"
+        if self.trust_user_header:
+            mode += f"; header '{self.user_header}' trusted"
+        return f"authentication {mode}"
+
+    def caller(self, headers: Headers) -> Caller:
+        if self.trust_user_header:
+            # A proxy in front authenticated the user: its header wins over any Authorization header,
+            # which may carry the proxy's own credentials.
+            values = headers.getlist(self.user_header)
+            if values:
+                return caller_from_user_header(values, self.user_header)
+        if not self.required:
+            return ANONYMOUS
+        authorization = headers.getlist("Authorization")
+        if not authorization:
+            raise unauthenticated("Request header error: there is no Authorization header; send 'Authorization: "
+                                  "Bearer <token>'.")
+        scheme, _, credential = authorization[0].strip().partition(" ")
+        credential = credential.strip()
+        if len(authorization) != 1 or scheme.lower() != "bearer" or not credential:
+            raise unauthenticated("Request header error: the Authorization header is not 'Bearer <token>'.")
+        return self.service.authenticate(credential)
+
+
+def current_caller() -> Caller:
+    """The caller of the current request (set before any handler runs)."""
+    return g.caller
+
+
+def _authenticate() -> None:
+    authenticator: Authenticator = current_app.extensions[EXTENSION]
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        g.caller = ANONYMOUS
+        return
+    try:
+        g.caller = authenticator.caller(request.headers)
+    except Exception:
+        log.debug("unauthenticated %s %s", request.method, request.path)
+        raise
+
+
+def _challenge(response: Response) -> Response:
+    if response.status_code == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="kfp-backend"')
+    return response
+
+
+def install(app: Flask, settings: Settings, services: Services) -> Authenticator:
+    authenticator = Authenticator(settings, AuthService(services.db))
+    app.extensions[EXTENSION] = authenticator
+    app.before_request(_authenticate)
+    app.after_request(_challenge)
+    return authenticator
