@@ -151,7 +151,12 @@ def run_corpus_pipeline(client: Any, corpus: Path, name: str, unique: str, *, up
     else:
         run_name = f"{unique}-{name}"
         run_id = client.create_run_from_pipeline_package(package, arguments=arguments, run_name=run_name).run_id
-    return wait_for_run(client, run_id, timeout=180)
+    try:
+        return wait_for_run(client, run_id, timeout=180)
+    finally:
+        # Steps that keep state across attempts (retry_flaky) keep it in /var/tmp, keyed by the run id.
+        for path in Path("/var/tmp").glob(f"kfp-corpus-*{run_id}*"):
+            path.unlink(missing_ok=True)
 
 
 def terminate_long_running(client: Any, corpus: Path, unique: str) -> Any:
