@@ -6,9 +6,10 @@ Two APScheduler jobs run in a background scheduler:
   Only the holder fires; a standby keeps trying and takes over when the holder's lease expires.
 - `tick`, every `scheduler_poll_seconds` and additionally exactly at the next due time: while
   some enabled job's next_fire_at is due, fire (services/job_firing.py), then look up the earliest
-  next_fire_at and move the next tick to it. Nothing about a job lives in APScheduler's memory:
-  every tick reads the job rows, so creating, enabling, disabling or deleting a job (by this
-  process or any other) takes effect at the next tick; `job_changed(job_id)`, called by the Job
+  next_fire_at, build the runs due then ahead of time, and move the next tick to it. Nothing
+  about a job lives in APScheduler's memory: every tick reads the job rows, so creating,
+  enabling, disabling or deleting a job (by this process or any other) takes effect at the next
+  tick; `job_changed(job_id)`, called by the Job
   API after its commits, runs a tick at once.
 
 No fire is dropped: APScheduler's own misfires cannot lose one (coalesce=True and
@@ -40,6 +41,8 @@ LEASE_JOB = "lease"
 TICK_BUDGET_SECONDS = 2.0
 # A due time closer than this is waited for inside the tick instead of by rescheduling it.
 _INLINE_WAIT_SECONDS = 0.02
+# Fires due at least this far ahead are built ahead of time (job_firing.prepare).
+_PREPARE_MIN_SECONDS = 0.2
 
 
 class SchedulerWorker:
@@ -61,6 +64,7 @@ class SchedulerWorker:
         self._tick_lock = threading.Lock()
         self._again = False
         self._stopping = threading.Event()
+        self._prepared_for: int | None = None
         self.fired_total = 0
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -135,6 +139,11 @@ class SchedulerWorker:
             if earliest is None:
                 return
             delay = earliest - now_ms / 1000
+            if earliest != self._prepared_for and delay > _PREPARE_MIN_SECONDS:
+                # Build the coming second's runs now, so that firing them then only writes rows.
+                self._prepared_for = earliest
+                self.firing.prepare(earliest)
+                continue
             if delay <= _INLINE_WAIT_SECONDS:
                 self._stopping.wait(max(delay, 0.0))
                 continue

@@ -4,9 +4,10 @@ One firing transaction locks the due job rows, reads how many of their runs are 
 each job fires its due slots in order (several when catching up, bounded by max_concurrency):
 each fire inserts a `job_fires` row (primary key (job, scheduled time): the exactly-once guard),
 the run and its manifest, and the job's progress (last_scheduled_at, last_index, next_fire_at)
-moves on, all in that one transaction. A fire is all or nothing. Should a job_fires row exist
-already (another scheduler fired that slot), the transaction rolls back and the jobs are fired
-again one per transaction, where that slot is recognized and skipped over.
+moves on, all in that one transaction (the job_fires rows are written last, just before the
+commit, with the time they were written: `fired_at_ms`, the fire lag). A fire is all or nothing.
+Should a job_fires row exist already (another scheduler fired that slot), the transaction rolls
+back and the jobs are fired again one per transaction, where that slot is recognized and skipped.
 
 The fired run is what upstream's ScheduledWorkflow controller submits (see
 docs/compatibility.md): name `<swf-name>-<index>-<fnv32a>`, display name the same, references
@@ -21,6 +22,7 @@ text: firing a thousand jobs in a second needs no thousand deep copies of their 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -122,6 +124,19 @@ class _Template:
     references: str
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """One fire's rows, built (perhaps ahead of time) for a given `now`, slot and index."""
+
+    now: int
+    slot: int
+    index: int
+    fire: dict[str, Any]
+    run: dict[str, Any]
+    manifest: dict[str, Any]
+    fired: FiredRun
+
+
 class _Broken(Exception):
     """The job's manifest cannot be made into a run (logged; the job is retried later)."""
 
@@ -148,6 +163,7 @@ class JobFiring:
         self.batch_size = batch_size
         self._templates: dict[str, _Template] = {}
         self._broken: dict[str, _Broken] = {}
+        self._prepared: dict[str, _Ready] = {}
         self._token = f"@@{uuid.uuid4().hex}:"
         self._placeholder = re.compile(re.escape(self._token) + r"(\w+)@@")
 
@@ -182,6 +198,7 @@ class JobFiring:
 
     def forget(self, job_id: str) -> None:
         self._templates.pop(job_id, None)
+        self._prepared.pop(job_id, None)
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -209,8 +226,8 @@ class JobFiring:
                     slots[job.id] = None
             due = [job for job in jobs if slots[job.id] is not None and slots[job.id] <= now]
             active = repo.active_run_counts(session, [job.id for job in due])
-            self._load_templates(session, due)
-            fired_at_ms = self._clock_ms()
+            self._load_templates(session, jobs)
+            prepared = self._prepared
             for job in jobs:
                 slot = slots[job.id]
                 trigger = Trigger.of_job(job)
@@ -231,14 +248,13 @@ class JobFiring:
                         next_fire_at = now + BROKEN_RETRY_SECONDS
                         break
                     index = state.last_index + 1
-                    run_id = str(uuid.uuid4())
-                    name = fired_run_name(template.swf, index)
-                    fires.append(dict(job_id=job.id, scheduled_at=slot, run_id=run_id, run_index=index,
-                                      fired_at_ms=fired_at_ms))
-                    run, manifest = self._run_rows(job, template, run_id, name, slot, index, now)
-                    runs.append(run)
-                    manifests.append(manifest)
-                    result.fired.append(FiredRun(job.id, run_id, name, slot, index, fired_at_ms))
+                    ready = prepared.pop(job.id, None)
+                    if ready is None or (ready.now, ready.slot, ready.index) != (now, slot, index):
+                        ready = self._build(job, template, slot, index, now)
+                    fires.append(ready.fire)
+                    runs.append(ready.run)
+                    manifests.append(ready.manifest)
+                    result.fired.append(ready.fired)
                     state = Progress(slot, index)
                     running += 1
                     fired_here += 1
@@ -246,11 +262,51 @@ class JobFiring:
                     next_fire_at = slot
                 if next_fire_at is not None and next_fire_at <= now:
                     result.still_due = True
-                progress.append(dict(id=job.id, last_scheduled_at=state.last_scheduled_at,
+                progress.append(dict(job_id=job.id, last_scheduled_at=state.last_scheduled_at,
                                      last_index=state.last_index, next_fire_at=next_fire_at))
-            repo.record_fires(session, fires, runs, manifests)
+            repo.record_runs(session, runs, manifests)
             repo.save_progress(session, progress)
+            # The fire time is taken last, just before the guard rows and the commit: the recorded lag
+            # covers building and writing the runs.
+            fired_at_ms = self._clock_ms()
+            for fire in fires:
+                fire["fired_at_ms"] = fired_at_ms
+            result.fired = [dataclasses.replace(f, fired_at_ms=fired_at_ms) for f in result.fired]
+            repo.record_fires(session, fires)
         return result
+
+    def prepare(self, at: int) -> int:
+        """Build ahead the runs of the jobs whose next slot falls due at second `at` (still to come),
+        so that firing them then only writes rows. Nothing is locked or written: when `at` comes, a
+        prepared fire is used only if the job's progress, slot and `now` are what it was built for
+        (otherwise it is built again). Returns how many fires were prepared."""
+        with self._db.transaction(write=False) as session:
+            jobs = repo.due_jobs(session, at, limit=max(self.batch_size, 100_000), lock=False)
+            self._load_templates(session, jobs)
+        prepared: dict[str, _Ready] = {}
+        for job in jobs:
+            template = self._templates.get(job.id)
+            if template is None:
+                continue
+            try:
+                slot = next_slot(Trigger.of_job(job), Progress(job.last_scheduled_at, job.last_index), at,
+                                 cron_parser=self._cron_parser)
+            except Exception:
+                continue
+            if slot is not None and slot <= at:
+                prepared[job.id] = self._build(job, template, slot, job.last_index + 1, at)
+        self._prepared = prepared
+        return len(prepared)
+
+    def _build(self, job: Job, template: _Template, slot: int, index: int, now: int) -> _Ready:
+        run_id = str(uuid.uuid4())
+        name = fired_run_name(template.swf, index)
+        run, manifest = self._run_rows(job, template, run_id, name, slot, index, now)
+        return _Ready(
+            now=now, slot=slot, index=index,
+            fire=dict(job_id=job.id, scheduled_at=slot, run_id=run_id, run_index=index),
+            run=run, manifest=manifest, fired=FiredRun(job.id, run_id, name, slot, index, 0),
+        )
 
     def _skip_fired_slot(self, job_id: str, now_ms: int) -> None:
         """Another scheduler fired this job's due slot: take its fire as this job's progress."""
@@ -266,7 +322,7 @@ class JobFiring:
             if fire is None:
                 return
             log.warning("job %s slot %d was fired by another scheduler (run %s); moving on", job_id, slot, fire.run_id)
-            repo.save_progress(session, [dict(id=job_id, last_scheduled_at=slot,
+            repo.save_progress(session, [dict(job_id=job_id, last_scheduled_at=slot,
                                               last_index=max(job.last_index, fire.run_index), next_fire_at=0)])
 
     def _load_templates(self, session: Any, jobs: Sequence[Job]) -> None:

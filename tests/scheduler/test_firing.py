@@ -261,3 +261,29 @@ def test_a_job_that_cannot_make_a_run_does_not_stop_the_others(
     assert [f.job_id for f in fired] == [good.id]
     assert get_job(db, bad.id).next_fire_at == T0 + 10 + 60  # retried later
     assert runs_of(db, bad.id) == []
+
+
+def test_fires_built_ahead_are_used_only_when_still_right(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0 + 5)
+    job = add_job(db, manifest, interval=10, created_at=T0, max_concurrency=10,
+                  parameters=[{"name": "word", "value": "[[CurrentTime]] [[Index]]"}])
+    ahead, other = firing(db, clock), firing(db, clock)
+    ahead.fire_due(clock())
+    assert ahead.prepare(T0 + 10) == 1
+    prepared_run = ahead._prepared[job.id].run["id"]
+    clock.set(T0 + 10)
+    assert [f.run_id for f in ahead.fire_due(clock()).fired] == [prepared_run]
+    # Built for T0 + 20 but fired a second later: built again ([[CurrentTime]] is the real time).
+    assert ahead.prepare(T0 + 20) == 1
+    prepared_run = ahead._prepared[job.id].run["id"]
+    clock.set(T0 + 21)
+    fired = ahead.fire_due(clock()).fired
+    assert len(fired) == 1 and fired[0].run_id != prepared_run
+    assert json.loads(runs_of(db, job.id)[-1].parameters)[0]["value"] == "20240501120021 2"
+    # Built for T0 + 30, but another scheduler fired that slot first: not fired again.
+    assert ahead.prepare(T0 + 30) == 1
+    clock.set(T0 + 30)
+    assert len(other.fire_due(clock()).fired) == 1
+    assert ahead.fire_due(clock()).fired == []
+    assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 10, T0 + 20, T0 + 30]
+

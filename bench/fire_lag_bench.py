@@ -1,0 +1,162 @@
+"""Fire lag of the scheduler: how long after a job's scheduled time its run exists.
+
+For each job count (default 10 and 1,000) and backend, a fresh database gets that many enabled jobs
+firing every second (periodic 1 s, or the cron `* * * * * *` with `--trigger cron`), all starting at
+the same whole second, so every second brings a burst of one fire per job. A real
+`kfp-backend scheduler` process (no executor: only scheduling is measured) fires them for
+`--seconds`; the bench process marks runs finished every 0.5 s, as an executor would, so that
+max_concurrency (10) never holds a slot back. The lag of a fire is `job_fires.fired_at_ms -
+scheduled_at * 1000` (fired_at_ms is taken just before the batch's rows are written; the commit
+follows within milliseconds). Reports p50/p99/max over every fire of the window, the same without
+the first second (which also builds each job's run template), and the slots that did not fire.
+
+    .venv/bin/python bench/fire_lag_bench.py --backends sqlite,postgres --jobs 10,1000 --json /tmp/fire.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from list_bench import DEFAULT_MYSQL_URL, DEFAULT_POSTGRES_URL, fresh_database, percentile
+from sqlalchemy import select, update
+
+from kfp_backend.config import Settings
+from kfp_backend.services.container import Services
+from kfp_backend.services.jobs import NewJob, NewTrigger
+from kfp_backend.store.db import Database
+from kfp_backend.store.models import Job, JobFire, Run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def compile_manifest(directory: Path) -> str:
+    from kfp import compiler, dsl
+
+    @dsl.pipeline(name="fire-lag")
+    def fire_lag(stamp: str = "x"):
+        dsl.ContainerOp(name="echo", image="alpine", command=["echo", stamp])
+
+    path = directory / "fire_lag.yaml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiler.Compiler().compile(fire_lag, str(path))
+    return path.read_text()
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, manifest: str,
+             workdir: Path) -> dict[str, Any]:
+    settings = Settings(database_url=url, data_dir=workdir, executor_enabled=False, scheduler_enabled=False)
+    services = Services.build(settings, Database(url, pool_size=4))
+    services.bootstrap()
+    new_trigger = (NewTrigger(kind="cron", cron="* * * * * *") if trigger == "cron"
+                   else NewTrigger(kind="periodic", interval_seconds=1))
+    created = time.perf_counter()
+    ids = [
+        services.jobs.create(NewJob(
+            name=f"lag-{i}", workflow_manifest=manifest, max_concurrency=10, enabled=False, trigger=new_trigger,
+            parameters=[{"name": "stamp", "value": "[[ScheduledTime]]-[[Index]]-[[RunUUID]]"}],
+        )).job.id
+        for i in range(jobs)
+    ]
+    created = time.perf_counter() - created
+    log_path = workdir / f"scheduler-{backend}-{jobs}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kfp_backend", "scheduler", "--database-url", url], cwd=REPO_ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("KFP_BACKEND_")},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+    stop = threading.Event()
+
+    def finish_runs() -> None:
+        while not stop.wait(0.5):
+            with services.db.transaction() as session:
+                session.execute(update(Run).where(Run.finished_at == 0).values(status="Succeeded", finished_at=1))
+
+    finisher = threading.Thread(target=finish_runs, daemon=True)
+    try:
+        time.sleep(2.0)  # the scheduler starts and takes the lease
+        start = int(time.time()) + 3
+        # Enable every job at once, all starting at the same whole second.
+        with services.db.transaction() as session:
+            session.execute(update(Job).where(Job.id.in_(ids)).values(enabled=True, start_time=start, next_fire_at=0))
+        finisher.start()
+        load_before = load_average()
+        time.sleep(max(0.0, start + seconds + 2 - time.time()))
+        load_after = load_average()
+    finally:
+        stop.set()
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    finisher.join(5)
+    first = start if trigger == "periodic" else start + 1
+    last = first + seconds - 1
+    with services.db.transaction(write=False) as session:
+        rows = session.execute(
+            select(JobFire.scheduled_at, JobFire.fired_at_ms)
+            .where(JobFire.scheduled_at >= first, JobFire.scheduled_at <= last)
+        ).all()
+    services.db.dispose()
+    lags = [fired - slot * 1000 for slot, fired in rows]
+    steady = [fired - slot * 1000 for slot, fired in rows if slot > first]
+    return {
+        "backend": backend, "jobs": jobs, "trigger": trigger, "seconds": seconds,
+        "expected_fires": jobs * seconds, "fires": len(lags), "missing": jobs * seconds - len(lags),
+        "p50": percentile(lags, 50), "p99": percentile(lags, 99), "max": max(lags) if lags else None,
+        "steady_p50": percentile(steady, 50), "steady_p99": percentile(steady, 99),
+        "steady_max": max(steady) if steady else None,
+        "create_jobs_s": round(created, 1), "load": f"{load_before} -> {load_after}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite, postgres, mysql")
+    parser.add_argument("--jobs", default="10,1000", help="comma-separated job counts")
+    parser.add_argument("--seconds", type=int, default=0,
+                        help="measured window per case (default: enough for >= 200 fires, at least 10 s)")
+    parser.add_argument("--trigger", choices=("periodic", "cron"), default="periodic")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="admin URL; the bench creates and drops its own database there")
+    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL,
+                        help="admin URL; the bench creates and drops its own database there")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="kfpb-fire-lag-"))
+    manifest = compile_manifest(workdir)
+    results = []
+    print("| backend | jobs | trigger | fires | missing | p50 | p99 | max | p50 w/o 1st s | p99 w/o 1st s "
+          "| max w/o 1st s | load (1/5/15 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for backend in args.backends.split(","):
+        for jobs in (int(n) for n in args.jobs.split(",")):
+            seconds = args.seconds or max(10, -(-200 // jobs))
+            with fresh_database(backend, args) as database:
+                result = run_case(database.url, backend, jobs, seconds, args.trigger, manifest, workdir)
+            results.append(result)
+            print(f"| {backend} | {jobs} | {args.trigger} | {result['fires']} | {result['missing']} "
+                  f"| {result['p50']:.0f} | {result['p99']:.0f} | {result['max']:.0f} "
+                  f"| {result['steady_p50']:.0f} | {result['steady_p99']:.0f} | {result['steady_max']:.0f} "
+                  f"| {result['load']} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
