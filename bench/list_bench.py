@@ -598,7 +598,8 @@ def run_backend(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         engine.dispose()
         print(f"[{kind}] seeded in {time.perf_counter() - t0:.1f} s: {json.dumps(seeded)}", flush=True)
 
-        app = create_app(Settings(database_url=backend.url, data_dir=Path(tempfile.gettempdir()), threads=4))
+        app = create_app(Settings(database_url=backend.url, data_dir=Path(tempfile.gettempdir()), threads=4,
+                                     executor_enabled=False, scheduler_enabled=False))
         bench = Bench(backend, args, app)
         cases: list[Case] = []
         if "experiments" in resources:
