@@ -13,6 +13,14 @@ from pathlib import Path
 
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
+STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
+_MINIMUMS: dict[str, float] = {
+    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
+    "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
+    "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
+}
 
 
 def _parse_bool(raw: str) -> bool:
@@ -73,10 +81,30 @@ class Settings:
     user_header: str = "kubeflow-userid"
 
     def __post_init__(self) -> None:
+        """Refuse values the server cannot work with, naming the variable, before anything starts."""
+        def refuse(name: str, problem: str) -> None:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}: {problem}")
+
         if self.auth not in AUTH_MODES:
-            raise ValueError(f"{ENV_PREFIX}AUTH: {self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+            refuse("auth", f"{self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+        if self.step_isolation not in STEP_ISOLATION_MODES:
+            refuse("step_isolation", f"{self.step_isolation!r} is not one of {', '.join(STEP_ISOLATION_MODES)}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            refuse("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not self.user_header.strip():
-            raise ValueError(f"{ENV_PREFIX}USER_HEADER: the header name is empty")
+            refuse("user_header", "the header name is empty")
+        for name, minimum in _MINIMUMS.items():
+            if getattr(self, name) < minimum:
+                refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
+        if self.port > 65535:
+            refuse("port", f"{self.port} is not a TCP port")
+        # A claim renewed no faster than it goes stale would be taken over while its holder is alive.
+        if self.driver_heartbeat_seconds >= self.driver_stale_seconds:
+            refuse("driver_heartbeat_seconds",
+                   f"must be shorter than DRIVER_STALE_SECONDS ({self.driver_stale_seconds})")
+        if self.scheduler_heartbeat_seconds >= self.scheduler_lease_seconds:
+            refuse("scheduler_heartbeat_seconds",
+                   f"must be shorter than SCHEDULER_LEASE_SECONDS ({self.scheduler_lease_seconds:g})")
 
     @property
     def auth_required(self) -> bool:

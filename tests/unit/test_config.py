@@ -82,6 +82,36 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         Settings.from_env({name: raw})
 
 
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("KFP_BACKEND_PORT", "-1"),
+        ("KFP_BACKEND_PORT", "65536"),
+        ("KFP_BACKEND_THREADS", "0"),
+        ("KFP_BACKEND_MAX_UPLOAD_BYTES", "0"),
+        ("KFP_BACKEND_URL_FETCH_TIMEOUT_SECONDS", "0"),
+        ("KFP_BACKEND_MAX_PARALLEL_STEPS", "-2"),
+        ("KFP_BACKEND_DRIVER_STALE_SECONDS", "0"),
+        ("KFP_BACKEND_DRIVER_HEARTBEAT_SECONDS", "30"),
+        ("KFP_BACKEND_SCHEDULER_POLL_SECONDS", "-0.5"),
+        ("KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS", "10"),
+        ("KFP_BACKEND_STEP_ISOLATION", "docker"),
+        ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
+        ("KFP_BACKEND_AUTH", "sometimes"),
+    ],
+)
+def test_out_of_range_values_name_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        Settings.from_env({name: raw})
+
+
+def test_edge_values_are_accepted() -> None:
+    settings = Settings.from_env({"KFP_BACKEND_PORT": "0", "KFP_BACKEND_MAX_PARALLEL_STEPS": "0",
+                                  "KFP_BACKEND_LOG_LEVEL": "debug", "KFP_BACKEND_PORT_": "x"})
+    assert (settings.port, settings.max_parallel_steps, settings.log_level) == (0, 0, "debug")
+    assert Settings(port=65535, threads=1, driver_heartbeat_seconds=0.5, driver_stale_seconds=1).port == 65535
+
+
 def test_overrides_win_and_none_does_not_override() -> None:
     environ = {"KFP_BACKEND_PORT": "9000", "KFP_BACKEND_HOST": "0.0.0.0", "KFP_BACKEND_AUTO_MIGRATE": "true"}
     settings = Settings.from_env(environ, port=7000, host=None, auto_migrate=False, data_dir=Path("/d"))
