@@ -13,13 +13,17 @@ launcher writes `<work_dir>/pid` ("pid start-time boot-id started-at"; start tim
 (`recorded_result`) without mistaking a reused pid for it. When the launcher kills a step (deadline,
 terminate) it first writes the reason to `<work_dir>/killed`.
 
-No Python interpreter is spawned per step, and nothing runs Python code between fork and exec (a
-preexec_fn would force a full fork of the server and is unsafe with threads): the namespace is set up
-by the `unshare` and `mount` programs.
+No Python interpreter is spawned per step, and nothing runs Python code between fork and exec: the
+wrapper is started with `os.posix_spawn` (a vfork-style clone in the C library; the child opens its
+stdin, stdout and stderr and calls setsid), which costs a fraction of `subprocess.Popen` in a busy
+multi-threaded server (Popen drops and retakes the GIL several times per launch, and each retake can
+wait a whole switch interval behind the other threads).
 
-When the wrapper (the group leader) ends, whatever is left in its process group is SIGKILLed, as the
-container runtime does when a container's main process exits; `on_exit` is called once that group is
-gone, from the step's watcher thread.
+One reaper thread per launcher watches every step: an epoll set over the steps' pidfds, plus the
+timers of their deadlines and kill grace periods. When a wrapper (the group leader) ends, the reaper
+collects its exit status, SIGKILLs whatever is left in its process group, as the container runtime
+does when a container's main process exits, and calls `on_exit` once that group is gone. There is no
+thread per step, and the reaper goes away when no step is left to watch.
 """
 
 from __future__ import annotations
@@ -27,11 +31,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +56,8 @@ KILLED_FILE = "killed"
 PLACEHOLDERS_FILE = "placeholders.json"
 
 _DEADLINE = "deadline"
+# Signals the server ignores (Python ignores SIGPIPE and SIGXFSZ) but a step must get by default.
+_RESET_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name))
 _TERMINATED = "terminated"
 _GROUP_GONE_TIMEOUT = 5.0
 
@@ -94,9 +98,10 @@ class StepHandle:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._result: StepResult | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = False  # our own child: its exit status comes from waitpid
+        self._status: int | None = None  # its wait status, when reaped before the pass that concludes it
         self._pidfd: int | None = None
-        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._reaper: _Reaper | None = None
         self._deadline: float | None = None  # time.monotonic()
         self._kill_at: float | None = None  # time.monotonic() of the SIGKILL after the grace period
         self._kill_reason: str | None = None
@@ -272,6 +277,7 @@ class LocalProcessLauncher:
         self.kill_grace_seconds = kill_grace_seconds
         self.isolation_note = ""
         self._tools: tuple[str, str] | None = None
+        self._reaper = _Reaper(self)
         if isolation == sandbox.REWRITE:
             self.isolation = sandbox.REWRITE
             self.isolation_note = "path rewriting requested"
@@ -312,39 +318,37 @@ class LocalProcessLauncher:
             raise ValueError(f"step {spec.key}: empty command")
         work_dir = Path(spec.work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        for name in (EXIT_CODE_FILE, PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
-            (work_dir / name).unlink(missing_ok=True)
+        for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(work_dir / name)
         plan = self._plan(spec)
         if plan.placeholders:
             _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
-        log_fd = os.open(work_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        try:
-            exit_fd = os.open(work_dir / EXIT_CODE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                proc = subprocess.Popen(
-                    plan.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=exit_fd,
-                    stderr=log_fd,
-                    cwd=plan.cwd,
-                    env=plan.env,
-                    start_new_session=True,
-                )
-            finally:
-                os.close(exit_fd)
-        finally:
-            os.close(log_fd)
+        # The child opens its own files: stdout is the wrapper's exit code record, stderr the step's log.
+        pid = os.posix_spawn(
+            plan.argv[0],
+            plan.argv,
+            plan.env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(work_dir / EXIT_CODE_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+                (os.POSIX_SPAWN_OPEN, 2, str(work_dir / LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            ],
+            setsid=True,
+            setsigdef=_RESET_SIGNALS,
+            setsigmask=(),
+        )
         started_at = time.time()
-        stat = _proc_stat(proc.pid)
-        ticks = stat[2] if stat is not None else -1
-        _write_atomically(work_dir / PID_FILE, f"{proc.pid} {ticks} {_BOOT_ID} {started_at!r}\n")
-        handle = StepHandle(spec.key, proc.pid, work_dir, started_at, adopted=False)
-        handle._proc = proc
+        handle = StepHandle(spec.key, pid, work_dir, started_at, adopted=False)
+        handle._child = True
         with contextlib.suppress(OSError, AttributeError):
-            handle._pidfd = os.pidfd_open(proc.pid)
+            handle._pidfd = os.pidfd_open(pid)
+        stat = _proc_stat(pid)
+        ticks = stat[2] if stat is not None else -1
+        _write_atomically(work_dir / PID_FILE, f"{pid} {ticks} {_BOOT_ID} {started_at!r}\n")
         if spec.deadline_seconds is not None:
             handle._deadline = time.monotonic() + max(0.0, spec.deadline_seconds)
-        self._watch_in_thread(handle, on_exit)
+        self._reaper.watch(handle, on_exit)
         return handle
 
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None:
@@ -373,7 +377,7 @@ class LocalProcessLauncher:
             remaining = spec.deadline_seconds - (time.time() - record.started_at)
             handle._deadline = time.monotonic() + max(0.0, remaining)
         handle._record = record
-        self._watch_in_thread(handle, on_exit)
+        self._reaper.watch(handle, on_exit)
         return handle
 
     def recorded_result(self, spec: StepSpec) -> StepResult | None:
@@ -408,82 +412,169 @@ class LocalProcessLauncher:
                 handle._kill_at = time.monotonic() + self.kill_grace_seconds
             else:
                 _signal_group(handle.pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.eventfd_write(handle._wake, 1)  # the watcher recomputes its wake-up time
+        if handle._reaper is not None:
+            handle._reaper.poke()  # it recomputes its wake-up time
 
-    # -- watching --
 
-    def _watch_in_thread(self, handle: StepHandle, on_exit: OnExit) -> None:
-        thread = threading.Thread(
-            target=self._watch, args=(handle, on_exit), name=f"step:{handle.key}", daemon=True
-        )
-        thread.start()
+# --- the reaper -------------------------------------------------------------------------------------
 
-    def _leader_exited(self, handle: StepHandle) -> bool:
-        if handle._proc is not None:
-            return handle._proc.poll() is not None
-        return handle._record is None or not handle._record.is_running()
+_POLL_SECONDS = 0.05  # steps without a pidfd (old kernels, or adopted without one): checked this often
+_DRAIN_SECONDS = 0.01  # a leader is gone but its group is not yet: checked this often
 
-    def _wait_for_leader(self, handle: StepHandle) -> None:
-        poller = select.poll()
-        poller.register(handle._wake, select.POLLIN)
-        if handle._pidfd is not None:
-            poller.register(handle._pidfd, select.POLLIN)
-        while True:
-            if handle._pidfd is None and self._leader_exited(handle):
+
+class _Reaper:
+    """One thread watching every step of a launcher (see the module docstring).
+
+    `watch` registers a handle; the thread waits on the pidfds, a wake-up eventfd and the nearest timer,
+    handles all that is due in one pass, and ends when nothing is left to watch (`watch` starts it again).
+    """
+
+    def __init__(self, launcher: LocalProcessLauncher) -> None:
+        self._launcher = launcher
+        self._lock = threading.Lock()
+        self._epoll = select.epoll()
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._epoll.register(self._wake, select.EPOLLIN)
+        self._watched: dict[StepHandle, OnExit] = {}
+        self._by_fd: dict[int, StepHandle] = {}
+        # Leaders that ended while their group lives on: (exit code, signal, give up at).
+        self._draining: dict[StepHandle, tuple[int | None, int | None, float]] = {}
+        self._thread: threading.Thread | None = None
+
+    def watch(self, handle: StepHandle, on_exit: OnExit) -> None:
+        handle._reaper = self
+        with self._lock:
+            self._watched[handle] = on_exit
+            if handle._pidfd is not None:
+                self._by_fd[handle._pidfd] = handle
+                self._epoll.register(handle._pidfd, select.EPOLLIN)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="step:reaper", daemon=True)
+                self._thread.start()
                 return
-            now = time.monotonic()
-            if handle._deadline is not None and now >= handle._deadline:
-                self._kill(handle, _DEADLINE)
+        self.poke()
+
+    def poke(self) -> None:
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self._wake, 1)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._watched:
+                    self._thread = None
+                    return
+                handles = list(self._watched)
+            try:
+                timeout = self._due(handles)
+                ended: list[StepHandle] = []
+                for fd, _ in self._epoll.poll(timeout):
+                    if fd == self._wake:
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(self._wake)
+                    elif fd in self._by_fd:
+                        ended.append(self._by_fd[fd])
+                # Steps without a pidfd are looked at on every pass.
+                ended += [h for h in handles if h._pidfd is None and h not in self._draining and self._ended(h)]
+                # Everything that ended meanwhile is handled in this one pass.
+                for handle in ended:
+                    self._leader_done(handle)
+                for handle in list(self._draining):
+                    self._drain(handle)
+            except Exception:  # never leave the engine waiting for an on_exit that never comes
+                log.exception("step reaper: unexpected error")
+                time.sleep(_POLL_SECONDS)
+
+    def _due(self, handles: list[StepHandle]) -> float:
+        """Act on the deadlines and grace periods that are due; seconds until the next one (-1: none)."""
+        now = time.monotonic()
+        wakeups: list[float] = []
+        for handle in handles:
+            if handle in self._draining:
+                wakeups.append(now + _DRAIN_SECONDS)
+                continue
+            if handle._deadline is not None and handle._kill_reason is None and now >= handle._deadline:
+                self._launcher._kill(handle, _DEADLINE)
             with handle._lock:
                 if handle._kill_at is not None and now >= handle._kill_at:
                     _signal_group(handle.pid, signal.SIGKILL)
                     handle._kill_at = None
-                wakeups = [t for t in (handle._kill_at,) if t is not None]
+                if handle._kill_at is not None:
+                    wakeups.append(handle._kill_at)
                 if handle._kill_reason is None and handle._deadline is not None:
                     wakeups.append(handle._deadline)
-            timeout = min(wakeups) - now if wakeups else None
-            if handle._pidfd is None:  # no pidfd: poll the process
-                timeout = 0.05 if timeout is None else min(timeout, 0.05)
-            events = poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000)))
-            for fd, _ in events:
-                if fd == handle._pidfd:
-                    return
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(handle._wake)
+            if handle._pidfd is None:
+                wakeups.append(now + _POLL_SECONDS)
+        return max(0.0, min(wakeups) - now) if wakeups else -1
 
-    def _watch(self, handle: StepHandle, on_exit: OnExit) -> None:
+    @staticmethod
+    def _ended(handle: StepHandle) -> bool:
+        """The leader of a step without a pidfd has ended (our child: reaped here, its status kept)."""
+        if handle._child:
+            pid, status = os.waitpid(handle.pid, os.WNOHANG)
+            if pid == 0:
+                return False
+            handle._status = status
+            return True
+        return handle._record is None or not handle._record.is_running()
+
+    def _leader_done(self, handle: StepHandle) -> None:
+        with self._lock:
+            if handle._pidfd is not None:
+                self._by_fd.pop(handle._pidfd, None)
+                with contextlib.suppress(OSError, ValueError):
+                    self._epoll.unregister(handle._pidfd)
+        code: int | None = None
+        signal_number: int | None = None
         try:
-            self._wait_for_leader(handle)
-            signal_number = None
-            code: int | None
-            if handle._proc is not None:
-                returncode = handle._proc.wait()
+            if handle._child:
+                status = handle._status if handle._status is not None else os.waitpid(handle.pid, 0)[1]
+                returncode = os.waitstatus_to_exitcode(status)
                 code = returncode if returncode >= 0 else None
                 signal_number = -returncode if returncode < 0 else None
             else:
                 code = _read_exit_code(handle.work_dir)
-            # Whatever the leader left in its group dies with it, as in a container.
-            if _group_alive(handle.pid):
-                _signal_group(handle.pid, signal.SIGKILL)
-                give_up = time.monotonic() + _GROUP_GONE_TIMEOUT
-                while _group_alive(handle.pid) and time.monotonic() < give_up:
-                    time.sleep(0.01)
+        except ChildProcessError:
+            code = _read_exit_code(handle.work_dir)
+        except Exception as exc:
+            log.exception("step %s: collecting its exit failed", handle.key)
+            self._finish(handle, StepResult(None, False, False, message=f"Error (launcher: {exc})"))
+            return
+        # Whatever the leader left in its group dies with it, as in a container.
+        if _group_alive(handle.pid):
+            _signal_group(handle.pid, signal.SIGKILL)
+            self._draining[handle] = (code, signal_number, time.monotonic() + _GROUP_GONE_TIMEOUT)
+            self._drain(handle)
+            return
+        self._conclude(handle, code, signal_number)
+
+    def _drain(self, handle: StepHandle) -> None:
+        code, signal_number, give_up = self._draining[handle]
+        if _group_alive(handle.pid) and time.monotonic() < give_up:
+            return
+        del self._draining[handle]
+        self._conclude(handle, code, signal_number)
+
+    def _conclude(self, handle: StepHandle, code: int | None, signal_number: int | None) -> None:
+        try:
             with handle._lock:
                 handle._group_gone = True
                 kill_reason = handle._kill_reason
             _remove_untouched_placeholders(handle.work_dir)
             result = _result(code, kill_reason, signal_number=signal_number)
-        except Exception as exc:  # never leave the engine waiting for an on_exit that never comes
+        except Exception as exc:
             log.exception("step %s: watching the process failed", handle.key)
             result = StepResult(None, False, False, message=f"Error (launcher: {exc})")
-        finally:
-            with handle._lock:  # _kill checks _group_gone under this lock before touching _wake
-                handle._group_gone = True
-                for fd in (handle._pidfd, handle._wake):
-                    if fd is not None:
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
+        self._finish(handle, result)
+
+    def _finish(self, handle: StepHandle, result: StepResult) -> None:
+        with handle._lock:  # _kill checks _group_gone under this lock
+            handle._group_gone = True
+            if handle._pidfd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(handle._pidfd)
+        with self._lock:
+            on_exit = self._watched.pop(handle)
         handle._result = result
         handle._done.set()
         try:

@@ -88,7 +88,8 @@ def is_under(path: str, directory: str) -> bool:
 
 @dataclass
 class Plan:
-    """How to launch one step: the wrapper argv (ending with the step's argv), env and host cwd."""
+    """How to launch one step: the wrapper argv (ending with the step's argv), env and host cwd (the
+    wrapper enters its working directory itself: the launcher does not chdir)."""
 
     argv: list[str]
     env: dict[str, str]
@@ -257,8 +258,10 @@ def plan_rewrite(
             raise SandboxError(f"cannot create the working directory {working_dir}: {exc}") from exc
     step_env = base_env(str(home), {k: rewrite(v) for k, v in env.items()})
     step_env["TMPDIR"] = str(host_tmp)
+    q = shlex.quote(str(cwd))
     return Plan(
-        argv=[SH, "-c", _record_and_exit([]), "kfp-step", *(rewrite(a) for a in argv)],
+        argv=[SH, "-c", _record_and_exit([f"cd {q} || " + _fail(f"cannot enter {cwd}")]), "kfp-step",
+              *(rewrite(a) for a in argv)],
         env=step_env,
         cwd=str(cwd),
     )
