@@ -4,13 +4,18 @@ Two APScheduler jobs run in a background scheduler:
 
 - `lease`, every `scheduler_heartbeat_seconds`: take or renew the scheduler lease (lease.py).
   Only the holder fires; a standby keeps trying and takes over when the holder's lease expires.
-- `tick`, every `scheduler_poll_seconds` and additionally exactly at the next due time: while
+- `tick`, every `scheduler_poll_seconds` and additionally just before the next due time: while
   some enabled job's next_fire_at is due, fire (services/job_firing.py), then look up the earliest
-  next_fire_at, build the runs due then ahead of time, and move the next tick to it. Nothing
-  about a job lives in APScheduler's memory: every tick reads the job rows, so creating,
-  enabling, disabling or deleting a job (by this process or any other) takes effect at the next
-  tick; `job_changed(job_id)`, called by the Job
-  API after its commits, runs a tick at once.
+  next_fire_at, build the runs due then ahead of time (`prepare`), and move the next tick to a
+  little before it: that tick writes those runs and holds the commit until the due time comes
+  (`fire_ahead`), so that at the due second only the job_fires rows and the commit remain. The
+  lead is about one and a half times what writing took last time (at least 50 ms, at most 0.8 s),
+  which is also about how long the due jobs' rows stay locked. Nothing about a job lives in
+  APScheduler's memory: every tick reads the job rows, so creating, enabling, disabling or
+  deleting a job (by this process or any other) takes effect at the next tick;
+  `job_changed(job_id)`, called by the Job API after its commits, runs a tick at once.
+- Every `STATUS_REFRESH_SECONDS`, when nothing is about to fire, the jobs' statuses the fires do not
+  set are brought up to date (scheduler_repo.refresh_statuses).
 
 No fire is dropped: APScheduler's own misfires cannot lose one (coalesce=True and
 misfire_grace_time=None only merge or delay ticks, and the due slots are derived from each job's
@@ -23,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.lease import Lease
 from kfp_backend.services.job_firing import JobFiring, wall_clock_ms
+from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,18 @@ TICK_BUDGET_SECONDS = 2.0
 _INLINE_WAIT_SECONDS = 0.02
 # Fires due at least this far ahead are built ahead of time (job_firing.prepare).
 _PREPARE_MIN_SECONDS = 0.2
+# How long before a due time its runs are written (then held uncommitted until the due time):
+# this much times the last writing time, within the bounds below.
+_AHEAD_FACTOR = 1.5
+_AHEAD_MIN_SECONDS = 0.05
+_AHEAD_MAX_SECONDS = 0.8
+# Before the first measured write: this much per prepared fire (plus the minimum).
+_AHEAD_PER_FIRE_SECONDS = 0.0003
+# A tick this close to its intended time counts as on time (APScheduler wakes a little late).
+_WAKE_SLACK_SECONDS = 0.02
+# The statuses fires do not set are refreshed this often, when nothing is due within _QUIET_SECONDS.
+STATUS_REFRESH_SECONDS = 2.0
+_QUIET_SECONDS = 0.3
 
 
 class SchedulerWorker:
@@ -65,6 +83,9 @@ class SchedulerWorker:
         self._again = False
         self._stopping = threading.Event()
         self._prepared_for: int | None = None
+        self._ahead_for: int | None = None
+        self._prepared_count = 0
+        self._statuses_at = 0.0  # monotonic
         self.fired_total = 0
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -136,19 +157,53 @@ class SchedulerWorker:
                 continue  # something was due: look again (a backlog, or the next batch)
             if self._again:
                 continue
-            if earliest is None:
+            delay = None if earliest is None else earliest - now_ms / 1000
+            if (delay is None or delay > _QUIET_SECONDS) and time.monotonic() >= self._statuses_at:
+                self._refresh_statuses()
+                continue
+            if earliest is None or delay is None:
                 return
-            delay = earliest - now_ms / 1000
             if earliest != self._prepared_for and delay > _PREPARE_MIN_SECONDS:
                 # Build the coming second's runs now, so that firing them then only writes rows.
                 self._prepared_for = earliest
-                self.firing.prepare(earliest)
+                self._prepared_count = self.firing.prepare(earliest)
+                continue
+            lead = self.ahead_lead()
+            if earliest != self._ahead_for and delay <= lead + _WAKE_SLACK_SECONDS:
+                self._ahead_for = earliest  # once: whatever it finds, the rest fires when due
+                result = self.firing.fire_ahead(earliest, self._hold_until)
+                self.fired_total += len(result.fired)
                 continue
             if delay <= _INLINE_WAIT_SECONDS:
                 self._stopping.wait(max(delay, 0.0))
                 continue
-            self._wake(datetime.fromtimestamp(earliest, timezone.utc) + timedelta(milliseconds=1))
+            wake_at = earliest - lead if earliest != self._ahead_for else earliest + 0.001
+            self._wake(datetime.fromtimestamp(wake_at, timezone.utc))
             return
+
+    def ahead_lead(self) -> float:
+        """How long before a due time its runs are written (see the module docstring)."""
+        measured = self.firing.last_stage_seconds
+        if measured <= 0:
+            measured = self._prepared_count * _AHEAD_PER_FIRE_SECONDS
+        return min(measured * _AHEAD_FACTOR + _AHEAD_MIN_SECONDS, _AHEAD_MAX_SECONDS)
+
+    def _hold_until(self, due_ms: int) -> bool:
+        """Wait until the wall clock reaches `due_ms`; False if this scheduler should not commit then."""
+        while True:
+            remaining = due_ms - wall_clock_ms()
+            if remaining <= 0:
+                break
+            if self._stopping.wait(remaining / 1000):
+                return False
+        return self.lease.held() and not self._stopping.is_set()
+
+    def _refresh_statuses(self) -> None:
+        self._statuses_at = time.monotonic() + STATUS_REFRESH_SECONDS
+        with self._db.transaction() as session:
+            changed = scheduler_repo.refresh_statuses(session)
+        if changed:
+            log.debug("job statuses refreshed: %d changed", changed)
 
     def _wake(self, when: datetime) -> None:
         """Move the next tick to `when` if that is sooner than it would come anyway."""

@@ -9,6 +9,15 @@ commit, with the time they were written: `fired_at_ms`, the fire lag). A fire is
 Should a job_fires row exist already (another scheduler fired that slot), the transaction rolls
 back and the jobs are fired again one per transaction, where that slot is recognized and skipped.
 
+`fire_ahead(at, hold)` is the same transaction started shortly before the due second `at`: it locks
+the jobs due by then and writes their runs and progress, waits in `hold` for the clock to reach `at`,
+then writes the job_fires rows and commits. The runs become visible (exist) only at the commit, at
+`at` or just after, so the lag of a burst of a thousand fires is the job_fires insert and the commit,
+not the writing of a thousand runs; a scheduler killed or stopped before the commit fired nothing.
+
+Each job the firing looks at gets its `status` (see jobs_repo): `Enabled`, or for a one-off that has
+fired, `Running` or `Succeeded`.
+
 The fired run is what upstream's ScheduledWorkflow controller submits (see
 docs/compatibility.md): name `<swf-name>-<index>-<fnv32a>`, display name the same, references
 EXPERIMENT/OWNER + JOB/CREATOR, `scheduled_at` the slot, the job's parameters with the job-run
@@ -43,6 +52,7 @@ from kfp_backend.services.runs import RunExecution, encode_references
 from kfp_backend.store import scheduler_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.jobs_repo import STATUS_ENABLED, STATUS_RUNNING, STATUS_SUCCEEDED
 from kfp_backend.store.models import Job
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
@@ -141,6 +151,18 @@ class _Broken(Exception):
     """The job's manifest cannot be made into a run (logged; the job is retried later)."""
 
 
+class _Abandoned(Exception):
+    """A fire ahead of time was called off before its commit (rolled back)."""
+
+
+def _status(job: Job, state: Progress, active_runs: int) -> str:
+    """The status of an enabled job the scheduler has just looked at (see jobs_repo): `Enabled`, or for
+    a one-off that has fired, `Running` while its run is active and `Succeeded` after."""
+    if job.trigger_kind == "" and state.last_index >= 1:
+        return STATUS_RUNNING if active_runs > 0 else STATUS_SUCCEEDED
+    return STATUS_ENABLED
+
+
 class JobFiring:
     """Fires due jobs. `fire_due(now_ms)` is the scheduler's unit of work; it is safe to call from
     several processes at once (the row locks and the job_fires key decide)."""
@@ -154,6 +176,7 @@ class JobFiring:
         cron_parser: CronParser | None = None,
         clock_ms: Clock = wall_clock_ms,
         batch_size: int = 500,
+        ahead_batch_size: int = 5000,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -161,6 +184,8 @@ class JobFiring:
         self._cron_parser = cron_parser
         self._clock_ms = clock_ms
         self.batch_size = batch_size
+        self.ahead_batch_size = ahead_batch_size
+        self.last_stage_seconds = 0.0
         self._templates: dict[str, _Template] = {}
         self._broken: dict[str, _Broken] = {}
         self._prepared: dict[str, _Ready] = {}
@@ -173,22 +198,45 @@ class JobFiring:
         """Fire every due slot of up to `batch_size` due jobs (those whose next_fire_at <= now)."""
         now_ms = self._clock_ms() if now_ms is None else now_ms
         try:
-            result = self._fire(now_ms, job_ids)
+            result = self._fire(now_ms // 1000, job_ids, limit=self.batch_size)
         except DuplicateKeyError:
-            if job_ids is not None and len(job_ids) == 1:
-                self._skip_fired_slot(job_ids[0], now_ms)
-                return FireResult(still_due=True)
-            log.warning("a slot was fired by another scheduler; firing these jobs one by one")
-            result = FireResult()
-            with self._db.transaction(write=False) as session:
-                ids = [job.id for job in repo.due_jobs(session, now_ms // 1000, limit=self.batch_size,
-                                                       job_ids=job_ids, lock=False)]
-            for job_id in ids:
-                single = self.fire_due(now_ms, job_ids=[job_id])
-                result.fired += single.fired
-                result.examined += 1
-                result.still_due = result.still_due or single.still_due
+            result = self._fire_one_by_one(now_ms, job_ids)
         self._notify(result.fired)
+        return result
+
+    def fire_ahead(self, at: int, hold: Callable[[int], bool]) -> FireResult:
+        """Fire the slots due at second `at` (still to come) so that their runs appear right then: lock
+        the jobs due by `at` and write their runs and progress now, then `hold(at * 1000)`, which
+        returns once the clock reaches it, and write the job_fires rows and commit. Nothing is visible
+        before the commit, and the commit comes at `at` or later, so every run still exists only from
+        its scheduled time on (and the job rows are locked only about as long as writing them takes).
+        If `hold` returns False (this scheduler lost its lease or is stopping) everything is rolled
+        back. `last_stage_seconds` is how long the writing before the hold took."""
+        try:
+            result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold)
+        except _Abandoned:
+            return FireResult()
+        except DuplicateKeyError:
+            result = self._fire_one_by_one(self._clock_ms(), None)
+        self._notify(result.fired)
+        return result
+
+    def _fire_one_by_one(self, now_ms: int, job_ids: Sequence[str] | None) -> FireResult:
+        """After a duplicate fire (another scheduler fired one of the slots): each job on its own."""
+        log.warning("a slot was fired by another scheduler; firing these jobs one by one")
+        result = FireResult()
+        with self._db.transaction(write=False) as session:
+            ids = [job.id for job in repo.due_jobs(session, now_ms // 1000, limit=self.batch_size,
+                                                   job_ids=job_ids, lock=False)]
+        for job_id in ids:
+            try:
+                single = self._fire(now_ms // 1000, [job_id], limit=1)
+            except DuplicateKeyError:
+                self._skip_fired_slot(job_id, now_ms)
+                single = FireResult(still_due=True)
+            result.fired += single.fired
+            result.examined += 1
+            result.still_due = result.still_due or single.still_due
         return result
 
     def next_wake(self) -> int | None:
@@ -202,15 +250,18 @@ class JobFiring:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _fire(self, now_ms: int, job_ids: Sequence[str] | None) -> FireResult:
-        now = now_ms // 1000
+    def _fire(
+        self, now: int, job_ids: Sequence[str] | None, *, limit: int, hold: Callable[[int], bool] | None = None
+    ) -> FireResult:
+        """One firing transaction at second `now` (see fire_due and fire_ahead)."""
+        staged = time.monotonic()
         result = FireResult()
         fires: list[dict[str, Any]] = []
         runs: list[dict[str, Any]] = []
         manifests: list[dict[str, Any]] = []
         progress: list[dict[str, Any]] = []
         with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=self.batch_size, job_ids=job_ids)
+            jobs = repo.due_jobs(session, now, limit=limit, job_ids=job_ids)
             if not jobs:
                 return result
             result.examined = len(jobs)
@@ -263,9 +314,14 @@ class JobFiring:
                 if next_fire_at is not None and next_fire_at <= now:
                     result.still_due = True
                 progress.append(dict(job_id=job.id, last_scheduled_at=state.last_scheduled_at,
-                                     last_index=state.last_index, next_fire_at=next_fire_at))
+                                     last_index=state.last_index, next_fire_at=next_fire_at,
+                                     status=_status(job, state, running)))
             repo.record_runs(session, runs, manifests)
             repo.save_progress(session, progress)
+            if runs:
+                self.last_stage_seconds = time.monotonic() - staged
+            if hold is not None and not hold(now * 1000):
+                raise _Abandoned()
             # The fire time is taken last, just before the guard rows and the commit: the recorded lag
             # covers building and writing the runs.
             fired_at_ms = self._clock_ms()
@@ -322,8 +378,10 @@ class JobFiring:
             if fire is None:
                 return
             log.warning("job %s slot %d was fired by another scheduler (run %s); moving on", job_id, slot, fire.run_id)
-            repo.save_progress(session, [dict(job_id=job_id, last_scheduled_at=slot,
-                                              last_index=max(job.last_index, fire.run_index), next_fire_at=0)])
+            state = Progress(slot, max(job.last_index, fire.run_index))
+            repo.save_progress(session, [dict(job_id=job_id, last_scheduled_at=state.last_scheduled_at,
+                                              last_index=state.last_index, next_fire_at=0,
+                                              status=_status(job, state, 1))])
 
     def _load_templates(self, session: Any, jobs: Sequence[Job]) -> None:
         missing = [job for job in jobs if job.id not in self._templates]

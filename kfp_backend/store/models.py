@@ -160,6 +160,8 @@ class Run(Base):
         Index("ix_runs_experiment_storage_state", "experiment_id", "storage_state", "created_at", "id"),
         Index("ix_runs_experiment_name", "experiment_id", "name", "id"),
         Index("ix_runs_job_created_at", "job_id", "created_at", "id"),
+        # The scheduler's max_concurrency count: the unfinished runs of a few jobs.
+        Index("ix_runs_job_finished_at", "job_id", "finished_at"),
         Index("ix_runs_version_created_at", "pipeline_version_id", "created_at", "id"),
         Index("ix_runs_namespace_created_at", "namespace", "created_at", "id"),
         # The monitor's scan: unfinished runs and their drivers' heartbeats.

@@ -73,6 +73,12 @@ def test_two_schedulers_one_killed_every_slot_fires_exactly_once(postgres_url: s
     finisher = threading.Thread(target=finish_runs, daemon=True)
     finisher.start()
     try:
+        # Both processes are up and one is active before the jobs exist: a slot due while the
+        # schedulers were still starting (a loaded machine) would fire late but rightly.
+        deadline = time.time() + 60
+        while lease_holder_pid(services.db) is None and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the standby has tried the lease too
         jobs = [
             services.jobs.create(NewJob(name=f"every second {i}", workflow_manifest=manifest, max_concurrency=10,
                                         enabled=True, trigger=trigger)).job

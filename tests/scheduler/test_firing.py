@@ -287,3 +287,43 @@ def test_fires_built_ahead_are_used_only_when_still_right(db: Database, manifest
     assert ahead.fire_due(clock()).fired == []
     assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 10, T0 + 20, T0 + 30]
 
+
+
+def test_fired_ahead_runs_exist_only_from_the_due_second_and_fire_once(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0)
+    jobs = [add_job(db, manifest, interval=1, created_at=T0, max_concurrency=10) for _ in range(3)]
+    ahead, other = firing(db, clock), firing(db, clock)
+    ahead.fire_due(clock())  # first look: the first slot is T0 + 1
+    assert ahead.prepare(T0 + 1) == 3
+    clock.set(T0 + 0.8)
+    seen: list[object] = []
+    racer: list[threading.Thread] = []
+
+    def hold(due_ms: int) -> bool:
+        # The runs are written but not committed: nobody else sees them yet.
+        seen.append((due_ms, [runs_of(db, job.id) for job in jobs], [fires_of(db, job.id) for job in jobs]))
+        # Another scheduler tries the same second meanwhile: it waits for the locks, then finds it fired.
+        racer.append(threading.Thread(target=other.fire_due, args=(due_ms,)))
+        racer[0].start()
+        clock.set(due_ms / 1000 + 0.004)
+        return True
+
+    fired = ahead.fire_ahead(T0 + 1, hold).fired
+    racer[0].join(60)
+    assert seen == [((T0 + 1) * 1000, [[], [], []], [[], [], []])]
+    assert sorted(f.job_id for f in fired) == sorted(job.id for job in jobs)
+    for job in jobs:
+        [run] = runs_of(db, job.id)
+        assert (run.scheduled_at, run.created_at) == (T0 + 1, T0 + 1)
+        [fire] = fires_of(db, job.id)
+        assert (fire.run_id, fire.fired_at_ms) == (run.id, (T0 + 1) * 1000 + 4)
+        assert get_job(db, job.id).status == "Enabled"
+
+    # Called off at the due time (the lease was lost): nothing was fired, the slot fires when due.
+    clock.set(T0 + 1.7)
+    assert ahead.fire_ahead(T0 + 2, lambda due_ms: False).fired == []
+    assert all(len(runs_of(db, job.id)) == 1 and get_job(db, job.id).last_index == 1 for job in jobs)
+    clock.set(T0 + 2)
+    assert len(other.fire_due(clock()).fired) == 3
+    for job in jobs:
+        assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 1, T0 + 2]
