@@ -12,6 +12,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from kfp_backend.api import API_PREFIX, services
+from kfp_backend.api.auth import current_caller
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.pipeline_schemas import (
     PipelineRequestSchema,
@@ -62,7 +63,8 @@ def _query(name: str) -> str:
 def upload_pipeline() -> dict:
     package = _uploaded_package()
     detail = services().pipelines.upload(
-        package, name=_query("name"), description=_query("description"), namespace=_query("namespace")
+        package, name=_query("name"), description=_query("description"), namespace=_query("namespace"),
+        caller=current_caller(),
     )
     return dump_pipeline(detail)
 
@@ -71,7 +73,8 @@ def upload_pipeline() -> dict:
 def upload_pipeline_version() -> dict:
     package = _uploaded_package()
     version = services().pipelines.upload_version(
-        _query("pipelineid"), package, name=_query("name"), description=_query("description")
+        _query("pipelineid"), package, name=_query("name"), description=_query("description"),
+        caller=current_caller(),
     )
     return dump_version(version)
 
@@ -88,41 +91,42 @@ def create_pipeline() -> dict:
             name=body["name"],
             description=body["description"],
             resource_references=load_references(body["resource_references"]),
-        )
+        ),
+        current_caller(),
     )
     return dump_pipeline(detail)
 
 
 @blueprint.get("/pipelines/<id>")
 def get_pipeline(id: str) -> dict:
-    return dump_pipeline(services().pipelines.get(id))
+    return dump_pipeline(services().pipelines.get(id, current_caller()))
 
 
 @blueprint.get("/namespaces/<namespace>/pipelines/<path:name>")
 def get_pipeline_by_name(namespace: str, name: str) -> dict:
-    return dump_pipeline(services().pipelines.get_by_name(namespace, name))
+    return dump_pipeline(services().pipelines.get_by_name(namespace, name, current_caller()))
 
 
 @blueprint.get("/pipelines")
 def list_pipelines() -> dict:
-    result = services().pipelines.list(list_request(), resource_key())
+    result = services().pipelines.list(list_request(), resource_key(), current_caller())
     return list_response("pipelines", [dump_pipeline(item) for item in result.items], result)
 
 
 @blueprint.delete("/pipelines/<id>")
 def delete_pipeline(id: str) -> dict:
-    services().pipelines.delete(id)
+    services().pipelines.delete(id, current_caller())
     return {}
 
 
 @blueprint.get("/pipelines/<id>/templates")
 def get_template(id: str) -> dict:
-    return dump_template(services().pipelines.get_template(id))
+    return dump_template(services().pipelines.get_template(id, current_caller()))
 
 
 @blueprint.post("/pipelines/<pipeline_id>/default_version/<version_id>")
 def update_pipeline_default_version(pipeline_id: str, version_id: str) -> dict:
-    services().pipelines.update_default_version(pipeline_id, version_id)
+    services().pipelines.update_default_version(pipeline_id, version_id, current_caller())
     return {}
 
 
@@ -139,28 +143,29 @@ def create_pipeline_version() -> dict:
             description=body["description"],
             code_source_url=body["code_source_url"],
             resource_references=load_references(body["resource_references"]),
-        )
+        ),
+        current_caller(),
     )
     return dump_version(version)
 
 
 @blueprint.get("/pipeline_versions/<version_id>")
 def get_pipeline_version(version_id: str) -> dict:
-    return dump_version(services().pipelines.get_version(version_id))
+    return dump_version(services().pipelines.get_version(version_id, current_caller()))
 
 
 @blueprint.get("/pipeline_versions")
 def list_pipeline_versions() -> dict:
-    result = services().pipelines.list_versions(list_request(), resource_key("resource_key"))
+    result = services().pipelines.list_versions(list_request(), resource_key("resource_key"), current_caller())
     return list_response("versions", [dump_version(item) for item in result.items], result)
 
 
 @blueprint.delete("/pipeline_versions/<version_id>")
 def delete_pipeline_version(version_id: str) -> dict:
-    services().pipelines.delete_version(version_id)
+    services().pipelines.delete_version(version_id, current_caller())
     return {}
 
 
 @blueprint.get("/pipeline_versions/<version_id>/templates")
 def get_pipeline_version_template(version_id: str) -> dict:
-    return dump_template(services().pipelines.get_version_template(version_id))
+    return dump_template(services().pipelines.get_version_template(version_id, current_caller()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import Authorizer
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.jobs import JobService
 from kfp_backend.services.metrics import MetricsService
@@ -25,17 +26,19 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
-        experiments = ExperimentService(db)
+        # One authorizer for every service: multi-user mode (namespaces) when authentication is on.
+        authorizer = Authorizer.from_settings(db, settings)
+        experiments = ExperimentService(db, authorizer)
         return cls(
             settings=settings,
             db=db,
             experiments=experiments,
-            pipelines=PipelineService(db, settings),
+            pipelines=PipelineService(db, settings, authorizer),
             # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
-            runs=RunService(db, settings, experiments),
-            metrics=MetricsService(db),
+            runs=RunService(db, settings, experiments, authorizer=authorizer),
+            metrics=MetricsService(db, authorizer),
             # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
-            jobs=JobService(db, settings, experiments),
+            jobs=JobService(db, settings, experiments, authorizer=authorizer),
         )
 
     def bootstrap(self) -> None:

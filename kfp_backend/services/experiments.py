@@ -1,19 +1,22 @@
-"""Experiment rules: validation, the default experiment, archive cascades."""
+"""Experiment rules: validation, namespaces (multi-user mode), the default experiment, archive cascades."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
-from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType, describe_key
 from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
+from kfp_backend.store.models import NAME_LENGTH, NAMESPACE_LENGTH, Experiment, description_key
 
 STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
 STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
@@ -40,20 +43,27 @@ class ListResult:
 
 
 class ExperimentService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer = SINGLE_USER) -> None:
         self._db = db
+        self._authz = authorizer
 
-    def create(self, request: NewExperiment) -> Experiment:
+    @property
+    def authorizer(self) -> Authorizer:
+        return self._authz
+
+    def create(self, request: NewExperiment, caller: Caller = SYSTEM) -> Experiment:
         try:
             _validate_new_experiment(request)
+            namespace = self._namespace_of_new(request)
         except InvalidArgument as exc:
             raise exc.wrap("Validate experiment request failed.") from None
+        self._authz.namespace(caller, namespace, authz.EXPERIMENTS, authz.CREATE, request.name)
         experiment = Experiment(
             id=str(uuid.uuid4()),
             name=request.name,
             description=request.description,
             description_key=description_key(request.description),
-            namespace="",
+            namespace=namespace,
             created_at=now_seconds(),
             storage_state=STORAGE_AVAILABLE,
         )
@@ -67,38 +77,77 @@ class ExperimentService:
                 ).wrap("Create experiment failed.") from None
         return experiment
 
-    def get(self, experiment_id: str) -> Experiment:
+    def _namespace_of_new(self, request: NewExperiment) -> str:
+        """The namespace a new experiment goes to: "" in single-user mode (which refuses references);
+        in multi-user mode that of its one NAMESPACE/OWNER reference."""
+        references = request.resource_references
+        if not self._authz.multi_user:
+            if references:
+                raise InvalidArgument(
+                    "In single-user mode, CreateExperimentRequest shouldn't contain resource references."
+                )
+            return ""
+        if (
+            len(references) != 1
+            or references[0].key.type != ResourceType.NAMESPACE
+            or references[0].relationship != Relationship.OWNER
+        ):
+            got = " ".join(_describe_reference(r) for r in references)
+            raise InvalidArgument(
+                "Invalid resource references for experiment. Expect one namespace type with owner relationship. "
+                f"Got: [{got}]"
+            )
+        namespace = references[0].key.id
+        if not namespace:
+            raise InvalidArgument("Invalid resource references for experiment. Namespace is empty.")
+        check_namespace(namespace)
+        return namespace
+
+    def get(self, experiment_id: str, caller: Caller = SYSTEM) -> Experiment:
         with self._db.transaction(write=False) as session:
             experiment = repo.get_experiment(session, experiment_id)
         if experiment is None:
             raise NotFound.resource("Experiment", experiment_id).wrap("Get experiment failed.")
+        self._authz.namespace(caller, experiment.namespace, authz.EXPERIMENTS, authz.GET, experiment.name)
         return experiment
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
-        # Upstream's order: list options first, then the key's type, then the single-user rule.
-        # Any other convertible key (EXPERIMENT, JOB, ...) is ignored: single-user lists everything.
+    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+        # Upstream's order: list options first, then the key's type, then the mode's rule.
+        # Single-user: any other convertible key (EXPERIMENT, JOB, ...) is ignored, everything is listed.
+        # Multi-user: the key must name a namespace, which is the one listed.
         query = parse_list_request(repo.EXPERIMENT_LISTABLE, request)
-        if key is not None:
-            if key.type not in _FILTERABLE_KEY_TYPES:
-                raise (
-                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                    .wrap("Unrecognized resource reference type.")
-                    .wrap("Validating filter failed.")
+        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
+            raise (
+                InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                .wrap("Unrecognized resource reference type.")
+                .wrap("Validating filter failed.")
+            )
+        namespace: str | None = None
+        if self._authz.multi_user:
+            if key is None or key.type != ResourceType.NAMESPACE:
+                raise InvalidArgument(
+                    "Invalid resource references for experiment. ListExperiment requires filtering by namespace."
                 )
-            if key.type == ResourceType.NAMESPACE and key.id:
-                raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.")
+            if not key.id:
+                raise InvalidArgument("Invalid resource references for experiment. Namespace is empty.")
+            namespace = key.id
+            self._authz.namespace(caller, namespace, authz.EXPERIMENTS, authz.LIST)
+        elif key is not None and key.type == ResourceType.NAMESPACE and key.id:
+            raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.")
         with self._db.transaction(write=False) as session:
-            page = repo.list_experiments(session, query)
+            page = repo.list_experiments(session, query, namespace)
         return ListResult(page.items, page.total_size, next_page_token(query, page))
 
-    def delete(self, experiment_id: str) -> None:
+    def delete(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.experiment(caller, experiment_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_experiment(session, experiment_id):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Delete experiment failed")
             # A deleted default is re-created the next time a run needs one.
             settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID, only_if=experiment_id)
 
-    def archive(self, experiment_id: str) -> None:
+    def archive(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.experiment(caller, experiment_id, authz.ARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Archive experiment failed")
@@ -106,8 +155,9 @@ class ExperimentService:
             # As upstream: every job of the experiment is disabled (and its updated_at touched).
             jobs_repo.disable_experiment_jobs(session, experiment_id, now_seconds())
 
-    def unarchive(self, experiment_id: str) -> None:
+    def unarchive(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
         # Only the experiment comes back: its runs stay archived and its jobs stay disabled, as upstream.
+        self._authz.experiment(caller, experiment_id, authz.UNARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Unarchive experiment failed")
@@ -153,7 +203,24 @@ def _validate_new_experiment(request: NewExperiment) -> None:
         raise InvalidArgument(
             f"Experiment name is too long. Support maximum length of {NAME_LENGTH} characters."
         )
-    if request.resource_references:
-        raise InvalidArgument(
-            "In single-user mode, CreateExperimentRequest shouldn't contain resource references."
-        )
+
+
+def check_namespace(namespace: str) -> None:
+    """A namespace every database can store (upstream takes any string; Kubernetes names are shorter)."""
+    if len(namespace) > NAMESPACE_LENGTH:
+        raise InvalidArgument(f"Namespace too long. Support maximum length of {NAMESPACE_LENGTH}")
+    if "\x00" in namespace:
+        raise InvalidArgument("Namespace must not contain NUL characters.")
+    try:
+        namespace.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument("Namespace is not valid Unicode text.") from None
+
+
+def _describe_reference(reference: ResourceReference) -> str:
+    text = f"key:{{{describe_key(reference.key)}}}"
+    if reference.name:
+        text += f" name:{reference.name!r}"
+    if reference.relationship:
+        text += f" relationship:{reference.relationship.name}"
+    return text

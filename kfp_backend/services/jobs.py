@@ -20,6 +20,9 @@ from typing import Any, Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import CronError, parse_cron
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
@@ -34,7 +37,13 @@ from kfp_backend.services.pipeline_source import (
 )
 from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
-from kfp_backend.services.runs import decode_references, encode_references
+from kfp_backend.services.runs import (
+    decode_references,
+    encode_references,
+    experiment_namespace,
+    multi_user_list_scope,
+    namespace_of_new,
+)
 from kfp_backend.store import jobs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
@@ -133,11 +142,13 @@ class JobService:
         settings: Settings,
         experiments: ExperimentService,
         *,
+        authorizer: Authorizer = SINGLE_USER,
         scheduling: JobScheduling | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._experiments = experiments
+        self._authz = authorizer
         self.scheduling = scheduling
 
     def attach_scheduling(self, scheduling: JobScheduling | None) -> None:
@@ -145,11 +156,14 @@ class JobService:
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewJob) -> JobView:
+    def create(self, request: NewJob, caller: Caller = SYSTEM) -> JobView:
         with _context("Validate create job request failed."):
             source = self._validate(request)
+        namespace = namespace_of_new(
+            self._db, self._authz, caller, request.resource_references, source, authz.JOBS, request.name
+        )
         with _context("Failed to create a new job."):
-            view = self._create(request, source)
+            view = self._create(request, source, namespace)
         self._notify(view.job.id)
         return view
 
@@ -197,13 +211,15 @@ class JobService:
             )
         return source
 
-    def _create(self, request: NewJob, source: PipelineSource) -> JobView:
+    def _create(self, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
         with _context("Failed to verify parameters."):
             check_parameters(source.document, parameters)
         experiment = owner_experiment(references)
         assert experiment is not None  # resolve_references adds the Default experiment
+        if namespace is None:  # single-user mode: the experiment's all the same
+            namespace = experiment_namespace(self._db, experiment.key.id)
         trigger = request.trigger
         scheduled = trigger.kind != TRIGGER_NONE
         now = now_seconds()
@@ -212,7 +228,7 @@ class JobService:
             name=request.name,
             description=request.description,
             description_key=description_key(request.description),
-            namespace="",
+            namespace=namespace,
             experiment_id=experiment.key.id,
             pipeline_id=request.pipeline_id,
             pipeline_name=source.pipeline_name,
@@ -244,24 +260,27 @@ class JobService:
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> JobView:
+    def get(self, job_id: str, caller: Caller = SYSTEM) -> JobView:
         with self._db.transaction(write=False) as session:
             job = repo.get_job(session, job_id)
             if job is None:
                 raise NotFound.resource("Job", job_id)
+            self._authz.namespace(caller, job.namespace, authz.JOBS, authz.GET, job.name)
             manifest = repo.get_manifest(session, job_id)
         return JobView(job, manifest.pipeline_spec_manifest if manifest is not None else "")
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
         query = parse_list_request(repo.JOB_LISTABLE, request)
         scope = []
+        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
+            raise (
+                InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                .wrap("Unrecognized resource reference type.")
+                .wrap("Validating filter failed.")
+            )
+        if self._authz.multi_user:
+            multi_user_list_scope(self._authz, caller, key, authz.JOBS, "ListJobs", self._db)
         if key is not None:
-            if key.type not in _FILTERABLE_KEY_TYPES:
-                raise (
-                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                    .wrap("Unrecognized resource reference type.")
-                    .wrap("Validating filter failed.")
-                )
             if key.type == ResourceType.EXPERIMENT:
                 scope.append(repo.scope_experiment(key.id))
             elif key.type == ResourceType.PIPELINE_VERSION:
@@ -276,17 +295,20 @@ class JobService:
 
     # -- delete, enable, disable -----------------------------------------------------------------------
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, caller: Caller = SYSTEM) -> None:
         """DeleteJob: the job and its manifest; the runs it fired stay."""
+        self._authz.job(caller, job_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_job(session, job_id):
                 raise NotFound.resource("Job", job_id).wrap("Delete job failed")
         self._notify(job_id)
 
-    def enable(self, job_id: str) -> None:
+    def enable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.job(caller, job_id, authz.ENABLE)
         self._set_enabled(job_id, True)
 
-    def disable(self, job_id: str) -> None:
+    def disable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.job(caller, job_id, authz.DISABLE)
         self._set_enabled(job_id, False)
 
     def _set_enabled(self, job_id: str, enabled: bool) -> None:

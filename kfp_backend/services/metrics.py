@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.errors import NotFound
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
@@ -71,11 +74,13 @@ def validate_metric(metric: ReportedMetric) -> str | None:
 
 
 class MetricsService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer = SINGLE_USER) -> None:
         self._db = db
+        self._authz = authorizer
 
-    def report(self, run_id: str, metrics: Sequence[ReportedMetric]) -> list[ReportResult]:
+    def report(self, run_id: str, metrics: Sequence[ReportedMetric], caller: Caller = SYSTEM) -> list[ReportResult]:
         """ReportRunMetrics: one result per metric, in order; an unknown run fails the whole call (404)."""
+        self._authz.run(caller, run_id, authz.REPORT_METRICS)
         base = time.time_ns()
         results: list[ReportResult] = []
         with self._db.transaction() as session:

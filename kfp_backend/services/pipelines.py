@@ -24,6 +24,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from kfp_backend.config import Settings
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
@@ -110,20 +113,32 @@ def _context(message: str) -> Iterator[None]:
 
 
 class PipelineService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    """Shared pipelines (namespace "") need no authorization in multi-user mode, as upstream; namespaced
+    ones and their versions are authorized against their namespace."""
+
+    def __init__(self, db: Database, settings: Settings, authorizer: Authorizer = SINGLE_USER) -> None:
         self._db = db
         self._settings = settings
+        self._authz = authorizer
 
     # -- pipelines ------------------------------------------------------------------------------------
 
     def upload(
-        self, package: PackageFile, *, name: str = "", description: str = "", namespace: str = ""
+        self,
+        package: PackageFile,
+        *,
+        name: str = "",
+        description: str = "",
+        namespace: str = "",
+        caller: Caller = SYSTEM,
     ) -> PipelineDetail:
         """UploadPipeline: a pipeline and its first version from an uploaded package."""
         with _context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
         with _context("Invalid namespace."):
             _check_namespace(namespace)
+        with _context("Authorization to namespace failed."):
+            self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
         with _context("Invalid pipeline name."):
             name = _pipeline_name(name, package.filename)
         with _context("Error read pipeline description."):
@@ -131,13 +146,15 @@ class PipelineService:
         with _context("Error creating pipeline"), _context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
-    def create(self, request: NewPipeline) -> PipelineDetail:
+    def create(self, request: NewPipeline, caller: Caller = SYSTEM) -> PipelineDetail:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
         with _context("Create pipeline failed."):
             url = request.url
             _check_url(url)
             namespace = _namespace_of(request.resource_references)
             _check_namespace(namespace)
+        self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
+        with _context("Create pipeline failed."):
             filename, data = self._download(url)
             with _context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
@@ -146,16 +163,18 @@ class PipelineService:
             _check_text("Pipeline description", request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
 
-    def get(self, pipeline_id: str) -> PipelineDetail:
+    def get(self, pipeline_id: str, caller: Caller = SYSTEM) -> PipelineDetail:
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline failed.")
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def get_by_name(self, namespace: str, name: str) -> PipelineDetail:
+    def get_by_name(self, namespace: str, name: str, caller: Caller = SYSTEM) -> PipelineDetail:
         """GetPipelineByName: `-` names the shared namespace ("")."""
         stored_namespace = "" if namespace == SHARED_NAMESPACE_ALIAS else namespace
+        self._authz.pipeline_namespace(caller, stored_namespace, authz.GET, name)
         with self._db.transaction(write=False) as session:
             pipeline = repo.find_pipeline_by_name(session, stored_namespace, name)
             if pipeline is None:
@@ -164,10 +183,11 @@ class PipelineService:
                 )
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
         """ListPipelines: shared pipelines without a key, a namespace's with a NAMESPACE key."""
         namespace = _list_namespace(key)
         query = parse_list_request(repo.PIPELINE_LISTABLE, request)
+        self._authz.pipeline_namespace(caller, namespace, authz.LIST)
         with self._db.transaction(write=False) as session:
             page = repo.list_pipelines(session, query, namespace)
             # All default versions of the page in one query.
@@ -180,23 +200,26 @@ class PipelineService:
         ]
         return ListResult(items, page.total_size, next_page_token(query, page))
 
-    def delete(self, pipeline_id: str) -> None:
+    def delete(self, pipeline_id: str, caller: Caller = SYSTEM) -> None:
         """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
+        self._authz.pipeline(caller, pipeline_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_pipeline(session, pipeline_id):
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
 
-    def get_template(self, pipeline_id: str) -> str | None:
+    def get_template(self, pipeline_id: str, caller: Caller = SYSTEM) -> str | None:
         """The template of the pipeline's default version; None when it has no default version."""
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline template failed.")
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
             if not pipeline.default_version_id:
                 return None
             return repo.get_template(session, pipeline.default_version_id)
 
-    def update_default_version(self, pipeline_id: str, version_id: str) -> None:
+    def update_default_version(self, pipeline_id: str, version_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.pipeline(caller, pipeline_id, authz.UPDATE)
         with _context("Update pipeline default version failed."), self._db.transaction() as session:
             if repo.get_pipeline(session, pipeline_id, lock=True) is None:
                 raise NotFound.resource("Pipeline", pipeline_id)
@@ -210,7 +233,8 @@ class PipelineService:
     # -- versions -------------------------------------------------------------------------------------
 
     def upload_version(
-        self, pipeline_id: str, package: PackageFile, *, name: str = "", description: str = ""
+        self, pipeline_id: str, package: PackageFile, *, name: str = "", description: str = "",
+        caller: Caller = SYSTEM,
     ) -> PipelineVersion:
         """UploadPipelineVersion: a new version of `pipeline_id` from an uploaded package."""
         if not pipeline_id:
@@ -220,6 +244,8 @@ class PipelineService:
             "Failed to get namespace from Pipeline ID"
         ):
             self._require_pipeline(pipeline_id)
+        with _context("Authorization to namespace failed."):
+            self._authz.pipeline(caller, pipeline_id, authz.CREATE)
         with _context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
         with _context("Invalid pipeline version name."):
@@ -229,7 +255,7 @@ class PipelineService:
         with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
             return self._create_version(pipeline_id, name, description, manifest)
 
-    def create_version(self, request: NewPipelineVersion) -> PipelineVersion:
+    def create_version(self, request: NewPipelineVersion, caller: Caller = SYSTEM) -> PipelineVersion:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
         with _context("Create pipeline version failed."):
             url = request.package_url
@@ -239,6 +265,8 @@ class PipelineService:
                 raise InvalidArgument("Create pipeline version failed due to missing pipeline id")
             pipeline_id = owner.key.id
             self._require_pipeline(pipeline_id)
+        self._authz.pipeline(caller, pipeline_id, authz.CREATE)
+        with _context("Create pipeline version failed."):
             filename, data = self._download(url)
             with _context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
@@ -255,14 +283,15 @@ class PipelineService:
                 package_url=url,
             )
 
-    def get_version(self, version_id: str) -> PipelineVersion:
+    def get_version(self, version_id: str, caller: Caller = SYSTEM) -> PipelineVersion:
         with self._db.transaction(write=False) as session:
             version = repo.get_version(session, version_id)
         if version is None:
             raise NotFound.resource("Version", version_id).wrap("Get pipeline version failed.")
+        self._authz.version(caller, version_id, authz.GET)
         return version
 
-    def list_versions(self, request: ListRequest, key: ResourceKey | None) -> ListResult:
+    def list_versions(self, request: ListRequest, key: ResourceKey | None, caller: Caller = SYSTEM) -> ListResult:
         """ListPipelineVersions: the versions of the pipeline named by `resource_key`."""
         if key is None or not key.id:
             raise InvalidArgument("ResourceKey must be set in the input")
@@ -272,13 +301,16 @@ class PipelineService:
             )
         query = parse_list_request(repo.VERSION_LISTABLE, request)
         with self._db.transaction(write=False) as session:
-            if repo.get_pipeline(session, key.id) is None:
+            pipeline = repo.get_pipeline(session, key.id)
+            if pipeline is None:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.name)
             page = repo.list_versions(session, query, key.id)
         return ListResult(page.items, page.total_size, next_page_token(query, page))
 
-    def delete_version(self, version_id: str) -> None:
+    def delete_version(self, version_id: str, caller: Caller = SYSTEM) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
+        self._authz.version(caller, version_id, authz.DELETE)
         with _context("Delete pipeline version failed."), self._db.transaction() as session:
             version = repo.get_version(session, version_id)
             if version is None:
@@ -291,7 +323,8 @@ class PipelineService:
                 latest = repo.latest_version(session, pipeline.id)
                 repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
 
-    def get_version_template(self, version_id: str) -> str:
+    def get_version_template(self, version_id: str, caller: Caller = SYSTEM) -> str:
+        self._authz.version(caller, version_id, authz.GET)
         with self._db.transaction(write=False) as session:
             template = repo.get_template(session, version_id)
         if template is None:

@@ -57,3 +57,11 @@ def find_reference(
         if reference.key.type == kind and (relationship is None or reference.relationship == relationship):
             return reference
     return None
+
+
+def describe_key(key: ResourceKey) -> str:
+    """A key as upstream's messages print a proto (`type:NAMESPACE id:"team-a"`)."""
+    text = f"type:{key.type.name}" if key.type else ""
+    if key.id:
+        text += f'{" " if text else ""}id:"{key.id}"'
+    return text

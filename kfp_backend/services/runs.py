@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kfp_backend.config import Settings
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
@@ -25,12 +28,20 @@ from kfp_backend.services.listing import ListRequest, next_page_token, parse_lis
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_text,
+    owner_experiment,
     resolve_pipeline_source,
     resolve_references,
 )
-from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.references import (
+    Relationship,
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    describe_key,
+)
 from kfp_backend.services.run_manifest import runtime_workflow
 from kfp_backend.services.run_status import FINISHED_PHASES, load_object, render_workflow
+from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
@@ -148,6 +159,64 @@ def _run_not_found(run_id: str, operation: str) -> ApiError:
     return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
 
 
+def namespace_of_new(
+    db: Database,
+    authorizer: Authorizer,
+    caller: Caller,
+    references: Sequence[ResourceReference],
+    source: PipelineSource,
+    resource: str,
+    name: str,
+) -> str | None:
+    """Multi-user mode: the namespace a new run or job lives in, its experiment's, once the caller may
+    create there and use the pipeline it runs (upstream's messages, "Job" for runs too). Single-user
+    mode: None, nothing checked."""
+    if not authorizer.multi_user:
+        return None
+    owner = owner_experiment(references)
+    if owner is None or not owner.key.id:
+        raise InvalidArgument("Job has no experiment.")
+    with db.transaction(write=False) as session:
+        experiment = experiments_repo.get_experiment(session, owner.key.id)
+    if experiment is None:
+        raise NotFound.resource("Experiment", owner.key.id).wrap("Failed to get experiment namespace.")
+    if not experiment.namespace:
+        raise InvalidArgument("Job's experiment has no namespace.")
+    authorizer.namespace(caller, experiment.namespace, resource, authz.CREATE, name)
+    if source.version_id:
+        authorizer.version(caller, source.version_id, authz.GET)
+    return experiment.namespace
+
+
+def experiment_namespace(db: Database, experiment_id: str) -> str:
+    with db.transaction(write=False) as session:
+        experiment = experiments_repo.get_experiment(session, experiment_id)
+    return experiment.namespace if experiment is not None else ""
+
+
+def multi_user_list_scope(
+    authorizer: Authorizer, caller: Caller, key: ResourceKey | None, resource: str, operation: str,
+    db: Database,
+) -> tuple[ResourceType, str]:
+    """Multi-user ListRuns / ListJobs: the key must name a namespace or an experiment, which the caller
+    may list. Returns the key's (type, id)."""
+    if key is None or (key.type == ResourceType.UNKNOWN_RESOURCE_TYPE and not key.id):
+        raise InvalidArgument(f"{operation} must filter by resource reference in multi-user mode.")
+    if key.type == ResourceType.NAMESPACE:
+        if not key.id:
+            raise InvalidArgument(f"Invalid resource references for {operation}. Namespace is empty.")
+        authorizer.namespace(caller, key.id, resource, authz.LIST)
+    elif key.type == ResourceType.EXPERIMENT:
+        with db.transaction(write=False) as session:
+            experiment = experiments_repo.get_experiment(session, key.id)
+        if experiment is None:
+            raise NotFound.resource("Experiment", key.id).wrap("Failed to get namespace from experiment ID")
+        authorizer.namespace(caller, experiment.namespace, resource, authz.LIST)
+    else:
+        raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
+    return key.type, key.id
+
+
 def read_local_file(path: str) -> bytes | None:
     try:
         return Path(path).read_bytes()
@@ -162,6 +231,7 @@ class RunService:
         settings: Settings,
         experiments: ExperimentService,
         *,
+        authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
         artifact_reader: ArtifactReader | None = None,
         log_reader: LogReader | None = None,
@@ -169,6 +239,7 @@ class RunService:
         self._db = db
         self._settings = settings
         self._experiments = experiments
+        self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
         self.log_reader: LogReader = log_reader or read_local_file
@@ -178,11 +249,14 @@ class RunService:
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewRun) -> RunDetail:
+    def create(self, request: NewRun, caller: Caller = SYSTEM) -> RunDetail:
         with _context("Validate create run request failed."):
             source = self._validate(request)
+        namespace = namespace_of_new(
+            self._db, self._authz, caller, request.resource_references, source, authz.RUNS, request.name
+        )
         with _context("Failed to create a new run."):
-            return self._create(request, source)
+            return self._create(request, source, namespace)
 
     def _validate(self, request: NewRun) -> PipelineSource:
         """Upstream's ValidateCreateRunRequest, in its order: the name, then what the run executes."""
@@ -199,7 +273,7 @@ class RunService:
         check_text("Service account", request.service_account)
         return resolve_pipeline_source(self._db, request)
 
-    def _create(self, request: NewRun, source: PipelineSource) -> RunDetail:
+    def _create(self, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
         document, spec_manifest = source.document, source.spec_manifest
         run_id = str(uuid.uuid4())
@@ -219,12 +293,14 @@ class RunService:
             r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
         )
         job = next((r for r in references if r.key.type == ResourceType.JOB), None)
+        if namespace is None:  # single-user mode: the experiment's all the same
+            namespace = experiment_namespace(self._db, experiment.key.id)
         run = Run(
             id=run_id,
             name=request.name,
             description=request.description,
             description_key=description_key(request.description),
-            namespace="",
+            namespace=namespace,
             experiment_id=experiment.key.id,
             job_id=job.key.id if job is not None else None,
             pipeline_id=request.pipeline_id,
@@ -254,11 +330,12 @@ class RunService:
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, run_id: str) -> RunDetail:
+    def get(self, run_id: str, caller: Caller = SYSTEM) -> RunDetail:
         with self._db.transaction(write=False) as session:
             run = repo.get_run(session, run_id)
             if run is None:
                 raise NotFound.resource("Run", run_id)
+            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.GET, run.name)
             manifest = repo.get_manifest(session, run_id)
             nodes = repo.list_nodes(session, run_id)
             metrics = repo.metrics_of_runs(session, [run_id]).get(run_id, [])
@@ -270,16 +347,18 @@ class RunService:
             )
         return RunDetail(RunView(run, metrics, spec_manifest), rendered)
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
         query = parse_list_request(repo.RUN_LISTABLE, request)
         scope = []
+        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
+            raise (
+                InvalidArgument(f"Unsupported resource type: {key.type.name}")
+                .wrap("Unrecognized resource reference type.")
+                .wrap("Validating filter failed.")
+            )
+        if self._authz.multi_user:
+            multi_user_list_scope(self._authz, caller, key, authz.RUNS, "ListRuns", self._db)
         if key is not None:
-            if key.type not in _FILTERABLE_KEY_TYPES:
-                raise (
-                    InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                    .wrap("Unrecognized resource reference type.")
-                    .wrap("Validating filter failed.")
-                )
             if key.type == ResourceType.EXPERIMENT:
                 scope.append(repo.scope_experiment(key.id))
             elif key.type == ResourceType.JOB:
@@ -297,18 +376,21 @@ class RunService:
 
     # -- storage state and delete ----------------------------------------------------------------------
 
-    def archive(self, run_id: str) -> None:
+    def archive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.run(caller, run_id, authz.ARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Run", run_id).wrap("Archive run failed")
 
-    def unarchive(self, run_id: str) -> None:
+    def unarchive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.run(caller, run_id, authz.UNARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Run", run_id).wrap("Unarchive run failed")
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, caller: Caller = SYSTEM) -> None:
         """DeleteRun: stop what still runs (as deleting the Argo workflow kills its pods), then the rows."""
+        self._authz.run(caller, run_id, authz.DELETE)
         with self._db.transaction() as session:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
@@ -325,7 +407,8 @@ class RunService:
 
     # -- terminate and retry ---------------------------------------------------------------------------
 
-    def terminate(self, run_id: str) -> None:
+    def terminate(self, run_id: str, caller: Caller = SYSTEM) -> None:
+        self._authz.run(caller, run_id, authz.TERMINATE)
         with self._db.transaction() as session:
             if not repo.run_exists(session, run_id):
                 raise _run_not_found(run_id, "Terminate run failed")
@@ -335,12 +418,13 @@ class RunService:
                 )
         self._notify("terminate_requested", run_id)
 
-    def retry(self, run_id: str) -> None:
+    def retry(self, run_id: str, caller: Caller = SYSTEM) -> None:
         """RetryRun (upstream's formulateRetryWorkflow on our rows), in one transaction.
 
         Succeeded/Skipped nodes stay; Failed/Error/Omitted DAG nodes are reset to Running; every other
         Failed/Error/Omitted node and every node of the exit handler is deleted, so it runs again.
         """
+        self._authz.run(caller, run_id, authz.RETRY)
         with self._db.transaction() as session:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
@@ -389,8 +473,9 @@ class RunService:
 
     # -- artifacts and logs ----------------------------------------------------------------------------
 
-    def read_artifact(self, run_id: str, node_id: str, artifact_name: str) -> bytes:
+    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, caller: Caller = SYSTEM) -> bytes:
         """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
+        self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
         with _context(f"failed to read artifact '{request_text}'."):
             with self._db.transaction(write=False) as session:
@@ -403,8 +488,9 @@ class RunService:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
 
-    def read_node_log(self, run_id: str, node_id: str) -> bytes:
-        """The log of a step (our extension of the v1beta1 API)."""
+    def read_node_log(self, run_id: str, node_id: str, caller: Caller = SYSTEM) -> bytes:
+        """The log of a step (our extension of the v1beta1 API): read as an artifact is."""
+        self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         with _context("Read node log failed."):
             with self._db.transaction(write=False) as session:
                 if not repo.run_exists(session, run_id):

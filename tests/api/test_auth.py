@@ -1,6 +1,7 @@
 """Authentication over HTTP: every route of the app refuses a request without a valid bearer token (the
 route table is walked, so a new route cannot skip the check), healthz stays open, the modes, the trusted
-user header, and the `token` commands of the CLI against a live database."""
+user header, and the `token` commands of the CLI against a live database. With authentication on the
+server is in multi-user mode: tests/api/test_namespaces.py walks the routes again for 403s."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ PUBLIC_RULES = {HEALTHZ}
 UPLOAD_RULES = {API + "/pipelines/upload", API + "/pipelines/upload_version"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WHOAMI = API + "/test-whoami"
+# In multi-user mode (authentication on) list calls name a namespace.
+EXPERIMENTS_OF_TEAM_A = API + "/experiments?resource_reference_key.type=NAMESPACE&resource_reference_key.id=team-a"
 
 
 def _settings(**values: object) -> Settings:
@@ -194,8 +197,8 @@ def test_healthz_is_always_open(walked: tuple[FlaskClient, Tokens], method: str)
         response = client.open(HEALTHZ, method=method, headers=headers)
         assert response.status_code == 200, response.get_data(as_text=True)
         if method != "HEAD":
-            # Authentication is not namespace isolation: the client must not switch to multi-user behaviour.
-            assert json.loads(response.get_data())["multi_user"] is False
+            # Authentication on: multi-user mode, namespaces isolated (the kfp client adds its namespace).
+            assert json.loads(response.get_data())["multi_user"] is True
 
 
 def test_the_caller_is_the_tokens_user(walked: tuple[FlaskClient, Tokens]) -> None:
@@ -243,15 +246,17 @@ def _tokens_of(app: Flask) -> AuthService:
 def test_required_mode_end_to_end(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app(auth="required")
     client = app.test_client()
-    info, token = _tokens_of(app).create_token("alice")
+    info, token = _tokens_of(app).create_token("alice", ["team-a"])
     headers = {"Authorization": f"Bearer {token}"}
-    assert client.get(API + "/experiments").status_code == 401
-    created = client.post(API + "/experiments", json={"name": "authenticated"}, headers=headers)
+    assert client.get(EXPERIMENTS_OF_TEAM_A).status_code == 401
+    created = client.post(API + "/experiments", headers=headers, json={
+        "name": "authenticated", "resource_references": [
+            {"key": {"type": "NAMESPACE", "id": "team-a"}, "relationship": "OWNER"}]})
     assert created.status_code == 200, created.get_json()
-    listed = client.get(API + "/experiments", headers=headers).get_json()
+    listed = client.get(EXPERIMENTS_OF_TEAM_A, headers=headers).get_json()
     assert "authenticated" in [e["name"] for e in listed["experiments"]]
     _tokens_of(app).revoke_token(info.id)
-    _assert_401(client.get(API + "/experiments", headers=headers), API + "/experiments", "GET",
+    _assert_401(client.get(EXPERIMENTS_OF_TEAM_A, headers=headers), API + "/experiments", "GET",
                 "The bearer token is revoked.")
 
 
@@ -265,6 +270,8 @@ def test_modes(make_app, host: str, mode: str, open_: bool) -> None:  # type: ig
     response = client.get(API + "/experiments")
     assert response.status_code == (200 if open_ else 401), response.get_data(as_text=True)
     assert client.get(HEALTHZ).status_code == 200
+    # Multi-user mode is on exactly when authentication is.
+    assert client.get(HEALTHZ).get_json()["multi_user"] is (not open_)
     if open_:
         assert client.get(WHOAMI).get_json() == {"user": "", "namespaces": [], "token_id": None, "via": "none"}
         # With authentication off, credentials are not looked at: a bad one does not fail the request.
@@ -276,7 +283,7 @@ def test_the_trusted_user_header(make_app) -> None:  # type: ignore[no-untyped-d
     response = client.get(WHOAMI, headers={"kubeflow-userid": "alice@example.com"})
     assert response.get_json() == {"user": "alice@example.com", "namespaces": [], "token_id": None,
                                    "via": "user-header"}
-    assert client.get(API + "/experiments", headers={"Kubeflow-UserID": "bob"}).status_code == 200
+    assert client.get(EXPERIMENTS_OF_TEAM_A, headers={"Kubeflow-UserID": "bob"}).status_code == 200
     # The proxy's header wins over an Authorization header that is not one of ours.
     assert client.get(WHOAMI, headers={"kubeflow-userid": "carol", "Authorization": "Bearer x.y.z"}).get_json()[
         "user"] == "carol"
@@ -342,10 +349,12 @@ def test_token_commands(tmp_path: Path) -> None:
     try:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
-        assert client.get(API + "/experiments", headers=headers).status_code == 200
+        assert client.get(EXPERIMENTS_OF_TEAM_A, headers=headers).status_code == 200
+        # The namespaces given at creation are enforced.
+        assert client.get(EXPERIMENTS_OF_TEAM_A.replace("team-a", "team-b"), headers=headers).status_code == 403
         revoked = _cli("revoke", row["id"], data_dir=data_dir)
         assert revoked.returncode == 0, revoked.stderr
-        _assert_401(client.get(API + "/experiments", headers=headers), API + "/experiments", "GET",
+        _assert_401(client.get(EXPERIMENTS_OF_TEAM_A, headers=headers), API + "/experiments", "GET",
                     "The bearer token is revoked.")
     finally:
         shutdown(app)
