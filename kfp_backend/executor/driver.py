@@ -1,13 +1,24 @@
 """One thread per active run: reconcile, start steps, collect what they produced, write it down.
 
-The run's state lives in the database; this driver only holds what it can rebuild from there. Every
-change is written before the next step starts, so a driver that dies (kill -9 of the server) is
-replaced by another that carries on from the rows: finished nodes are never run again, and a step
-still running from the old process is adopted rather than started twice.
+The run's state lives in the database; this driver only holds what it can rebuild from there. A driver
+that dies (kill -9 of the server) is replaced by another that carries on from the rows: finished nodes
+are never run again, and a step still running from the old process is adopted rather than started
+twice.
+
+A pass launches every step that became ready (a whole wave), and its node changes go to the database
+in one transaction, written behind the driver by a writer thread (at most one transaction in flight;
+changes made meanwhile are merged into the next one), so the driver never waits on the database
+between launches. A step may therefore run before the row that says so is written; what makes that
+safe is the launch record the launcher writes in the step's directory right after the spawn (pid and
+process start time): a later driver that is about to start that node finds the record and adopts the
+process, or takes its recorded exit, instead of starting it twice. Once the driver has taken a step's
+result it marks the directory (`collected`), so a later attempt there (a retry of the run) starts afresh.
+The final state of a run is written synchronously, after everything before it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -21,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
 from kfp_backend.executor.operator import DEADLINE_MESSAGE, WORKFLOW_NAMESPACE, RunOperator, rfc3339
-from kfp_backend.store.execution_repo import ClaimedRun
+from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
 from kfp_backend.workflow.graph import Template
@@ -33,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 METRICS_ARTIFACT = "mlpipeline-metrics"
 HOSTNAME = socket.gethostname()
+COLLECTED_FILE = "collected"  # in a step's directory: the driver has taken this attempt's result
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,98 @@ class _Shutdown:
     """The process is stopping: leave the steps running; the next executor adopts them."""
 
 
+_ALREADY_ENDED = object()  # start_pod found the step's recorded exit: an _Exited event is on its way
+
+
+class _ProgressWriter:
+    """Writes a run's progress behind its driver: one transaction at a time, later changes merged in.
+
+    The driver hands over snapshots (node rows serialized on the driver thread); `lost` turns True when
+    a write finds the run is no longer this driver's, `error` holds an exception a write raised. Either
+    wakes the driver up. `drain` waits until everything handed over is written."""
+
+    def __init__(self, driver: RunDriver) -> None:
+        self._driver = driver
+        self._cond = threading.Condition()
+        self._inserted: dict[str, NodeRow] = {}
+        self._updated: dict[str, NodeRow] = {}
+        self._status: tuple[dict, str] | None = None  # (workflow status, run status) to write next
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.lost = False
+        self.error: BaseException | None = None
+
+    def submit(self, inserted: list[NodeRow], updated: list[NodeRow], workflow_status: dict, status: str) -> None:
+        with self._cond:
+            for row in inserted:
+                self._inserted[row[0]] = row
+            for row in updated:
+                if row[0] in self._inserted:
+                    self._inserted[row[0]] = row  # not written yet: insert its latest state
+                else:
+                    self._updated[row[0]] = row
+            self._status = (workflow_status, status)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"{threading.current_thread().name}-writer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def take(self) -> tuple[list[NodeRow], list[NodeRow]]:
+        """What was handed over but not written yet (the caller writes it): used for the final write."""
+        with self._cond:
+            inserted, updated = list(self._inserted.values()), list(self._updated.values())
+            self._inserted, self._updated, self._status = {}, {}, None
+            return inserted, updated
+
+    def drain(self) -> None:
+        with self._cond:
+            while self._busy or (self._status is not None and self.error is None and not self.lost):
+                self._cond.wait()
+
+    def close(self) -> None:
+        """Stop after the write in flight; what is still pending is dropped (see `take`)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            while self._busy:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        executor = self._driver.executor
+        while True:
+            with self._cond:
+                while self._status is None and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                assert self._status is not None
+                inserted, updated = list(self._inserted.values()), list(self._updated.values())
+                (workflow_status, status), self._status = self._status, None
+                self._inserted, self._updated = {}, {}
+                self._busy = True
+            owned, error = True, None
+            try:
+                owned = executor.state.save_progress(
+                    self._driver.run_id, executor.driver_id, inserted=inserted, updated=updated,
+                    workflow_status=workflow_status, status=status, finished=False,
+                )
+            except Exception as exc:  # raised again on the driver thread
+                error = exc
+            with self._cond:
+                self._busy = False
+                if error is not None:
+                    self.error = error
+                if not owned:
+                    self.lost = True
+                self._cond.notify_all()
+            if error is not None or not owned:
+                self._driver.post(_Wake())
+                return
+
+
 class RunDriver:
     def __init__(self, executor: Executor, claimed: ClaimedRun) -> None:
         self.executor = executor
@@ -65,6 +169,8 @@ class RunDriver:
         self.events: queue.Queue[object] = queue.Queue()
         self.handles: dict[str, StepHandle] = {}
         self.templates_by_node: dict[str, Template] = {}
+        self.specs_by_node: dict[str, StepSpec] = {}
+        self.writer = _ProgressWriter(self)
         self.waiting_for_slot = False
         self.operator: RunOperator | None = None
         self._deleted = False
@@ -119,11 +225,10 @@ class RunDriver:
         next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
         while True:
             operator.reconcile()
-            if not self._flush(operator):
-                self._abandon()
-                return
             if operator.finished:
+                self._flush_final(operator)
                 return
+            self._flush(operator)
             timeout = max(0.0, next_heartbeat - time.monotonic())
             if operator.next_wake is not None:
                 timeout = min(timeout, max(0.0, operator.next_wake - time.time()))
@@ -137,10 +242,18 @@ class RunDriver:
                     event = self.events.get_nowait()
                 except queue.Empty:
                     event = None
+            if self.writer.error is not None:
+                raise self.writer.error
+            if self.writer.lost:  # another executor took the run over
+                self._abandon()
+                return
             if self._deleted:
                 self._abandon()
                 return
             if self._shutdown:
+                self._flush(operator)
+                self.writer.drain()
+                self.writer.close()
                 return
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
@@ -161,6 +274,10 @@ class RunDriver:
                 return
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
+            spec = self.specs_by_node.pop(event.node_name, None)
+            if spec is not None:
+                with contextlib.suppress(OSError):
+                    (spec.work_dir / COLLECTED_FILE).touch()
         elif isinstance(event, _Terminate):
             operator.request_stop("terminate")
         elif isinstance(event, _Deleted):
@@ -168,15 +285,39 @@ class RunDriver:
         elif isinstance(event, _Shutdown):
             self._shutdown = True
 
-    def _flush(self, operator: RunOperator) -> bool:
+    def _flush(self, operator: RunOperator) -> None:
+        """Hand this pass's changes to the writer (no waiting)."""
         inserted, updated = operator.take_changes()
-        status = operator.phase if operator.finished else "Running"
-        return self.executor.state.save_progress(
-            self.run_id, self.executor.driver_id, inserted=inserted, updated=updated,
-            workflow_status=operator.workflow_status(), status=status, finished=operator.finished,
+        self.writer.submit(
+            [node_row(n) for n in inserted], [node_row(n) for n in updated], operator.workflow_status(), "Running"
         )
 
+    def _flush_final(self, operator: RunOperator) -> None:
+        """The run's final state, written after everything before it."""
+        self.writer.drain()
+        self.writer.close()
+        if self.writer.error is not None:
+            raise self.writer.error
+        pending_inserted, pending_updated = self.writer.take()
+        inserted, updated = operator.take_changes()
+        rows_inserted = {row[0]: row for row in pending_inserted}
+        rows_updated = {row[0]: row for row in pending_updated}
+        for node in inserted:
+            rows_inserted[node["id"]] = node_row(node)
+        for node in updated:
+            if node["id"] in rows_inserted:
+                rows_inserted[node["id"]] = node_row(node)
+            else:
+                rows_updated[node["id"]] = node_row(node)
+        if self.writer.lost or not self.executor.state.save_progress(
+            self.run_id, self.executor.driver_id, inserted=list(rows_inserted.values()),
+            updated=list(rows_updated.values()), workflow_status=operator.workflow_status(), status=operator.phase,
+            finished=True,
+        ):
+            self._abandon()
+
     def _abandon(self, kill: bool = True) -> None:
+        self.writer.close()
         for handle in list(self.handles.values()):
             if kill:
                 self.executor.launcher.terminate(handle)
@@ -193,7 +334,9 @@ class RunDriver:
             for handle in list(self.handles.values()):
                 self.executor.launcher.terminate(handle)
             status = {**self.operator.workflow_status(), **status, "startedAt": rfc3339(self.operator.started_at)}
-            nodes = list(self.operator.take_changes()[0])
+            nodes = [node_row(n) for n in self.operator.take_changes()[0]]
+        self.writer.close()
+        nodes = self.writer.take()[0] + nodes
         try:
             self.executor.state.save_progress(
                 self.run_id, self.executor.driver_id, inserted=nodes, updated=[], workflow_status=status,
@@ -212,23 +355,50 @@ class RunDriver:
         except ex.UnresolvedPlaceholder as exc:
             self.executor.release_slot(self)
             return f"Unable to resolve: {exc}"
+        name = node["name"]
+        launcher = self.executor.launcher
         try:
-            if spec.work_dir.exists():
-                shutil.rmtree(spec.work_dir)  # a launch that never got recorded (crash between the two)
-            self._place_inputs(node, template, spec)
-            name = node["name"]
-            handle = self.executor.launcher.start(spec, lambda result: self.post(_Exited(name, result)))
+            handle = self._find_unrecorded_launch(node, spec)
+            if handle is None:
+                if spec.work_dir.exists():
+                    shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran
+                self._place_inputs(node, template, spec)
+                handle = launcher.start(spec, lambda result: self.post(_Exited(name, result)))
         except Exception as exc:
             self.executor.release_slot(self)
-            log.exception("run %s: could not start %s", self.run_id, node["name"])
+            log.exception("run %s: could not start %s", self.run_id, name)
             return f"failed to start the step: {exc}"
-        self.handles[node["name"]] = handle
-        node["_pid"] = handle.pid
+        if handle is not _ALREADY_ENDED:
+            assert isinstance(handle, StepHandle)
+            self.handles[name] = handle
+            node["_pid"] = handle.pid
         node["_work_dir"] = str(spec.work_dir)
-        node["_log_path"] = str(self.executor.launcher.log_path(spec))
+        node["_log_path"] = str(launcher.log_path(spec))
         node["hostNodeName"] = HOSTNAME
-        self.templates_by_node[node["name"]] = template
+        self.templates_by_node[name] = template
+        self.specs_by_node[name] = spec
         return None
+
+    def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | object | None:
+        """A launch of this very node that an earlier driver made but never got into the database (it
+        died between the two): adopt the process, or take the exit it recorded. None: start the step."""
+        if (spec.work_dir / COLLECTED_FILE).exists():
+            return None
+        launcher = self.executor.launcher
+        pid = launcher.launched_pid(spec)
+        if pid is None:
+            return None
+        name = node["name"]
+        handle = launcher.adopt(spec, pid, lambda result: self.post(_Exited(name, result)))
+        if handle is not None:
+            log.info("run %s: adopted %s (pid %s), launched before a restart", self.run_id, name, pid)
+            return handle
+        recorded = launcher.recorded_result(spec)
+        if recorded is None or recorded.vanished:
+            return None
+        node["_pid"] = pid
+        self.post(_Exited(name, recorded))
+        return _ALREADY_ENDED
 
     def kill_pod(self, node: dict) -> None:
         handle = self.handles.get(node["name"])
@@ -281,16 +451,13 @@ class RunDriver:
                 target.write_text(artifact["raw"].get("data", ""), encoding="utf-8")
             elif "s3" in artifact:
                 self.executor.artifacts.get(artifact["s3"]["key"], target)
-        # Hand-written ContainerOps expect the directories of their outputs to exist, as in an image.
-        for path in [p.path for p in template.outputs_parameters if p.path] + [
-            a.path for a in template.outputs_artifacts if a.path
-        ]:
-            launcher.host_path(spec, path).parent.mkdir(parents=True, exist_ok=True)
+        # The directories of the outputs (hand-written ContainerOps expect them, as in an image) are made
+        # by the launcher's sandbox plan, with those of every other declared path.
 
     def _collect(self, node: dict, result: StepResult) -> tuple[str, str, dict | None]:
         """The node's phase, message and outputs from its exit and the files it left."""
         template = self.templates_by_node.get(node["name"]) or self.graph.templates[node["templateName"]]
-        spec = self._step_spec(node, template)
+        spec = self.specs_by_node.get(node["name"]) or self._step_spec(node, template)
         launcher = self.executor.launcher
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
@@ -352,6 +519,7 @@ class RunDriver:
                 continue
             spec = self._step_spec(node, template)
             self.templates_by_node[node["name"]] = template
+            self.specs_by_node[node["name"]] = spec
             name = node["name"]
             handle = None
             pid = node.get("_pid")

@@ -48,6 +48,7 @@ class Executor:
         self.metrics_reporter = metrics_reporter
         self.poll_seconds = poll_seconds
         self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._runs_dir = (Path(settings.data_dir) / "runs").resolve()
         self._drivers: dict[str, RunDriver] = {}
         self._lock = threading.Lock()
         self._slots_free = settings.effective_max_parallel_steps
@@ -79,7 +80,7 @@ class Executor:
         _LIVE_EXECUTOR_IDS.discard(self.driver_id)
 
     def step_dir(self, run_id: str, node_id: str) -> Path:
-        return (self.settings.data_dir / "runs" / run_id / node_id).resolve()
+        return self._runs_dir / run_id / node_id
 
     # ------------------------------------------------------------ RunExecution hooks
 

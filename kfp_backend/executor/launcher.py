@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from kfp_backend.executor import sandbox
+from kfp_backend.executor import helper, sandbox
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class StepLauncher(Protocol):
     def terminate(self, handle: StepHandle) -> None: ...
     def is_alive(self, handle: StepHandle) -> bool: ...
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None: ...
+    def launched_pid(self, spec: StepSpec) -> int | None: ...
     def recorded_result(self, spec: StepSpec) -> StepResult | None: ...
     def host_path(self, spec: StepSpec, in_step_path: str) -> Path: ...
     def log_path(self, spec: StepSpec) -> Path: ...
@@ -271,13 +272,18 @@ def _result(code: int | None, kill_reason: str | None, *, signal_number: int | N
 class LocalProcessLauncher:
     """Runs steps as host process groups with private paths ("namespace" or "rewrite" isolation)."""
 
-    def __init__(self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0) -> None:
+    def __init__(
+        self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0, use_helper: bool = True
+    ) -> None:
+        """`use_helper`: wrap steps with the compiled `kfp-step` when it can be had (see `helper`);
+        False, or no C compiler: the shell wrapper."""
         if isolation not in sandbox.MODES:
             raise ValueError(f"isolation must be one of {', '.join(sandbox.MODES)}, not {isolation!r}")
         self.kill_grace_seconds = kill_grace_seconds
         self.isolation_note = ""
         self._tools: tuple[str, str] | None = None
         self._reaper = _Reaper(self)
+        self.helper = helper.step_helper() if use_helper else None
         if isolation == sandbox.REWRITE:
             self.isolation = sandbox.REWRITE
             self.isolation_note = "path rewriting requested"
@@ -286,6 +292,8 @@ class LocalProcessLauncher:
         if reason is None:
             self.isolation = sandbox.NAMESPACE
             self._tools = sandbox.namespace_tools()
+            if self.helper is not None and not helper.namespace_works(self.helper):
+                self.helper = None
         elif isolation == sandbox.NAMESPACE:
             raise RuntimeError(f"private mount namespaces are not available: {reason}")
         else:
@@ -308,9 +316,12 @@ class LocalProcessLauncher:
             assert self._tools is not None
             unshare, mount = self._tools
             return sandbox.plan_namespace(
-                spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, unshare, mount
+                spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, unshare, mount,
+                helper=self.helper,
             )
-        return sandbox.plan_rewrite(spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir)
+        return sandbox.plan_rewrite(
+            spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, helper=self.helper
+        )
 
     def start(self, spec: StepSpec, on_exit: OnExit) -> StepHandle:
         """Launch the step; raises sandbox.SandboxError / OSError when it cannot be launched at all."""
@@ -379,6 +390,11 @@ class LocalProcessLauncher:
         handle._record = record
         self._reaper.watch(handle, on_exit)
         return handle
+
+    def launched_pid(self, spec: StepSpec) -> int | None:
+        """The pid of the launch recorded in the step's directory, if any (running or not)."""
+        record = _read_pid_record(spec.work_dir)
+        return None if record is None else record.pid
 
     def recorded_result(self, spec: StepSpec) -> StepResult | None:
         """How a step ended, from its work dir alone: None if it never started or is still running;

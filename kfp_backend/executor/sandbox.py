@@ -145,12 +145,18 @@ def plan_namespace(
     working_dir: str | None,
     unshare: str,
     mount: str,
+    helper: str | None = None,
 ) -> Plan:
+    """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
     paths = [check_in_step_path(p) for p in private_paths]
     root = Path(work_dir) / "root"
     host_tmp = root / "tmp"
-    (host_tmp / HOME_IN_STEP[len(TMP) + 1 :]).mkdir(parents=True, exist_ok=True)
+    if helper is None:
+        (host_tmp / HOME_IN_STEP[len(TMP) + 1 :]).mkdir(parents=True, exist_ok=True)
+    else:
+        host_tmp.mkdir(parents=True, exist_ok=True)  # kfp-step makes the working directory inside
     _make_parent_dirs(root, paths)
+    binds: list[tuple[str, str]] = []
 
     # -n: no /etc/mtab update, -c: the paths are ours and absolute (skips realpath work).
     mount_cmd = f"{shlex.quote(mount)} -n -c --bind"
@@ -187,10 +193,21 @@ def plan_namespace(
             kind = "a directory" if is_dir else "a file"
             raise SandboxError(f"{path} is {kind} in the step but not on the host")
         steps.append(f"{mount_cmd} {shlex.quote(str(source))} {shlex.quote(path)}")
+        binds.append((str(source), path))
     steps.append(f"{mount_cmd} {shlex.quote(str(host_tmp))} {TMP}")
-    body = [" &&\n".join(steps) + " ||\n" + _fail("could not set up the step's private paths")]
-
+    binds.append((str(host_tmp), TMP))
     cwd = working_dir or HOME_IN_STEP
+    if helper is not None:
+        options = [helper, "-m"]
+        for source_path, target in binds:
+            options += ["-b", source_path, target]
+        return Plan(
+            argv=[*options, "-C", cwd, "--", *argv],
+            env=base_env(HOME_IN_STEP, env),
+            cwd=str(work_dir),
+            placeholders=placeholders,
+        )
+    body = [" &&\n".join(steps) + " ||\n" + _fail("could not set up the step's private paths")]
     q = shlex.quote(cwd)
     body.append(f"cd {q} 2>/dev/null || {{ mkdir -p {q} && cd {q}; }} || " + _fail(f"cannot enter {cwd}"))
     wrapper = [unshare, "--mount", "--propagation", "private", SH, "-c", _record_and_exit(body), "kfp-step"]
@@ -238,12 +255,14 @@ def plan_rewrite(
     argv: list[str],
     env: dict[str, str],
     working_dir: str | None,
+    helper: str | None = None,
 ) -> Plan:
     paths = [check_in_step_path(p) for p in private_paths]
     root = Path(work_dir) / "root"
     host_tmp = root / "tmp"
     home = root / HOME_IN_STEP.lstrip("/")
-    home.mkdir(parents=True, exist_ok=True)
+    if helper is None or working_dir is not None:
+        home.mkdir(parents=True, exist_ok=True)
     _make_parent_dirs(root, paths)
     rewrite = PathRewriter(root, paths)
 
@@ -258,6 +277,12 @@ def plan_rewrite(
             raise SandboxError(f"cannot create the working directory {working_dir}: {exc}") from exc
     step_env = base_env(str(home), {k: rewrite(v) for k, v in env.items()})
     step_env["TMPDIR"] = str(host_tmp)
+    if helper is not None:
+        return Plan(
+            argv=[helper, "-C", str(cwd), "--", *(rewrite(a) for a in argv)],
+            env=step_env,
+            cwd=str(cwd),
+        )
     q = shlex.quote(str(cwd))
     return Plan(
         argv=[SH, "-c", _record_and_exit([f"cd {q} || " + _fail(f"cannot enter {cwd}")]), "kfp-step",

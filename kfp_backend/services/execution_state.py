@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.store import execution_repo as repo
 from kfp_backend.store.db import Database
-from kfp_backend.store.execution_repo import ClaimedRun
+from kfp_backend.store.execution_repo import ClaimedRun, NodeRow
 
 
 class ExecutionStateService:
@@ -42,13 +42,14 @@ class ExecutionStateService:
         run_id: str,
         driver_id: str,
         *,
-        inserted: Iterable[dict],
-        updated: Iterable[dict],
+        inserted: Iterable[NodeRow],
+        updated: Iterable[NodeRow],
         workflow_status: dict,
         status: str,
         finished: bool,
     ) -> bool:
-        """Write node changes and the workflow status; False if the run is no longer this driver's."""
+        """Write node changes (rows from `execution_repo.node_row`) and the workflow status, in one
+        transaction; False if the run is no longer this driver's."""
         with self._db.transaction() as session:
             owned = repo.update_run_progress(
                 session, run_id, driver_id, workflow_status=workflow_status, status=status,

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from kfp_backend.store.models import Run, RunManifest, RunNode
@@ -101,19 +101,28 @@ def release_run(session: Session, run_id: str, driver_id: str) -> None:
     )
 
 
-def save_nodes(session: Session, run_id: str, inserted: Iterable[dict], updated: Iterable[dict]) -> None:
-    rows = [
-        {"run_id": run_id, "node_id": node["id"], "phase": node.get("phase", ""), "data": json.dumps(node)}
-        for node in inserted
-    ]
+NodeRow = tuple[str, str, str]  # (node id, phase, data as JSON)
+
+
+def node_row(node: dict) -> NodeRow:
+    """A node as it is stored; taken by the driver thread, so later changes to the dict do not leak in."""
+    return node["id"], node.get("phase", ""), json.dumps(node, separators=(",", ":"))
+
+
+def save_nodes(session: Session, run_id: str, inserted: Iterable[NodeRow], updated: Iterable[NodeRow]) -> None:
+    """New nodes in one multi-row INSERT, changed ones in one executemany UPDATE."""
+    rows = [{"run_id": run_id, "node_id": node_id, "phase": phase, "data": data} for node_id, phase, data in inserted]
     if rows:
         session.execute(RunNode.__table__.insert(), rows)
-    for node in updated:
-        session.execute(
-            update(RunNode)
-            .where(RunNode.run_id == run_id, RunNode.node_id == node["id"])
-            .values(phase=node.get("phase", ""), data=json.dumps(node))
+    changes = [{"k_run": run_id, "k_node": node_id, "phase": phase, "data": data} for node_id, phase, data in updated]
+    if changes:
+        table = RunNode.__table__
+        statement = (
+            table.update()
+            .where(table.c.run_id == bindparam("k_run"), table.c.node_id == bindparam("k_node"))
+            .values(phase=bindparam("phase"), data=bindparam("data"))
         )
+        session.connection().execute(statement, changes)
 
 
 def delete_nodes(session: Session, run_id: str, node_ids: Iterable[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,11 +42,22 @@ def require_namespaces() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(params=[sandbox.NAMESPACE, sandbox.REWRITE])
+@pytest.fixture(
+    params=[(sandbox.NAMESPACE, True), (sandbox.NAMESPACE, False), (sandbox.REWRITE, True), (sandbox.REWRITE, False)],
+    ids=["namespace-kfp-step", "namespace-shell", "rewrite-kfp-step", "rewrite-shell"],
+)
 def launcher(request: pytest.FixtureRequest) -> LocalProcessLauncher:
-    if request.param == sandbox.NAMESPACE:
+    """Every isolation mode, with the compiled `kfp-step` wrapper and with the shell wrapper."""
+    isolation, use_helper = request.param
+    if isolation == sandbox.NAMESPACE:
         require_namespaces()
-    return LocalProcessLauncher(request.param, kill_grace_seconds=1.0)
+    launcher = LocalProcessLauncher(isolation, kill_grace_seconds=1.0, use_helper=use_helper)
+    if use_helper and launcher.helper is None:
+        if in_ci() and shutil.which("cc"):
+            pytest.fail("kfp-step must be built under CI=true when a C compiler is installed")
+        pytest.skip("no kfp-step helper here")
+    assert (launcher.helper is not None) == use_helper
+    return launcher
 
 
 @pytest.fixture
@@ -166,7 +178,7 @@ def test_on_exit_called_once_from_a_launcher_thread(launcher: LocalProcessLaunch
     handle = launcher.start(spec_for(tmp_path / "w", ["true"]), recorder)
     result = recorder.wait()
     assert recorder.threads[0] != threading.current_thread().name
-    assert recorder.threads[0].startswith("step:")
+    assert recorder.threads[0] == "step:reaper"
     assert handle.wait(1) == result and handle.done() and not launcher.is_alive(handle)
     assert isinstance(handle, StepHandle) and handle.pid > 0 and handle.work_dir == tmp_path / "w"
 
