@@ -14,15 +14,18 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import schemathesis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
+from kfp_backend.api.openapi import OPENAPI_PATH
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import AuthService
@@ -216,6 +219,26 @@ WALKED = [(rule, method) for rule, method in ROUTES if method != "OPTIONS"]
 NAMESPACED = [route for route in WALKED if route not in NOT_NAMESPACED]
 
 
+_DOCUMENT = schemathesis.openapi.from_path(OPENAPI_PATH)
+
+
+def _normalize(path: str) -> str:
+    """One spelling for Flask rules (`<id>`, `<path:x>`) and OpenAPI templates (`{id}`)."""
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path)
+
+
+_TEMPLATES = {_normalize(path): path for path in _DOCUMENT.raw_schema["paths"]}
+
+
+def _check_documented(response: Any, rule: str, method: str) -> None:
+    """The answer is one the OpenAPI document lists for the operation, with the documented body."""
+    if method == "HEAD":
+        return
+    operation = _DOCUMENT[_TEMPLATES[_normalize(rule)]][method]
+    assert str(response.status_code) in operation.definition.raw["responses"], (method, rule, response.status_code)
+    operation.validate_response(response)
+
+
 def _as_get(route: tuple[str, str]) -> tuple[str, str]:
     rule, method = route
     return (rule, "GET") if method == "HEAD" else route
@@ -285,7 +308,10 @@ def test_every_route_checks_the_namespace(
     for token in (None, "kfpb_" + "A" * 43, tokens.revoked):
         response = call(token)
         assert response.status_code == 401, (method, rule, token, response.get_data(as_text=True))
-    _assert_403(call(tokens.bob), rule, method, "bob")
+        _check_documented(response, rule, method)
+    refused = call(tokens.bob)
+    _assert_403(refused, rule, method, "bob")
+    _check_documented(refused, rule, method)
     # Nothing happened: the resources are still there, unchanged, for their owner.
     owner = Api(client, tokens.alice)
     assert owner.ok("GET", f"/experiments/{seed.experiment}")["storage_state"] == "STORAGESTATE_AVAILABLE"
