@@ -78,8 +78,8 @@ def _token_parsers(commands: argparse._SubParsersAction) -> None:
     )
     create.add_argument("--user", required=True, help="the user the token authenticates as")
     create.add_argument("--namespace", dest="namespaces", action="append", default=[], metavar="NS",
-                        help="a namespace the token is limited to (repeat for several; default: not limited). "
-                        "Recorded now, enforced once namespaces are")
+                        help="a namespace the token is limited to in multi-user mode (repeat for several; "
+                        "default: not limited, every namespace)")
     create.add_argument("--expires", metavar="DURATION|ISO",
                         help="when the token stops working: a duration from now (90m, 12h, 30d, 1w, 1d12h), "
                         "an ISO 8601 date or time (UTC unless it has an offset), or 'never' (the default)")

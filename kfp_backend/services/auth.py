@@ -1,9 +1,8 @@
 """Authentication: API tokens (create, list, revoke, authenticate) and the `Caller` a request acts as.
 
-Authorization is not here yet. When it comes it belongs in this module, as one check that services call
-with the caller the HTTP layer authenticated (`flask.g.caller`, passed down explicitly: services never
-see a request); `Caller` already carries what it needs: the user, the namespaces the credential is
-limited to, and how the caller was identified.
+Authorization is services/authorization.py: one check that services call with the caller the HTTP layer
+authenticated (`flask.g.caller`, passed down explicitly: services never see a request). `Caller` carries
+what it needs: the user, the namespaces the credential is limited to, and how the caller was identified.
 
 Tokens are `kfpb_` + 43 URL-safe characters (`secrets.token_urlsafe(32)`: 256 random bits). Only the
 SHA-256 of a token is stored. A token is a random high-entropy secret, not a password a person chose,
