@@ -65,6 +65,15 @@ def load_average() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def worst_seconds(visible: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
+    """The three seconds of the window whose last run appeared latest: (offset in the window, lag ms)."""
+    latest: dict[int, int] = {}
+    for slot, at in visible:
+        if first <= slot <= last:
+            latest[slot] = max(latest.get(slot, 0), at - slot * 1000)
+    return sorted(((slot - first, lag) for slot, lag in latest.items()), key=lambda x: -x[1])[:3]
+
+
 def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, manifest: str,
              workdir: Path) -> dict[str, Any]:
     settings = Settings(database_url=url, data_dir=workdir, executor_enabled=False, scheduler_enabled=False)
@@ -150,6 +159,7 @@ def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, mani
         "visible_p99": percentile(seen_lags, 99), "visible_max": max(seen_lags) if seen_lags else None,
         "steady_visible_p50": percentile(steady, 50), "steady_visible_p99": percentile(steady, 99),
         "steady_visible_max": max(steady) if steady else None,
+        "worst_seconds": worst_seconds(visible, first, last),
         "create_jobs_s": round(created, 1), "load": f"{load_before} -> {load_after}",
     }
 

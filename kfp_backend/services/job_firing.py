@@ -31,6 +31,7 @@ text: firing a thousand jobs in a second needs no thousand deep copies of their 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -72,6 +73,8 @@ BLOCKED_RECHECK_SECONDS = 1
 BROKEN_RETRY_SECONDS = 60
 # Catch-up fires of one job in one transaction; the rest follow in the next one.
 MAX_FIRES_PER_JOB = 50
+# stage_seconds looks at this many of the latest firing transactions.
+STAGE_HISTORY = 5
 _INVALID_NAME_CHARS = re.compile(r"[^a-z0-9-]")
 
 Clock = Callable[[], int]
@@ -185,7 +188,7 @@ class JobFiring:
         self._clock_ms = clock_ms
         self.batch_size = batch_size
         self.ahead_batch_size = ahead_batch_size
-        self.last_stage_seconds = 0.0
+        self._stage_seconds: collections.deque[float] = collections.deque(maxlen=STAGE_HISTORY)
         self._templates: dict[str, _Template] = {}
         self._broken: dict[str, _Broken] = {}
         self._prepared: dict[str, _Ready] = {}
@@ -211,7 +214,7 @@ class JobFiring:
         before the commit, and the commit comes at `at` or later, so every run still exists only from
         its scheduled time on (and the job rows are locked only about as long as writing them takes).
         If `hold` returns False (this scheduler lost its lease or is stopping) everything is rolled
-        back. `last_stage_seconds` is how long the writing before the hold took."""
+        back. `stage_seconds` says how long the writing before the hold takes."""
         try:
             result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold)
         except _Abandoned:
@@ -238,6 +241,12 @@ class JobFiring:
             result.examined += 1
             result.still_due = result.still_due or single.still_due
         return result
+
+    @property
+    def stage_seconds(self) -> float:
+        """The longest of the last few firing transactions that wrote runs, up to their job_fires rows
+        (0 before the first): what a fire ahead of time should start at least that early for."""
+        return max(self._stage_seconds, default=0.0)
 
     def next_wake(self) -> int | None:
         """The earliest next_fire_at of the enabled jobs (seconds), or None."""
@@ -319,7 +328,7 @@ class JobFiring:
             repo.record_runs(session, runs, manifests)
             repo.save_progress(session, progress)
             if runs:
-                self.last_stage_seconds = time.monotonic() - staged
+                self._stage_seconds.append(time.monotonic() - staged)
             if hold is not None and not hold(now * 1000):
                 raise _Abandoned()
             # The fire time is taken last, just before the guard rows and the commit: the recorded lag
