@@ -358,7 +358,7 @@ class RunDriver:
         name = node["name"]
         launcher = self.executor.launcher
         try:
-            handle = self._find_unrecorded_launch(node, spec)
+            handle = self._find_unrecorded_launch(node, spec) if spec.work_dir.exists() else None
             if handle is None:
                 if spec.work_dir.exists():
                     shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran

@@ -4,13 +4,18 @@ The shell wrapper of the sandbox (`unshare` -> `sh` -> `mount` -> the step) cost
 executions per step, a few milliseconds of CPU each time: most of a tiny step's cost, and what limits
 a wide fan-out on a small machine. `kfp-step` does the same work in one small process:
 
-    kfp-step [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
+    kfp-step [-p PIDFILE] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
 
+    -p   first write the launch record to PIDFILE (atomically): "pid start-time boot-id started-at",
+         the start time being field 22 of /proc/self/stat, as the launcher would write it; the record
+         exists before the step runs, whatever happens to the server meanwhile
+    -D   create DIR with its parents when missing
     -m   enter a new mount namespace and make every mount in it private (`unshare --mount
          --propagation private`)
     -b   bind-mount SOURCE over TARGET (`mount --bind`), in the order given
     -C   enter DIR, created with its parents when missing
 
+Options act in the order given.
 then it runs ARGV (looked up on PATH) as its child with the child's stdout on its own stderr, survives
 SIGTERM (the child gets the default action, so a step sees SIGTERM and its grace period), waits, and
 writes the child's exit status (128 + signal number when killed) on its stdout, as the shell wrapper
@@ -33,6 +38,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ SOURCE = r"""
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SETUP_FAILED 125
@@ -75,6 +82,36 @@ static int make_dirs(char *path) {
 
 static void ignore(int sig) { (void)sig; }
 
+static int read_file(const char *path, char *buffer, size_t size) {
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return -1;
+    size_t n = fread(buffer, 1, size - 1, file);
+    fclose(file);
+    buffer[n] = 0;
+    return 0;
+}
+
+static int write_record(const char *path) {
+    char stat_line[4096], boot_id[128] = "unknown", temporary[4096];
+    if (read_file("/proc/self/stat", stat_line, sizeof stat_line) != 0) return -1;
+    char *fields = strrchr(stat_line, ')');
+    if (fields == NULL) return -1;
+    char *saved = NULL, *field = strtok_r(fields + 1, " ", &saved);
+    for (int n = 0; field != NULL && n < 19; n++) field = strtok_r(NULL, " ", &saved);
+    if (field == NULL) return -1;
+    if (read_file("/proc/sys/kernel/random/boot_id", boot_id, sizeof boot_id) == 0) {
+        boot_id[strcspn(boot_id, "\n")] = 0;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (snprintf(temporary, sizeof temporary, "%s.tmp", path) >= (int)sizeof temporary) return -1;
+    FILE *file = fopen(temporary, "w");
+    if (file == NULL) return -1;
+    fprintf(file, "%d %s %s %ld.%06ld\n", (int)getpid(), field, boot_id, (long)now.tv_sec, now.tv_nsec / 1000);
+    if (fclose(file) != 0) return -1;
+    return rename(temporary, path);
+}
+
 int main(int argc, char **argv) {
     const char *setup = "could not set up the step's private paths";
     char *cwd = NULL;
@@ -83,6 +120,10 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--")) {
             i++;
             break;
+        } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+            if (write_record(argv[++i]) != 0) return fail("kfp-step: cannot write the launch record", argv[i]);
+        } else if (!strcmp(argv[i], "-D") && i + 1 < argc) {
+            if (make_dirs(argv[++i]) != 0) return fail("cannot create", argv[i]);
         } else if (!strcmp(argv[i], "-m")) {
             if (unshare(CLONE_NEWNS) != 0) return fail(setup, "(unshare)");
             if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return fail(setup, "(private /)");
@@ -176,14 +217,29 @@ def _build() -> str:
 
 
 def _check(binary: str) -> None:
+    """Run it once: exit status record, output, working directory, and a launch record that says what
+    the launcher's own would (pid, start time as /proc shows it to the step, boot id, wall clock)."""
     with tempfile.TemporaryDirectory(prefix="kfp-step-check-") as scratch:
         cwd = os.path.join(scratch, "a", "b")
-        done = subprocess.run(
-            [binary, "-C", cwd, "--", "sh", "-c", 'echo out; echo err >&2; test "$(pwd)" = "$1" && exit 3', "x", cwd],
-            capture_output=True, text=True, timeout=30, check=False,
+        record = os.path.join(scratch, "pid")
+        before = time.time()
+        proc = subprocess.Popen(
+            [binary, "-p", record, "-D", os.path.join(scratch, "c"), "-C", cwd, "--", "sh", "-c",
+             'echo out; cat /proc/$PPID/stat >&2; test "$(pwd)" = "$1" && exit 3', "x", cwd],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-    if done.returncode != 3 or done.stdout != "3\n" or done.stderr != "out\nerr\n":
-        raise RuntimeError(f"kfp-step check failed: {done.returncode} {done.stdout!r} {done.stderr!r}")
+        stdout, stderr = proc.communicate(timeout=30)
+        after = time.time()
+        if proc.returncode != 3 or stdout != "3\n" or not stderr.startswith("out\n"):
+            raise RuntimeError(f"kfp-step check failed: {proc.returncode} {stdout!r} {stderr!r}")
+        parent_stat = stderr[len("out\n"):]
+        ticks = parent_stat[parent_stat.rindex(")") + 2 :].split()[19]
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pid, recorded_ticks, recorded_boot, started_at = Path(record).read_text().split()
+        if (int(pid), recorded_ticks, recorded_boot) != (proc.pid, ticks, boot_id) or not (
+            before - 1 <= float(started_at) <= after + 1
+        ) or not os.path.isdir(os.path.join(scratch, "c")):
+            raise RuntimeError(f"kfp-step check failed: launch record {Path(record).read_text()!r}")
 
 
 _ns_checked: list[bool] = []

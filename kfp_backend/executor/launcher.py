@@ -328,17 +328,24 @@ class LocalProcessLauncher:
         if not spec.argv:
             raise ValueError(f"step {spec.key}: empty command")
         work_dir = Path(spec.work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(work_dir / name)
+        try:
+            os.mkdir(work_dir)
+        except FileNotFoundError:
+            os.makedirs(work_dir, exist_ok=True)
+        except FileExistsError:  # an earlier attempt's records must not be taken for this one's
+            for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(work_dir / name)
         plan = self._plan(spec)
         if plan.placeholders:
             _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
+        argv = plan.argv
+        if self.helper is not None:  # kfp-step writes the launch record itself, before the step runs
+            argv = [argv[0], "-p", str(work_dir / PID_FILE), *argv[1:]]
         # The child opens its own files: stdout is the wrapper's exit code record, stderr the step's log.
         pid = os.posix_spawn(
-            plan.argv[0],
-            plan.argv,
+            argv[0],
+            argv,
             plan.env,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -354,9 +361,10 @@ class LocalProcessLauncher:
         handle._child = True
         with contextlib.suppress(OSError, AttributeError):
             handle._pidfd = os.pidfd_open(pid)
-        stat = _proc_stat(pid)
-        ticks = stat[2] if stat is not None else -1
-        _write_atomically(work_dir / PID_FILE, f"{pid} {ticks} {_BOOT_ID} {started_at!r}\n")
+        if self.helper is None:
+            stat = _proc_stat(pid)
+            ticks = stat[2] if stat is not None else -1
+            _write_atomically(work_dir / PID_FILE, f"{pid} {ticks} {_BOOT_ID} {started_at!r}\n")
         if spec.deadline_seconds is not None:
             handle._deadline = time.monotonic() + max(0.0, spec.deadline_seconds)
         self._reaper.watch(handle, on_exit)
@@ -468,7 +476,9 @@ class _Reaper:
                 self._thread = threading.Thread(target=self._run, name="step:reaper", daemon=True)
                 self._thread.start()
                 return
-        self.poke()
+        # A pidfd joins the epoll set at once; only a new timer (or polling) needs the thread to look again.
+        if handle._deadline is not None or handle._pidfd is None:
+            self.poke()
 
     def poke(self) -> None:
         with contextlib.suppress(OSError):

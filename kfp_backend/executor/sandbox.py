@@ -153,8 +153,7 @@ def plan_namespace(
     host_tmp = root / "tmp"
     if helper is None:
         (host_tmp / HOME_IN_STEP[len(TMP) + 1 :]).mkdir(parents=True, exist_ok=True)
-    else:
-        host_tmp.mkdir(parents=True, exist_ok=True)  # kfp-step makes the working directory inside
+    # else kfp-step makes the private /tmp (-D) and the working directory inside it (-C)
     _make_parent_dirs(root, paths)
     binds: list[tuple[str, str]] = []
 
@@ -198,7 +197,7 @@ def plan_namespace(
     binds.append((str(host_tmp), TMP))
     cwd = working_dir or HOME_IN_STEP
     if helper is not None:
-        options = [helper, "-m"]
+        options = [helper, "-D", str(host_tmp), "-m"]
         for source_path, target in binds:
             options += ["-b", source_path, target]
         return Plan(
