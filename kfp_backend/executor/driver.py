@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import shutil
 import socket
@@ -277,7 +278,7 @@ class RunDriver:
             spec = self.specs_by_node.pop(event.node_name, None)
             if spec is not None:
                 with contextlib.suppress(OSError):
-                    (spec.work_dir / COLLECTED_FILE).touch()
+                    os.mknod(spec.work_dir / COLLECTED_FILE, 0o644)
         elif isinstance(event, _Terminate):
             operator.request_stop("terminate")
         elif isinstance(event, _Deleted):
@@ -358,9 +359,10 @@ class RunDriver:
         name = node["name"]
         launcher = self.executor.launcher
         try:
-            handle = self._find_unrecorded_launch(node, spec) if spec.work_dir.exists() else None
+            existing = spec.work_dir.exists()
+            handle = self._find_unrecorded_launch(node, spec) if existing else None
             if handle is None:
-                if spec.work_dir.exists():
+                if existing:
                     shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran
                 self._place_inputs(node, template, spec)
                 handle = launcher.start(spec, lambda result: self.post(_Exited(name, result)))
