@@ -145,7 +145,8 @@ def _validate_user(user: str) -> None:
         raise InvalidArgument("User name contains a control character or a comma.")
 
 
-def _validate_namespace(namespace: str) -> None:
+def validate_namespace(namespace: str) -> None:
+    """A Kubernetes namespace name (a DNS label), as tokens name them and multi-user mode stores them."""
     if len(namespace) > NAMESPACE_LENGTH or not _NAMESPACE.fullmatch(namespace):
         raise InvalidArgument(
             f"Namespace {namespace!r} is not a valid namespace name (lower-case letters, digits and '-', "
@@ -163,7 +164,7 @@ class AuthService:
         """A new token for `user`; returns it with its secret, which is not stored and never shown again."""
         _validate_user(user)
         for namespace in namespaces:
-            _validate_namespace(namespace)
+            validate_namespace(namespace)
         now = now_seconds()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The token's expiry is not in the future.")

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from kfp_backend.services import authorization as authz
-from kfp_backend.services.auth import Caller
+from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
@@ -16,7 +16,7 @@ from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.models import NAME_LENGTH, NAMESPACE_LENGTH, Experiment, description_key
+from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
 
 STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
 STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
@@ -100,7 +100,8 @@ class ExperimentService:
         namespace = references[0].key.id
         if not namespace:
             raise InvalidArgument("Invalid resource references for experiment. Namespace is empty.")
-        check_namespace(namespace)
+        # A Kubernetes namespace name: what tokens name, compared alike on every database's collation.
+        validate_namespace(namespace)
         return namespace
 
     def get(self, experiment_id: str, caller: Caller = SYSTEM) -> Experiment:
@@ -203,18 +204,6 @@ def _validate_new_experiment(request: NewExperiment) -> None:
         raise InvalidArgument(
             f"Experiment name is too long. Support maximum length of {NAME_LENGTH} characters."
         )
-
-
-def check_namespace(namespace: str) -> None:
-    """A namespace every database can store (upstream takes any string; Kubernetes names are shorter)."""
-    if len(namespace) > NAMESPACE_LENGTH:
-        raise InvalidArgument(f"Namespace too long. Support maximum length of {NAMESPACE_LENGTH}")
-    if "\x00" in namespace:
-        raise InvalidArgument("Namespace must not contain NUL characters.")
-    try:
-        namespace.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidArgument("Namespace is not valid Unicode text.") from None
 
 
 def _describe_reference(reference: ResourceReference) -> str:

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
-from kfp_backend.services.auth import Caller
+from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
@@ -137,6 +137,8 @@ class PipelineService:
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
         with _context("Invalid namespace."):
             _check_namespace(namespace)
+            if self._authz.multi_user and namespace:
+                validate_namespace(namespace)
         with _context("Authorization to namespace failed."):
             self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
         with _context("Invalid pipeline name."):
@@ -153,6 +155,8 @@ class PipelineService:
             _check_url(url)
             namespace = _namespace_of(request.resource_references)
             _check_namespace(namespace)
+            if self._authz.multi_user and namespace:
+                validate_namespace(namespace)
         self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
         with _context("Create pipeline failed."):
             filename, data = self._download(url)

@@ -476,6 +476,13 @@ def test_multi_user_request_rules(side_by_side: tuple[FlaskClient, Tokens]) -> N
         "Invalid resource references for experiment. Namespace is empty.")
     assert _error(admin.call("POST", "/experiments", json={"name": "", "resource_references": _owner(TEAM_A)}),
                   400) == "Experiment name is empty. Please specify a valid experiment name."
+    # Namespaces are Kubernetes namespace names, as tokens name them.
+    for bad in ("Team-A", "team_a", "-a", "a" * 64):
+        assert _error(admin.call("POST", "/experiments", json={"name": "x", "resource_references": _owner(bad)}),
+                      400).startswith(f"Namespace {bad!r} is not a valid namespace name")
+        refused = admin.call("POST", "/pipelines/upload", data=_package(), query_string={"namespace": bad},
+                             content_type="multipart/form-data")
+        assert refused.status_code == 400 and refused.get_json()["error_message"].startswith("Invalid namespace.: ")
     experiment = admin.ok("POST", "/experiments", json={"name": "x", "resource_references": _owner(TEAM_A)})
     # Runs and jobs: an experiment is required (no Default fallback), and it must have a namespace.
     spec = {"pipeline_spec": {"workflow_manifest": _manifest()}}
