@@ -172,6 +172,7 @@ class RunDriver:
         self.templates_by_node: dict[str, Template] = {}
         self.specs_by_node: dict[str, StepSpec] = {}
         self.writer = _ProgressWriter(self)
+        self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
         self.operator: RunOperator | None = None
         self._deleted = False
@@ -287,11 +288,13 @@ class RunDriver:
             self._shutdown = True
 
     def _flush(self, operator: RunOperator) -> None:
-        """Hand this pass's changes to the writer (no waiting)."""
+        """Hand this pass's changes to the writer (no waiting); nothing when nothing changed."""
         inserted, updated = operator.take_changes()
-        self.writer.submit(
-            [node_row(n) for n in inserted], [node_row(n) for n in updated], operator.workflow_status(), "Running"
-        )
+        status = operator.workflow_status()
+        if not inserted and not updated and status == self._last_status:
+            return
+        self._last_status = status
+        self.writer.submit([node_row(n) for n in inserted], [node_row(n) for n in updated], status, "Running")
 
     def _flush_final(self, operator: RunOperator) -> None:
         """The run's final state, written after everything before it."""
