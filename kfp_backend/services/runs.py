@@ -197,9 +197,9 @@ def experiment_namespace(db: Database, experiment_id: str) -> str:
 def multi_user_list_scope(
     authorizer: Authorizer, caller: Caller, key: ResourceKey | None, resource: str, operation: str,
     db: Database,
-) -> tuple[ResourceType, str]:
+) -> None:
     """Multi-user ListRuns / ListJobs: the key must name a namespace or an experiment, which the caller
-    may list. Returns the key's (type, id)."""
+    may list (the scope itself is the single-user one)."""
     if key is None or (key.type == ResourceType.UNKNOWN_RESOURCE_TYPE and not key.id):
         raise InvalidArgument(f"{operation} must filter by resource reference in multi-user mode.")
     if key.type == ResourceType.NAMESPACE:
@@ -214,7 +214,6 @@ def multi_user_list_scope(
         authorizer.namespace(caller, experiment.namespace, resource, authz.LIST)
     else:
         raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
-    return key.type, key.id
 
 
 def read_local_file(path: str) -> bytes | None:
