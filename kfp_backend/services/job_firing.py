@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -207,16 +208,47 @@ class JobFiring:
         self._notify(result.fired)
         return result
 
-    def fire_ahead(self, at: int, hold: Callable[[int], bool]) -> FireResult:
+    def fire_ahead(self, at: int, hold: Callable[[int], bool], *, parts: int = 1) -> FireResult:
         """Fire the slots due at second `at` (still to come) so that their runs appear right then: lock
         the jobs due by `at` and write their runs and progress now, then `hold(at * 1000)`, which
         returns once the clock reaches it, and write the job_fires rows and commit. Nothing is visible
         before the commit, and the commit comes at `at` or later, so every run still exists only from
         its scheduled time on (and the job rows are locked only about as long as writing them takes).
         If `hold` returns False (this scheduler lost its lease or is stopping) everything is rolled
-        back. `stage_seconds` says how long the writing before the hold takes."""
+        back. `stage_seconds` says how long the writing before the hold takes.
+
+        `parts` > 1 splits the jobs into that many disjoint parts (by id), each written by its own
+        thread in its own transaction on its own connection, all held until `at`: the database works
+        on them in parallel (PostgreSQL, MySQL; not SQLite, whose writers take turns). Each part
+        commits on its own, all or nothing, so exactly-once holds as for one."""
+        if parts <= 1:
+            return self._fire_ahead_part(at, hold, None)
+        results: list[FireResult | BaseException] = [FireResult()] * parts
+
+        def work(k: int) -> None:
+            try:
+                results[k] = self._fire_ahead_part(at, hold, (k, parts))
+            except BaseException as exc:  # raised below, in the caller's thread
+                results[k] = exc
+
+        threads = [threading.Thread(target=work, args=(k,), name=f"fire-ahead-{k}") for k in range(1, parts)]
+        for thread in threads:
+            thread.start()
+        work(0)
+        for thread in threads:
+            thread.join()
+        merged = FireResult()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            merged.fired += result.fired
+            merged.examined += result.examined
+            merged.still_due = merged.still_due or result.still_due
+        return merged
+
+    def _fire_ahead_part(self, at: int, hold: Callable[[int], bool], part: tuple[int, int] | None) -> FireResult:
         try:
-            result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold)
+            result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold, part=part)
         except _Abandoned:
             return FireResult()
         except DuplicateKeyError:
@@ -260,7 +292,13 @@ class JobFiring:
     # -- internals ------------------------------------------------------------------------------------
 
     def _fire(
-        self, now: int, job_ids: Sequence[str] | None, *, limit: int, hold: Callable[[int], bool] | None = None
+        self,
+        now: int,
+        job_ids: Sequence[str] | None,
+        *,
+        limit: int,
+        hold: Callable[[int], bool] | None = None,
+        part: tuple[int, int] | None = None,
     ) -> FireResult:
         """One firing transaction at second `now` (see fire_due and fire_ahead)."""
         staged = time.monotonic()
@@ -270,7 +308,7 @@ class JobFiring:
         manifests: list[dict[str, Any]] = []
         progress: list[dict[str, Any]] = []
         with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=limit, job_ids=job_ids)
+            jobs = repo.due_jobs(session, now, limit=limit, job_ids=job_ids, part=part)
             if not jobs:
                 return result
             result.examined = len(jobs)

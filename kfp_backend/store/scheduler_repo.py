@@ -50,13 +50,28 @@ def earliest_next_fire(session: Session) -> int | None:
     )
 
 
+_ID_DIGITS = "0123456789abcdef"
+
+
 def due_jobs(
-    session: Session, now: int, *, limit: int, job_ids: Sequence[str] | None = None, lock: bool = True
+    session: Session,
+    now: int,
+    *,
+    limit: int,
+    job_ids: Sequence[str] | None = None,
+    lock: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> list[Job]:
-    """Enabled jobs whose next_fire_at <= now, most overdue first, locked for this transaction."""
+    """Enabled jobs whose next_fire_at <= now, most overdue first, locked for this transaction.
+    `part=(k, n)`: only the k-th of n disjoint parts of the jobs, split by the first digit of their ids
+    (UUIDs; an id starting otherwise is in no part)."""
     statement = select(Job).where(Job.enabled == true(), Job.next_fire_at.is_not(None), Job.next_fire_at <= now)
     if job_ids is not None:
         statement = statement.where(Job.id.in_(list(job_ids)))
+    if part is not None:
+        k, n = part
+        digits = _ID_DIGITS[len(_ID_DIGITS) * k // n:len(_ID_DIGITS) * (k + 1) // n]
+        statement = statement.where(func.substr(Job.id, 1, 1).in_(list(digits)))
     statement = statement.order_by(Job.next_fire_at, Job.id).limit(limit)
     if lock:
         statement = statement.with_for_update()

@@ -327,3 +327,26 @@ def test_fired_ahead_runs_exist_only_from_the_due_second_and_fire_once(db: Datab
     assert len(other.fire_due(clock()).fired) == 3
     for job in jobs:
         assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 1, T0 + 2]
+
+
+def test_fire_ahead_in_parts_fires_every_job_once(db: Database, manifest: str) -> None:
+    clock = FakeClock(T0)
+    jobs = [add_job(db, manifest, interval=1, created_at=T0, max_concurrency=10) for _ in range(8)]
+    fire = firing(db, clock)
+    fire.fire_due(clock())
+    clock.set(T0 + 0.8)
+    holds: list[int] = []
+
+    def hold(due_ms: int) -> bool:  # each part holds its own transaction (SQLite: one after the other)
+        holds.append(due_ms)
+        clock.set(due_ms / 1000)
+        return True
+
+    fired = fire.fire_ahead(T0 + 1, hold, parts=2).fired
+    assert sorted(f.job_id for f in fired) == sorted(job.id for job in jobs)
+    assert holds and set(holds) == {(T0 + 1) * 1000} and len(holds) <= 2
+    for job in jobs:
+        assert [r.scheduled_at for r in runs_of(db, job.id)] == [T0 + 1]
+        assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 1]
+    clock.set(T0 + 1.5)
+    assert fire.fire_due(clock()).fired == []  # nothing left due
