@@ -199,6 +199,7 @@ class RunDriver:
             log.exception("run %s: driver failed", self.run_id)
             self._fail_run(f"internal error while executing the run: {type(exc).__name__}: {exc}")
         finally:
+            self.writer.close()  # already closed on every way out; never leave its thread behind
             for node_name in list(self.handles):
                 self.executor.release_slot(self)
                 del self.handles[node_name]
