@@ -1,15 +1,17 @@
 """The step launcher: runs one attempt of a container template as a host process group.
 
-Every step runs under a tiny `/bin/sh` wrapper, in its own session (so its process group holds the
-step and all its descendants), with its private view of the in-step paths (see `sandbox`):
+Every step runs under a tiny wrapper, in its own session (so its process group holds the step and all
+its descendants), with its private view of the in-step paths (see `sandbox`): the compiled `kfp-step`
+(see `helper`) when it is available, else a `/bin/sh` script doing the same:
 
     [unshare --mount --propagation private] /bin/sh -c \
         '<mounts; cd>; "$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...
 
 The wrapper's stdout is `<work_dir>/exit_code`: the step's exit status is on disk even when the server
-died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. Right after the launch the
-launcher writes `<work_dir>/pid` ("pid start-time boot-id started-at"; start time = field 22 of
-/proc/<pid>/stat), so a later server process can adopt the step (`adopt`) or learn how it ended
+died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch `<work_dir>/pid`
+is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat; by
+`kfp-step` itself before the step runs, or by the launcher right after the spawn), so a later server
+process can adopt the step (`adopt`) or learn how it ended
 (`recorded_result`) without mistaking a reused pid for it. When the launcher kills a step (deadline,
 terminate) it first writes the reason to `<work_dir>/killed`.
 

@@ -20,8 +20,9 @@ Two ways to give a step its private view:
       renamed over (EBUSY). For an output, the launcher creates the host file empty with mtime 0 and
       removes it after the step if the step never wrote it, so a missing output stays missing;
     - `/var/tmp` and everything else is the host's, shared on purpose (retrying steps keep state there).
-    The namespace dies with the step's last process; its mounts never show up on the host. Cost: one
-    `unshare` exec plus one `mount` exec per bind (~1.5-3 ms each), no Python in the child.
+    The namespace dies with the step's last process; its mounts never show up on the host. Cost with
+    the shell wrapper: one `unshare` exec plus one `mount` exec per bind (~1.5-3 ms each), no Python in
+    the child; with `kfp-step` (see `helper`) the same is done by system calls in one small process.
 
 "rewrite" (no namespaces)
     Every declared path, and every directory between /tmp and a declared /tmp path (`/tmp/outputs`,
