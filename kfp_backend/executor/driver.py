@@ -27,6 +27,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,7 @@ class _Shutdown:
 
 
 _ALREADY_ENDED = object()  # start_pod found the step's recorded exit: an _Exited event is on its way
+_IN_WAVE = object()  # start_pod queued the step: it starts with the pass's wave
 
 
 class _ProgressWriter:
@@ -171,6 +173,7 @@ class RunDriver:
         self.handles: dict[str, StepHandle] = {}
         self.templates_by_node: dict[str, Template] = {}
         self.specs_by_node: dict[str, StepSpec] = {}
+        self._wave: list[tuple[dict, StepSpec, Callable[[StepResult], None]]] = []  # steps to start after the pass
         self.writer = _ProgressWriter(self)
         self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
@@ -200,6 +203,9 @@ class RunDriver:
             self._fail_run(f"internal error while executing the run: {type(exc).__name__}: {exc}")
         finally:
             self.writer.close()  # already closed on every way out; never leave its thread behind
+            for _ in self._wave:  # queued, never started (the driver failed in the middle of a pass)
+                self.executor.release_slot(self)
+            self._wave.clear()
             for node_name in list(self.handles):
                 self.executor.release_slot(self)
                 del self.handles[node_name]
@@ -228,6 +234,8 @@ class RunDriver:
         next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
         while True:
             operator.reconcile()
+            while self._launch_wave(operator):  # some could not start: their nodes ended, look again
+                operator.reconcile()
             if operator.finished:
                 self._flush_final(operator)
                 return
@@ -369,13 +377,14 @@ class RunDriver:
                 if existing:
                     shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran
                 self._place_inputs(node, template, spec)
-                handle = launcher.start(spec, lambda result: self.post(_Exited(name, result)))
+                # Started with the rest of this pass's wave, once the pass is over (`_launch_wave`).
+                self._wave.append((node, spec, lambda result: self.post(_Exited(name, result))))
+                handle = _IN_WAVE
         except Exception as exc:
             self.executor.release_slot(self)
             log.exception("run %s: could not start %s", self.run_id, name)
             return f"failed to start the step: {exc}"
-        if handle is not _ALREADY_ENDED:
-            assert isinstance(handle, StepHandle)
+        if isinstance(handle, StepHandle):
             self.handles[name] = handle
             node["_pid"] = handle.pid
         node["_work_dir"] = str(spec.work_dir)
@@ -384,6 +393,25 @@ class RunDriver:
         self.templates_by_node[name] = template
         self.specs_by_node[name] = spec
         return None
+
+    def _launch_wave(self, operator: RunOperator) -> bool:
+        """Start the steps the pass queued, all at once; True if some could not be started."""
+        if not self._wave:
+            return False
+        wave, self._wave = self._wave, []
+        outcomes = self.executor.launcher.start_many([(spec, on_exit) for _, spec, on_exit in wave])
+        failed = False
+        for (node, _, _), outcome in zip(wave, outcomes, strict=True):
+            if isinstance(outcome, StepHandle):
+                self.handles[node["name"]] = outcome
+                node["_pid"] = outcome.pid
+                continue
+            failed = True
+            self.executor.release_slot(self)
+            self.specs_by_node.pop(node["name"], None)
+            log.error("run %s: could not start %s: %s", self.run_id, node["name"], outcome)
+            operator.pod_exited(node["name"], "Error", f"failed to start the step: {outcome}", None)
+        return failed
 
     def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | object | None:
         """A launch of this very node that an earlier driver made but never got into the database (it

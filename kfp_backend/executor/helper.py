@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 SOURCE = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,7 +115,7 @@ static int write_record(const char *path) {
     return rename(temporary, path);
 }
 
-int main(int argc, char **argv) {
+static int wrapper(int argc, char **argv) {
     const char *setup = "could not set up the step's private paths";
     char *cwd = NULL;
     int i = 1;
@@ -160,6 +163,59 @@ int main(int argc, char **argv) {
         if (errno != EINTR) return fail("kfp-step: wait", NULL);
     }
     return record(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* --spawner: start wrappers on request, as children of our parent (CLONE_PARENT): the server gets
+   their exit status and reaps them as if it had spawned them itself, without waiting for each one to
+   be scheduled. A request on stdin: "<length>\n" then <length> bytes of NUL-terminated fields:
+   stdout path, stderr path, argument count, arguments..., environment count, environment...
+   The reply on stdout: "<pid>\n", or "-<errno>\n". Ends at end of input. */
+static int spawner(void) {
+    extern char **environ;
+    for (;;) {
+        size_t length;
+        if (scanf("%zu", &length) != 1 || getchar() != '\n') return 0;
+        char *data = malloc(length + 1);
+        if (data == NULL || fread(data, 1, length, stdin) != length) return 1;
+        data[length] = 0;
+        char *fields[8192];
+        size_t count = 0;
+        for (size_t at = 0; at < length && count < 8192; at += strlen(data + at) + 1) fields[count++] = data + at;
+        long reply = -EINVAL;
+        long nargs = count > 2 ? strtol(fields[2], NULL, 10) : -1;
+        long nenv = nargs >= 1 && (size_t)(3 + nargs) < count ? strtol(fields[3 + nargs], NULL, 10) : -1;
+        if (nenv >= 0 && (size_t)(4 + nargs + nenv) == count) {
+            char **args = calloc(nargs + 1, sizeof *args), **env = calloc(nenv + 1, sizeof *env);
+            for (long n = 0; n < nargs; n++) args[n] = fields[3 + n];
+            for (long n = 0; n < nenv; n++) env[n] = fields[4 + nargs + n];
+            long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+            if (pid == 0) {
+                setsid();
+                int in = open("/dev/null", O_RDONLY), out = open(fields[0], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                int err = open(fields[1], O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (in < 0 || out < 0 || err < 0) _exit(SETUP_FAILED);
+                dup2(in, 0);
+                dup2(out, 1);
+                dup2(err, 2);
+                if (in > 2) close(in);
+                if (out > 2) close(out);
+                if (err > 2) close(err);
+                environ = env;
+                _exit(wrapper((int)nargs, args));
+            }
+            reply = pid < 0 ? -errno : pid;
+            free(args);
+            free(env);
+        }
+        free(data);
+        printf("%ld\n", reply);
+        fflush(stdout);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--spawner")) return spawner();
+    return wrapper(argc, argv);
 }
 """
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from kfp_backend.executor import helper, sandbox
 
@@ -133,6 +133,7 @@ class StepLauncher(Protocol):
     isolation: str
 
     def start(self, spec: StepSpec, on_exit: OnExit) -> StepHandle: ...
+    def start_many(self, steps: list[tuple[StepSpec, OnExit]]) -> list[StepHandle | Exception]: ...
     def terminate(self, handle: StepHandle) -> None: ...
     def is_alive(self, handle: StepHandle) -> bool: ...
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None: ...
@@ -286,6 +287,7 @@ class LocalProcessLauncher:
         self._tools: tuple[str, str] | None = None
         self._reaper = _Reaper(self)
         self.helper = helper.step_helper() if use_helper else None
+        self._spawner_instance: _Spawner | None = None
         if isolation == sandbox.REWRITE:
             self.isolation = sandbox.REWRITE
             self.isolation_note = "path rewriting requested"
@@ -327,37 +329,89 @@ class LocalProcessLauncher:
 
     def start(self, spec: StepSpec, on_exit: OnExit) -> StepHandle:
         """Launch the step; raises sandbox.SandboxError / OSError when it cannot be launched at all."""
-        if not spec.argv:
-            raise ValueError(f"step {spec.key}: empty command")
-        work_dir = Path(spec.work_dir)
-        try:
-            os.mkdir(work_dir)
-        except FileNotFoundError:
-            os.makedirs(work_dir, exist_ok=True)
-        except FileExistsError:  # an earlier attempt's records must not be taken for this one's
-            for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(work_dir / name)
-        plan = self._plan(spec)
-        if plan.placeholders:
-            _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
-        argv = plan.argv
-        if self.helper is not None:  # kfp-step writes the launch record itself, before the step runs
-            argv = [argv[0], "-p", str(work_dir / PID_FILE), *argv[1:]]
+        outcome = self.start_many([(spec, on_exit)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def start_many(self, steps: list[tuple[StepSpec, OnExit]]) -> list[StepHandle | Exception]:
+        """Launch several steps at once (a wave): with `kfp-step`, one request to its spawner for all of
+        them. Each one's handle, or the exception that kept it from starting."""
+        prepared: list[tuple[StepSpec, OnExit, Path, sandbox.Plan, list[str]] | Exception] = []
+        for spec, on_exit in steps:
+            try:
+                if not spec.argv:
+                    raise ValueError(f"step {spec.key}: empty command")
+                work_dir = Path(spec.work_dir)
+                try:
+                    os.mkdir(work_dir)
+                except FileNotFoundError:
+                    os.makedirs(work_dir, exist_ok=True)
+                except FileExistsError:  # an earlier attempt's records must not be taken for this one's
+                    for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(work_dir / name)
+                plan = self._plan(spec)
+                if plan.placeholders:
+                    _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
+                argv = plan.argv
+                if self.helper is not None:  # kfp-step writes the launch record itself, before the step runs
+                    argv = [argv[0], "-p", str(work_dir / PID_FILE), *argv[1:]]
+                prepared.append((spec, on_exit, work_dir, plan, argv))
+            except Exception as exc:
+                prepared.append(exc)
+        ready = [item for item in prepared if not isinstance(item, Exception)]
+        pids: list[int | Exception]
+        if self.helper is not None and ready:
+            pids = self._spawner.spawn([
+                (argv, plan.env, str(work_dir / EXIT_CODE_FILE), str(work_dir / LOG_FILE))
+                for _, _, work_dir, plan, argv in ready
+            ])
+        else:
+            pids = [self._posix_spawn(argv, plan.env, work_dir) for _, _, work_dir, plan, argv in ready]
+        outcomes: list[StepHandle | Exception] = []
+        spawned = iter(pids)
+        for item in prepared:
+            if isinstance(item, Exception):
+                outcomes.append(item)
+                continue
+            pid = next(spawned)
+            if isinstance(pid, Exception):
+                outcomes.append(pid)
+                continue
+            spec, on_exit, work_dir, _, _ = item
+            outcomes.append(self._started(spec, on_exit, work_dir, pid))
+        return outcomes
+
+    @property
+    def _spawner(self) -> _Spawner:
+        assert self.helper is not None
+        if self._spawner_instance is None:
+            self._spawner_instance = _Spawner(self.helper)
+        return self._spawner_instance
+
+    @staticmethod
+    def _posix_spawn(argv: list[str], env: dict[str, str], work_dir: Path) -> int | Exception:
         # The child opens its own files: stdout is the wrapper's exit code record, stderr the step's log.
-        pid = os.posix_spawn(
-            argv[0],
-            argv,
-            plan.env,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, str(work_dir / EXIT_CODE_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-                (os.POSIX_SPAWN_OPEN, 2, str(work_dir / LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-            ],
-            setsid=True,
-            setsigdef=_RESET_SIGNALS,
-            setsigmask=(),
-        )
+        try:
+            return os.posix_spawn(
+                argv[0],
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, str(work_dir / EXIT_CODE_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o644),
+                    (os.POSIX_SPAWN_OPEN, 2, str(work_dir / LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                ],
+                setsid=True,
+                setsigdef=_RESET_SIGNALS,
+                setsigmask=(),
+            )
+        except OSError as exc:
+            return exc
+
+    def _started(self, spec: StepSpec, on_exit: OnExit, work_dir: Path, pid: int) -> StepHandle:
         started_at = time.time()
         handle = StepHandle(spec.key, pid, work_dir, started_at, adopted=False)
         handle._child = True
@@ -440,6 +494,85 @@ class LocalProcessLauncher:
                 _signal_group(handle.pid, signal.SIGKILL)
         if handle._reaper is not None:
             handle._reaper.poke()  # it recomputes its wake-up time
+
+
+# --- the spawner ------------------------------------------------------------------------------------
+
+
+class _Spawner:
+    """`kfp-step --spawner`, started once per launcher: it starts wrappers on request as children of this
+    process (clone with CLONE_PARENT), so a wave of steps costs the server one pipe write and one read
+    instead of a `posix_spawn` per step (each of which waits until its child has been scheduled and has
+    exec'd, with the GIL held). The steps are this process's children as with `posix_spawn`: the reaper
+    waits for them the same way. Should the spawner fail, it is started again on the next request."""
+
+    def __init__(self, binary: str) -> None:
+        self._binary = binary
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._requests: int | None = None  # our end of its stdin
+        self._replies: BinaryIO | None = None  # our end of its stdout
+
+    def spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]]) -> list[int | Exception]:
+        """(argv, env, stdout path, stderr path) of each wrapper -> its pid, or the error."""
+        with self._lock:
+            try:
+                return self._spawn(requests)
+            except (OSError, ValueError) as exc:
+                log.warning("kfp-step spawner failed (%s); starting it again", exc)
+                self._stop()
+                return [exc] * len(requests)
+
+    def _spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]]) -> list[int | Exception]:
+        if self._pid is None:
+            self._start()
+        assert self._requests is not None and self._replies is not None
+        blob = bytearray()
+        for argv, env, stdout_path, stderr_path in requests:
+            fields = [stdout_path, stderr_path, str(len(argv)), *argv, str(len(env)),
+                      *(f"{name}={value}" for name, value in env.items())]
+            payload = b"".join(os.fsencode(field) + b"\0" for field in fields)
+            blob += b"%d\n" % len(payload) + payload
+        view = memoryview(bytes(blob))
+        while view:
+            view = view[os.write(self._requests, view):]
+        pids: list[int | Exception] = []
+        for _ in requests:
+            line = self._replies.readline()
+            if not line:
+                raise OSError("the kfp-step spawner ended")
+            value = int(line)
+            pids.append(value if value > 0 else OSError(-value, f"kfp-step spawner: {os.strerror(-value)}"))
+        return pids
+
+    def _start(self) -> None:
+        stdin_read, stdin_write = os.pipe()
+        stdout_read, stdout_write = os.pipe()
+        try:
+            self._pid = os.posix_spawn(
+                self._binary, [self._binary, "--spawner"], {"PATH": os.environ.get("PATH", "")},
+                file_actions=[(os.POSIX_SPAWN_DUP2, stdin_read, 0), (os.POSIX_SPAWN_DUP2, stdout_write, 1)],
+                setsigdef=_RESET_SIGNALS, setsigmask=(),
+            )
+        finally:
+            os.close(stdin_read)
+            os.close(stdout_write)
+        self._requests = stdin_write
+        self._replies = os.fdopen(stdout_read, "rb")  # kept open for the spawner's life
+
+    def _stop(self) -> None:
+        if self._requests is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._requests)
+        if self._replies is not None:
+            with contextlib.suppress(OSError):
+                self._replies.close()
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+        self._pid = self._requests = self._replies = None
 
 
 # --- the reaper -------------------------------------------------------------------------------------

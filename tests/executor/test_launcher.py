@@ -371,13 +371,19 @@ def test_background_processes_die_when_the_step_ends(launcher: LocalProcessLaunc
 # --- adopt after a restart ------------------------------------------------------------------------
 
 LAUNCH_AND_DIE = """
-import json, os, sys
+import json, os, sys, time
 from pathlib import Path
 from kfp_backend.executor.launcher import LocalProcessLauncher, StepSpec
 launcher = LocalProcessLauncher(sys.argv[1])
 spec = StepSpec(key="adopt", argv=json.loads(sys.argv[2]), env={}, work_dir=Path(sys.argv[3]),
                 private_paths=[], deadline_seconds=None)
-print(launcher.start(spec, lambda result: None).pid, flush=True)
+pid = launcher.start(spec, lambda result: None).pid
+# kfp-step writes the launch record itself, an instant after its pid is known: die once it is there.
+for _ in range(500):
+    if (spec.work_dir / "pid").exists():
+        break
+    time.sleep(0.01)
+print(pid, flush=True)
 os._exit(0)
 """
 
@@ -491,3 +497,48 @@ def test_auto_picks_namespaces_when_available() -> None:
     assert LocalProcessLauncher().isolation == expected
     if in_ci():
         assert expected == sandbox.NAMESPACE
+
+
+# --- waves ----------------------------------------------------------------------------------------
+
+
+def test_start_many_starts_a_wave_and_reports_each_failure(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
+    recorders = [Recorder() for _ in range(5)]
+    specs = [spec_for(tmp_path / f"w{i}", ["sh", "-c", f"echo {i} > {OUT}; exit {i}"]) for i in range(4)]
+    specs.insert(2, spec_for(tmp_path / "empty", []))  # cannot start: the others still do
+    outcomes = launcher.start_many(list(zip(specs, recorders, strict=True)))
+    assert isinstance(outcomes[2], ValueError)
+    exit_codes = []
+    for spec, recorder, outcome in zip(specs, recorders, outcomes, strict=True):
+        if spec.argv:
+            assert isinstance(outcome, StepHandle)
+            exit_codes.append(recorder.wait().exit_code)
+            assert launcher.host_path(spec, OUT).read_text().strip() == str(exit_codes[-1])
+    assert exit_codes == [0, 1, 2, 3]
+
+
+def test_a_wrapper_killed_by_a_signal_reports_its_exit_status(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
+    spec = spec_for(tmp_path / "w", ["sh", "-c", f"echo ready > {OUT}; sleep 30"])
+    recorder = Recorder()
+    handle = launcher.start(spec, recorder)
+    wait_for_file(launcher.host_path(spec, OUT))
+    os.kill(handle.pid, signal.SIGKILL)  # the wrapper itself, behind the launcher's back
+    result = recorder.wait()
+    # Our child either way (posix_spawn, or the kfp-step spawner's CLONE_PARENT): its wait status is ours.
+    assert (result.exit_code, result.message, result.vanished) == (None, "Error (exit code 137)", False)
+
+
+def test_the_spawner_is_started_again_when_it_died(tmp_path: Path) -> None:
+    launcher = LocalProcessLauncher(sandbox.REWRITE)
+    if launcher.helper is None:
+        pytest.skip("no kfp-step helper here")
+    assert run(launcher, spec_for(tmp_path / "a", ["true"])).exit_code == 0
+    spawner = launcher._spawner._pid
+    assert spawner is not None
+    os.kill(spawner, signal.SIGKILL)
+    os.waitpid(spawner, 0)
+    # The request that finds it gone fails (the step is reported, not lost); the next one restarts it.
+    with pytest.raises(OSError):
+        launcher.start(spec_for(tmp_path / "b", ["true"]), Recorder())
+    assert run(launcher, spec_for(tmp_path / "c", ["true"])).exit_code == 0
+    assert launcher._spawner._pid not in (None, spawner)
