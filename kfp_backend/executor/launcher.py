@@ -15,11 +15,12 @@ process can adopt the step (`adopt`) or learn how it ended
 (`recorded_result`) without mistaking a reused pid for it. When the launcher kills a step (deadline,
 terminate) it first writes the reason to `<work_dir>/killed`.
 
-No Python interpreter is spawned per step, and nothing runs Python code between fork and exec: the
-wrapper is started with `os.posix_spawn` (a vfork-style clone in the C library; the child opens its
-stdin, stdout and stderr and calls setsid), which costs a fraction of `subprocess.Popen` in a busy
-multi-threaded server (Popen drops and retakes the GIL several times per launch, and each retake can
-wait a whole switch interval behind the other threads).
+No Python interpreter is spawned per step, and nothing runs Python code between fork and exec. With
+`kfp-step`, a wave of steps (`start_many`) is started by its spawner process in one request (see
+`_Spawner`); otherwise each wrapper is started with `os.posix_spawn` (a vfork-style clone in the C
+library; the child opens its stdin, stdout and stderr and calls setsid), which costs a fraction of
+`subprocess.Popen` in a busy multi-threaded server (Popen drops and retakes the GIL several times per
+launch, and each retake can wait a whole switch interval behind the other threads).
 
 One reaper thread per launcher watches every step: an epoll set over the steps' pidfds, plus the
 timers of their deadlines and kill grace periods. When a wrapper (the group leader) ends, the reaper
