@@ -9,7 +9,7 @@ Two APScheduler jobs run in a background scheduler:
   next_fire_at, build the runs due then ahead of time (`prepare`), and move the next tick to a
   little before it: that tick writes those runs and holds the commit until the due time comes
   (`fire_ahead`), so that at the due second only the job_fires rows and the commit remain (with
-  many fires, on PostgreSQL and MySQL, two threads write disjoint halves of the jobs at once). The
+  many fires, on PostgreSQL, two threads write disjoint halves of the jobs at once). The
   lead is one and a half times the longest of the last five writing times, plus 50 ms (at most 0.9 s),
   which is also about how long the due jobs' rows stay locked. Nothing about a job lives in
   APScheduler's memory: every tick reads the job rows, so creating, enabling, disabling or
@@ -63,7 +63,8 @@ _AHEAD_MIN_SECONDS = 0.05
 _AHEAD_MAX_SECONDS = 0.9
 # Before the first measured write: this much per prepared fire (plus the minimum).
 _AHEAD_PER_FIRE_SECONDS = 0.0003
-# A fire ahead of at least this many prepared fires is written by AHEAD_PARTS threads (not on SQLite).
+# A fire ahead of at least this many prepared fires is written by AHEAD_PARTS threads, on PostgreSQL
+# only (SQLite's writers take turns; on MariaDB the halves' locking reads measured waiting on each other).
 AHEAD_PARALLEL_MIN_FIRES = 200
 AHEAD_PARTS = 2
 # A tick this close to its intended time counts as on time (APScheduler wakes a little late).
@@ -182,7 +183,7 @@ class SchedulerWorker:
             lead = self.ahead_lead()
             if earliest != self._ahead_for and delay <= lead + _WAKE_SLACK_SECONDS:
                 self._ahead_for = earliest  # once: whatever it finds, the rest fires when due
-                parallel = self._db.dialect != "sqlite" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
+                parallel = self._db.dialect == "postgresql" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
                 with _collector_paused():
                     result = self.firing.fire_ahead(earliest, self._hold_until,
                                                     parts=AHEAD_PARTS if parallel else 1)

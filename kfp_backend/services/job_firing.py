@@ -218,9 +218,9 @@ class JobFiring:
         back. `stage_seconds` says how long the writing before the hold takes.
 
         `parts` > 1 splits the jobs into that many disjoint parts (by id), each written by its own
-        thread in its own transaction on its own connection, all held until `at`: the database works
-        on them in parallel (PostgreSQL, MySQL; not SQLite, whose writers take turns). Each part
-        commits on its own, all or nothing, so exactly-once holds as for one."""
+        thread in its own transaction on its own connection, all held until `at`: PostgreSQL works on
+        them in parallel (SQLite's writers take turns; the scheduler uses parts on PostgreSQL only).
+        Each part commits on its own, all or nothing, so exactly-once holds as for one."""
         if parts <= 1:
             return self._fire_ahead_part(at, hold, None)
         results: list[FireResult | BaseException] = [FireResult()] * parts
