@@ -505,7 +505,9 @@ class _Spawner:
     process (clone with CLONE_PARENT), so a wave of steps costs the server one pipe write and one read
     instead of a `posix_spawn` per step (each of which waits until its child has been scheduled and has
     exec'd, with the GIL held). The steps are this process's children as with `posix_spawn`: the reaper
-    waits for them the same way. Should the spawner fail, it is started again on the next request."""
+    waits for them the same way. A spawner found gone before a request is started again; one that fails
+    during a request fails that request's steps (some may have started: they are not started twice) and
+    is started again on the next one."""
 
     def __init__(self, binary: str) -> None:
         self._binary = binary
@@ -525,6 +527,10 @@ class _Spawner:
                 return [exc] * len(requests)
 
     def _spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]]) -> list[int | Exception]:
+        if self._pid is not None and os.waitpid(self._pid, os.WNOHANG)[0] != 0:
+            log.warning("kfp-step spawner had ended; starting it again")  # nothing was asked of it: no harm
+            self._pid = None
+            self._stop()
         if self._pid is None:
             self._start()
         assert self._requests is not None and self._replies is not None
