@@ -71,6 +71,10 @@ def test_periodic_and_cron_jobs_fire_and_their_runs_succeed(kfp_client, unique, 
                     labels = workflow["metadata"]["labels"]
                     assert labels["scheduledworkflows.kubeflow.org/workflowIndex"] == str(index)
             assert slots[1] - slots[0] == 2
+            # The job's status, as the client reads it: the schedule's condition (upstream's SWF).
+            assert kfp_client.get_recurring_run(job.id).status == "Enabled"
+        kfp_client.disable_job(cron.id)
+        assert kfp_client.get_recurring_run(cron.id).status == "Disabled"
     finally:
         for job in (periodic, cron):
             kfp_client.jobs.delete_job(job.id)
