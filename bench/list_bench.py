@@ -12,6 +12,12 @@ on their own, plus the EXPLAIN plans of both statements for the first and the de
     .venv/bin/python bench/list_bench.py                       # SQLite + PostgreSQL
     .venv/bin/python bench/list_bench.py --backends sqlite --rows 20000 --samples 200
     .venv/bin/python bench/list_bench.py --mysql               # also MariaDB/MySQL
+    .venv/bin/python bench/list_bench.py --compare-inline      # also time the COUNT run inline, interleaved
+
+The list engine runs the COUNT on a second connection while the request's session fetches the page (see
+`store/listing.py`); "beside" in the table is the share of requests where it did. With --compare-inline every
+case is also timed with that turned off (the COUNT before the page, on the request's connection), the two
+modes interleaved request by request so that both see the same machine load.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -308,11 +315,13 @@ class Samples:
     total: list[float] = field(default_factory=list)
     count: list[float] = field(default_factory=list)
     page: list[float] = field(default_factory=list)
+    beside: list[float] = field(default_factory=list)
 
     def add(self, total: float, sql: dict[str, float]) -> None:
         self.total.append(total)
         self.count.append(sql["count"])
         self.page.append(sql["page"])
+        self.beside.append(sql["beside"])
 
     def summary(self) -> dict[str, float]:
         without_count = [t - c for t, c in zip(self.total, self.count, strict=True)]
@@ -321,7 +330,8 @@ class Samples:
                 "count_p50": percentile(self.count, 50), "count_p95": percentile(self.count, 95),
                 "page_sql_p50": percentile(self.page, 50), "count_share_p50": percentile(share, 50),
                 "without_count_p50": percentile(without_count, 50),
-                "without_count_p95": percentile(without_count, 95)}
+                "without_count_p95": percentile(without_count, 95),
+                "count_beside_share": statistics.mean(self.beside)}
 
 
 @dataclass
@@ -332,6 +342,9 @@ class Result:
     depth: int = 0
     first: Samples = field(default_factory=Samples)
     deep: Samples = field(default_factory=Samples)
+    # With --compare-inline: the same pages with the COUNT run inline, interleaved with the others.
+    first_inline: Samples = field(default_factory=Samples)
+    deep_inline: Samples = field(default_factory=Samples)
     load_average: tuple[float, float] = (0.0, 0.0)
     walk_ms_per_page: float = 0.0
     sql: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -348,6 +361,11 @@ class Result:
             out["first"], out["deep"] = self.first.summary(), self.deep.summary()
             out["ratio_p50"] = out["deep"]["p50"] / out["first"]["p50"]
             out["ratio_p95"] = out["deep"]["p95"] / out["first"]["p95"]
+        if self.first_inline.total and self.deep_inline.total:
+            inline = {"first": self.first_inline.summary(), "deep": self.deep_inline.summary()}
+            inline["ratio_p50"] = inline["deep"]["p50"] / inline["first"]["p50"]
+            inline["ratio_p95"] = inline["deep"]["p95"] / inline["first"]["p95"]
+            out["inline"] = inline
         return out
 
 
@@ -356,11 +374,13 @@ class SqlTimer:
 
     Time spent in cursor.execute(): all of the COUNT on every driver; the whole page query on psycopg and
     PyMySQL (which buffer results), only up to the first row on SQLite (the rest is fetched afterwards).
+    "beside" is 1 when the COUNT ran on another thread than the request's (overlapping the page query).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.active = False
-        self.times = {"count": 0.0, "page": 0.0}
+        self.request_thread = threading.get_ident()
+        self.times = {"count": 0.0, "page": 0.0, "beside": 0.0}
         self.statements: list[tuple[str, Any]] = []
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
@@ -378,12 +398,15 @@ class SqlTimer:
         if started is not None:
             kind = "count" if "count(" in statement.lower() else "page"
             self.times[kind] += (time.perf_counter() - started) * 1000
+            if kind == "count" and threading.get_ident() != self.request_thread:
+                self.times["beside"] = 1.0
             self.statements.append((statement, parameters))
 
     @contextmanager
     def measure(self) -> Iterator[dict[str, float]]:
-        self.times = {"count": 0.0, "page": 0.0}
+        self.times = {"count": 0.0, "page": 0.0, "beside": 0.0}
         self.statements = []
+        self.request_thread = threading.get_ident()
         self.active = True
         try:
             yield self.times
@@ -397,8 +420,19 @@ class Bench:
         self.args = args
         self.app = app
         self.client = app.test_client()
-        self.engine: Engine = app.extensions["kfp_backend.services"].db.engine
+        self.db = app.extensions["kfp_backend.services"].db
+        self.engine: Engine = self.db.engine
+        self.side_reads = self.db.side_reads
         self.timer = SqlTimer(self.engine)
+
+    @contextmanager
+    def count_inline(self, inline: bool) -> Iterator[None]:
+        """Turn the list engine's COUNT beside the page off (the sequential path) for the duration."""
+        self.db.side_reads = None if inline else self.side_reads
+        try:
+            yield
+        finally:
+            self.db.side_reads = self.side_reads
 
     def get(self, case: Case, token: str | None = None) -> tuple[float, Any]:
         params = dict(case.params)
@@ -412,14 +446,19 @@ class Bench:
         return elapsed, response
 
     def timed(self, case: Case, token: str, result: Result) -> None:
-        """First and deep page, interleaved (alternating which goes first) so both see the same machine load."""
+        """First and deep page, interleaved (alternating which goes first) so both see the same machine load;
+        with --compare-inline also both with the COUNT inline, in a rotating order."""
+        plan = [(None, result.first, False), (token, result.deep, False)]
+        if getattr(self.args, "compare_inline", False):
+            plan += [(None, result.first_inline, True), (token, result.deep_inline, True)]
         for _ in range(self.args.warmup):
-            self.get(case, None)
-            self.get(case, token)
+            for page_token, _samples, inline in plan:
+                with self.count_inline(inline):
+                    self.get(case, page_token)
         for i in range(self.args.samples):
-            pair = [(None, result.first), (token, result.deep)]
-            for page_token, samples in pair if i % 2 == 0 else reversed(pair):
-                with self.timer.measure() as sql:
+            shift = i % len(plan)
+            for page_token, samples, inline in plan[shift:] + plan[:shift]:
+                with self.count_inline(inline), self.timer.measure() as sql:
                     elapsed, _ = self.get(case, page_token)
                 samples.add(elapsed, sql)
 
@@ -539,23 +578,30 @@ def has_route(app: Any, rule: str) -> bool:
 def print_table(summaries: list[dict[str, Any]]) -> None:
     header = (f"{'backend':<9}{'resource':<12}{'case':<42}{'total':>7}{'depth':>6}"
               f"{'first p50':>10}{'p95':>7}{'deep p50':>9}{'p95':>7}{'deep/first':>12}"
-              f"{'COUNT p50':>10}{'share':>7}{'first w/o COUNT':>17}{'deep w/o COUNT':>16}")
+              f"{'COUNT p50':>10}{'share':>7}{'beside':>7}{'first w/o COUNT':>17}{'deep w/o COUNT':>16}{'load':>11}")
     print(header)
     print("-" * len(header))
     for s in summaries:
         if s.get("error") or "first" not in s:
             print(f"{s['backend']:<9}{s['resource']:<12}{s['case']:<42}  ERROR {s.get('error')}")
             continue
-        first, deep = s["first"], s["deep"]
-        print(f"{s['backend']:<9}{s['resource']:<12}{s['case']:<42}{s['total_size']:>7}{s['depth']:>6}"
-              f"{first['p50']:>10.2f}{first['p95']:>7.2f}{deep['p50']:>9.2f}{deep['p95']:>7.2f}"
-              f"{s['ratio_p50']:>7.2f}/{s['ratio_p95']:<4.2f}"
-              f"{first['count_p50']:>10.2f}{first['count_share_p50']:>7.0%}"
-              f"{first['without_count_p50']:>9.2f}/{first['without_count_p95']:<7.2f}"
-              f"{deep['without_count_p50']:>8.2f}/{deep['without_count_p95']:<7.2f}")
+        rows = [(s["case"], s)]
+        if "inline" in s:
+            rows.append((f"{s['case']} [COUNT inline]", s["inline"]))
+        load = "{:.1f}-{:.1f}".format(*s.get("load_average_1min", (0, 0)))
+        for label, figures in rows:
+            first, deep = figures["first"], figures["deep"]
+            print(f"{s['backend']:<9}{s['resource']:<12}{label:<42}{s['total_size']:>7}{s['depth']:>6}"
+                  f"{first['p50']:>10.2f}{first['p95']:>7.2f}{deep['p50']:>9.2f}{deep['p95']:>7.2f}"
+                  f"{figures['ratio_p50']:>7.2f}/{figures['ratio_p95']:<4.2f}"
+                  f"{first['count_p50']:>10.2f}{first['count_share_p50']:>7.0%}{first['count_beside_share']:>7.0%}"
+                  f"{first['without_count_p50']:>9.2f}/{first['without_count_p95']:<7.2f}"
+                  f"{deep['without_count_p50']:>8.2f}/{deep['without_count_p95']:<7.2f}{load:>11}")
     print("ms. deep/first: p50 ratio/p95 ratio. COUNT p50: the total_size COUNT(*) timed inside the first-page "
-          "requests;\nshare: its median share of a first-page request; w/o COUNT: p50/p95 of request time "
-          "minus its COUNT.")
+          "requests;\nshare: its median share of a first-page request; beside: share of requests whose COUNT ran "
+          "on a second\nconnection, overlapping the page query (then share is how much of the request it spans, "
+          "not a part of a sum);\nw/o COUNT: p50/p95 of request time minus its COUNT (meaningful when the COUNT "
+          "ran inline); load: 1-minute\nload average before/after the timed requests.")
 
 
 def print_details(summaries: list[dict[str, Any]]) -> None:
@@ -646,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--json", type=Path, help="write every figure and plan here")
     parser.add_argument("--quiet-plans", action="store_true", help="do not print SQL and EXPLAIN output")
+    parser.add_argument("--compare-inline", action="store_true",
+                        help="also time every page with the COUNT run inline (sequential), interleaved")
     args = parser.parse_args(argv)
     if args.samples < 200:
         print("note: fewer than 200 samples per page", file=sys.stderr)

@@ -17,6 +17,10 @@ sort_by "created_at desc".
     .venv/bin/python bench/list_runs_bench.py                          # SQLite + PostgreSQL, ~3 minutes
     .venv/bin/python bench/list_runs_bench.py --cases all,experiment,experiment-active --json /tmp/runs.json
     .venv/bin/python bench/list_runs_bench.py --backends sqlite --rows 20000 --samples 200
+    .venv/bin/python bench/list_runs_bench.py --cases all,experiment,experiment-active --compare-inline
+
+The list engine counts total_size on a second connection beside the page query; --compare-inline also times
+every page with the COUNT inline (as before that change), interleaved request by request (see list_bench.py).
 """
 
 from __future__ import annotations
@@ -337,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240602)
     parser.add_argument("--json", type=Path, help="write every figure and plan here")
     parser.add_argument("--quiet-plans", action="store_true", help="do not print SQL and EXPLAIN output")
+    parser.add_argument("--compare-inline", action="store_true",
+                        help="also time every page with the COUNT run inline (sequential), interleaved")
     args = parser.parse_args(argv)
 
     summaries: list[dict[str, Any]] = []

@@ -2,13 +2,68 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.pool import QueuePool, StaticPool
+
+# session.info keys: the SideReads a read-only session may use, and "this session has written".
+SIDE_READS = "kfp_backend.side_reads"
+WROTE = "kfp_backend.wrote"
+
+
+class SideReads:
+    """Runs a read-only scalar query on a second pooled connection while the caller keeps working.
+
+    The list engine counts `total_size` this way while its own session fetches the page: both drivers
+    release the GIL while the database works (sqlite3 inside sqlite3_step, psycopg and PyMySQL while
+    waiting on the socket), so the two statements overlap instead of adding up. At most `slots` run at
+    once; when all are busy `submit` returns None and the caller runs the query itself, so a request
+    never waits for another request's side query and the pool can always serve the side connections
+    (the engine's pool has `slots` connections more than the sessions need).
+    """
+
+    def __init__(self, engine: Engine, slots: int) -> None:
+        self._engine = engine
+        self._size = slots
+        self._start()
+        _ALL_SIDE_READS.add(self)
+
+    def _start(self) -> None:
+        self._slots = threading.BoundedSemaphore(self._size)
+        self._workers = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="kfp-side-read")
+
+    def submit(self, statement: Executable) -> Future[Any] | None:
+        if not self._slots.acquire(blocking=False):
+            return None
+        try:
+            future = self._workers.submit(self._scalar, statement)
+        except RuntimeError:  # shut down
+            self._slots.release()
+            return None
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+    def _scalar(self, statement: Executable) -> Any:
+        with self._engine.connect() as connection:
+            return connection.scalar(statement)
+
+    def shutdown(self) -> None:
+        self._workers.shutdown(wait=True, cancel_futures=True)
+
+
+# A forked child (e.g. a pre-loading process manager) has none of its parent's worker threads: start afresh.
+_ALL_SIDE_READS: weakref.WeakSet[SideReads] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [side_reads._start() for side_reads in list(_ALL_SIDE_READS)])
 
 
 class Database:
@@ -17,17 +72,27 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
-        self.engine = _create_engine(url, self.dialect, pool_size)
+        # Room for one side read per session (see SideReads) besides the sessions themselves.
+        self.engine = _create_engine(url, self.dialect, pool_size * 2)
+        self.side_reads = SideReads(self.engine, pool_size) if _side_reads_safe(self.engine) else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        event.listen(self._sessions, "after_flush", _mark_written)
+        event.listen(self._sessions, "do_orm_execute", _mark_written_by_statement)
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any exception."""
+        """A session whose work commits on success and rolls back on any exception.
+
+        A read-only one (`write=False`) may run side reads (see SideReads) as long as it writes nothing:
+        a second connection would not see the session's own uncommitted changes.
+        """
         session = self._sessions()
         if write and self.dialect == "sqlite":
             # Take the write lock up front: a deferred transaction that upgrades to a writer
             # fails at once with "database is locked" when another writer got there first.
             session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+        if not write and self.side_reads is not None:
+            session.info[SIDE_READS] = self.side_reads
         try:
             yield session
             session.commit()
@@ -38,17 +103,51 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        if self.side_reads is not None:
+            self.side_reads.shutdown()
         self.engine.dispose()
+
+
+def side_reads_of(session: Session) -> SideReads | None:
+    """The session's SideReads, or None when a second connection would not see what the session sees."""
+    side_reads = session.info.get(SIDE_READS)
+    if side_reads is None or session.info.get(WROTE) or session.new or session.dirty or session.deleted:
+        return None
+    return side_reads
+
+
+def _mark_written(session: Session, _flush_context: Any) -> None:
+    session.info[WROTE] = True
+
+
+def _mark_written_by_statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
+def _side_reads_safe(engine: Engine) -> bool:
+    """Only with a pool of distinct connections to one shared database: not SQLite in memory (one
+    connection, shared) nor any other single-connection pool."""
+    return isinstance(engine.pool, QueuePool) and not (engine.dialect.name == "sqlite" and _in_memory(engine.url))
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in {"", ":memory:"} or database.startswith("file::memory:") or url.query.get("mode") == "memory"
 
 
 def _create_engine(url: str, dialect: str, pool_size: int) -> Engine:
     if dialect == "sqlite":
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size, max_overflow=8
-        )
+        parsed = make_url(url)
+        connect_args = {"check_same_thread": False, "timeout": 30}
+        if _in_memory(parsed):
+            # Every connection to an in-memory database is a database of its own: share one.
+            engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+            _install_sqlite_pragmas(engine)
+            return engine
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args=connect_args, pool_size=pool_size, max_overflow=8)
         _install_sqlite_pragmas(engine)
         return engine
     options: dict[str, object] = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": 8}
