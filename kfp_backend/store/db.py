@@ -54,7 +54,15 @@ class SideReads:
         return future
 
     def _scalar(self, statement: Executable) -> Any:
+        # One statement needs no transaction around it (it reads one snapshot on its own): no BEGIN and
+        # ROLLBACK for SQLite to run, no two more round trips on PostgreSQL. (PyMySQL would pay a round
+        # trip to switch autocommit on and one to switch it off: MySQL keeps its transaction.)
         with self._engine.connect() as connection:
+            dialect = self._engine.dialect.name
+            if dialect == "sqlite":
+                connection = connection.execution_options(sqlite_begin="")
+            elif dialect == "postgresql":
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             return connection.scalar(statement)
 
     def shutdown(self) -> None:
@@ -170,4 +178,7 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+        # sqlite_begin "" (a side read's single statement): no transaction, the statement is its own.
+        begin = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+        if begin:
+            connection.exec_driver_sql(begin)

@@ -300,3 +300,29 @@ def test_substring_filter_matches_the_databases_own_case_insensitive_match(
     if db.dialect == "postgresql":
         ascii_form = any('COLLATE "C"' in s for s in statements)
         assert ascii_form is value.isascii()
+
+
+def test_connections_used_for_side_reads_still_roll_back_sessions(db_url: str) -> None:
+    """Side reads run their single statement without a transaction (autocommit on PostgreSQL, no BEGIN on
+    SQLite); the pooled connection they used must come back transactional: a failed write leaves nothing."""
+    database = Database(db_url, pool_size=1)  # two pooled connections: sessions reuse side-read ones
+    counts = CountThreads(database)
+    query = ListQuery(page_size=5, sort_field="created_at")
+    try:
+        with counts.watching():
+            for attempt in range(6):
+                with database.transaction(write=False) as session:
+                    experiments_repo.list_experiments(session, query).total_size  # noqa: B018
+                with pytest.raises(RuntimeError), database.transaction() as session:
+                    experiments_repo.add_experiment(session, Experiment(
+                        id=_id(700 + attempt), name=f"rolled-back-{attempt}", description="", description_key="",
+                        namespace="", created_at=1, storage_state=AVAILABLE))
+                    raise RuntimeError("fail after the insert")
+            threads = counts.take()
+        assert threads and threading.get_ident() not in threads
+        with database.transaction(write=False) as session:
+            names = [e.name for e in experiments_repo.list_experiments(
+                session, ListQuery(page_size=100, sort_field="created_at")).items]
+        assert not [n for n in names if n.startswith("rolled-back-")]
+    finally:
+        database.dispose()
