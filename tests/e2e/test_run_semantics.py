@@ -216,6 +216,9 @@ def test_retry_of_a_failed_loop_iteration_reruns_only_that_iteration(kfp_client,
 def test_retry_after_terminate_resumes_the_run(kfp_client, marker: str) -> None:
     run_id = start(kfp_client, sp.slow_then_next(marker), marker, "terminate-retry")
     wait_for_node(kfp_client, run_id, "slow", "Running")
+    # Its pid file comes after its counter line: terminating earlier would leave the counter at 0 and make
+    # the retried execution sleep as the first one did.
+    wait_for_file(sp.trace_path(marker, "pid"))
     kfp_client.runs.terminate_run(run_id)
     detail = wait_for_run(kfp_client, run_id, timeout=RUN_TIMEOUT)
     assert detail.run.status == "Failed", describe(detail)
@@ -236,6 +239,7 @@ def test_retry_of_a_running_run_is_refused(kfp_client, api_url: str, marker: str
     run_id = start(kfp_client, sp.slow_then_next(marker, with_exit_handler=False), marker, "retry-running")
     try:
         wait_for_node(kfp_client, run_id, "slow", "Running")
+        wait_for_file(sp.trace_path(marker, "pid"))
         assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/retry", timeout=10))
         assert kfp_client.get_run(run_id).run.status == "Running"
     finally:
