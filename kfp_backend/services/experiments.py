@@ -10,7 +10,7 @@ from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
-from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType, describe_key
 from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
@@ -33,13 +33,6 @@ class NewExperiment:
     name: str
     description: str = ""
     resource_references: list[ResourceReference] = field(default_factory=list)
-
-
-@dataclass
-class ListResult:
-    items: list
-    total_size: int
-    next_page_token: str
 
 
 class ExperimentService:
@@ -137,7 +130,7 @@ class ExperimentService:
             raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.")
         with self._db.transaction(write=False) as session:
             page = repo.list_experiments(session, query, namespace)
-        return ListResult(page.items, page.total_size, next_page_token(query, page))
+        return ListResult(page.items, page, next_page_token(query, page))
 
     def delete(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
         self._authz.experiment(caller, experiment_id, authz.DELETE)

@@ -26,7 +26,7 @@ from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
-from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_parameters,
@@ -113,13 +113,6 @@ class JobView:
     @property
     def parameters(self) -> list[dict[str, str]]:
         return json.loads(self.job.parameters) if self.job.parameters else []
-
-
-@dataclass
-class ListResult:
-    items: list[JobView]
-    total_size: int
-    next_page_token: str
 
 
 @contextmanager
@@ -291,7 +284,7 @@ class JobService:
                 scope.append(repo.scope_namespace(key.id))
         with self._db.transaction(write=False) as session:
             page = repo.list_jobs(session, query, scope)
-        return ListResult([JobView(job) for job in page.items], page.total_size, next_page_token(query, page))
+        return ListResult([JobView(job) for job in page.items], page, next_page_token(query, page))
 
     # -- delete, enable, disable -----------------------------------------------------------------------
 

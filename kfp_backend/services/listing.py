@@ -12,7 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kfp_backend.services.errors import InvalidArgument
 from kfp_backend.store.listing import Listable, ListQuery, Op, Page, Predicate
@@ -43,6 +43,23 @@ class ListRequest:
     page_size: str | int | None = None
     sort_by: str | None = None
     filter: str | None = None
+
+
+T = TypeVar("T")
+
+
+class ListResult(Generic[T]):
+    """One page of a list call. total_size is read from the page only when the response is rendered
+    (after the items are dumped), so that work overlaps the COUNT the store may still be running."""
+
+    def __init__(self, items: list[T], page: Page, next_page_token: str) -> None:
+        self.items = items
+        self.next_page_token = next_page_token
+        self._page = page
+
+    @property
+    def total_size(self) -> int:
+        return self._page.total_size
 
 
 def _invalid(message: str) -> InvalidArgument:

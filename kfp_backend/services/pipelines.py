@@ -29,7 +29,7 @@ from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
-from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_files import extract_manifest, too_large
 from kfp_backend.services.references import (
     Relationship,
@@ -89,13 +89,6 @@ class PipelineDetail:
 
     pipeline: Pipeline
     default_version: PipelineVersion | None
-
-
-@dataclass
-class ListResult:
-    items: list
-    total_size: int
-    next_page_token: str
 
 
 def decode_parameters(text: str | None) -> list[dict[str, str]]:
@@ -202,7 +195,7 @@ class PipelineService:
             PipelineDetail(p, versions.get(p.default_version_id) if p.default_version_id else None)
             for p in page.items
         ]
-        return ListResult(items, page.total_size, next_page_token(query, page))
+        return ListResult(items, page, next_page_token(query, page))
 
     def delete(self, pipeline_id: str, caller: Caller = SYSTEM) -> None:
         """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
@@ -310,7 +303,7 @@ class PipelineService:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
             self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.name)
             page = repo.list_versions(session, query, key.id)
-        return ListResult(page.items, page.total_size, next_page_token(query, page))
+        return ListResult(page.items, page, next_page_token(query, page))
 
     def delete_version(self, version_id: str, caller: Caller = SYSTEM) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""

@@ -24,7 +24,7 @@ from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
-from kfp_backend.services.listing import ListRequest, next_page_token, parse_list_request
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_text,
@@ -115,13 +115,6 @@ class RunDetail:
     view: RunView
     # pipeline_runtime.workflow_manifest: the runtime workflow with its status.
     workflow_manifest: str
-
-
-@dataclass
-class ListResult:
-    items: list[RunView]
-    total_size: int
-    next_page_token: str
 
 
 def encode_references(references: Sequence[ResourceReference]) -> str:
@@ -371,7 +364,7 @@ class RunService:
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
         items = [RunView(run, metrics.get(run.id, [])) for run in page.items]
-        return ListResult(items, page.total_size, next_page_token(query, page))
+        return ListResult(items, page, next_page_token(query, page))
 
     # -- storage state and delete ----------------------------------------------------------------------
 
