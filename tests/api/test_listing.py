@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from kfp_backend.app import create_app
+from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.store import experiments_repo
 from kfp_backend.store.models import Experiment, description_key
@@ -80,13 +80,14 @@ def seeded(
     """A client over a database holding exactly SEED (the start-up Default experiment is deleted)."""
     with database_factories[request.param].fresh() as url:
         app = create_app(
-            Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), threads=4, executor_enabled=False)
+            Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"), threads=4, executor_enabled=False,
+                     scheduler_enabled=False)
         )
         services = app.extensions["kfp_backend.services"]
         services.experiments.delete(services.experiments.ensure_default().id)
         insert_experiments(app, ROWS)
         yield app.test_client()
-        services.db.dispose()
+        shutdown(app)
 
 
 def get_list(client: FlaskClient, **params: Any) -> dict:
