@@ -77,6 +77,7 @@ class Executor:
             driver.join(timeout)
         for driver in drivers:
             self.state.release(driver.run_id, self.driver_id)
+        self.state.close()
         _LIVE_EXECUTOR_IDS.discard(self.driver_id)
 
     def step_dir(self, run_id: str, node_id: str) -> Path:
