@@ -13,11 +13,18 @@ on their own, plus the EXPLAIN plans of both statements for the first and the de
     .venv/bin/python bench/list_bench.py --backends sqlite --rows 20000 --samples 200
     .venv/bin/python bench/list_bench.py --mysql               # also MariaDB/MySQL
     .venv/bin/python bench/list_bench.py --compare-inline      # also time the COUNT run inline, interleaved
+    .venv/bin/python bench/list_bench.py --no-cold             # only the repeated (warm) requests
 
 The list engine runs the COUNT on a second connection while the request's session fetches the page (see
 `store/listing.py`); "beside" in the table is the share of requests where it did. With --compare-inline every
 case is also timed with that turned off (the COUNT before the page, on the request's connection), the two
 modes interleaved request by request so that both see the same machine load.
+
+total_size is cached per query while the tables it counts are not written (list_generations, bumped by
+triggers). So every page is timed twice, interleaved: "warm", the same request repeated with no write in
+between (the COUNT comes from the cache), and "after a write", right after one row was inserted into the
+listed table on another connection (untimed), so the COUNT runs again: the cost of a first request after
+any write.
 """
 
 from __future__ import annotations
@@ -345,6 +352,9 @@ class Result:
     # With --compare-inline: the same pages with the COUNT run inline, interleaved with the others.
     first_inline: Samples = field(default_factory=Samples)
     deep_inline: Samples = field(default_factory=Samples)
+    # Each request right after a one-row insert into the listed table (the cached COUNT is stale).
+    first_cold: Samples = field(default_factory=Samples)
+    deep_cold: Samples = field(default_factory=Samples)
     load_average: tuple[float, float] = (0.0, 0.0)
     walk_ms_per_page: float = 0.0
     sql: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -366,6 +376,11 @@ class Result:
             inline["ratio_p50"] = inline["deep"]["p50"] / inline["first"]["p50"]
             inline["ratio_p95"] = inline["deep"]["p95"] / inline["first"]["p95"]
             out["inline"] = inline
+        if self.first_cold.total and self.deep_cold.total:
+            cold = {"first": self.first_cold.summary(), "deep": self.deep_cold.summary()}
+            cold["ratio_p50"] = cold["deep"]["p50"] / cold["first"]["p50"]
+            cold["ratio_p95"] = cold["deep"]["p95"] / cold["first"]["p95"]
+            out["after_write"] = cold
         return out
 
 
@@ -424,6 +439,24 @@ class Bench:
         self.engine: Engine = self.db.engine
         self.side_reads = self.db.side_reads
         self.timer = SqlTimer(self.engine)
+        # Writes between timed requests, on connections of their own (not timed, not seen by the SqlTimer).
+        self.writer = create_engine(backend.url, poolclass=pool.NullPool)
+
+    def write_one(self, case: Case) -> None:
+        """Insert one row into the case's table (as another client would), so its next COUNT is not cached."""
+        row_id = str(uuid.uuid4())
+        with self.writer.begin() as connection:
+            if case.resource == "versions":
+                connection.execute(insert(PipelineVersion.__table__), [{
+                    "id": row_id, "pipeline_id": case.params["resource_key.id"],
+                    "name": f"bench-pipeline-write-{row_id[:8]}-nightly", "description": "",
+                    "created_at": int(time.time()), "status": "READY", "parameters": "[]", "code_source_url": "",
+                    "package_url": ""}])
+            else:
+                connection.execute(insert(Experiment.__table__), [{
+                    "id": row_id, "name": f"growth-train-write-{row_id[:8]}", "description": "",
+                    "description_key": "", "namespace": "", "created_at": int(time.time()),
+                    "storage_state": "STORAGESTATE_AVAILABLE"}])
 
     @contextmanager
     def count_inline(self, inline: bool) -> Iterator[None]:
@@ -448,16 +481,20 @@ class Bench:
     def timed(self, case: Case, token: str, result: Result) -> None:
         """First and deep page, interleaved (alternating which goes first) so both see the same machine load;
         with --compare-inline also both with the COUNT inline, in a rotating order."""
-        plan = [(None, result.first, False), (token, result.deep, False)]
+        plan = [(None, result.first, False, False), (token, result.deep, False, False)]
         if getattr(self.args, "compare_inline", False):
-            plan += [(None, result.first_inline, True), (token, result.deep_inline, True)]
+            plan += [(None, result.first_inline, True, False), (token, result.deep_inline, True, False)]
+        if getattr(self.args, "cold", True):
+            plan += [(None, result.first_cold, False, True), (token, result.deep_cold, False, True)]
         for _ in range(self.args.warmup):
-            for page_token, _samples, inline in plan:
+            for page_token, _samples, inline, _write in plan:
                 with self.count_inline(inline):
                     self.get(case, page_token)
         for i in range(self.args.samples):
             shift = i % len(plan)
-            for page_token, samples, inline in plan[shift:] + plan[:shift]:
+            for page_token, samples, inline, write in plan[shift:] + plan[:shift]:
+                if write:
+                    self.write_one(case)
                 with self.count_inline(inline), self.timer.measure() as sql:
                     elapsed, _ = self.get(case, page_token)
                 samples.add(elapsed, sql)
@@ -483,6 +520,7 @@ class Bench:
 
     def sql_breakdown(self, case: Case, token: str | None, which: str, result: Result) -> None:
         """Replay the request's COUNT and page SELECT on their own (execute + fetchall); EXPLAIN both."""
+        self.write_one(case)  # so that the request does send its COUNT
         with self.timer.measure():
             self.get(case, token)
         statements = list(self.timer.statements)
@@ -588,6 +626,8 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
         rows = [(s["case"], s)]
         if "inline" in s:
             rows.append((f"{s['case']} [COUNT inline]", s["inline"]))
+        if "after_write" in s:
+            rows.append((f"{s['case']} [after a write]", s["after_write"]))
         load = "{:.1f}-{:.1f}".format(*s.get("load_average_1min", (0, 0)))
         for label, figures in rows:
             first, deep = figures["first"], figures["deep"]
@@ -601,7 +641,9 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
           "requests;\nshare: its median share of a first-page request; beside: share of requests whose COUNT ran "
           "on a second\nconnection, overlapping the page query (then share is how much of the request it spans, "
           "not a part of a sum);\nw/o COUNT: p50/p95 of request time minus its COUNT (meaningful when the COUNT "
-          "ran inline); load: 1-minute\nload average before/after the timed requests.")
+          "ran inline); load: 1-minute\nload average before/after the timed requests. Rows without a tag: "
+          "warm (the same request repeated,\nno write in between: total_size from the count cache); [after a "
+          "write]: each request right after a\none-row insert into the listed table (the COUNT runs again).")
 
 
 def print_details(summaries: list[dict[str, Any]]) -> None:
@@ -666,6 +708,7 @@ def run_backend(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                                          f"deep p50 {summary['deep']['p50']:.2f} ms")
             print(f"[{kind}] {case.resource} / {case.label}: {state} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
+        bench.writer.dispose()
         app.extensions["kfp_backend.services"].db.dispose()
     return summaries
 
@@ -694,6 +737,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-plans", action="store_true", help="do not print SQL and EXPLAIN output")
     parser.add_argument("--compare-inline", action="store_true",
                         help="also time every page with the COUNT run inline (sequential), interleaved")
+    parser.add_argument("--cold", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time every page right after a one-row write (the cached COUNT stale)")
     args = parser.parse_args(argv)
     if args.samples < 200:
         print("note: fewer than 200 samples per page", file=sys.stderr)

@@ -106,7 +106,14 @@ class DatabaseFactory:
                     ddl = connection.execute(text(f"SHOW CREATE TABLE {template}.{table}")).one()[1]
                     connection.execute(text(f"USE {name}"))
                     connection.execute(text(ddl))
-                connection.execute(text(f"INSERT INTO {name}.alembic_version SELECT * FROM {template}.alembic_version"))
+                    # Rows the migrations seed (the revision, list_generations).
+                    connection.execute(text(f"INSERT INTO {name}.{table} SELECT * FROM {template}.{table}"))
+                # And the triggers they create (SHOW CREATE TABLE leaves them out).
+                for trigger in connection.execute(text(f"SHOW TRIGGERS FROM {template}")).mappings().all():
+                    ddl = connection.execute(
+                        text(f"SHOW CREATE TRIGGER {template}.{trigger['Trigger']}")).mappings().one()
+                    connection.execute(text(f"USE {name}"))
+                    connection.exec_driver_sql(ddl["SQL Original Statement"])
         try:
             yield self._url_for(name)
         finally:

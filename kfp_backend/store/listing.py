@@ -7,16 +7,20 @@ deep in a large table costs the same as the first one. Every sortable column has
 from __future__ import annotations
 
 import enum
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, Select, Table, and_, case, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import visitors
 
 from kfp_backend.store.db import side_reads_of
+from kfp_backend.store.models import ListGeneration
 
 T = TypeVar("T")
 
@@ -130,10 +134,25 @@ def list_page(
     # about the slower of the two instead of their sum. Where a second connection would not see what this
     # session sees (a session that wrote, SQLite in memory) or every side slot is busy, it runs here first.
     # Like upstream's two statements under READ COMMITTED, the count and the page are separate snapshots.
+    #
+    # An unchanged count is not counted again: see _counted.
     count = select(func.count()).select_from(listable.model).where(*conditions)
     side_reads = side_reads_of(session)
-    pending = side_reads.submit(count) if side_reads is not None else None
-    total: int | Future[int] = pending if pending is not None else session.scalar(count) or 0
+    cached = _cached_count(session, count) if side_reads is not None else None
+    pending: Future[int] | None = None
+    total: int | Future[int]
+    if cached is not None and cached.total is not None:
+        total = cached.total
+    else:
+        pending = side_reads.submit(count) if side_reads is not None else None
+        if pending is not None:
+            total = pending
+            if cached is not None:
+                pending.add_done_callback(cached.store_from)
+        else:
+            total = session.scalar(count) or 0
+            if cached is not None:
+                cached.store(total)
 
     statement = base if base is not None else select(listable.model)
     statement = statement.where(*conditions)
@@ -246,3 +265,99 @@ def _ascii_folds_as_in_c(session: Session) -> bool:
         ))))
         _ASCII_FOLDS[engine] = folds
     return folds
+
+
+
+# ------------------------------------------------------------------------------------------ count cache
+#
+# total_size must be exact, and at 100k rows its COUNT costs more than the page. But the count of a query
+# only changes when a table it reads is written, and every write to a cached table bumps that table's row in
+# list_generations (database triggers, migration 0006: whatever the writer, ORM, Core or a bulk load). So a
+# COUNT is remembered with the generations read *before* it ran, and reused while they are unchanged.
+#
+# Why before: a write committed after the generations were read but before the COUNT's snapshot only makes
+# the stored generations older than the counted rows, so the next read of the newer generation misses and
+# counts again; read after the COUNT, a write landing in between would be stored as current with the old
+# total. The generations live in the database, so replicas of the server (each with its own cache) stay
+# exact too. Only read-only sessions that wrote nothing use the cache (side_reads_of): a session's own
+# uncommitted writes would be stored under a generation that may never commit.
+
+# Tables with a list_generations row and triggers (migration 0006). Runs and jobs are written too often.
+GENERATION_TABLES = frozenset({"experiments", "pipelines", "pipeline_versions"})
+COUNT_CACHE_ENTRIES = 256
+
+
+class CountCache:
+    """A bounded, thread-safe LRU of (count SQL, parameters) -> (generations, total), one per engine."""
+
+    def __init__(self, entries: int = COUNT_CACHE_ENTRIES) -> None:
+        self._entries: OrderedDict[tuple[str, str], tuple[tuple[int, ...], int]] = OrderedDict()
+        self._size = entries
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], generations: tuple[int, ...]) -> int | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != generations:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple[str, str], generations: tuple[int, ...], total: int) -> None:
+        with self._lock:
+            self._entries[key] = (generations, total)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+_COUNT_CACHES: weakref.WeakKeyDictionary[Engine, CountCache] = weakref.WeakKeyDictionary()
+_COUNT_CACHES_LOCK = threading.Lock()
+
+
+def count_cache_of(engine: Engine) -> CountCache:
+    with _COUNT_CACHES_LOCK:
+        cache = _COUNT_CACHES.get(engine)
+        if cache is None:
+            cache = _COUNT_CACHES[engine] = CountCache()
+        return cache
+
+
+@dataclass
+class _Counted:
+    """A COUNT's cache slot: the total found there (None on a miss), or where to store the one counted."""
+
+    cache: CountCache
+    key: tuple[str, str]
+    generations: tuple[int, ...]
+    total: int | None
+
+    def store(self, total: int) -> None:
+        self.cache.put(self.key, self.generations, total)
+
+    def store_from(self, future: Future[int]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.store(future.result() or 0)
+
+
+def _cached_count(session: Session, count: Select) -> _Counted | None:
+    """The cache slot of `count`, None when it reads a table without a generation (never cached)."""
+    tables = sorted({t.name for t in visitors.iterate(count) if isinstance(t, Table)})
+    if not tables or not GENERATION_TABLES.issuperset(tables):
+        return None
+    rows = dict(session.execute(
+        select(ListGeneration.resource, ListGeneration.generation).where(
+            ListGeneration.resource == tables[0] if len(tables) == 1 else ListGeneration.resource.in_(tables))
+    ).tuples().all())
+    if len(rows) != len(tables):  # a database without the rows: count every time
+        return None
+    generations = tuple(rows[t] for t in tables)
+    bind = session.get_bind()
+    compiled = count.compile(dialect=bind.dialect)
+    key = (str(compiled), repr(sorted(compiled.params.items())))
+    cache = count_cache_of(bind.engine)
+    return _Counted(cache, key, generations, cache.get(key, generations))

@@ -307,3 +307,14 @@ class ApiToken(Base):
         UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
         Index("ix_api_tokens_created_at", "created_at", "id"),
     )
+
+
+class ListGeneration(Base):
+    """A write counter per listed table, bumped by database triggers (migration 0006) on every INSERT, UPDATE
+    and DELETE of it, whatever the writer: the list engine keeps an exact total_size while the counter of
+    every table its COUNT reads is unchanged (see store/listing.py). Not for runs and jobs: all their writers
+    would queue on the one row."""
+
+    __tablename__ = "list_generations"
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)  # the table's name
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
