@@ -5,6 +5,8 @@ Revises: 0005
 Create Date: 2026-11-26
 """
 
+import logging
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -47,13 +49,30 @@ def upgrade() -> None:
                 f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {PG_FUNCTION}()"
             )
         return
-    for table in TABLES:
-        for event in EVENTS:
-            name = f"trg_{table}_{event.lower()}_list_generation"
-            if dialect == "sqlite":
-                op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN {_bump(table)}; END")
-            else:  # MySQL/MariaDB: row triggers only
-                op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {_bump(table)}")
+    if dialect == "sqlite":
+        for table in TABLES:
+            for event in EVENTS:
+                op.execute(f"CREATE TRIGGER {_name(table, event)} AFTER {event} ON {table} BEGIN {_bump(table)}; END")
+        return
+    # MySQL/MariaDB: row triggers only. A server with binary logging refuses CREATE TRIGGER to a user
+    # without SUPER (unless log_bin_trust_function_creators is on), and a user may lack the TRIGGER
+    # privilege: then the database keeps no generations and every list counts, exactly as before.
+    created: list[str] = []
+    try:
+        for table in TABLES:
+            for event in EVENTS:
+                op.execute(f"CREATE TRIGGER {_name(table, event)} AFTER {event} ON {table} FOR EACH ROW {_bump(table)}")
+                created.append(_name(table, event))
+    except sa.exc.DBAPIError as exc:
+        for name in created:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+        op.execute("DELETE FROM list_generations")
+        logging.getLogger("alembic").warning(
+            "list counts are not cached on this database (triggers refused: %s)", exc.orig)
+
+
+def _name(table: str, event: str) -> str:
+    return f"trg_{table}_{event.lower()}_list_generation"
 
 
 def downgrade() -> None:
@@ -65,5 +84,5 @@ def downgrade() -> None:
     else:
         for table in TABLES:
             for event in EVENTS:
-                op.execute(f"DROP TRIGGER IF EXISTS trg_{table}_{event.lower()}_list_generation")
+                op.execute(f"DROP TRIGGER IF EXISTS {_name(table, event)}")
     op.drop_table('list_generations')

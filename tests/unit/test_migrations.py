@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Index, MetaData, String, create_engine, inspect, pool
+from sqlalchemy import Column, Index, MetaData, String, create_engine, inspect, pool, text
+from sqlalchemy.engine import make_url
 
 from alembic import command
 from kfp_backend.store import migrations
@@ -77,3 +80,32 @@ def test_upgrade_matches_models_and_downgrade_reverts(
 
         migrations.upgrade(url)
         assert _schema_differences(url) == []
+
+
+def test_mysql_without_the_trigger_privilege_migrates_and_counts_every_time(
+    database_factories: dict[str, DatabaseFactory],
+) -> None:
+    """A MySQL user who may not create triggers (no TRIGGER privilege, or binary logging without SUPER)
+    still gets the whole schema; the list count cache stays off there (no generation rows)."""
+    factory = database_factories["mysql"]
+    with factory.empty() as url:
+        parsed = make_url(url)
+        user = f"kfpb_notrg_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+            connection.execute(text(f"GRANT ALL PRIVILEGES ON {parsed.database}.* TO '{user}'@'%'"))
+            connection.execute(text(f"REVOKE TRIGGER ON {parsed.database}.* FROM '{user}'@'%'"))
+        try:
+            limited = parsed.set(username=user, password="pw").render_as_string(hide_password=False)
+            migrations.upgrade(limited)
+            assert migrations.current_revision(url) == migrations.head_revision()
+            assert _schema_differences(url) == []
+            with admin.connect() as connection:
+                assert connection.execute(text("SELECT COUNT(*) FROM list_generations")).scalar() == 0
+                triggers = connection.execute(text("SHOW TRIGGERS")).all()
+                assert triggers == []
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
+            admin.dispose()
