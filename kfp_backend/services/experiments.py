@@ -11,7 +11,14 @@ from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
-from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType, describe_key
+from kfp_backend.services.references import (
+    Relationship,
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    check_filter_key,
+    describe_key,
+)
 from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
@@ -23,10 +30,6 @@ STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_DESCRIPTION = "All runs created without specifying an experiment will be grouped here."
 # The resource types upstream's ValidateFilter can convert; others (UNKNOWN, PIPELINE) are a 400.
-_FILTERABLE_KEY_TYPES = {
-    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
-}
-
 
 @dataclass(frozen=True)
 class NewExperiment:
@@ -110,12 +113,7 @@ class ExperimentService:
         # Single-user: any other convertible key (EXPERIMENT, JOB, ...) is ignored, everything is listed.
         # Multi-user: the key must name a namespace, which is the one listed.
         query = parse_list_request(repo.EXPERIMENT_LISTABLE, request)
-        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
-            raise (
-                InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                .wrap("Unrecognized resource reference type.")
-                .wrap("Validating filter failed.")
-            )
+        check_filter_key(key)
         namespace: str | None = None
         if self._authz.multi_user:
             if key is None or key.type != ResourceType.NAMESPACE:

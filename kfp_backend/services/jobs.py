@@ -35,7 +35,7 @@ from kfp_backend.services.pipeline_source import (
     resolve_pipeline_source,
     resolve_references,
 )
-from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType, check_filter_key
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
 from kfp_backend.services.runs import (
     decode_references,
@@ -55,10 +55,6 @@ TRIGGER_PERIODIC = "periodic"
 TRIGGER_NONE = ""  # neither schedule: upstream fires such a job once, at creation
 STATUS_NO_STATUS = "NO_STATUS"
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
-_FILTERABLE_KEY_TYPES = {
-    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
-}
-
 
 class JobScheduling(Protocol):
     """What the scheduler is told. Called after the change is committed; the database stays the truth
@@ -265,12 +261,7 @@ class JobService:
     def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
         query = parse_list_request(repo.JOB_LISTABLE, request)
         scope = []
-        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
-            raise (
-                InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                .wrap("Unrecognized resource reference type.")
-                .wrap("Validating filter failed.")
-            )
+        check_filter_key(key)
         if self._authz.multi_user:
             multi_user_list_scope(self._authz, caller, key, authz.JOBS, "ListJobs", self._db)
         if key is not None:

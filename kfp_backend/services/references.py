@@ -36,6 +36,22 @@ class ResourceReference:
     name: str = ""
 
 
+# The key types a list call of runs, jobs or experiments accepts (upstream's filter conversion).
+FILTERABLE_KEY_TYPES = frozenset({
+    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
+})
+
+
+def check_filter_key(key: ResourceKey | None) -> None:
+    """A list call's resource_reference_key must be of a type upstream can filter by: else its 400."""
+    if key is not None and key.type not in FILTERABLE_KEY_TYPES:
+        raise (
+            InvalidArgument(f"Unsupported resource type: {key.type.name}")
+            .wrap("Unrecognized resource reference type.")
+            .wrap("Validating filter failed.")
+        )
+
+
 def parse_enum(enum_type: type[enum.IntEnum], raw: object, what: str) -> enum.IntEnum:
     """Accept an enum by name or number, as the gateway does; anything else is a 400."""
     try:

@@ -37,6 +37,7 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
+    check_filter_key,
     describe_key,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
@@ -55,10 +56,6 @@ STATUS_TERMINATING = "Terminating"
 # Node phases retry keeps as they are, and those it runs again.
 _KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
 _RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
-_FILTERABLE_KEY_TYPES = {
-    ResourceType.EXPERIMENT, ResourceType.JOB, ResourceType.PIPELINE_VERSION, ResourceType.NAMESPACE,
-}
-
 ArtifactReader = Callable[[str], "bytes | None"]
 LogReader = Callable[[str], "bytes | None"]
 
@@ -342,12 +339,7 @@ class RunService:
     def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
         query = parse_list_request(repo.RUN_LISTABLE, request)
         scope = []
-        if key is not None and key.type not in _FILTERABLE_KEY_TYPES:
-            raise (
-                InvalidArgument(f"Unsupported resource type: {key.type.name}")
-                .wrap("Unrecognized resource reference type.")
-                .wrap("Validating filter failed.")
-            )
+        check_filter_key(key)
         if self._authz.multi_user:
             multi_user_list_scope(self._authz, caller, key, authz.RUNS, "ListRuns", self._db)
         if key is not None:
