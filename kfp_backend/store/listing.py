@@ -267,7 +267,6 @@ def _ascii_folds_as_in_c(session: Session) -> bool:
     return folds
 
 
-
 # ------------------------------------------------------------------------------------------ count cache
 #
 # total_size must be exact, and at 100k rows its COUNT costs more than the page. But the count of a query

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, exists, false, func, not_, select, true, update
+from sqlalchemy import Table, bindparam, exists, false, func, not_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -209,17 +209,6 @@ def refresh_statuses(session: Session) -> int:
 
 def get_fire(session: Session, job_id: str, scheduled_at: int) -> JobFire | None:
     return session.get(JobFire, (job_id, scheduled_at))
-
-
-def list_fires(session: Session, job_id: str | None = None) -> list[JobFire]:
-    statement = select(JobFire).order_by(JobFire.job_id, JobFire.scheduled_at)
-    if job_id is not None:
-        statement = statement.where(JobFire.job_id == job_id)
-    return list(session.scalars(statement))
-
-
-def delete_fires(session: Session, job_id: str) -> None:
-    session.execute(delete(JobFire).where(JobFire.job_id == job_id))
 
 
 # -- the lease -------------------------------------------------------------------------------------------
