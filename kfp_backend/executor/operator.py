@@ -405,6 +405,10 @@ class RunOperator:
                 phase="Running", inputs=inputs, parents=parents,
             )
         all_done = True
+        # The tasks' scope, built once per pass when a task first needs it, then kept up to date with the
+        # tasks of this pass (no other task of this DAG changes during the pass): the scope a task sees
+        # holds the outputs of the tasks done so far in this pass.
+        dag_scope: tuple[dict[str, str], dict[str, dict]] | None = None
         for task_name in template.task_order():
             task = template.tasks[task_name]
             task_node_name = f"{name}.{task_name}"
@@ -417,14 +421,17 @@ class RunOperator:
                 continue
             dep_names = tuple(f"{name}.{dep}" for dep in task.dependencies) or (name,)
             if existing is None and any(dep["phase"] in FAILED | {"Omitted"} for dep in dependencies if dep):
-                self._create(
+                omitted = self._create(
                     task_node_name, node_type="Skipped", template=task.template, display=task_name,
                     boundary=node["id"], phase="Omitted", message=OMITTED_MESSAGE, parents=dep_names,
                 )
+                if dag_scope is not None:
+                    _add_task_to_scope(task_name, omitted, *dag_scope)
                 continue
-            # The task's scope sees the outputs of the tasks done so far in this pass.
-            scope, artifacts = self._dag_scope(name, template, inputs)
-            task_node = self._execute_task(task_node_name, task, scope, artifacts, node["id"], dep_names)
+            if dag_scope is None:
+                dag_scope = self._dag_scope(name, template, inputs)
+            task_node = self._execute_task(task_node_name, task, *dag_scope, node["id"], dep_names)
+            _add_task_to_scope(task_name, task_node, *dag_scope)
             if not is_fulfilled(task_node):
                 all_done = False
         if all_done:
@@ -440,16 +447,8 @@ class RunOperator:
             artifacts[f"inputs.artifacts.{key}"] = value
         for task_name in template.tasks:
             task_node = self.nodes.get(f"{name}.{task_name}")
-            if task_node is None:
-                continue
-            scope[f"tasks.{task_name}.status"] = task_node.get("phase", "")
-            scope[f"tasks.{task_name}.id"] = task_node["id"]
-            outputs = task_node.get("outputs") or {}
-            for parameter in outputs.get("parameters", []):
-                if "value" in parameter:
-                    scope[f"tasks.{task_name}.outputs.parameters.{parameter['name']}"] = parameter["value"]
-            for artifact in outputs.get("artifacts", []):
-                artifacts[f"tasks.{task_name}.outputs.artifacts.{artifact['name']}"] = artifact
+            if task_node is not None:
+                _add_task_to_scope(task_name, task_node, scope, artifacts)
         return scope, artifacts
 
     def _execute_task(
@@ -636,6 +635,18 @@ def _stored_inputs(node: dict) -> Inputs:
     for artifact in rendered.get("artifacts", []):
         inputs.artifacts[artifact["name"]] = artifact
     return inputs
+
+
+def _add_task_to_scope(task_name: str, task_node: dict, scope: dict[str, str], artifacts: dict[str, dict]) -> None:
+    """`tasks.<name>.*`: a task node's status, id and outputs, as the tasks after it in its DAG see them."""
+    scope[f"tasks.{task_name}.status"] = task_node.get("phase", "")
+    scope[f"tasks.{task_name}.id"] = task_node["id"]
+    outputs = task_node.get("outputs") or {}
+    for parameter in outputs.get("parameters", []):
+        if "value" in parameter:
+            scope[f"tasks.{task_name}.outputs.parameters.{parameter['name']}"] = parameter["value"]
+    for artifact in outputs.get("artifacts", []):
+        artifacts[f"tasks.{task_name}.outputs.artifacts.{artifact['name']}"] = artifact
 
 
 def _resolve_artifact(artifact: ArtifactDecl, scope: Mapping[str, str], artifacts: Mapping[str, dict]) -> dict | None:

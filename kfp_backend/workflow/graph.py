@@ -100,10 +100,15 @@ class Template:
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
-    def task_order(self) -> list[str]:
-        """Tasks in a dependency-respecting, deterministic order."""
-        assert self.graph is not None
-        return list(nx.lexicographical_topological_sort(self.graph))
+    _task_order: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def task_order(self) -> tuple[str, ...]:
+        """Tasks in a dependency-respecting, deterministic order (computed once: the executor asks on
+        every pass)."""
+        if self._task_order is None:
+            assert self.graph is not None
+            self._task_order = tuple(nx.lexicographical_topological_sort(self.graph))
+        return self._task_order
 
     def leaves(self) -> list[str]:
         """Tasks nothing else in this DAG depends on (Argo's leaf tasks, used to assess the DAG phase)."""

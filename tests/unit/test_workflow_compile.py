@@ -45,7 +45,7 @@ def test_parameters_and_output_parameters():
     )
     assert root.tasks["echo"].dependencies == ("add-2",)
     assert sorted(root.graph.edges) == [("add", "add-2"), ("add-2", "echo")]
-    assert root.task_order() == ["add", "add-2", "echo", "echo-2"]
+    assert root.task_order() == ("add", "add-2", "echo", "echo-2")
     assert root.leaves() == ["echo", "echo-2"]
 
     add = graph.templates["add"]
@@ -121,7 +121,7 @@ def test_nested_loops():
                                 ParameterDecl("loop-item-param-3", "{{item}}"))
     body = graph.templates["for-loop-4"]
     assert body.tasks["echo"].dependencies == ("echo-2",)
-    assert body.task_order() == ["echo-2", "echo"]
+    assert body.task_order() == ("echo-2", "echo")
     assert body.leaves() == ["echo"]
 
 
