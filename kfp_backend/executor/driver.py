@@ -12,16 +12,15 @@ between launches. A step may therefore run before the row that says so is writte
 safe is the launch record the launcher writes in the step's directory right after the spawn (pid and
 process start time): a later driver that is about to start that node finds the record and adopts the
 process, or takes its recorded exit, instead of starting it twice. Once the driver has taken a step's
-result it marks the directory (`collected`), so a later attempt there (a retry of the run) starts afresh.
+result the launcher marks the directory (`mark_collected`), so a later attempt there (a retry of the
+run) starts afresh.
 The final state of a run is written synchronously, after everything before it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import queue
 import shutil
 import socket
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 METRICS_ARTIFACT = "mlpipeline-metrics"
 HOSTNAME = socket.gethostname()
-COLLECTED_FILE = "collected"  # in a step's directory: the driver has taken this attempt's result
 
 
 @dataclass(frozen=True)
@@ -287,8 +285,7 @@ class RunDriver:
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)
             if spec is not None:
-                with contextlib.suppress(OSError):
-                    os.mknod(spec.work_dir / COLLECTED_FILE, 0o644)
+                self.executor.launcher.mark_collected(spec)
         elif isinstance(event, _Terminate):
             operator.request_stop("terminate")
         elif isinstance(event, _Deleted):
@@ -416,7 +413,7 @@ class RunDriver:
     def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | object | None:
         """A launch of this very node that an earlier driver made but never got into the database (it
         died between the two): adopt the process, or take the exit it recorded. None: start the step."""
-        if (spec.work_dir / COLLECTED_FILE).exists():
+        if self.executor.launcher.was_collected(spec):
             return None
         launcher = self.executor.launcher
         pid = launcher.launched_pid(spec)

@@ -4,11 +4,13 @@ The shell wrapper of the sandbox (`unshare` -> `sh` -> `mount` -> the step) cost
 executions per step, a few milliseconds of CPU each time: most of a tiny step's cost, and what limits
 a wide fan-out on a small machine. `kfp-step` does the same work in one small process:
 
-    kfp-step [-p PIDFILE] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
+    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
 
-    -p   first write the launch record to PIDFILE (atomically): "pid start-time boot-id started-at",
-         the start time being field 22 of /proc/self/stat, as the launcher would write it; the record
-         exists before the step runs, whatever happens to the server meanwhile
+    -r   first write the launch record as the first line of stdout, in one write: "pid start-time
+         boot-id started-at", the start time being field 22 of /proc/self/stat, as the launcher would
+         write it; the record exists before the step runs, whatever happens to the server meanwhile,
+         and costs no file of its own (each new file is an inode to allocate, which some filesystems
+         make expensive)
     -D   create DIR with its parents when missing
     -m   enter a new mount namespace and make every mount in it private (`unshare --mount
          --propagation private`)
@@ -94,8 +96,8 @@ static int read_file(const char *path, char *buffer, size_t size) {
     return 0;
 }
 
-static int write_record(const char *path) {
-    char stat_line[4096], boot_id[128] = "unknown", temporary[4096];
+static int write_record(void) {
+    char stat_line[4096], boot_id[128] = "unknown", line[512];
     if (read_file("/proc/self/stat", stat_line, sizeof stat_line) != 0) return -1;
     char *fields = strrchr(stat_line, ')');
     if (fields == NULL) return -1;
@@ -107,12 +109,10 @@ static int write_record(const char *path) {
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    if (snprintf(temporary, sizeof temporary, "%s.tmp", path) >= (int)sizeof temporary) return -1;
-    FILE *file = fopen(temporary, "w");
-    if (file == NULL) return -1;
-    fprintf(file, "%d %s %s %ld.%06ld\n", (int)getpid(), field, boot_id, (long)now.tv_sec, now.tv_nsec / 1000);
-    if (fclose(file) != 0) return -1;
-    return rename(temporary, path);
+    int length = snprintf(line, sizeof line, "%d %s %s %ld.%06ld\n", (int)getpid(), field, boot_id,
+                          (long)now.tv_sec, now.tv_nsec / 1000);
+    if (length <= 0 || length >= (int)sizeof line) return -1;
+    return write(1, line, length) == length ? 0 : -1;
 }
 
 static int wrapper(int argc, char **argv) {
@@ -123,8 +123,8 @@ static int wrapper(int argc, char **argv) {
         if (!strcmp(argv[i], "--")) {
             i++;
             break;
-        } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
-            if (write_record(argv[++i]) != 0) return fail("kfp-step: cannot write the launch record", argv[i]);
+        } else if (!strcmp(argv[i], "-r")) {
+            if (write_record() != 0) return fail("kfp-step: cannot write the launch record", NULL);
         } else if (!strcmp(argv[i], "-D") && i + 1 < argc) {
             if (make_dirs(argv[++i]) != 0) return fail("cannot create", argv[i]);
         } else if (!strcmp(argv[i], "-m")) {
@@ -277,25 +277,25 @@ def _check(binary: str) -> None:
     the launcher's own would (pid, start time as /proc shows it to the step, boot id, wall clock)."""
     with tempfile.TemporaryDirectory(prefix="kfp-step-check-") as scratch:
         cwd = os.path.join(scratch, "a", "b")
-        record = os.path.join(scratch, "pid")
         before = time.time()
         proc = subprocess.Popen(
-            [binary, "-p", record, "-D", os.path.join(scratch, "c"), "-C", cwd, "--", "sh", "-c",
+            [binary, "-r", "-D", os.path.join(scratch, "c"), "-C", cwd, "--", "sh", "-c",
              'echo out; cat /proc/$PPID/stat >&2; test "$(pwd)" = "$1" && exit 3', "x", cwd],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         stdout, stderr = proc.communicate(timeout=30)
         after = time.time()
-        if proc.returncode != 3 or stdout != "3\n" or not stderr.startswith("out\n"):
+        lines = stdout.splitlines()
+        if proc.returncode != 3 or len(lines) != 2 or lines[1] != "3" or not stderr.startswith("out\n"):
             raise RuntimeError(f"kfp-step check failed: {proc.returncode} {stdout!r} {stderr!r}")
         parent_stat = stderr[len("out\n"):]
         ticks = parent_stat[parent_stat.rindex(")") + 2 :].split()[19]
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        pid, recorded_ticks, recorded_boot, started_at = Path(record).read_text().split()
+        pid, recorded_ticks, recorded_boot, started_at = lines[0].split()
         if (int(pid), recorded_ticks, recorded_boot) != (proc.pid, ticks, boot_id) or not (
             before - 1 <= float(started_at) <= after + 1
         ) or not os.path.isdir(os.path.join(scratch, "c")):
-            raise RuntimeError(f"kfp-step check failed: launch record {Path(record).read_text()!r}")
+            raise RuntimeError(f"kfp-step check failed: launch record {lines[0]!r}")
 
 
 _ns_checked: list[bool] = []

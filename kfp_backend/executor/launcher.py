@@ -8,12 +8,18 @@ its descendants), with its private view of the in-step paths (see `sandbox`): th
         '<mounts; cd>; "$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...
 
 The wrapper's stdout is `<work_dir>/exit_code`: the step's exit status is on disk even when the server
-died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch `<work_dir>/pid`
-is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat; by
-`kfp-step` itself before the step runs, or by the launcher right after the spawn), so a later server
-process can adopt the step (`adopt`) or learn how it ended
-(`recorded_result`) without mistaking a reused pid for it. When the launcher kills a step (deadline,
-terminate) it first writes the reason to `<work_dir>/killed`.
+died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch the launch record
+is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat): by
+`kfp-step` itself, before the step runs, as the first line of `exit_code`; by the launcher right after
+the spawn into `<work_dir>/pid` with the shell wrapper. A later server process can then adopt the step
+(`adopt`) or learn how it ended (`recorded_result`) without mistaking a reused pid for it. When the
+driver has taken a step's result, `mark_collected` renames `exit_code` to `collected` (same content):
+a later attempt in that directory starts afresh. When the launcher kills a step (deadline, terminate)
+it first writes the reason to `<work_dir>/killed`.
+
+Every file a step costs is an inode to allocate, and on some filesystems (ext4 without a journal,
+right after many deletions) that is the most expensive part of launching a tiny step; hence no file
+that can be avoided: the launch record shares the exit status file, and "collected" is a rename.
 
 No Python interpreter is spawned per step, and nothing runs Python code between fork and exec. With
 `kfp-step`, a wave of steps (`start_many`) is started by its spawner process in one request (see
@@ -54,7 +60,8 @@ VANISHED_MESSAGE = "pod deleted"
 
 LOG_FILE = "log"
 EXIT_CODE_FILE = "exit_code"
-PID_FILE = "pid"
+COLLECTED_FILE = "collected"  # exit_code, renamed once the driver has taken the result
+PID_FILE = "pid"  # the launch record, when the launcher writes it (shell wrapper)
 KILLED_FILE = "killed"
 PLACEHOLDERS_FILE = "placeholders.json"
 
@@ -109,7 +116,7 @@ class StepHandle:
         self._kill_at: float | None = None  # time.monotonic() of the SIGKILL after the grace period
         self._kill_reason: str | None = None
         self._group_gone = False
-        self._record: _PidRecord | None = None  # adopted steps: the launch record to check liveness
+        self._record: LaunchRecord | None = None  # adopted steps: the launch record to check liveness
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -138,6 +145,8 @@ class StepLauncher(Protocol):
     def terminate(self, handle: StepHandle) -> None: ...
     def is_alive(self, handle: StepHandle) -> bool: ...
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None: ...
+    def mark_collected(self, spec: StepSpec) -> None: ...
+    def was_collected(self, spec: StepSpec) -> bool: ...
     def launched_pid(self, spec: StepSpec) -> int | None: ...
     def recorded_result(self, spec: StepSpec) -> StepResult | None: ...
     def host_path(self, spec: StepSpec, in_step_path: str) -> Path: ...
@@ -194,7 +203,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 @dataclass(frozen=True)
-class _PidRecord:
+class LaunchRecord:
     pid: int
     start_ticks: int
     boot_id: str
@@ -208,11 +217,32 @@ class _PidRecord:
         return stat is not None and stat[0] not in ("Z", "X") and stat[2] == self.start_ticks
 
 
-def _read_pid_record(work_dir: Path) -> _PidRecord | None:
+def _read_records(work_dir: Path) -> list[str]:
+    """The lines of the step's status file (`exit_code`, or `collected` once the result was taken); only
+    whole lines: a line still being written has no newline yet."""
+    for name in (EXIT_CODE_FILE, COLLECTED_FILE):
+        try:
+            text = (Path(work_dir) / name).read_text()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return []
+        return text.split("\n")[:-1]
+    return []
+
+
+def read_launch_record(work_dir: Path) -> LaunchRecord | None:
     try:
-        pid, ticks, boot_id, started_at = (Path(work_dir) / PID_FILE).read_text().split()
-        return _PidRecord(int(pid), int(ticks), boot_id, float(started_at))
-    except (OSError, ValueError):
+        line = (Path(work_dir) / PID_FILE).read_text()
+    except FileNotFoundError:
+        records = _read_records(work_dir)  # kfp-step: the first line of the status file
+        line = records[0] if records else ""
+    except OSError:
+        return None
+    try:
+        pid, ticks, boot_id, started_at = line.split()
+        return LaunchRecord(int(pid), int(ticks), boot_id, float(started_at))
+    except ValueError:
         return None
 
 
@@ -222,11 +252,16 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_exit_code(work_dir: Path) -> int | None:
-    try:
-        return int((Path(work_dir) / EXIT_CODE_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
+def read_exit_code(work_dir: Path) -> int | None:
+    """The wrapper's recorded exit status: the status file's one-field line (after the launch record)."""
+    for line in reversed(_read_records(work_dir)):
+        fields = line.split()
+        if len(fields) == 1:
+            try:
+                return int(fields[0])
+            except ValueError:
+                return None
+    return None
 
 
 def _read_kill_reason(work_dir: Path) -> str | None:
@@ -349,7 +384,7 @@ class LocalProcessLauncher:
                 except FileNotFoundError:
                     os.makedirs(work_dir, exist_ok=True)
                 except FileExistsError:  # an earlier attempt's records must not be taken for this one's
-                    for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE):
+                    for name in (PID_FILE, KILLED_FILE, PLACEHOLDERS_FILE, COLLECTED_FILE):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(work_dir / name)
                 plan = self._plan(spec)
@@ -357,7 +392,7 @@ class LocalProcessLauncher:
                     _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
                 argv = plan.argv
                 if self.helper is not None:  # kfp-step writes the launch record itself, before the step runs
-                    argv = [argv[0], "-p", str(work_dir / PID_FILE), *argv[1:]]
+                    argv = [argv[0], "-r", *argv[1:]]
                 prepared.append((spec, on_exit, work_dir, plan, argv))
             except Exception as exc:
                 prepared.append(exc)
@@ -429,7 +464,7 @@ class LocalProcessLauncher:
 
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None:
         """Re-attach to a step launched by an earlier server process; None when it is not running."""
-        record = _read_pid_record(spec.work_dir)
+        record = read_launch_record(spec.work_dir)
         if record is None or record.pid != pid:
             return None
         pidfd: int | None = None
@@ -456,20 +491,35 @@ class LocalProcessLauncher:
         self._reaper.watch(handle, on_exit)
         return handle
 
+    def mark_collected(self, spec: StepSpec) -> None:
+        """The driver has taken this attempt's result: a later attempt in this directory starts afresh
+        (`was_collected`). The records stay readable (`recorded_result`)."""
+        work_dir = Path(spec.work_dir)
+        try:
+            os.rename(work_dir / EXIT_CODE_FILE, work_dir / COLLECTED_FILE)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                os.mknod(work_dir / COLLECTED_FILE, 0o644)
+        except OSError:
+            log.warning("step %s: could not mark its result as collected", spec.key, exc_info=True)
+
+    def was_collected(self, spec: StepSpec) -> bool:
+        return (Path(spec.work_dir) / COLLECTED_FILE).exists()
+
     def launched_pid(self, spec: StepSpec) -> int | None:
         """The pid of the launch recorded in the step's directory, if any (running or not)."""
-        record = _read_pid_record(spec.work_dir)
+        record = read_launch_record(spec.work_dir)
         return None if record is None else record.pid
 
     def recorded_result(self, spec: StepSpec) -> StepResult | None:
         """How a step ended, from its work dir alone: None if it never started or is still running;
         else its recorded exit code, or `vanished` when it died without one (killed outside our
         control, machine rebooted...). Also removes untouched output placeholders, like on_exit does."""
-        record = _read_pid_record(spec.work_dir)
+        record = read_launch_record(spec.work_dir)
         if record is None or record.is_running():
             return None
         _remove_untouched_placeholders(Path(spec.work_dir))
-        return _result(_read_exit_code(spec.work_dir), _read_kill_reason(spec.work_dir))
+        return _result(read_exit_code(spec.work_dir), _read_kill_reason(spec.work_dir))
 
     # -- stopping --
 
@@ -701,9 +751,9 @@ class _Reaper:
                 code = returncode if returncode >= 0 else None
                 signal_number = -returncode if returncode < 0 else None
             else:
-                code = _read_exit_code(handle.work_dir)
+                code = read_exit_code(handle.work_dir)
         except ChildProcessError:
-            code = _read_exit_code(handle.work_dir)
+            code = read_exit_code(handle.work_dir)
         except Exception as exc:
             log.exception("step %s: collecting its exit failed", handle.key)
             self._finish(handle, StepResult(None, False, False, message=f"Error (launcher: {exc})"))

@@ -32,8 +32,9 @@ Two ways to give a step its private view:
     concatenation inside the program, paths read from files) are NOT rewritten, and a bare `/tmp/...`
     path that was not declared stays the shared host /tmp.
 
-In both modes HOME and the default working directory are `/tmp/kfp-home` (in-step), a `workingDir`
-under /tmp is private, and a `workingDir` elsewhere is the host's own directory (created when missing).
+In both modes HOME and the default working directory are the step's private `/tmp` (no directory of
+their own: each one more is an inode to allocate per step), a `workingDir` under /tmp is private, and a
+`workingDir` elsewhere is the host's own directory (created when missing).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ AUTO = "auto"
 MODES = (AUTO, NAMESPACE, REWRITE)
 
 TMP = "/tmp"
-# The step's HOME and default working directory: inside its private /tmp in both modes.
-HOME_IN_STEP = "/tmp/kfp-home"
+# The step's HOME and default working directory: its private /tmp, in both modes.
+HOME_IN_STEP = TMP
 # Exit status recorded when the wrapper could not set up the step's private paths.
 SETUP_FAILED_EXIT_CODE = 125
 
@@ -153,8 +154,8 @@ def plan_namespace(
     root = Path(work_dir) / "root"
     host_tmp = root / "tmp"
     if helper is None:
-        (host_tmp / HOME_IN_STEP[len(TMP) + 1 :]).mkdir(parents=True, exist_ok=True)
-    # else kfp-step makes the private /tmp (-D) and the working directory inside it (-C)
+        host_tmp.mkdir(parents=True, exist_ok=True)
+    # else kfp-step makes the private /tmp (-D) and enters the working directory (-C)
     _make_parent_dirs(root, paths)
     binds: list[tuple[str, str]] = []
 

@@ -21,6 +21,7 @@ import kfp
 import pytest
 from kfp import dsl
 
+from kfp_backend.executor.launcher import read_exit_code, read_launch_record
 from tests.e2e.conftest import _free_port, _stop
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
 from tests.e2e.test_restart import _start_server
@@ -68,9 +69,10 @@ def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Pat
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         step_dir = data_dir / "runs" / run_id / slow["id"]
-        record = (step_dir / "pid").read_text().split()
+        record = read_launch_record(step_dir)
+        assert record is not None
         if not still_running:  # the step ends while no server watches it
-            while not (step_dir / "exit_code").read_text().strip():
+            while read_exit_code(step_dir) is None:
                 assert time.monotonic() < deadline, "the slow step never ended"
                 time.sleep(0.05)
 
@@ -88,7 +90,7 @@ def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Pat
             runs = (COUNTER_DIR / f"kfp-backend-unrecorded-{marker}-{name}").read_text().splitlines()
             assert len(runs) == 1, f"{name} ran {len(runs)} times"
         # The same process: its launch record is the one the killed server's launch wrote.
-        assert (step_dir / "pid").read_text().split() == record
+        assert read_launch_record(step_dir) == record
         assert (step_dir / "log").read_text() == "done\n"
     finally:
         _stop(server)

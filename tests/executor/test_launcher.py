@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,10 +21,13 @@ from kfp_backend.executor import sandbox
 from kfp_backend.executor.launcher import (
     DEADLINE_MESSAGE,
     VANISHED_MESSAGE,
+    LaunchRecord,
     LocalProcessLauncher,
     StepHandle,
     StepResult,
     StepSpec,
+    read_exit_code,
+    read_launch_record,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +119,17 @@ def process_gone(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] in "ZX"
 
 
+def rewrite_launch_record(work_dir: Path, record: LaunchRecord) -> None:
+    """Tamper with a step's launch record where it lies: its own file (shell wrapper) or the first line of
+    the status file (kfp-step)."""
+    line = f"{record.pid} {record.start_ticks} {record.boot_id} {record.started_at!r}"
+    if (work_dir / "pid").exists():
+        (work_dir / "pid").write_text(line + "\n")
+    else:
+        rest = (work_dir / "exit_code").read_text().split("\n", 1)[1]
+        (work_dir / "exit_code").write_text(line + "\n" + rest)
+
+
 def wait_for_file(path: Path, timeout: float = 10.0) -> str:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -134,7 +149,7 @@ def test_success_and_nonzero_exit(launcher: LocalProcessLauncher, tmp_path: Path
     failed = run(launcher, spec_for(tmp_path / "bad", ["sh", "-c", "exit 3"]))
     assert (failed.exit_code, failed.message) == (3, "Error (exit code 3)")
     assert not failed.deadline_exceeded and not failed.terminated and not failed.vanished
-    assert (tmp_path / "bad" / "exit_code").read_text().strip() == "3"
+    assert read_exit_code(tmp_path / "bad") == 3
 
 
 def test_missing_command_is_exit_127(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
@@ -373,14 +388,14 @@ def test_background_processes_die_when_the_step_ends(launcher: LocalProcessLaunc
 LAUNCH_AND_DIE = """
 import json, os, sys, time
 from pathlib import Path
-from kfp_backend.executor.launcher import LocalProcessLauncher, StepSpec
+from kfp_backend.executor.launcher import LocalProcessLauncher, StepSpec, read_launch_record
 launcher = LocalProcessLauncher(sys.argv[1])
 spec = StepSpec(key="adopt", argv=json.loads(sys.argv[2]), env={}, work_dir=Path(sys.argv[3]),
                 private_paths=[], deadline_seconds=None)
 pid = launcher.start(spec, lambda result: None).pid
 # kfp-step writes the launch record itself, an instant after its pid is known: die once it is there.
 for _ in range(500):
-    if (spec.work_dir / "pid").exists():
+    if read_launch_record(spec.work_dir) is not None:
         break
     time.sleep(0.01)
 print(pid, flush=True)
@@ -442,9 +457,10 @@ def test_adopt_refuses_a_reused_pid(tmp_path: Path) -> None:
         launcher = LocalProcessLauncher(sandbox.REWRITE)
         spec = adopt_spec(work_dir)
         assert launcher.adopt(spec, pid + 1, Recorder()) is None  # not the recorded pid
-        record = (work_dir / "pid").read_text().split()
-        record[1] = str(int(record[1]) - 1)  # another process that got the same pid
-        (work_dir / "pid").write_text(" ".join(record))
+        record = read_launch_record(work_dir)
+        assert record is not None
+        # Another process that got the same pid: an earlier start time.
+        rewrite_launch_record(work_dir, dataclasses.replace(record, start_ticks=record.start_ticks - 1))
         assert launcher.adopt(spec, pid, Recorder()) is None
         result = launcher.recorded_result(spec)
         assert result is not None and result.vanished and result.exit_code is None

@@ -51,7 +51,7 @@ def test_rewrite_plan(tmp_path: Path) -> None:
     assert plan.argv[-2:] == ["prog", f"{root}/tmp/outputs/o/data"]
     assert plan.env["V"] == f"{root}/data/in.txt"
     assert plan.env["TMPDIR"] == str(root / "tmp")
-    assert plan.cwd == plan.env["HOME"] == str(root / "tmp/kfp-home")
+    assert plan.cwd == plan.env["HOME"] == str(root / "tmp")
     assert (root / "tmp/outputs/o").is_dir() and (root / "data").is_dir()
     assert plan.placeholders == []
 
