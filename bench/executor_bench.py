@@ -24,6 +24,13 @@ create A real `kfp-backend serve` subprocess (waitress, --max-parallel-steps 40 
        /apis/v1beta1/runs with a one-step workflow manifest for --duration s. Also the same against a
        server with the executor off (API only), as the baseline.
 
+Nothing is deleted before every measurement is done (`delete_later`): on ext4 without a journal (the
+CI machine kind's root filesystem) each new inode allocated within minutes of many deletions costs a
+scan over the recently deleted ones (`recently_deleted` in the kernel, up to ~0.6 ms of CPU per file
+seen here), so a bench's own cleanup between repetitions would slow down every step launched after
+it. For the same reason, figures taken right after `make test` (which deletes thousands of files)
+come out slower on such a filesystem: wait a few minutes.
+
     .venv/bin/python bench/executor_bench.py                              # all three, SQLite
     .venv/bin/python bench/executor_bench.py --backends sqlite,postgres --json /tmp/executor.json
     .venv/bin/python bench/executor_bench.py --only chain --repeat 9
@@ -106,12 +113,11 @@ def run_bare(steps: list[tuple[list[str], list[str]]], tmp: Path) -> list[float]
     """Run each argv directly, one after another; ms per step."""
     times = []
     for argv, _paths in steps:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        rewritten = bare_argv(argv, tmp)
+        step_tmp = fresh_dir(tmp)
+        rewritten = bare_argv(argv, step_tmp)
         start = time.perf_counter()
         subprocess.run(rewritten, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       cwd=tmp, check=False)
+                       cwd=step_tmp, check=False)
         times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -206,9 +212,29 @@ class Probe:
         return save
 
 
+_DELETE_LATER: list[Path] = []
+
+
+def delete_later(path: Path) -> Path:
+    """Remove `path` once every measurement is done (see the module docstring); returns it."""
+    _DELETE_LATER.append(path)
+    return path
+
+
+def delete_scratch() -> None:
+    while _DELETE_LATER:
+        shutil.rmtree(_DELETE_LATER.pop(), ignore_errors=True)
+
+
+def fresh_dir(parent: Path) -> Path:
+    """A new empty directory below `parent` (never reused: nothing is deleted between measurements)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent))
+
+
 class InProcessServer:
     def __init__(self, database_url: str, max_parallel_steps: int = 0, wrapper: str = "kfp-step") -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="kfpb-exec-bench-"))
+        self.data_dir = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-exec-bench-")))
         self.settings = Settings(data_dir=self.data_dir, database_url=database_url, executor_enabled=True,
                                  log_level="WARNING", max_parallel_steps=max_parallel_steps, **background_off())
         self.app = create_app(self.settings)
@@ -227,7 +253,6 @@ class InProcessServer:
     def close(self) -> None:
         self.probe.close()
         shutdown(self.app)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def run(self, manifest: str, name: str, timeout: float = 300) -> dict[str, Any]:
         """Create a run, wait for its last database write, return its nodes and timings."""
@@ -279,8 +304,7 @@ def step_argvs(manifest: dict, nodes: list[dict]) -> list[tuple[list[str], list[
 
 def run_fanout_directly(steps: list[tuple[list[str], list[str]]], tmp: Path) -> float:
     """The fan-out without the server: first step, then all middle steps at once, then the last; ms."""
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = fresh_dir(tmp)
 
     def popen(argv: list[str]) -> subprocess.Popen:
         return subprocess.Popen(bare_argv(argv, tmp), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -299,9 +323,9 @@ def run_isolated(launcher: Any, steps: list[tuple[list[str], list[str]]], tmp: P
     Popen: unshare + bind mounts + sh, or the rewritten paths), one after another; ms per step. No
     driver, no database, no watcher thread."""
     times = []
+    tmp = fresh_dir(tmp)
     for i, (argv, paths) in enumerate(steps):
         work_dir = tmp / f"step-{i}"
-        shutil.rmtree(work_dir, ignore_errors=True)
         spec = StepSpec(key=f"bench/{i}", argv=argv, env={}, work_dir=work_dir, private_paths=paths,
                         deadline_seconds=None)
         work_dir.mkdir(parents=True)
@@ -346,7 +370,7 @@ def corpus_manifest(corpus: Path, name: str) -> tuple[str, dict]:
 
 def bench_chain(server: InProcessServer, args: argparse.Namespace, python3: tuple[str, str]) -> dict[str, Any]:
     manifest_text, manifest = corpus_manifest(args.corpus, "chain_50")
-    tmp = Path(tempfile.mkdtemp(prefix="kfpb-bare-"))
+    tmp = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-bare-")))
     reps: list[dict[str, Any]] = []
     load_before = load()
     for rep in range(args.warmup_runs + args.repeat):
@@ -376,7 +400,6 @@ def bench_chain(server: InProcessServer, args: argparse.Namespace, python3: tupl
         print(f"  chain rep {rep - args.warmup_runs + 1}: wall {result['wall_ms']:.0f} ms, "
               f"{reps[-1]['per_step_ms']:.1f} ms/step, bare {reps[-1]['bare_step_ms']:.1f} ms/step, "
               f"overhead {overhead:.1f} ms/step, spawn {spawn_which:.1f} / {spawn_real:.1f} ms", flush=True)
-    shutil.rmtree(tmp, ignore_errors=True)
     summary = {key: median([r[key] for r in reps]) for key in reps[0]}
     summary.update({"repeat": len(reps), "load": (load_before, load()), "python3": python3, "reps": reps})
     return summary
@@ -384,7 +407,7 @@ def bench_chain(server: InProcessServer, args: argparse.Namespace, python3: tupl
 
 def bench_fanout(server: InProcessServer, args: argparse.Namespace, python3: tuple[str, str]) -> dict[str, Any]:
     manifest_text, manifest = corpus_manifest(args.corpus, "fanout_30")
-    tmp = Path(tempfile.mkdtemp(prefix="kfpb-bare-"))
+    tmp = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-bare-")))
     reps: list[dict[str, Any]] = []
     load_before = load()
     for rep in range(args.warmup_runs + args.repeat):
@@ -419,7 +442,6 @@ def bench_fanout(server: InProcessServer, args: argparse.Namespace, python3: tup
                      "collect_ms": sum(result["collects"]), "db_write_ms": sum(result["db_writes"])})
         print(f"  fanout rep {rep - args.warmup_runs + 1}: wall {result['wall_ms']:.0f} ms, slowest step "
               f"{slowest:.1f} ms, spawn {spawn_which:.1f} / {spawn_real:.1f} ms, peak running {peak}", flush=True)
-    shutil.rmtree(tmp, ignore_errors=True)
     summary = {key: median([r[key] for r in reps]) for key in reps[0]}
     summary.update({"repeat": len(reps), "load": (load_before, load()), "python3": python3,
                     "slots": server.settings.effective_max_parallel_steps, "reps": reps})
@@ -521,7 +543,7 @@ def count_runs(base: str) -> dict[str, int]:
 
 
 def bench_create(database_url: str, args: argparse.Namespace, executor: bool) -> dict[str, Any]:
-    data_dir = Path(tempfile.mkdtemp(prefix="kfpb-create-bench-"))
+    data_dir = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-create-bench-")))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [server_command(), "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "WARNING"]
@@ -586,7 +608,6 @@ def bench_create(database_url: str, args: argparse.Namespace, executor: bool) ->
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- reporting
@@ -661,6 +682,39 @@ def print_create(rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------------------------- main
 
 
+def measure(args: argparse.Namespace, only: set[str], python3: tuple[str, str],
+            results: dict[str, list[dict[str, Any]]]) -> None:
+    """Every chosen bench on every chosen backend, into `results`."""
+    for kind in [k for k in args.backends.split(",") if k]:
+        with fresh_database(kind, args) as backend:
+            if only & {"chain", "fanout"}:
+                configurations = [(0, ("chain", "fanout"))]
+                if args.wide_slots:
+                    configurations.append((args.wide_slots, ("fanout",)))
+                for wrapper in [w for w in args.wrappers.split(",") if w]:
+                    for slots, wanted in configurations:
+                        server = InProcessServer(backend.url, slots, wrapper)
+                        try:
+                            for what, bench in (("chain", bench_chain), ("fanout", bench_fanout)):
+                                if what in only and what in wanted:
+                                    print(f"[{kind}] {what}, {server.isolation} isolation, {wrapper} wrapper, "
+                                          f"{server.settings.effective_max_parallel_steps} slots ...", flush=True)
+                                    outcome = bench(server, args, python3)
+                                    results[what].append({"backend": kind, "wrapper": wrapper, **outcome})
+                        finally:
+                            server.close()
+            if "create" in only:
+                for executor in (True, False):
+                    print(f"[{kind}] create, executor {'on' if executor else 'off'} ...", flush=True)
+                    # Each server gets an empty database: SQLite in its data dir, or a fresh one here.
+                    if kind == "sqlite":
+                        outcome = bench_create("", args, executor)
+                    else:
+                        with fresh_database(kind, args) as own:
+                            outcome = bench_create(own.url, args, executor)
+                    results["create"].append({"backend": kind, **outcome})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="chain,fanout,create", help="comma list of chain,fanout,create")
@@ -695,34 +749,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python3 of a step: {python3[0]} -> {python3[1]} (the reference: {python3[1]}); cores: {os.cpu_count()}; "
           f"load: {os.getloadavg()}", flush=True)
     results: dict[str, list[dict[str, Any]]] = {"chain": [], "fanout": [], "create": []}
-    for kind in [k for k in args.backends.split(",") if k]:
-        with fresh_database(kind, args) as backend:
-            if only & {"chain", "fanout"}:
-                configurations = [(0, ("chain", "fanout"))]
-                if args.wide_slots:
-                    configurations.append((args.wide_slots, ("fanout",)))
-                for wrapper in [w for w in args.wrappers.split(",") if w]:
-                    for slots, wanted in configurations:
-                        server = InProcessServer(backend.url, slots, wrapper)
-                        try:
-                            for what, bench in (("chain", bench_chain), ("fanout", bench_fanout)):
-                                if what in only and what in wanted:
-                                    print(f"[{kind}] {what}, {server.isolation} isolation, {wrapper} wrapper, "
-                                          f"{server.settings.effective_max_parallel_steps} slots ...", flush=True)
-                                    outcome = bench(server, args, python3)
-                                    results[what].append({"backend": kind, "wrapper": wrapper, **outcome})
-                        finally:
-                            server.close()
-            if "create" in only:
-                for executor in (True, False):
-                    print(f"[{kind}] create, executor {'on' if executor else 'off'} ...", flush=True)
-                    # Each server gets an empty database: SQLite in its data dir, or a fresh one here.
-                    if kind == "sqlite":
-                        outcome = bench_create("", args, executor)
-                    else:
-                        with fresh_database(kind, args) as own:
-                            outcome = bench_create(own.url, args, executor)
-                    results["create"].append({"backend": kind, **outcome})
+    try:
+        measure(args, only, python3, results)
+    finally:
+        delete_scratch()
     if results["chain"]:
         print_chain(results["chain"])
     if results["fanout"]:
