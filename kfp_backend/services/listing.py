@@ -128,7 +128,7 @@ def parse_sort_by(listable: Listable, sort_by: str) -> tuple[str, bool]:
             '"field_name desc", or "field_name asc"'
         )
     field = words[0]
-    spec = listable.fields.get(field)
+    spec = listable.field(field)
     if spec is None or not spec.sortable:
         raise _invalid(f'Invalid sorting field: "{field}" on listable type {listable.type_name}')
     return field, len(words) == 2 and words[1] == "desc"
@@ -291,7 +291,7 @@ def decode_page_token(listable: Listable, token: str, page_size: int) -> ListQue
         field, descending = document["sort"], document["desc"]
         if not isinstance(field, str) or not isinstance(descending, bool):
             raise ValueError("bad sort")
-        spec = listable.fields.get(field)
+        spec = listable.field(field)
         if spec is None or not spec.sortable:
             raise ValueError("bad sort field")
         value, key = document["start"]

@@ -10,7 +10,7 @@ import enum
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -51,8 +51,9 @@ class Predicate:
 class ListField:
     """One API field that can be filtered and/or sorted on."""
 
-    column: InstrumentedAttribute
-    kind: type  # int or str: the type of values compared with the column
+    # A column of the model, or (sort-only fields) an SQL expression over a row of it.
+    column: InstrumentedAttribute | ColumnElement[Any]
+    kind: type  # int, float or str: the type of values compared with the column
     # Sort on this column instead (e.g. an indexed prefix of a long text column).
     sort_column: InstrumentedAttribute | None = None
     filterable: bool = True
@@ -68,9 +69,20 @@ class Listable:
     id_column: InstrumentedAttribute
     fields: Mapping[str, ListField]
     default_sort: str = "created_at"
+    # Sort fields named by a pattern rather than listed (runs: `metric:<name>`): the field, or None.
+    sort_field_for: Callable[[str], ListField | None] | None = None
 
-    def sort_column(self, name: str) -> InstrumentedAttribute:
-        spec = self.fields[name]
+    def field(self, name: str) -> ListField | None:
+        """The field `name`, listed or named by a pattern; None when there is none."""
+        spec = self.fields.get(name)
+        if spec is None and self.sort_field_for is not None:
+            spec = self.sort_field_for(name)
+        return spec
+
+    def sort_column(self, name: str) -> InstrumentedAttribute | ColumnElement[Any]:
+        spec = self.field(name)
+        if spec is None:
+            raise KeyError(name)
         return spec.sort_column if spec.sort_column is not None else spec.column
 
 
@@ -155,6 +167,10 @@ def list_page(
                 cached.store(total)
 
     statement = base if base is not None else select(listable.model)
+    # A sort on an expression (not a column of the row) selects its value beside each row, for the token.
+    computed = not isinstance(sort_column, InstrumentedAttribute)
+    if computed:
+        statement = statement.add_columns(sort_column)
     statement = statement.where(*conditions)
     if query.start_at is not None:
         statement = statement.where(_seek(dialect, sort_column, id_column, query.start_at, query.descending))
@@ -163,23 +179,26 @@ def list_page(
     else:
         statement = statement.order_by(sort_column.asc(), id_column.asc())
     try:
-        rows = list(session.scalars(statement.limit(query.page_size + 1)))
+        result = session.execute(statement.limit(query.page_size + 1))
+        pairs = [(row[0], row[1]) for row in result] if computed else [(row, None) for row in result.scalars()]
     except BaseException:
         if pending is not None:
             pending.cancel()
         raise
 
     next_start_at = None
-    if len(rows) > query.page_size:
-        boundary = rows[query.page_size]
-        next_start_at = (getattr(boundary, sort_column.key), getattr(boundary, id_column.key))
-        rows = rows[: query.page_size]
-    return Page(items=rows, total_size=total, next_start_at=next_start_at)
+    if len(pairs) > query.page_size:
+        boundary, value = pairs[query.page_size]
+        if not computed:
+            value = getattr(boundary, sort_column.key)
+        next_start_at = (value, getattr(boundary, id_column.key))
+        pairs = pairs[: query.page_size]
+    return Page(items=[row for row, _ in pairs], total_size=total, next_start_at=next_start_at)
 
 
 def _seek(
     dialect: str,
-    sort_column: InstrumentedAttribute,
+    sort_column: InstrumentedAttribute | ColumnElement[Any],
     id_column: InstrumentedAttribute,
     start_at: tuple[Any, str],
     descending: bool,

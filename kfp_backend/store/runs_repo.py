@@ -7,6 +7,8 @@ retry) are single conditional UPDATEs or happen under a row lock.
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -16,6 +18,30 @@ from kfp_backend.store.common import insert
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+
+METRIC_SORT_PREFIX = "metric:"
+# Where a run lacks the sorted metric: the lowest double, so such runs come first in ascending order
+# (as upstream on MySQL, where NULL sorts first) and pages can seek on a value that is never NULL.
+NO_METRIC_VALUE = -sys.float_info.max
+_METRIC_NAME = re.compile(r"[a-z]([-_a-z0-9]{0,62}[a-z0-9])?")
+
+
+def metric_sort_field(name: str) -> ListField | None:
+    """`metric:<name>` sorts runs by that metric's value (sort only, as upstream). Names match ignoring
+    case: sort_by arrives lower-cased (as upstream lower-cases it) while reported names may have capitals.
+    A run whose steps reported the metric more than once sorts by the largest value."""
+    if not name.startswith(METRIC_SORT_PREFIX):
+        return None
+    metric = name[len(METRIC_SORT_PREFIX):]
+    if not _METRIC_NAME.fullmatch(metric):
+        return None
+    value = (
+        select(func.max(RunMetric.number_value))
+        .where(RunMetric.run_id == Run.id, func.lower(RunMetric.name) == metric)
+        .scalar_subquery()
+    )
+    return ListField(func.coalesce(value, NO_METRIC_VALUE), float, filterable=False)
+
 
 RUN_LISTABLE = Listable(
     type_name="Run",
@@ -30,6 +56,7 @@ RUN_LISTABLE = Listable(
         "storage_state": ListField(Run.storage_state, str),
         "status": ListField(Run.status, str),
     },
+    sort_field_for=metric_sort_field,
 )
 
 

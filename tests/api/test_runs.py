@@ -525,6 +525,53 @@ def test_list_reads_only_runs_and_one_query_of_metrics(
     assert not any("run_manifests" in s or "run_nodes" in s for s in statements)
 
 
+def _page_through(client: FlaskClient, sort_by: str, page_size: int = 2, **params: Any) -> list[str]:
+    page = list_runs(client, sort_by=sort_by, page_size=page_size, **params)
+    seen = names(page)
+    while "next_page_token" in page:
+        page = list_runs(client, sort_by=sort_by, page_size=page_size, page_token=page["next_page_token"], **params)
+        seen += names(page)
+    return seen
+
+
+def test_list_sorted_by_a_metric(client: FlaskClient, manifests: dict[str, str]) -> None:
+    values = {"low": -3.5, "high": 0.97, "mid": 0.5, "tie-b": 0.5, "none": None, "big": 1e300, "other": None}
+    ids = {name: manifest_run(client, manifests["json"], name=name)["id"] for name in values}
+    for name, value in values.items():
+        metrics = [] if value is None else [{"name": "Accuracy-Score", "node_id": "train", "number_value": value}]
+        if name == "other":  # another metric only: sorts as lacking this one
+            metrics = [{"name": "loss", "node_id": "train", "number_value": 9}]
+        if name == "low":  # reported by two steps: the larger value counts
+            metrics.append({"name": "accuracy-score", "node_id": "eval", "number_value": -7})
+        if metrics:
+            assert client.post(f"{RUNS}/{ids[name]}:reportMetrics", json={"metrics": metrics}).status_code == 200
+    lacking = sorted(["none", "other"], key=lambda n: ids[n])
+    ties = sorted(["mid", "tie-b"], key=lambda n: ids[n])
+    ascending = [*lacking, "low", *ties, "high", "big"]
+    # sort_by is lower-cased, as upstream does; names match whatever their case.
+    for sort_by in ("metric:accuracy-score", "metric:Accuracy-Score asc", "METRIC:accuracy-score"):
+        assert names(list_runs(client, sort_by=sort_by)) == ascending
+        assert _page_through(client, sort_by) == ascending
+    assert _page_through(client, "metric:accuracy-score desc") == ascending[::-1]
+    assert _page_through(client, "metric:accuracy-score desc", page_size=1) == ascending[::-1]
+    body = list_runs(client, sort_by="metric:accuracy-score desc", page_size=3)
+    assert body["total_size"] == 7 and names(body) == ["big", "high", ties[1]]
+    # A metric no run has: every run ties, so by id.
+    assert names(list_runs(client, sort_by="metric:nothing")) == sorted(values, key=lambda n: ids[n])
+    # With a filter: only the matching runs, still in metric order.
+    by_name = json.dumps({"predicates": [{"key": "name", "op": "IN", "string_values": {"values": ["big", "none",
+                                                                                                  "low"]}}]})
+    assert _page_through(client, "metric:accuracy-score", page_size=1, filter=by_name) == ["none", "low", "big"]
+    # Not a metric name; metrics are not filter keys (as upstream); the token keeps the metric sort.
+    for bad in ("metric:", "metric:-x", "metric:a b"):
+        error(client.get(RUNS, query_string={"sort_by": bad}), 400, 3)
+    error(client.get(RUNS, query_string={"filter": json.dumps({"predicates": [
+        {"key": "metric:accuracy-score", "op": "EQUALS", "long_value": 1}]})}), 400, 3)
+    token = list_runs(client, sort_by="metric:accuracy-score", page_size=2)["next_page_token"]
+    error(client.get(RUNS, query_string={"sort_by": "name", "page_token": token}), 400, 3)
+    assert names(list_runs(client, page_size=2, page_token=token)) == ascending[2:4]
+
+
 # -- archive, delete -------------------------------------------------------------------------------------------
 
 
