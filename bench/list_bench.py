@@ -313,6 +313,8 @@ class Case:
     path: str
     params: dict[str, str]
     items_key: str
+    # An item's place in the listing's (descending) order, to check pages against.
+    order_key: Callable[[dict], tuple] = lambda item: (item["created_at"], item["id"])
 
 
 @dataclass
@@ -506,7 +508,7 @@ class Bench:
         for _ in range(self.args.depth):
             body = self.get(case, token)[1].get_json()
             for item in body.get(case.items_key, []):
-                key = (item["created_at"], item["id"])
+                key = case.order_key(item)
                 if item["id"] in seen or (last is not None and key > last):
                     raise RuntimeError(f"pagination broke order/uniqueness at depth {result.depth}: {item}")
                 seen.add(item["id"])

@@ -12,7 +12,8 @@ SQL statement replayed alone with its EXPLAIN plan, and whether any statement to
 Cases: GET /runs (no scope), GET /runs?resource_reference_key.type=EXPERIMENT&resource_reference_key.id=X
 (what kfp's `Client.list_runs(experiment_id=X)` sends), and that plus the KFP UI's "active runs" filter
 (storage_state NOT_EQUALS STORAGESTATE_ARCHIVED; with --cases, not by default). All with page_size 50 and
-sort_by "created_at desc".
+sort_by "created_at desc"; and (--cases metric) the experiment's runs sorted by "metric:accuracy desc"
+(a metric part of the runs report: every run's value is looked up, no index serves that order).
 
     .venv/bin/python bench/list_runs_bench.py                          # SQLite + PostgreSQL, ~3 minutes
     .venv/bin/python bench/list_runs_bench.py --cases all,experiment,experiment-active --json /tmp/runs.json
@@ -62,6 +63,7 @@ from kfp_backend.store.models import Experiment, Run, RunManifest, RunMetric, de
 
 STATUSES = [("Succeeded", 70), ("Failed", 15), ("Error", 3), ("Running", 7), ("Skipped", 1), ("", 4)]
 METRIC_NAMES = ["accuracy", "loss", "precision", "recall", "auc", "f1"]
+METRIC_SORT_BY = "metric:accuracy desc"
 
 STEP = """  - name: {step}
     container:
@@ -232,17 +234,26 @@ class RunsBench(Bench):
                 connection.rollback()
 
 
-CASES = {"all": "no scope", "experiment": "EXPERIMENT key", "experiment-active": "EXPERIMENT key + not archived"}
+CASES = {"all": "no scope", "experiment": "EXPERIMENT key", "experiment-active": "EXPERIMENT key + not archived",
+         "metric": f"EXPERIMENT key, sort_by {METRIC_SORT_BY}"}
+
+
+def accuracy_order(run: dict) -> tuple:
+    """A run's place under METRIC_SORT_BY: its largest accuracy (runs without one last), then its id."""
+    values = [m.get("number_value", 0.0) for m in run.get("metrics", []) if m["name"] == "accuracy"]
+    return (max(values) if values else float("-inf"), run["id"])
 
 
 def run_cases(page_size: int, experiment_id: str, wanted: list[str]) -> list[Case]:
-    def case(label: str, key: bool, predicates: list[dict] | None = None) -> Case:
-        params = {"page_size": str(page_size), "sort_by": SORT_BY}
+    def case(label: str, key: bool, predicates: list[dict] | None = None, sort_by: str = SORT_BY) -> Case:
+        params = {"page_size": str(page_size), "sort_by": sort_by}
         if key:
             params["resource_reference_key.type"] = "EXPERIMENT"
             params["resource_reference_key.id"] = experiment_id
         if predicates:
             params["filter"] = json.dumps({"predicates": predicates})
+        if sort_by == METRIC_SORT_BY:
+            return Case("runs", label, f"{API}/runs", params, "runs", order_key=accuracy_order)
         return Case("runs", label, f"{API}/runs", params, "runs")
 
     cases = {
@@ -250,6 +261,7 @@ def run_cases(page_size: int, experiment_id: str, wanted: list[str]) -> list[Cas
         "experiment": case(CASES["experiment"], True),
         "experiment-active": case(CASES["experiment-active"], True, [
             {"key": "storage_state", "op": "NOT_EQUALS", "string_value": "STORAGESTATE_ARCHIVED"}]),
+        "metric": case(CASES["metric"], True, sort_by=METRIC_SORT_BY),
     }
     return [cases[name] for name in wanted]
 
