@@ -567,16 +567,19 @@ class _Spawner:
         self._replies: BinaryIO | None = None  # our end of its stdout
 
     def spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]]) -> list[int | Exception]:
-        """(argv, env, stdout path, stderr path) of each wrapper -> its pid, or the error."""
+        """(argv, env, stdout path, stderr path) of each wrapper -> its pid, or the error. When the spawner
+        fails midway, the steps it reported started keep their pids (they run, and are watched)."""
+        pids: list[int | Exception] = []
         with self._lock:
             try:
-                return self._spawn(requests)
+                self._spawn(requests, pids)
             except (OSError, ValueError) as exc:
                 log.warning("kfp-step spawner failed (%s); starting it again", exc)
                 self._stop()
-                return [exc] * len(requests)
+                pids += [exc] * (len(requests) - len(pids))
+        return pids
 
-    def _spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]]) -> list[int | Exception]:
+    def _spawn(self, requests: list[tuple[list[str], dict[str, str], str, str]], pids: list[int | Exception]) -> None:
         if self._pid is not None and os.waitpid(self._pid, os.WNOHANG)[0] != 0:
             log.warning("kfp-step spawner had ended; starting it again")  # nothing was asked of it: no harm
             self._pid = None
@@ -593,14 +596,12 @@ class _Spawner:
         view = memoryview(bytes(blob))
         while view:
             view = view[os.write(self._requests, view):]
-        pids: list[int | Exception] = []
         for _ in requests:
             line = self._replies.readline()
             if not line:
                 raise OSError("the kfp-step spawner ended")
             value = int(line)
             pids.append(value if value > 0 else OSError(-value, f"kfp-step spawner: {os.strerror(-value)}"))
-        return pids
 
     def _start(self) -> None:
         stdin_read, stdin_write = os.pipe()

@@ -26,6 +26,7 @@ from kfp_backend.executor.launcher import (
     StepHandle,
     StepResult,
     StepSpec,
+    _Spawner,
     read_exit_code,
     read_launch_record,
 )
@@ -558,3 +559,15 @@ def test_the_spawner_is_started_again_when_it_died(tmp_path: Path) -> None:
     # The next request finds it gone and starts it again.
     assert run(launcher, spec_for(tmp_path / "b", ["true"])).exit_code == 0
     assert launcher._spawner._pid not in (None, spawner)
+
+
+def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> None:
+    # A stand-in spawner that answers the first request of a wave, then dies.
+    fake = tmp_path / "fake-spawner"
+    fake.write_text("#!/bin/sh\nhead -c 1 >/dev/null\necho 4242\n")
+    fake.chmod(0o755)
+    spawner = _Spawner(str(fake))
+    request = (["true"], {}, str(tmp_path / "out"), str(tmp_path / "err"))
+    pids = spawner.spawn([request, request, request])
+    assert pids[0] == 4242
+    assert len(pids) == 3 and all(isinstance(pid, OSError) for pid in pids[1:])
