@@ -14,8 +14,8 @@ chain  The corpus' chain_50.yaml (50 tiny `sh -c` links + one check step: 51 pod
        interpreter. The shim's spawn is shown too ("which"), for comparison with older figures. Timers
        wrapped around the executor's launcher, database writes and output collection (in-process, no
        code changed) split the wall into: launch (spawn of the step's wrapper), step process life
-       (launch -> exit noticed, which includes the isolation wrapper: `kfp-step`, or unshare + mount +
-       sh), hand-off (exit noticed -> next launch: collecting outputs, storing artifacts, the
+       (launch -> exit noticed, which includes the isolation wrapper: `kfp-step`, pyspawner + sh, or
+       unshare + mount + sh), hand-off (exit noticed -> next launch: collecting outputs, storing artifacts, the
        operator's reconcile) and the rest.
 fanout fanout_30.yaml (source -> 30 parallel tiny steps -> gather) the same way: wall versus the slowest
        single step run directly plus one bare spawn of the real interpreter.
@@ -236,17 +236,16 @@ class InProcessServer:
     def __init__(self, database_url: str, max_parallel_steps: int = 0, wrapper: str = "kfp-step") -> None:
         self.data_dir = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-exec-bench-")))
         self.settings = Settings(data_dir=self.data_dir, database_url=database_url, executor_enabled=True,
-                                 log_level="WARNING", max_parallel_steps=max_parallel_steps, **background_off())
-        self.app = create_app(self.settings)
+                                 log_level="WARNING", max_parallel_steps=max_parallel_steps, step_wrapper=wrapper,
+                                 **background_off())
+        try:
+            self.app = create_app(self.settings)
+        except RuntimeError as exc:
+            raise SystemExit(f"{exc}: leave {wrapper} out of --wrappers") from None
         self.client = self.app.test_client()
         self.probe = Probe(self.app)
         self.engine = self.app.extensions["kfp_backend.services"].db.engine
         launcher = self.probe.executor.launcher
-        if wrapper == "shell":
-            if getattr(launcher, "helper", None) is not None:
-                launcher.helper = None  # the unshare + mount + sh wrapper, as without a C compiler
-        elif getattr(launcher, "helper", None) is None:
-            raise SystemExit("kfp-step is not available here (no C compiler?): use --wrappers shell")
         self.wrapper = wrapper
         self.isolation = launcher.isolation
 
@@ -321,13 +320,19 @@ def run_fanout_directly(steps: list[tuple[list[str], list[str]]], tmp: Path) -> 
 def run_isolated(launcher: Any, steps: list[tuple[list[str], list[str]]], tmp: Path) -> list[float]:
     """Run each step directly under the launcher's isolation wrapper (the exact argv, env and cwd it would
     Popen: unshare + bind mounts + sh, or the rewritten paths), one after another; ms per step. No
-    driver, no database, no watcher thread."""
+    driver, no database, no watcher thread. The python wrapper exists only inside its spawner: there
+    each step goes through the launcher alone (spawner, wrapper, reaper; still no driver, no database)."""
     times = []
     tmp = fresh_dir(tmp)
     for i, (argv, paths) in enumerate(steps):
         work_dir = tmp / f"step-{i}"
         spec = StepSpec(key=f"bench/{i}", argv=argv, env={}, work_dir=work_dir, private_paths=paths,
                         deadline_seconds=None)
+        if launcher.wrapper == "python":
+            start = time.perf_counter()
+            launcher.start(spec, lambda result: None).wait(60)
+            times.append((time.perf_counter() - start) * 1000)
+            continue
         work_dir.mkdir(parents=True)
         plan = launcher._plan(spec)
         for path in paths:
@@ -728,9 +733,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each pipeline per backend")
     parser.add_argument("--warmup-runs", type=int, default=1, help="untimed runs first")
     parser.add_argument("--spawn-samples", type=int, default=5, help="bare python3 spawns per repetition")
-    parser.add_argument("--wrappers", default="kfp-step,shell",
-                        help="chain/fanout: step wrappers to measure (kfp-step: the compiled one; shell: unshare + "
-                             "mount + sh, what runs without a C compiler)")
+    parser.add_argument("--wrappers", default="kfp-step,python,shell",
+                        help="chain/fanout: step wrappers to measure (kfp-step: the compiled one; python: its Python "
+                             "twin, what runs by default without a C compiler; shell: unshare + mount + sh, each "
+                             "started by the server)")
     parser.add_argument("--wide-slots", type=int, default=32,
                         help="fanout: also run it with this many step slots (0: skip)")
     parser.add_argument("--bare-passes", type=int, default=3, help="fanout: direct runs of each step per repetition")

@@ -14,6 +14,7 @@ from pathlib import Path
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
 STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
+STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
@@ -58,6 +59,10 @@ class Settings:
     # How steps get private /tmp/inputs, /tmp/outputs...: "auto" (a private mount namespace when the
     # kernel allows it, else path rewriting), "namespace" (required) or "rewrite".
     step_isolation: str = "auto"
+    # What starts each step and records its exit: "kfp-step" (compiled on first use; needs a C
+    # compiler), "python" (the same in Python plus sh), "shell" (unshare + sh + mount), or "auto": the
+    # first of these that works here.
+    step_wrapper: str = "auto"
     # A run's driver renews its claim this often; a claim older than `driver_stale_seconds` is
     # taken over by another executor (after a crash or a kill).
     driver_heartbeat_seconds: float = 2.0
@@ -89,6 +94,8 @@ class Settings:
             refuse("auth", f"{self.auth!r} is not one of {', '.join(AUTH_MODES)}")
         if self.step_isolation not in STEP_ISOLATION_MODES:
             refuse("step_isolation", f"{self.step_isolation!r} is not one of {', '.join(STEP_ISOLATION_MODES)}")
+        if self.step_wrapper not in STEP_WRAPPERS:
+            refuse("step_wrapper", f"{self.step_wrapper!r} is not one of {', '.join(STEP_WRAPPERS)}")
         if self.log_level.upper() not in LOG_LEVELS:
             refuse("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not self.user_header.strip():

@@ -33,7 +33,7 @@ def build_executor(settings: Settings, services: Services) -> Executor:
     return Executor(
         settings,
         ExecutionStateService(services.db),
-        LocalProcessLauncher(settings.step_isolation),
+        LocalProcessLauncher(settings.step_isolation, wrapper=settings.step_wrapper),
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
     )

@@ -1,16 +1,21 @@
 """The step launcher: runs one attempt of a container template as a host process group.
 
 Every step runs under a tiny wrapper, in its own session (so its process group holds the step and all
-its descendants), with its private view of the in-step paths (see `sandbox`): the compiled `kfp-step`
-(see `helper`) when it is available, else a `/bin/sh` script doing the same:
+its descendants), with its private view of the in-step paths (see `sandbox`). Three wrappers, the first
+that works here unless one is asked for (`WRAPPERS`):
+
+- `kfp-step`: the compiled helper (see `helper`), when a C compiler is at hand;
+- `python`: its Python twin (see `pyspawner`): the same set-up by system calls in the child its spawner
+  clones, then `/bin/sh -c '"$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...`;
+- `shell`: a `/bin/sh` script doing the set-up with programs:
 
     [unshare --mount --propagation private] /bin/sh -c \
         '<mounts; cd>; "$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...
 
 The wrapper's stdout is `<work_dir>/exit_code`: the step's exit status is on disk even when the server
 died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch the launch record
-is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat): by
-`kfp-step` itself, before the step runs, as the first line of `exit_code`; by the launcher right after
+is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat): by the
+wrapper itself, before the step runs, as the first line of `exit_code`; by the launcher right after
 the spawn into `<work_dir>/pid` with the shell wrapper. A later server process can then adopt the step
 (`adopt`) or learn how it ended (`recorded_result`) without mistaking a reused pid for it. When the
 driver has taken a step's result, `mark_collected` renames `exit_code` to `collected` (same content):
@@ -21,12 +26,13 @@ Every file a step costs is an inode to allocate, and on some filesystems (ext4 w
 right after many deletions) that is the most expensive part of launching a tiny step; hence no file
 that can be avoided: the launch record shares the exit status file, and "collected" is a rename.
 
-No Python interpreter is spawned per step, and nothing runs Python code between fork and exec. With
-`kfp-step`, a wave of steps (`start_many`) is started by its spawner process in one request (see
-`_Spawner`); otherwise each wrapper is started with `os.posix_spawn` (a vfork-style clone in the C
-library; the child opens its stdin, stdout and stderr and calls setsid), which costs a fraction of
-`subprocess.Popen` in a busy multi-threaded server (Popen drops and retakes the GIL several times per
-launch, and each retake can wait a whole switch interval behind the other threads).
+No Python interpreter is spawned per step, and the server runs no Python code between fork and exec.
+With `kfp-step` or `python`, a wave of steps (`start_many`) is started by a spawner process in one
+request (see `_Spawner`); with the shell wrapper each one is started with `os.posix_spawn` (a
+vfork-style clone in the C library; the child opens its stdin, stdout and stderr and calls setsid),
+which costs a fraction of `subprocess.Popen` in a busy multi-threaded server (Popen drops and retakes
+the GIL several times per launch, and each retake can wait a whole switch interval behind the other
+threads).
 
 One reaper thread per launcher watches every step: an epoll set over the steps' pidfds, plus the
 timers of their deadlines and kill grace periods. When a wrapper (the group leader) ends, the reaper
@@ -43,6 +49,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from kfp_backend.executor import helper, sandbox
+from kfp_backend.executor import helper, pyspawner, sandbox
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,14 @@ COLLECTED_FILE = "collected"  # exit_code, renamed once the driver has taken the
 PID_FILE = "pid"  # the launch record, when the launcher writes it (shell wrapper)
 KILLED_FILE = "killed"
 PLACEHOLDERS_FILE = "placeholders.json"
+
+# What starts each step and records its exit (see the module docstring): the compiled `kfp-step`, its
+# Python twin (`pyspawner`, then `sh`), or the shell wrapper started by `posix_spawn`.
+AUTO = "auto"
+KFP_STEP = "kfp-step"
+PYTHON = "python"
+SHELL = "shell"
+WRAPPERS = (KFP_STEP, PYTHON, SHELL)
 
 _DEADLINE = "deadline"
 # Signals the server ignores (Python ignores SIGPIPE and SIGXFSZ) but a step must get by default.
@@ -311,35 +326,50 @@ def _result(code: int | None, kill_reason: str | None, *, signal_number: int | N
 class LocalProcessLauncher:
     """Runs steps as host process groups with private paths ("namespace" or "rewrite" isolation)."""
 
-    def __init__(
-        self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0, use_helper: bool = True
-    ) -> None:
-        """`use_helper`: wrap steps with the compiled `kfp-step` when it can be had (see `helper`);
-        False, or no C compiler: the shell wrapper."""
+    def __init__(self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0, wrapper: str = AUTO) -> None:
+        """`wrapper`: what starts each step and records its exit (see WRAPPERS); AUTO: the first that works
+        here. RuntimeError when the one asked for cannot be had."""
         if isolation not in sandbox.MODES:
             raise ValueError(f"isolation must be one of {', '.join(sandbox.MODES)}, not {isolation!r}")
+        if wrapper not in (AUTO, *WRAPPERS):
+            raise ValueError(f"wrapper must be one of {', '.join((AUTO, *WRAPPERS))}, not {wrapper!r}")
         self.kill_grace_seconds = kill_grace_seconds
         self.isolation_note = ""
         self._tools: tuple[str, str] | None = None
         self._reaper = _Reaper(self)
-        self.helper = helper.step_helper() if use_helper else None
+        self.helper: str | None = None  # the compiled kfp-step, with that wrapper
         self._spawner_instance: _Spawner | None = None
+        self.isolation = self._choose_isolation(isolation)
+        self.wrapper = self._choose_wrapper(wrapper)
+
+    def _choose_wrapper(self, wanted: str) -> str:
+        if wanted in (AUTO, KFP_STEP):
+            binary = helper.step_helper()
+            if binary is not None and (self.isolation != sandbox.NAMESPACE or helper.namespace_works(binary)):
+                self.helper = binary
+                return KFP_STEP
+            if wanted == KFP_STEP:
+                raise RuntimeError("the kfp-step wrapper is not available here (no C compiler, or its check failed)")
+        if wanted in (AUTO, PYTHON):
+            if pyspawner.supported():
+                return PYTHON
+            if wanted == PYTHON:
+                raise RuntimeError("the python wrapper is not available here (an architecture without a known clone)")
+        return SHELL
+
+    def _choose_isolation(self, isolation: str) -> str:
         if isolation == sandbox.REWRITE:
-            self.isolation = sandbox.REWRITE
             self.isolation_note = "path rewriting requested"
-            return
+            return sandbox.REWRITE
         reason = sandbox.namespace_unavailable_reason()
         if reason is None:
-            self.isolation = sandbox.NAMESPACE
             self._tools = sandbox.namespace_tools()
-            if self.helper is not None and not helper.namespace_works(self.helper):
-                self.helper = None
-        elif isolation == sandbox.NAMESPACE:
+            return sandbox.NAMESPACE
+        if isolation == sandbox.NAMESPACE:
             raise RuntimeError(f"private mount namespaces are not available: {reason}")
-        else:
-            self.isolation = sandbox.REWRITE
-            self.isolation_note = f"private mount namespaces are not available ({reason}); rewriting paths"
-            log.warning("step isolation: %s", self.isolation_note)
+        self.isolation_note = f"private mount namespaces are not available ({reason}); rewriting paths"
+        log.warning("step isolation: %s", self.isolation_note)
+        return sandbox.REWRITE
 
     # -- paths --
 
@@ -352,15 +382,17 @@ class LocalProcessLauncher:
     # -- launching --
 
     def _plan(self, spec: StepSpec) -> sandbox.Plan:
+        # kfp-step's options serve the python wrapper too (its spawner reads them, argv[0] aside).
+        program = self.helper if self.wrapper == KFP_STEP else "kfp-step" if self.wrapper == PYTHON else None
         if self.isolation == sandbox.NAMESPACE:
             assert self._tools is not None
             unshare, mount = self._tools
             return sandbox.plan_namespace(
                 spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, unshare, mount,
-                helper=self.helper,
+                helper=program,
             )
         return sandbox.plan_rewrite(
-            spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, helper=self.helper
+            spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, helper=program
         )
 
     def start(self, spec: StepSpec, on_exit: OnExit) -> StepHandle:
@@ -391,15 +423,16 @@ class LocalProcessLauncher:
                 if plan.placeholders:
                     _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
                 argv = plan.argv
-                if self.helper is not None:  # kfp-step writes the launch record itself, before the step runs
+                if self.wrapper != SHELL:  # the wrapper writes the launch record itself, before the step runs
                     argv = [argv[0], "-r", *argv[1:]]
                 prepared.append((spec, on_exit, work_dir, plan, argv))
             except Exception as exc:
                 prepared.append(exc)
         ready = [item for item in prepared if not isinstance(item, Exception)]
         pids: list[int | Exception]
-        if self.helper is not None and ready:
-            pids = self._spawner.spawn([
+        spawner = self._spawner() if ready else None
+        if spawner is not None:
+            pids = spawner.spawn([
                 (argv, plan.env, str(work_dir / EXIT_CODE_FILE), str(work_dir / LOG_FILE))
                 for _, _, work_dir, plan, argv in ready
             ])
@@ -419,11 +452,20 @@ class LocalProcessLauncher:
             outcomes.append(self._started(spec, on_exit, work_dir, pid))
         return outcomes
 
-    @property
-    def _spawner(self) -> _Spawner:
-        assert self.helper is not None
-        if self._spawner_instance is None:
-            self._spawner_instance = _Spawner(self.helper)
+    def _spawner(self) -> _Spawner | None:
+        """Who starts a wave's wrappers: `kfp-step --spawner`, or its Python twin `pyspawner`; None (the
+        shell wrapper): `posix_spawn`, one by one."""
+        if self.wrapper == KFP_STEP:
+            assert self.helper is not None
+            command = [self.helper, "--spawner"]
+        elif self.wrapper == PYTHON:
+            command = [sys.executable, "-I", "-S", pyspawner.__file__]  # -I: no script dir on sys.path
+        else:
+            return None
+        if self._spawner_instance is None or self._spawner_instance.command != command:
+            if self._spawner_instance is not None:
+                self._spawner_instance.close()
+            self._spawner_instance = _Spawner(command)
         return self._spawner_instance
 
     @staticmethod
@@ -453,7 +495,7 @@ class LocalProcessLauncher:
         handle._child = True
         with contextlib.suppress(OSError, AttributeError):
             handle._pidfd = os.pidfd_open(pid)
-        if self.helper is None:
+        if self.wrapper == SHELL:
             stat = _proc_stat(pid)
             ticks = stat[2] if stat is not None else -1
             _write_atomically(work_dir / PID_FILE, f"{pid} {ticks} {_BOOT_ID} {started_at!r}\n")
@@ -551,16 +593,16 @@ class LocalProcessLauncher:
 
 
 class _Spawner:
-    """`kfp-step --spawner`, started once per launcher: it starts wrappers on request as children of this
-    process (clone with CLONE_PARENT), so a wave of steps costs the server one pipe write and one read
-    instead of a `posix_spawn` per step (each of which waits until its child has been scheduled and has
-    exec'd, with the GIL held). The steps are this process's children as with `posix_spawn`: the reaper
-    waits for them the same way. A spawner found gone before a request is started again; one that fails
-    during a request fails that request's steps (some may have started: they are not started twice) and
-    is started again on the next one."""
+    """`kfp-step --spawner` (or `pyspawner`, its Python twin), started once per launcher: it starts wrappers
+    on request as children of this process (clone with CLONE_PARENT), so a wave of steps costs the server
+    one pipe write and one read instead of a `posix_spawn` per step (each of which waits until its child
+    has been scheduled and has exec'd, with the GIL held). The steps are this process's children as with
+    `posix_spawn`: the reaper waits for them the same way. A spawner found gone before a request is
+    started again; one that fails during a request fails that request's steps it had not reported
+    started (those it had keep their pids) and is started again on the next one."""
 
-    def __init__(self, binary: str) -> None:
-        self._binary = binary
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._requests: int | None = None  # our end of its stdin
@@ -608,7 +650,7 @@ class _Spawner:
         stdout_read, stdout_write = os.pipe()
         try:
             self._pid = os.posix_spawn(
-                self._binary, [self._binary, "--spawner"], {"PATH": os.environ.get("PATH", "")},
+                self.command[0], self.command, {"PATH": os.environ.get("PATH", "")},
                 file_actions=[(os.POSIX_SPAWN_DUP2, stdin_read, 0), (os.POSIX_SPAWN_DUP2, stdout_write, 1)],
                 setsigdef=_RESET_SIGNALS, setsigmask=(),
             )
@@ -617,6 +659,10 @@ class _Spawner:
             os.close(stdout_write)
         self._requests = stdin_write
         self._replies = os.fdopen(stdout_read, "rb")  # kept open for the spawner's life
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
 
     def _stop(self) -> None:
         if self._requests is not None:

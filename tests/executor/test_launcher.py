@@ -20,7 +20,10 @@ import pytest
 from kfp_backend.executor import sandbox
 from kfp_backend.executor.launcher import (
     DEADLINE_MESSAGE,
+    KFP_STEP,
+    PYTHON,
     VANISHED_MESSAGE,
+    WRAPPERS,
     LaunchRecord,
     LocalProcessLauncher,
     StepHandle,
@@ -48,20 +51,23 @@ def require_namespaces() -> None:
 
 
 @pytest.fixture(
-    params=[(sandbox.NAMESPACE, True), (sandbox.NAMESPACE, False), (sandbox.REWRITE, True), (sandbox.REWRITE, False)],
-    ids=["namespace-kfp-step", "namespace-shell", "rewrite-kfp-step", "rewrite-shell"],
+    params=[(isolation, wrapper) for isolation in (sandbox.NAMESPACE, sandbox.REWRITE) for wrapper in WRAPPERS],
+    ids=[f"{isolation}-{wrapper}" for isolation in (sandbox.NAMESPACE, sandbox.REWRITE) for wrapper in WRAPPERS],
 )
 def launcher(request: pytest.FixtureRequest) -> LocalProcessLauncher:
-    """Every isolation mode, with the compiled `kfp-step` wrapper and with the shell wrapper."""
-    isolation, use_helper = request.param
+    """Every isolation mode with every wrapper: the compiled `kfp-step`, its Python twin, the shell one."""
+    isolation, wrapper = request.param
     if isolation == sandbox.NAMESPACE:
         require_namespaces()
-    launcher = LocalProcessLauncher(isolation, kill_grace_seconds=1.0, use_helper=use_helper)
-    if use_helper and launcher.helper is None:
-        if in_ci() and shutil.which("cc"):
+    try:
+        launcher = LocalProcessLauncher(isolation, kill_grace_seconds=1.0, wrapper=wrapper)
+    except RuntimeError as exc:
+        if wrapper == KFP_STEP and in_ci() and shutil.which("cc"):
             pytest.fail("kfp-step must be built under CI=true when a C compiler is installed")
-        pytest.skip("no kfp-step helper here")
-    assert (launcher.helper is not None) == use_helper
+        if wrapper == PYTHON and in_ci():
+            pytest.fail(f"the python wrapper must work under CI=true: {exc}")
+        pytest.skip(str(exc))
+    assert launcher.wrapper == wrapper
     return launcher
 
 
@@ -545,12 +551,14 @@ def test_a_wrapper_killed_by_a_signal_reports_its_exit_status(launcher: LocalPro
     assert (result.exit_code, result.message, result.vanished) == (None, "Error (exit code 137)", False)
 
 
-def test_the_spawner_is_started_again_when_it_died(tmp_path: Path) -> None:
-    launcher = LocalProcessLauncher(sandbox.REWRITE)
-    if launcher.helper is None:
-        pytest.skip("no kfp-step helper here")
+@pytest.mark.parametrize("wrapper", [KFP_STEP, PYTHON])
+def test_the_spawner_is_started_again_when_it_died(tmp_path: Path, wrapper: str) -> None:
+    try:
+        launcher = LocalProcessLauncher(sandbox.REWRITE, wrapper=wrapper)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
     assert run(launcher, spec_for(tmp_path / "a", ["true"])).exit_code == 0
-    spawner = launcher._spawner._pid
+    spawner = launcher._spawner()._pid
     assert spawner is not None
     os.kill(spawner, signal.SIGKILL)
     end = time.monotonic() + 10
@@ -558,7 +566,7 @@ def test_the_spawner_is_started_again_when_it_died(tmp_path: Path) -> None:
         time.sleep(0.01)
     # The next request finds it gone and starts it again.
     assert run(launcher, spec_for(tmp_path / "b", ["true"])).exit_code == 0
-    assert launcher._spawner._pid not in (None, spawner)
+    assert launcher._spawner()._pid not in (None, spawner)
 
 
 def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> None:
@@ -566,7 +574,7 @@ def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> 
     fake = tmp_path / "fake-spawner"
     fake.write_text("#!/bin/sh\nhead -c 1 >/dev/null\necho 4242\n")
     fake.chmod(0o755)
-    spawner = _Spawner(str(fake))
+    spawner = _Spawner([str(fake)])
     request = (["true"], {}, str(tmp_path / "out"), str(tmp_path / "err"))
     pids = spawner.spawn([request, request, request])
     assert pids[0] == 4242

@@ -96,6 +96,7 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_SCHEDULER_POLL_SECONDS", "-0.5"),
         ("KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS", "10"),
         ("KFP_BACKEND_STEP_ISOLATION", "docker"),
+        ("KFP_BACKEND_STEP_WRAPPER", "bash"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
         ("KFP_BACKEND_AUTH", "sometimes"),
     ],
