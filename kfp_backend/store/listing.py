@@ -58,6 +58,9 @@ class ListField:
     sort_column: InstrumentedAttribute | None = None
     filterable: bool = True
     sortable: bool = True
+    # What the page query must join for an expression `column` to be computed (an outer join: every row
+    # stays listed); the COUNT does not need it.
+    join: Callable[[Select], Select] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,6 @@ class Listable:
         if spec is None and self.sort_field_for is not None:
             spec = self.sort_field_for(name)
         return spec
-
-    def sort_column(self, name: str) -> InstrumentedAttribute | ColumnElement[Any]:
-        spec = self.field(name)
-        if spec is None:
-            raise KeyError(name)
-        return spec.sort_column if spec.sort_column is not None else spec.column
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,9 @@ def list_page(
         p.op == Op.IS_SUBSTRING and str(p.value).isascii() for p in query.predicates
     ) and _ascii_folds_as_in_c(session)
     conditions = [*scope, *(_predicate_sql(listable, p, dialect, ascii_folds) for p in query.predicates)]
-    sort_column = listable.sort_column(query.sort_field)
+    sort_field = listable.field(query.sort_field)
+    assert sort_field is not None
+    sort_column = sort_field.sort_column if sort_field.sort_column is not None else sort_field.column
     id_column = listable.id_column
 
     # total_size is an exact COUNT of the matching rows (as upstream returns it), and at 100k rows it costs
@@ -171,6 +170,8 @@ def list_page(
     computed = not isinstance(sort_column, InstrumentedAttribute)
     if computed:
         statement = statement.add_columns(sort_column)
+    if sort_field.join is not None:
+        statement = sort_field.join(statement)
     statement = statement.where(*conditions)
     if query.start_at is not None:
         statement = statement.where(_seek(dialect, sort_column, id_column, query.start_at, query.descending))

