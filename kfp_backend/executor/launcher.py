@@ -250,7 +250,7 @@ def read_launch_record(work_dir: Path) -> LaunchRecord | None:
     try:
         line = (Path(work_dir) / PID_FILE).read_text()
     except FileNotFoundError:
-        records = _read_records(work_dir)  # kfp-step: the first line of the status file
+        records = _read_records(work_dir)  # written by the wrapper: the first line of the status file
         line = records[0] if records else ""
     except OSError:
         return None
