@@ -194,26 +194,31 @@ def update_run_progress(
     finished_at: int | None = None,
     scheduled_at: int | None = None,
 ) -> bool:
-    """Write the workflow status (and the run's status columns) if this driver still owns the run."""
+    """Write the workflow status (and the run's status columns) if this driver still owns the run.
+
+    Core statements on the session's connection, not ORM updates: a driver writes after every pass, and
+    the ORM's bulk-update machinery cost several times the SQL itself."""
+    runs, manifests = Run.__table__, RunManifest.__table__
     values: dict[str, object] = {}
     if status is not None:
         # While a terminate is pending the run shows "Terminating", whatever phase the driver saw.
-        terminating = case((Run.terminate_requested.is_(True), "Terminating"), else_=status)
+        terminating = case((runs.c.terminate_requested.is_(True), "Terminating"), else_=status)
         values["status"] = status if status in FINAL_STATUSES else terminating
     if finished_at is not None:
         values["finished_at"] = finished_at
         values["driver_id"] = None
     if scheduled_at is not None:
         values["scheduled_at"] = scheduled_at
-    owned = and_(Run.id == run_id, Run.driver_id == driver_id)
+    connection = session.connection()
+    owned = and_(runs.c.id == run_id, runs.c.driver_id == driver_id)
     if values:
-        result = session.execute(update(Run).where(owned).values(**values))
+        result = connection.execute(update(runs).where(owned).values(**values))
         if result.rowcount == 0:
             return False
-    elif session.scalar(select(Run.id).where(owned)) is None:
+    elif connection.scalar(select(runs.c.id).where(owned)) is None:
         return False
-    session.execute(
-        update(RunManifest).where(RunManifest.run_id == run_id).values(workflow_status=json.dumps(workflow_status))
+    connection.execute(
+        update(manifests).where(manifests.c.run_id == run_id).values(workflow_status=json.dumps(workflow_status))
     )
     return True
 
