@@ -10,10 +10,9 @@ import json
 import logging
 
 from flask import Flask, Response, request
-from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
-from kfp_backend.services.errors import ApiError, Internal, InvalidArgument
+from kfp_backend.services.errors import ApiError, Internal, InvalidArgument, ValueRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,11 @@ def _http_error_response(error: HTTPException) -> Response:
     return response
 
 
-def _data_error_response(error: DataError) -> Response:
-    # The database refused a value of the request (SQLSTATE class 22: e.g. a NUL character, which
-    # PostgreSQL text cannot hold, or a number out of the column's range): the client's input, not a fault.
-    log.warning("database refused a value on %s %s: %s", request.method, request.path, error.orig)
-    reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
-    return api_error_response(InvalidArgument(f"The database cannot store a value of the request: {reason}"))
+def _value_refused_response(error: ValueRefusedError) -> Response:
+    # The database refused a value of the request (e.g. a NUL character, which PostgreSQL text cannot
+    # hold, or a number out of the column's range): the client's input, not a fault.
+    log.warning("database refused a value on %s %s: %s", request.method, request.path, error)
+    return api_error_response(InvalidArgument(f"The database cannot store a value of the request: {error}"))
 
 
 def _unexpected_error_response(error: Exception) -> Response:
@@ -78,5 +76,5 @@ def _unexpected_error_response(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
-    app.register_error_handler(DataError, _data_error_response)
+    app.register_error_handler(ValueRefusedError, _value_refused_response)
     app.register_error_handler(Exception, _unexpected_error_response)

@@ -6,6 +6,10 @@ internal context chain that the real server puts in `error`/`message` ("outer: i
 
 from __future__ import annotations
 
+# A value the database refused (raised by any service call's transaction): the caller's input. Part of
+# this family so that callers (the API's error handlers) need not know the storage layer.
+from kfp_backend.store.errors import ValueRefusedError  # noqa: F401
+
 
 class ApiError(Exception):
     grpc_code = 2  # Unknown

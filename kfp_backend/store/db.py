@@ -13,8 +13,11 @@ from typing import Any
 
 from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
+
+from kfp_backend.store.errors import ValueRefusedError
 
 # session.info keys: the SideReads a read-only session may use, and "this session has written".
 SIDE_READS = "kfp_backend.side_reads"
@@ -104,6 +107,10 @@ class Database:
         try:
             yield session
             session.commit()
+        except DataError as exc:
+            session.rollback()
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            raise ValueRefusedError(reason) from exc
         except BaseException:
             session.rollback()
             raise

@@ -3,3 +3,8 @@
 
 class DuplicateKeyError(Exception):
     """A unique constraint refused the write (e.g. a name already taken)."""
+
+
+class ValueRefusedError(Exception):
+    """The database refused a value (SQLSTATE class 22: a NUL character PostgreSQL text cannot hold, a
+    number out of a column's range...): the caller's input, not a fault of ours."""
