@@ -22,6 +22,7 @@ from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.errors import NotFound
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
+from kfp_backend.store.errors import MissingReferenceError
 from kfp_backend.store.models import RunMetric
 
 METRIC_NAME_PATTERN = "^[a-zA-Z]([-_a-zA-Z0-9]{0,62}[a-zA-Z0-9])?$"
@@ -99,7 +100,11 @@ class MetricsService:
                     format=MetricFormat(metric.format).name,
                     reported_at_ns=base + index,
                 )
-                if repo.add_metric(session, row):
+                try:
+                    added = repo.add_metric(session, row)
+                except MissingReferenceError:  # the run was deleted meanwhile
+                    raise NotFound.resource("Run", run_id) from None
+                if added:
                     results.append(ReportResult(metric.name, metric.node_id, ReportStatus.OK))
                 else:
                     results.append(ReportResult(

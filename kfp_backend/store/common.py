@@ -5,11 +5,15 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kfp_backend.store.errors import DuplicateKeyError
+from kfp_backend.store.errors import DuplicateKeyError, MissingReferenceError
+
+_PG_FOREIGN_KEY_VIOLATION = "23503"
+_MYSQL_FOREIGN_KEY_ERRORS = (1216, 1452)  # no parent row (1451/1217 are refused deletes)
 
 
 def insert(session: Session, *rows: object) -> None:
-    """Insert rows now, turning a unique-constraint violation into DuplicateKeyError.
+    """Insert rows now, turning a unique-constraint violation into DuplicateKeyError and a foreign-key
+    violation (the referenced row is gone) into MissingReferenceError.
 
     The savepoint keeps the surrounding transaction usable after the violation (PostgreSQL aborts it).
     """
@@ -18,4 +22,17 @@ def insert(session: Session, *rows: object) -> None:
             session.add_all(rows)
             session.flush()
     except IntegrityError as exc:
+        if is_foreign_key_violation(exc.orig):
+            raise MissingReferenceError(str(exc.orig)) from exc
         raise DuplicateKeyError(str(exc.orig)) from exc
+
+
+def is_foreign_key_violation(error: BaseException) -> bool:
+    """Whether a driver's integrity error is a foreign key's refusal (PostgreSQL, MySQL/MariaDB, SQLite)."""
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL: (error number, message); its SQLSTATE is a generic 23000
+        return args[0] in _MYSQL_FOREIGN_KEY_ERRORS
+    sqlstate = getattr(error, "sqlstate", None)  # psycopg
+    if sqlstate is not None:
+        return sqlstate == _PG_FOREIGN_KEY_VIOLATION
+    return "FOREIGN KEY constraint failed" in str(error)  # SQLite

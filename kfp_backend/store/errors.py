@@ -5,6 +5,10 @@ class DuplicateKeyError(Exception):
     """A unique constraint refused the write (e.g. a name already taken)."""
 
 
+class MissingReferenceError(Exception):
+    """A foreign key refused the write: the row it refers to is gone (deleted meanwhile)."""
+
+
 class ValueRefusedError(Exception):
     """The database refused a value (SQLSTATE class 22: a NUL character PostgreSQL text cannot hold, a
     number out of a column's range...): the caller's input, not a fault of ours."""
