@@ -415,6 +415,9 @@ class RunOperator:
             existing = self.nodes.get(task_node_name)
             if is_fulfilled(existing):
                 continue
+            if existing is not None and existing.get("type") == "Pod" and existing.get("phase") == "Running":
+                all_done = False  # a step under way: nothing to do for it until it exits
+                continue
             dependencies = [self.nodes.get(f"{name}.{dep}") for dep in task.dependencies]
             if not all(is_fulfilled(dep) for dep in dependencies):
                 all_done = False
