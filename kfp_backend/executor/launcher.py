@@ -50,6 +50,7 @@ import os
 import select
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -351,10 +352,12 @@ class LocalProcessLauncher:
             if wanted == KFP_STEP:
                 raise RuntimeError("the kfp-step wrapper is not available here (no C compiler, or its check failed)")
         if wanted in (AUTO, PYTHON):
-            if pyspawner.supported():
+            problem = _python_wrapper_problem(self.isolation == sandbox.NAMESPACE)
+            if problem is None:
                 return PYTHON
             if wanted == PYTHON:
-                raise RuntimeError("the python wrapper is not available here (an architecture without a known clone)")
+                raise RuntimeError(f"the python wrapper is not available here: {problem}")
+            log.info("python step wrapper not available (%s); steps use the shell wrapper", problem)
         return SHELL
 
     def _choose_isolation(self, isolation: str) -> str:
@@ -590,6 +593,52 @@ class LocalProcessLauncher:
 
 
 # --- the spawner ------------------------------------------------------------------------------------
+
+_python_checked: dict[bool, str | None] = {}
+_python_check_lock = threading.Lock()
+
+
+def _python_wrapper_problem(namespace: bool) -> str | None:
+    """None when `pyspawner` starts a step here as it should (checked once per process and isolation
+    mode, by running one: launch record, exit status, our child, and with `namespace` a private bind
+    mount); else what went wrong."""
+    with _python_check_lock:
+        if namespace not in _python_checked:
+            _python_checked[namespace] = _check_python_wrapper(namespace)
+        return _python_checked[namespace]
+
+
+def _check_python_wrapper(namespace: bool) -> str | None:
+    if not pyspawner.supported():
+        return "no known clone system call for this architecture"
+    spawner = _Spawner([sys.executable, "-I", "-S", pyspawner.__file__])
+    try:
+        with tempfile.TemporaryDirectory(prefix="kfp-pyspawner-check-") as scratch:
+            source, target = Path(scratch, "source"), Path(scratch, "target")
+            source.mkdir()
+            target.mkdir()
+            (source / "marker").touch()
+            options = ["-m", "-b", str(source), str(target)] if namespace else []
+            argv = ["kfp-step", "-r", "-D", str(Path(scratch, "made")), *options, "-C", scratch, "--",
+                    "sh", "-c", 'test "$(pwd)" = "$1" && { test -z "$2" || test -e "$2/marker"; } && exit 3',
+                    "check", scratch, str(target) if namespace else ""]
+            outcome = spawner.spawn([(argv, {"PATH": os.environ.get("PATH", "")},
+                                      str(Path(scratch, EXIT_CODE_FILE)), str(Path(scratch, LOG_FILE)))])[0]
+            if isinstance(outcome, Exception):
+                return f"the spawner failed: {outcome}"
+            status = os.waitpid(outcome, 0)[1]  # our child, as the steps will be
+            record = read_launch_record(Path(scratch))
+            if os.waitstatus_to_exitcode(status) != 3 or read_exit_code(Path(scratch)) != 3 or record is None \
+                    or record.pid != outcome or not Path(scratch, "made").is_dir():
+                log_text = Path(scratch, LOG_FILE).read_text(errors="replace").strip()[:300]
+                return f"its check step ended {os.waitstatus_to_exitcode(status)}: {log_text}"
+            if namespace and (target / "marker").exists():
+                return "the bind mount leaked out of the private mount namespace"
+    except (OSError, ChildProcessError) as exc:
+        return f"its check failed: {exc}"
+    finally:
+        spawner.close()
+    return None
 
 
 class _Spawner:

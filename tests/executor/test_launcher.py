@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kfp_backend.executor import sandbox
+from kfp_backend.executor import launcher as launcher_module
+from kfp_backend.executor import pyspawner, sandbox
 from kfp_backend.executor.launcher import (
     DEADLINE_MESSAGE,
     KFP_STEP,
@@ -579,3 +580,20 @@ def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> 
     pids = spawner.spawn([request, request, request])
     assert pids[0] == 4242
     assert len(pids) == 3 and all(isinstance(pid, OSError) for pid in pids[1:])
+
+
+def test_the_python_wrapper_is_checked_before_it_is_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not pyspawner.supported():
+        pytest.skip("no raw clone for this architecture")
+    assert launcher_module._check_python_wrapper(namespace=False) is None
+    # A spawner that answers with a pid that is no child of ours: the check says so, and `auto` falls back.
+    fake = tmp_path / "fake_spawner.py"
+    fake.write_text("import sys\nsys.stdin.buffer.read(1)\nprint(4242, flush=True)\n")
+    monkeypatch.setattr(pyspawner, "__file__", str(fake))
+    problem = launcher_module._check_python_wrapper(namespace=False)
+    assert problem is not None and "check failed" in problem
+    monkeypatch.setattr(launcher_module, "_python_checked", {False: problem, True: problem})
+    with pytest.raises(RuntimeError, match="python wrapper is not available"):
+        LocalProcessLauncher(sandbox.REWRITE, wrapper=PYTHON)
+    monkeypatch.setattr(launcher_module.helper, "step_helper", lambda: None)
+    assert LocalProcessLauncher(sandbox.REWRITE).wrapper == "shell"
