@@ -20,6 +20,7 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _MINIMUMS: dict[str, float] = {
     "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
+    "step_scratch_ttl_seconds": 0,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
 }
 
@@ -67,6 +68,10 @@ class Settings:
     # taken over by another executor (after a crash or a kill).
     driver_heartbeat_seconds: float = 2.0
     driver_stale_seconds: int = 10
+    # A finished run's step scratch (each step's private /tmp and declared paths) is removed this long
+    # after the run finished, as upstream deletes a workflow's pods a day after it ends; logs, outputs
+    # and artifacts stay. 0 keeps it until the run is deleted.
+    step_scratch_ttl_seconds: float = 86400.0
     # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
     # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
     scheduler_enabled: bool = True

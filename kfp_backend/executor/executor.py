@@ -4,6 +4,12 @@ A monitor thread looks for runs that need a driver: new runs, retried runs, and 
 stopped renewing its claim (a crashed or killed process). It claims them with a compare-and-set in
 the database, so with several executors on one database each run has one driver at a time, and no
 run stays "Running" after its driver is gone.
+
+The same thread removes the step scratch of runs that finished more than `step_scratch_ttl_seconds`
+ago (each step's `root/`: its private /tmp and declared paths), as upstream deletes a workflow's pods a
+day after it ends. Logs and exit records stay (the node log endpoint reads them), and so do outputs,
+which live in the database and the artifact store. A retried run is unfinished again, and a driver of
+this process cannot start while the sweep runs (one thread does both), so no live step loses a file.
 """
 
 from __future__ import annotations
@@ -13,16 +19,20 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
 from kfp_backend.config import Settings
+from kfp_backend.executor import sandbox
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver import RunDriver, _Deleted, _Shutdown, _Terminate, _Wake
 from kfp_backend.executor.launcher import StepLauncher
 from kfp_backend.services.execution_state import ExecutionStateService
 
 log = logging.getLogger(__name__)
+
+SWEEP_MAX_INTERVAL_SECONDS = 600.0
 
 # Executors alive in this process: a claim carrying this process's pid but an id not listed here
 # belongs to an earlier process that had the same pid, and is stale.
@@ -56,6 +66,12 @@ class Executor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._monitor_loop, name="executor-monitor", daemon=True)
+        ttl = settings.step_scratch_ttl_seconds
+        # Swept about four times per TTL, at most every 10 minutes: scratch outlives its TTL by a quarter.
+        self._sweep_every = min(SWEEP_MAX_INTERVAL_SECONDS, ttl / 4) if ttl > 0 else None
+        # Not at start-up: the first sweep of a big data dir must not hold up the claims of a restart.
+        self._next_sweep = time.monotonic() + (self._sweep_every or 0)
+        self._swept: set[str] = set()  # runs whose scratch is gone (this process's view)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -167,6 +183,41 @@ class Executor:
                 self.claim_runs()
             except Exception:
                 log.exception("executor: claiming runs failed")
+            if self._sweep_every is not None and time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self._sweep_every
+                try:
+                    self.sweep_step_scratch()
+                except Exception:
+                    log.exception("executor: removing old step scratch failed")
+
+    def sweep_step_scratch(self) -> int:
+        """Remove the scratch of the steps of runs finished more than the TTL ago; how many steps."""
+        try:
+            run_ids = sorted(entry.name for entry in os.scandir(self._runs_dir) if entry.is_dir())
+        except FileNotFoundError:
+            return 0
+        with self._lock:
+            driven = set(self._drivers)
+        candidates = [run_id for run_id in run_ids if run_id not in self._swept and run_id not in driven]
+        if not candidates:
+            return 0
+        removed = 0
+        for run_id in sorted(self.state.finished_before(candidates, self.settings.step_scratch_ttl_seconds)):
+            if self._stopping.is_set():
+                break
+            try:
+                steps = list(os.scandir(self._runs_dir / run_id))
+            except FileNotFoundError:  # the run was deleted meanwhile, its files with it
+                steps = []
+            for step in steps:
+                scratch = Path(step.path) / sandbox.ROOT_DIR
+                if step.is_dir() and scratch.is_dir():
+                    shutil.rmtree(scratch, ignore_errors=True)
+                    removed += 1
+            self._swept.add(run_id)
+        if removed:
+            log.info("executor: removed the scratch of %d steps of finished runs", removed)
+        return removed
 
     def claim_runs(self) -> None:
         candidates = dict(self.state.claimable_runs(self.settings.driver_stale_seconds))

@@ -56,6 +56,8 @@ AUTO = "auto"
 MODES = (AUTO, NAMESPACE, REWRITE)
 
 TMP = "/tmp"
+# In a step's directory: where its in-step paths live on the host (its scratch).
+ROOT_DIR = "root"
 # The step's HOME and default working directory: its private /tmp, in both modes.
 HOME_IN_STEP = TMP
 # Exit status recorded when the wrapper could not set up the step's private paths.
@@ -80,7 +82,7 @@ def check_in_step_path(path: str) -> str:
 
 def host_path(work_dir: Path, in_step_path: str) -> Path:
     """Where in-step path P lives on the host: `<work_dir>/root/<P without the leading />`."""
-    return Path(work_dir) / "root" / check_in_step_path(in_step_path).lstrip("/")
+    return Path(work_dir) / ROOT_DIR / check_in_step_path(in_step_path).lstrip("/")
 
 
 def is_under(path: str, directory: str) -> bool:
@@ -151,7 +153,7 @@ def plan_namespace(
 ) -> Plan:
     """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
     paths = [check_in_step_path(p) for p in private_paths]
-    root = Path(work_dir) / "root"
+    root = Path(work_dir) / ROOT_DIR
     host_tmp = root / "tmp"
     if helper is None:
         host_tmp.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,7 @@ def plan_rewrite(
     helper: str | None = None,
 ) -> Plan:
     paths = [check_in_step_path(p) for p in private_paths]
-    root = Path(work_dir) / "root"
+    root = Path(work_dir) / ROOT_DIR
     host_tmp = root / "tmp"
     home = root / HOME_IN_STEP.lstrip("/")
     if helper is None or working_dir is not None:

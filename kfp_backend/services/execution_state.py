@@ -71,6 +71,15 @@ class ExecutionStateService:
         with self._db.transaction(write=False) as session:
             return repo.driver_ids_of_unfinished_runs(session)
 
+    def finished_before(self, run_ids: list[str], seconds_ago: float) -> set[str]:
+        """Of `run_ids`, those that finished more than `seconds_ago` ago, or are gone."""
+        cutoff = now_seconds() - int(seconds_ago)
+        done: set[str] = set()
+        with self._db.transaction(write=False) as session:
+            for start in range(0, len(run_ids), 500):
+                done |= repo.finished_before(session, run_ids[start : start + 500], cutoff)
+        return done
+
     def claim(self, run_id: str, driver_id: str, expected_driver: str | None) -> ClaimedRun | None:
         """Take the run over from `expected_driver`; the run's state if this driver now owns it."""
         with self._db.transaction() as session:

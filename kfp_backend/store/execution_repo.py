@@ -54,6 +54,14 @@ def driver_ids_of_unfinished_runs(session: Session) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
+def finished_before(session: Session, run_ids: list[str], cutoff: int) -> set[str]:
+    """Of `run_ids`, those finished before `cutoff` (and not retried since); ids of deleted runs too (no
+    row: nothing of theirs is needed any more)."""
+    rows = session.execute(select(Run.id, Run.finished_at).where(Run.id.in_(run_ids))).all()
+    known = {row[0]: row[1] for row in rows}
+    return {run_id for run_id in run_ids if run_id not in known or 0 < known[run_id] < cutoff}
+
+
 def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver: str | None, now: int) -> bool:
     """Take the run if its driver is still `expected_driver` (compare-and-set)."""
     condition = Run.driver_id.is_(None) if expected_driver is None else Run.driver_id == expected_driver

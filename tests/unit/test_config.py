@@ -95,6 +95,7 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_DRIVER_HEARTBEAT_SECONDS", "30"),
         ("KFP_BACKEND_SCHEDULER_POLL_SECONDS", "-0.5"),
         ("KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS", "10"),
+        ("KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS", "-1"),
         ("KFP_BACKEND_STEP_ISOLATION", "docker"),
         ("KFP_BACKEND_STEP_WRAPPER", "bash"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
