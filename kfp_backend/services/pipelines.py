@@ -145,7 +145,7 @@ class PipelineService:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
         with _context("Create pipeline failed."):
             url = request.url
-            _check_url(url)
+            _check_url(url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
             _check_namespace(namespace)
             if self._authz.multi_user and namespace:
@@ -256,7 +256,7 @@ class PipelineService:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
         with _context("Create pipeline version failed."):
             url = request.package_url
-            _check_url(url)
+            _check_url(url, allow_files=not self._authz.multi_user)
             owner = find_reference(list(request.resource_references), ResourceType.PIPELINE, Relationship.OWNER)
             if owner is None or not owner.key.id:
                 raise InvalidArgument("Create pipeline version failed due to missing pipeline id")
@@ -495,7 +495,8 @@ def _list_namespace(key: ResourceKey | None) -> str:
     return key.id
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, *, allow_files: bool) -> None:
+    """`allow_files`: file URLs too (single-user mode only: they read this server's files)."""
     if not url:
         raise InvalidArgument("Pipeline URL is empty. Please specify a valid URL.")
     invalid = InvalidArgument(f"Invalid Pipeline URL {url}. Please specify a valid URL")
@@ -508,6 +509,11 @@ def _check_url(url: str) -> None:
     if parts.scheme.lower() not in URL_SCHEMES:
         raise InvalidArgument(
             f"Invalid Pipeline URL {url}. Please specify a valid URL: the server downloads http, https and file URLs."
+        )
+    if parts.scheme.lower() == "file" and not allow_files:
+        raise InvalidArgument(
+            f"Invalid Pipeline URL {url}. Please specify a valid URL: in multi-user mode the server downloads http "
+            "and https URLs only."
         )
     if parts.scheme.lower() != "file" and not parts.netloc:
         raise invalid

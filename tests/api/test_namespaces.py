@@ -12,11 +12,15 @@ shared pipelines) hold.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,10 +249,24 @@ def _as_get(route: tuple[str, str]) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def package_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("packages") / "namespaced.yaml"
-    path.write_text(WORKFLOW)
-    return path.as_uri()
+def package_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The workflow served over HTTP (multi-user mode refuses file URLs)."""
+    directory = tmp_path_factory.mktemp("packages")
+    (directory / "namespaced.yaml").write_text(WORKFLOW)
+    handler = functools.partial(QuietFiles, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/namespaced.yaml"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -504,6 +522,22 @@ def test_multi_user_request_rules(side_by_side: tuple[FlaskClient, Tokens]) -> N
         "Experiment gone not found.")
     assert len(admin.ok("GET", "/runs", query_string=_ns_key(TEAM_A))["runs"]) == 1
     assert len(admin.ok("GET", "/jobs", query_string=_ns_key(TEAM_A))["jobs"]) == 1
+
+
+def test_multi_user_mode_refuses_file_urls(side_by_side: tuple[FlaskClient, Tokens], tmp_path: Path) -> None:
+    """A file URL would make the server read its own files for the caller: http(s) only, as upstream."""
+    client, tokens = side_by_side
+    admin = Api(client, tokens.admin)
+    package = tmp_path / "p.yaml"
+    package.write_text(WORKFLOW)
+    url = package.as_uri()
+    refused = (f"Invalid Pipeline URL {url}. Please specify a valid URL: in multi-user mode the server downloads "
+               "http and https URLs only.")
+    body = {"name": "from-file", "url": {"pipeline_url": url}, "resource_references": _owner(TEAM_A)}
+    assert _error(admin.call("POST", "/pipelines", json=body), 400) == refused
+    version = {"name": "v", "package_url": {"pipeline_url": url},
+               "resource_references": [{"key": {"type": "PIPELINE", "id": "any"}, "relationship": "OWNER"}]}
+    assert _error(admin.call("POST", "/pipeline_versions", json=version), 400) == refused
 
 
 def test_a_trusted_user_header_is_not_limited_by_namespace(settings: Settings) -> None:
