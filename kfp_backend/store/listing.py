@@ -125,7 +125,6 @@ def list_page(
     listable: Listable,
     query: ListQuery,
     scope: Sequence[ColumnElement[bool]] = (),
-    base: Select | None = None,
 ) -> Page:
     """Run one page of `query` over rows matching `scope` (conditions the caller adds, e.g. a parent id)."""
     dialect = session.get_bind().dialect.name
@@ -165,11 +164,9 @@ def list_page(
             if cached is not None:
                 cached.store(total)
 
-    statement = base if base is not None else select(listable.model)
-    # A sort on an expression (not a column of the row) selects its value beside each row, for the token.
-    computed = not isinstance(sort_column, InstrumentedAttribute)
-    if computed:
-        statement = statement.add_columns(sort_column)
+    # Each row comes with its sort value: the next page's token starts at the boundary row's (a sort field
+    # may be an expression, not a column of the row).
+    statement = select(listable.model, sort_column)
     if sort_field.join is not None:
         statement = sort_field.join(statement)
     statement = statement.where(*conditions)
@@ -180,21 +177,18 @@ def list_page(
     else:
         statement = statement.order_by(sort_column.asc(), id_column.asc())
     try:
-        result = session.execute(statement.limit(query.page_size + 1))
-        pairs = [(row[0], row[1]) for row in result] if computed else [(row, None) for row in result.scalars()]
+        rows = session.execute(statement.limit(query.page_size + 1)).all()
     except BaseException:
         if pending is not None:
             pending.cancel()
         raise
 
     next_start_at = None
-    if len(pairs) > query.page_size:
-        boundary, value = pairs[query.page_size]
-        if not computed:
-            value = getattr(boundary, sort_column.key)
+    if len(rows) > query.page_size:
+        boundary, value = rows[query.page_size]
         next_start_at = (value, getattr(boundary, id_column.key))
-        pairs = pairs[: query.page_size]
-    return Page(items=[row for row, _ in pairs], total_size=total, next_start_at=next_start_at)
+        rows = rows[: query.page_size]
+    return Page(items=[row for row, _ in rows], total_size=total, next_start_at=next_start_at)
 
 
 def _seek(
