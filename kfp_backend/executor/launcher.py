@@ -49,7 +49,6 @@ import logging
 import os
 import select
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -342,6 +341,12 @@ class LocalProcessLauncher:
         self._spawner_instance: _Spawner | None = None
         self.isolation = self._choose_isolation(isolation)
         self.wrapper = self._choose_wrapper(wrapper)
+        # What plans name as the wrapper program (kfp-step's options serve the python wrapper too: its
+        # spawner reads them, argv[0] aside), and what starts a wave's wrappers (None: posix_spawn).
+        self._program = {KFP_STEP: self.helper, PYTHON: "kfp-step", SHELL: None}[self.wrapper]
+        self._spawner_command = {
+            KFP_STEP: [self.helper, "--spawner"], PYTHON: pyspawner.command(), SHELL: None,
+        }[self.wrapper]
 
     def _choose_wrapper(self, wanted: str) -> str:
         if wanted in (AUTO, KFP_STEP):
@@ -385,17 +390,15 @@ class LocalProcessLauncher:
     # -- launching --
 
     def _plan(self, spec: StepSpec) -> sandbox.Plan:
-        # kfp-step's options serve the python wrapper too (its spawner reads them, argv[0] aside).
-        program = self.helper if self.wrapper == KFP_STEP else "kfp-step" if self.wrapper == PYTHON else None
         if self.isolation == sandbox.NAMESPACE:
             assert self._tools is not None
             unshare, mount = self._tools
             return sandbox.plan_namespace(
                 spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, unshare, mount,
-                helper=program,
+                helper=self._program,
             )
         return sandbox.plan_rewrite(
-            spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, helper=program
+            spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, helper=self._program
         )
 
     def start(self, spec: StepSpec, on_exit: OnExit) -> StepHandle:
@@ -456,19 +459,12 @@ class LocalProcessLauncher:
         return outcomes
 
     def _spawner(self) -> _Spawner | None:
-        """Who starts a wave's wrappers: `kfp-step --spawner`, or its Python twin `pyspawner`; None (the
-        shell wrapper): `posix_spawn`, one by one."""
-        if self.wrapper == KFP_STEP:
-            assert self.helper is not None
-            command = [self.helper, "--spawner"]
-        elif self.wrapper == PYTHON:
-            command = [sys.executable, "-I", "-S", pyspawner.__file__]  # -I: no script dir on sys.path
-        else:
+        """Who starts a wave's wrappers: `kfp-step --spawner`, or its Python twin `pyspawner`, started on
+        first use; None (the shell wrapper): `posix_spawn`, one by one."""
+        if self._spawner_command is None:
             return None
-        if self._spawner_instance is None or self._spawner_instance.command != command:
-            if self._spawner_instance is not None:
-                self._spawner_instance.close()
-            self._spawner_instance = _Spawner(command)
+        if self._spawner_instance is None:
+            self._spawner_instance = _Spawner(self._spawner_command)
         return self._spawner_instance
 
     @staticmethod
@@ -611,7 +607,7 @@ def _python_wrapper_problem(namespace: bool) -> str | None:
 def _check_python_wrapper(namespace: bool) -> str | None:
     if not pyspawner.supported():
         return "no known clone system call for this architecture"
-    spawner = _Spawner([sys.executable, "-I", "-S", pyspawner.__file__])
+    spawner = _Spawner(pyspawner.command())
     try:
         with tempfile.TemporaryDirectory(prefix="kfp-pyspawner-check-") as scratch:
             source, target = Path(scratch, "source"), Path(scratch, "target")

@@ -44,6 +44,12 @@ RECORD_AND_EXIT = 'trap : TERM\n"$@" >&2\nrc=$?\necho $rc\nexit $rc\n'
 SETUP_MESSAGE = "could not set up the step's private paths"
 
 
+def command() -> list[str]:
+    """How to start this spawner: this interpreter, isolated (-I: no script directory on sys.path, where
+    `operator.py` would shadow the standard library's), without site-packages (-S)."""
+    return [sys.executable, "-I", "-S", __file__]
+
+
 def supported() -> bool:
     """Whether this machine's architecture is one the raw clone is known for."""
     return SYSCALL_CLONE is not None and sys.platform.startswith("linux") and os.access(SH, os.X_OK)
