@@ -193,7 +193,7 @@ class Executor:
     def sweep_step_scratch(self) -> int:
         """Remove the scratch of the steps of runs finished more than the TTL ago; how many steps."""
         try:
-            run_ids = sorted(entry.name for entry in os.scandir(self._runs_dir) if entry.is_dir())
+            run_ids = [entry.name for entry in os.scandir(self._runs_dir) if entry.is_dir()]
         except FileNotFoundError:
             return 0
         with self._lock:

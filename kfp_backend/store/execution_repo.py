@@ -200,7 +200,6 @@ def update_run_progress(
     workflow_status: dict,
     status: str | None = None,
     finished_at: int | None = None,
-    scheduled_at: int | None = None,
 ) -> bool:
     """Write the workflow status (and the run's status columns) if this driver still owns the run.
 
@@ -215,8 +214,6 @@ def update_run_progress(
     if finished_at is not None:
         values["finished_at"] = finished_at
         values["driver_id"] = None
-    if scheduled_at is not None:
-        values["scheduled_at"] = scheduled_at
     connection = session.connection()
     owned = and_(runs.c.id == run_id, runs.c.driver_id == driver_id)
     if values:
