@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from kfp_backend.store import experiments_repo
 from kfp_backend.store.db import Database, side_reads_of
 from kfp_backend.store.listing import ListQuery
 from kfp_backend.store.models import Experiment, Pipeline, PipelineVersion, description_key
+from tests.api.count_statements import CountThreads
 
 EXPERIMENTS = "/apis/v1beta1/experiments"
 AVAILABLE = "STORAGESTATE_AVAILABLE"
@@ -71,33 +70,6 @@ FILTERS: list[tuple[list[dict], Any]] = [
         lambda r: "e" in r["name"] and r["storage_state"] != ARCHIVED,
     ),
 ]
-
-
-class CountThreads:
-    """Records the thread that sends each COUNT statement to the database."""
-
-    def __init__(self, db: Database) -> None:
-        self.engine = db.engine
-        self.threads: list[int] = []
-        self._lock = threading.Lock()
-
-    def _before(self, _conn, _cursor, statement, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "count(" in statement.lower():
-            with self._lock:
-                self.threads.append(threading.get_ident())
-
-    @contextmanager
-    def watching(self) -> Iterator[CountThreads]:
-        event.listen(self.engine, "before_cursor_execute", self._before)
-        try:
-            yield self
-        finally:
-            event.remove(self.engine, "before_cursor_execute", self._before)
-
-    def take(self) -> list[int]:
-        with self._lock:
-            taken, self.threads = self.threads, []
-        return taken
 
 
 @pytest.fixture
