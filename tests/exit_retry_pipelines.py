@@ -107,7 +107,8 @@ def check_retry_shape(nodes: dict[str, dict]) -> None:
         assert retry["children"] == [pod["id"] for pod in pods], shape
         assert f"{task}({attempts})" not in by_display, shape
         assert by_display[dependent]["phase"] == dependent_phase, shape
-        parents = sorted(n["displayName"] for n in nodes.values() if by_display[dependent]["id"] in n.get("children", []))
+        dependent_id = by_display[dependent]["id"]
+        parents = sorted(n["displayName"] for n in nodes.values() if dependent_id in n.get("children", []))
         assert parents == [f"{task}({attempts - 1})"], shape
         for pod in pods[:-1]:
             assert not pod.get("children"), shape
