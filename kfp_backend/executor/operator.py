@@ -24,6 +24,8 @@ FULFILLED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
 FAILED = {"Failed", "Error"}
 DEADLINE_MESSAGE = "Step exceeded its deadline"
 OMITTED_MESSAGE = "omitted: depends condition not met"
+# A Pod node's private key: why its host started it again (its process was lost); kept in its message.
+RELAUNCH_NOTE = "_relaunched"
 WORKFLOW_NAMESPACE = "kubeflow"
 
 
@@ -209,6 +211,9 @@ class RunOperator:
     def _finish(self, node: dict, phase: str, message: str = "") -> None:
         now = self.clock()
         node["phase"] = phase
+        note = node.get(RELAUNCH_NOTE)
+        if note:  # a step started again after its process was lost keeps saying so
+            message = f"{message} ({note})" if message else note
         if message:
             node["message"] = message
         else:
