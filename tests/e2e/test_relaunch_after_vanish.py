@@ -5,8 +5,9 @@ the step leaves no exit code (what a lost host or an OOM kill of the wrapper lea
 the same data and database finds the node `Running` with its process gone and starts the step again:
 the node's `message` says it was relaunched and why, and its log keeps the lost attempt's output,
 then a line saying the step starts again, then the new attempt's output. With the node marked as
-running on another host, the message names that host. Over SQLite, PostgreSQL and MariaDB (the node
-rows carry the note).
+running on another host, the message names that host; with the node row never written (the server died
+between the launch and that write), the launch record in the step's directory tells the same story.
+Over SQLite, PostgreSQL and MariaDB (the node rows carry the note).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import kfp
 import pytest
 import requests
 from kfp import dsl
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, delete, select, update
 
 from kfp_backend.executor.launcher import read_launch_record
 from kfp_backend.store.models import RunNode
@@ -35,6 +36,9 @@ from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
 
 TRACE_DIR = Path("/var/tmp")
+VANISHED = "vanished"  # the node says Running; its process is gone without an exit code
+HOST_LOST = "host-lost"  # the node says Running on another host, whose executor is gone
+UNRECORDED = "unrecorded"  # no node row says the step was launched; its launch record shows it vanished
 
 
 def _step(name: str, script: str) -> dsl.ContainerOp:
@@ -119,6 +123,16 @@ def _kill_group_and_wait(step_dir: Path) -> None:
         time.sleep(0.05)
 
 
+def _forget_node(database_url: str, run_id: str, node_id: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            deleted = connection.execute(delete(RunNode).where(RunNode.run_id == run_id, RunNode.node_id == node_id))
+            assert deleted.rowcount == 1
+    finally:
+        engine.dispose()
+
+
 def _mark_as_run_elsewhere(database_url: str, run_id: str, node_id: str, host: str) -> None:
     engine = create_engine(database_url)
     try:
@@ -132,12 +146,12 @@ def _mark_as_run_elsewhere(database_url: str, run_id: str, node_id: str, host: s
         engine.dispose()
 
 
-# The host-lost case is the same code over every database: SQLite is enough for it.
-@pytest.mark.parametrize(("backend", "lost_host"), [
-    ("sqlite", False), ("postgres", False), ("mysql", False), ("sqlite", True),
-], ids=["sqlite-vanished", "postgres-vanished", "mysql-vanished", "sqlite-host-lost"])
+# The other cases take the same code over every database: SQLite is enough for them.
+@pytest.mark.parametrize(("backend", "case"), [
+    ("sqlite", VANISHED), ("postgres", VANISHED), ("mysql", VANISHED), ("sqlite", HOST_LOST), ("sqlite", UNRECORDED),
+], ids=lambda value: value)
 def test_a_step_relaunched_after_its_process_vanished_says_so(
-    tmp_path: Path, marker: str, backend: str, database_url: str | None, lost_host: bool
+    tmp_path: Path, marker: str, backend: str, database_url: str | None, case: str
 ) -> None:
     server = Server(tmp_path, database_url)
     server.start()
@@ -157,9 +171,11 @@ def test_a_step_relaunched_after_its_process_vanished_says_so(
         server.kill()
         step_dir = server.data_dir / "runs" / run_id / slow["id"]
         _kill_group_and_wait(step_dir)
-        if lost_host:
-            _mark_as_run_elsewhere(database_url or f"sqlite:///{server.data_dir / 'kfp-backend.db'}",
-                                   run_id, slow["id"], "lost-host.example")
+        url = database_url or f"sqlite:///{server.data_dir / 'kfp-backend.db'}"
+        if case == HOST_LOST:
+            _mark_as_run_elsewhere(url, run_id, slow["id"], "lost-host.example")
+        elif case == UNRECORDED:  # the write saying the step was launched never landed
+            _forget_node(url, run_id, slow["id"])
 
         server.start()
         detail = wait_for_run(client, run_id, timeout=90)
@@ -172,7 +188,7 @@ def test_a_step_relaunched_after_its_process_vanished_says_so(
 
         message = nodes["slow"].get("message", "")
         assert message.startswith("relaunched: "), json.dumps(nodes["slow"], indent=1)
-        if lost_host:
+        if case == HOST_LOST:
             assert "lost-host.example" in message, message
         else:
             assert "vanished without an exit code" in message, message
