@@ -22,7 +22,7 @@ from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import CronError, parse_cron
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
@@ -145,7 +145,7 @@ class JobService:
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewJob, caller: Caller = SYSTEM) -> JobView:
+    def create(self, request: NewJob, *, caller: Caller) -> JobView:
         with _context("Validate create job request failed."):
             source = self._validate(request)
         namespace = namespace_of_new(
@@ -249,7 +249,7 @@ class JobService:
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, job_id: str, caller: Caller = SYSTEM) -> JobView:
+    def get(self, job_id: str, *, caller: Caller) -> JobView:
         with self._db.transaction(write=False) as session:
             job = repo.get_job(session, job_id)
             if job is None:
@@ -258,7 +258,7 @@ class JobService:
             manifest = repo.get_manifest(session, job_id)
         return JobView(job, manifest.pipeline_spec_manifest if manifest is not None else "")
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         query = parse_list_request(repo.JOB_LISTABLE, request)
         scope = []
         check_filter_key(key)
@@ -279,7 +279,7 @@ class JobService:
 
     # -- delete, enable, disable -----------------------------------------------------------------------
 
-    def delete(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, job_id: str, *, caller: Caller) -> None:
         """DeleteJob: the job and its manifest; the runs it fired stay."""
         self._authz.job(caller, job_id, authz.DELETE)
         with self._db.transaction() as session:
@@ -287,11 +287,11 @@ class JobService:
                 raise NotFound.resource("Job", job_id).wrap("Delete job failed")
         self._notify(job_id)
 
-    def enable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def enable(self, job_id: str, *, caller: Caller) -> None:
         self._authz.job(caller, job_id, authz.ENABLE)
         self._set_enabled(job_id, True)
 
-    def disable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def disable(self, job_id: str, *, caller: Caller) -> None:
         self._authz.job(caller, job_id, authz.DISABLE)
         self._set_enabled(job_id, False)
 

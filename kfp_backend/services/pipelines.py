@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
@@ -123,7 +123,7 @@ class PipelineService:
         name: str = "",
         description: str = "",
         namespace: str = "",
-        caller: Caller = SYSTEM,
+        caller: Caller,
     ) -> PipelineDetail:
         """UploadPipeline: a pipeline and its first version from an uploaded package."""
         with _context("Error read pipeline file."):
@@ -141,7 +141,7 @@ class PipelineService:
         with _context("Error creating pipeline"), _context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
-    def create(self, request: NewPipeline, caller: Caller = SYSTEM) -> PipelineDetail:
+    def create(self, request: NewPipeline, *, caller: Caller) -> PipelineDetail:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
         with _context("Create pipeline failed."):
             url = request.url
@@ -160,7 +160,7 @@ class PipelineService:
             _check_text("Pipeline description", request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
 
-    def get(self, pipeline_id: str, caller: Caller = SYSTEM) -> PipelineDetail:
+    def get(self, pipeline_id: str, *, caller: Caller) -> PipelineDetail:
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
@@ -168,7 +168,7 @@ class PipelineService:
             self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def get_by_name(self, namespace: str, name: str, caller: Caller = SYSTEM) -> PipelineDetail:
+    def get_by_name(self, namespace: str, name: str, *, caller: Caller) -> PipelineDetail:
         """GetPipelineByName: `-` names the shared namespace ("")."""
         stored_namespace = "" if namespace == SHARED_NAMESPACE_ALIAS else namespace
         self._authz.pipeline_namespace(caller, stored_namespace, authz.GET, name)
@@ -180,7 +180,7 @@ class PipelineService:
                 )
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         """ListPipelines: shared pipelines without a key, a namespace's with a NAMESPACE key."""
         namespace = _list_namespace(key)
         query = parse_list_request(repo.PIPELINE_LISTABLE, request)
@@ -197,14 +197,14 @@ class PipelineService:
         ]
         return ListResult(items, page, next_page_token(query, page))
 
-    def delete(self, pipeline_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, pipeline_id: str, *, caller: Caller) -> None:
         """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
         self._authz.pipeline(caller, pipeline_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_pipeline(session, pipeline_id):
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
 
-    def get_template(self, pipeline_id: str, caller: Caller = SYSTEM) -> str | None:
+    def get_template(self, pipeline_id: str, *, caller: Caller) -> str | None:
         """The template of the pipeline's default version; None when it has no default version."""
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
@@ -215,7 +215,7 @@ class PipelineService:
                 return None
             return repo.get_template(session, pipeline.default_version_id)
 
-    def update_default_version(self, pipeline_id: str, version_id: str, caller: Caller = SYSTEM) -> None:
+    def update_default_version(self, pipeline_id: str, version_id: str, *, caller: Caller) -> None:
         self._authz.pipeline(caller, pipeline_id, authz.UPDATE)
         with _context("Update pipeline default version failed."), self._db.transaction() as session:
             if repo.get_pipeline(session, pipeline_id, lock=True) is None:
@@ -231,7 +231,7 @@ class PipelineService:
 
     def upload_version(
         self, pipeline_id: str, package: PackageFile, *, name: str = "", description: str = "",
-        caller: Caller = SYSTEM,
+        caller: Caller,
     ) -> PipelineVersion:
         """UploadPipelineVersion: a new version of `pipeline_id` from an uploaded package."""
         if not pipeline_id:
@@ -252,7 +252,7 @@ class PipelineService:
         with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
             return self._create_version(pipeline_id, name, description, manifest)
 
-    def create_version(self, request: NewPipelineVersion, caller: Caller = SYSTEM) -> PipelineVersion:
+    def create_version(self, request: NewPipelineVersion, *, caller: Caller) -> PipelineVersion:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
         with _context("Create pipeline version failed."):
             url = request.package_url
@@ -280,7 +280,7 @@ class PipelineService:
                 package_url=url,
             )
 
-    def get_version(self, version_id: str, caller: Caller = SYSTEM) -> PipelineVersion:
+    def get_version(self, version_id: str, *, caller: Caller) -> PipelineVersion:
         with self._db.transaction(write=False) as session:
             version = repo.get_version(session, version_id)
         if version is None:
@@ -288,7 +288,7 @@ class PipelineService:
         self._authz.version(caller, version_id, authz.GET)
         return version
 
-    def list_versions(self, request: ListRequest, key: ResourceKey | None, caller: Caller = SYSTEM) -> ListResult:
+    def list_versions(self, request: ListRequest, key: ResourceKey | None, *, caller: Caller) -> ListResult:
         """ListPipelineVersions: the versions of the pipeline named by `resource_key`."""
         if key is None or not key.id:
             raise InvalidArgument("ResourceKey must be set in the input")
@@ -305,7 +305,7 @@ class PipelineService:
             page = repo.list_versions(session, query, key.id)
         return ListResult(page.items, page, next_page_token(query, page))
 
-    def delete_version(self, version_id: str, caller: Caller = SYSTEM) -> None:
+    def delete_version(self, version_id: str, *, caller: Caller) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
         self._authz.version(caller, version_id, authz.DELETE)
         with _context("Delete pipeline version failed."), self._db.transaction() as session:
@@ -320,7 +320,7 @@ class PipelineService:
                 latest = repo.latest_version(session, pipeline.id)
                 repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
 
-    def get_version_template(self, version_id: str, caller: Caller = SYSTEM) -> str:
+    def get_version_template(self, version_id: str, *, caller: Caller) -> str:
         self._authz.version(caller, version_id, authz.GET)
         with self._db.transaction(write=False) as session:
             template = repo.get_template(session, version_id)

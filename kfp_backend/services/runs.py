@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
@@ -238,7 +238,7 @@ class RunService:
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewRun, caller: Caller = SYSTEM) -> RunDetail:
+    def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
         with _context("Validate create run request failed."):
             source = self._validate(request)
         namespace = namespace_of_new(
@@ -319,7 +319,7 @@ class RunService:
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, run_id: str, caller: Caller = SYSTEM) -> RunDetail:
+    def get(self, run_id: str, *, caller: Caller) -> RunDetail:
         with self._db.transaction(write=False) as session:
             run = repo.get_run(session, run_id)
             if run is None:
@@ -336,7 +336,7 @@ class RunService:
             )
         return RunDetail(RunView(run, metrics, spec_manifest), rendered)
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         query = parse_list_request(repo.RUN_LISTABLE, request)
         scope = []
         check_filter_key(key)
@@ -360,19 +360,19 @@ class RunService:
 
     # -- storage state and delete ----------------------------------------------------------------------
 
-    def archive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def archive(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.ARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Run", run_id).wrap("Archive run failed")
 
-    def unarchive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def unarchive(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.UNARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Run", run_id).wrap("Unarchive run failed")
 
-    def delete(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, run_id: str, *, caller: Caller) -> None:
         """DeleteRun: stop what still runs (as deleting the Argo workflow kills its pods), then the rows."""
         self._authz.run(caller, run_id, authz.DELETE)
         with self._db.transaction() as session:
@@ -391,7 +391,7 @@ class RunService:
 
     # -- terminate and retry ---------------------------------------------------------------------------
 
-    def terminate(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def terminate(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.TERMINATE)
         with self._db.transaction() as session:
             if not repo.run_exists(session, run_id):
@@ -402,7 +402,7 @@ class RunService:
                 )
         self._notify("terminate_requested", run_id)
 
-    def retry(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def retry(self, run_id: str, *, caller: Caller) -> None:
         """RetryRun (upstream's formulateRetryWorkflow on our rows), in one transaction.
 
         Succeeded/Skipped nodes stay; Failed/Error/Omitted DAG nodes are reset to Running; every other
@@ -457,7 +457,7 @@ class RunService:
 
     # -- artifacts and logs ----------------------------------------------------------------------------
 
-    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, caller: Caller = SYSTEM) -> bytes:
+    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, *, caller: Caller) -> bytes:
         """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
@@ -472,7 +472,7 @@ class RunService:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
 
-    def read_node_log(self, run_id: str, node_id: str, caller: Caller = SYSTEM) -> bytes:
+    def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> bytes:
         """The log of a step (our extension of the v1beta1 API): read as an artifact is."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         with _context("Read node log failed."):
