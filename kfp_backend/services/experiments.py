@@ -105,7 +105,7 @@ class ExperimentService:
             experiment = repo.get_experiment(session, experiment_id)
         if experiment is None:
             raise NotFound.resource("Experiment", experiment_id).wrap("Get experiment failed.")
-        self._authz.namespace(caller, experiment.namespace, authz.EXPERIMENTS, authz.GET, experiment.name)
+        self._authz.namespace(caller, experiment.namespace, authz.EXPERIMENTS, authz.GET, experiment_id)
         return experiment
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:

@@ -165,7 +165,7 @@ class PipelineService:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.id)
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
     def get_by_name(self, namespace: str, name: str, *, caller: Caller) -> PipelineDetail:
@@ -210,7 +210,7 @@ class PipelineService:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline template failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.id)
             if not pipeline.default_version_id:
                 return None
             return repo.get_template(session, pipeline.default_version_id)
@@ -301,7 +301,7 @@ class PipelineService:
             pipeline = repo.get_pipeline(session, key.id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.id)
             page = repo.list_versions(session, query, key.id)
         return ListResult(page.items, page, next_page_token(query, page))
 

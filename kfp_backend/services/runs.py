@@ -27,6 +27,7 @@ from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
+    authorize_sources,
     check_text,
     owner_experiment,
     resolve_pipeline_source,
@@ -37,6 +38,7 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
+    check_create_references,
     check_filter_key,
     describe_key,
 )
@@ -154,13 +156,12 @@ def namespace_of_new(
     authorizer: Authorizer,
     caller: Caller,
     references: Sequence[ResourceReference],
-    source: PipelineSource,
     resource: str,
     name: str,
 ) -> str | None:
     """Multi-user mode: the namespace a new run or job lives in, its experiment's, once the caller may
-    create there and use the pipeline it runs (upstream's messages, "Job" for runs too). Single-user
-    mode: None, nothing checked."""
+    create there (upstream's messages, "Job" for runs too). A NAMESPACE reference must name that namespace,
+    which the caller may use. Single-user mode: None, nothing checked."""
     if not authorizer.multi_user:
         return None
     owner = owner_experiment(references)
@@ -173,8 +174,14 @@ def namespace_of_new(
     if not experiment.namespace:
         raise InvalidArgument("Job's experiment has no namespace.")
     authorizer.namespace(caller, experiment.namespace, resource, authz.CREATE, name)
-    if source.version_id:
-        authorizer.version(caller, source.version_id, authz.GET)
+    for reference in references:
+        if reference.key.type != ResourceType.NAMESPACE:
+            continue
+        authorizer.namespace(caller, reference.key.id, resource, authz.CREATE, name)
+        if reference.key.id != experiment.namespace:
+            raise InvalidArgument(
+                f"Invalid resource references: namespace {reference.key.id} is not the namespace of the experiment."
+            )
     return experiment.namespace
 
 
@@ -240,15 +247,19 @@ class RunService:
 
     def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
         with _context("Validate create run request failed."):
-            source = self._validate(request)
+            self._validate_fields(request)
+        authorize_sources(self._authz, caller, request)
+        with _context("Validate create run request failed."):
+            source = resolve_pipeline_source(self._db, request)
+            check_create_references(request.resource_references)
         namespace = namespace_of_new(
-            self._db, self._authz, caller, request.resource_references, source, authz.RUNS, request.name
+            self._db, self._authz, caller, request.resource_references, authz.RUNS, request.name
         )
         with _context("Failed to create a new run."):
             return self._create(request, source, namespace)
 
-    def _validate(self, request: NewRun) -> PipelineSource:
-        """Upstream's ValidateCreateRunRequest, in its order: the name, then what the run executes."""
+    def _validate_fields(self, request: NewRun) -> None:
+        """Upstream's ValidateCreateRunRequest, in its order: the name, then (in create) what the run executes."""
         if not request.name:
             raise InvalidArgument("The run name is empty. Please specify a valid name.")
         if len(request.name) > NAME_LENGTH:
@@ -260,7 +271,6 @@ class RunService:
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
         check_text("Service account", request.service_account)
-        return resolve_pipeline_source(self._db, request)
 
     def _create(self, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
@@ -281,7 +291,6 @@ class RunService:
         experiment = next(
             r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
         )
-        job = next((r for r in references if r.key.type == ResourceType.JOB), None)
         if namespace is None:  # single-user mode: the experiment's all the same
             namespace = experiment_namespace(self._db, experiment.key.id)
         run = Run(
@@ -291,7 +300,7 @@ class RunService:
             description_key=description_key(request.description),
             namespace=namespace,
             experiment_id=experiment.key.id,
-            job_id=job.key.id if job is not None else None,
+            job_id=None,  # only the scheduler's runs belong to a job
             pipeline_id=request.pipeline_id,
             pipeline_name=source.pipeline_name,
             pipeline_version_id=source.version_id,
@@ -324,7 +333,7 @@ class RunService:
             run = repo.get_run(session, run_id)
             if run is None:
                 raise NotFound.resource("Run", run_id)
-            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.GET, run.name)
+            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.GET, run_id)
             manifest = repo.get_manifest(session, run_id)
             nodes = repo.list_nodes(session, run_id)
             metrics = repo.metrics_of_runs(session, [run_id]).get(run_id, [])
