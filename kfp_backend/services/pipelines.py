@@ -13,8 +13,6 @@ import json
 import os
 import posixpath
 import stat
-import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -38,6 +36,7 @@ from kfp_backend.services.references import (
     ResourceType,
     find_reference,
 )
+from kfp_backend.services.url_fetch import DestinationRefused, TooLarge, fetch, fetch_public
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
@@ -51,7 +50,6 @@ MAX_PARAMETER_BYTES = 10000
 MAX_TEXT_BYTES = 65535
 SHARED_NAMESPACE_ALIAS = "-"
 URL_SCHEMES = ("http", "https", "file")
-_DOWNLOAD_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -416,13 +414,24 @@ class PipelineService:
         parts = urlsplit(url)
         filename = posixpath.basename(unquote(parts.path).rstrip("/")) or parts.netloc
         limit = self._settings.max_upload_bytes
+        timeout = self._settings.url_fetch_timeout_seconds
         try:
             if parts.scheme == "file":
                 data = _read_local_file(parts.netloc, parts.path, limit)
+            elif self._authz.multi_user:  # no reaching what only the server can reach
+                data = fetch_public(url, limit, timeout, self._settings.pipeline_url_allow_list)
             else:
-                data = _fetch(url, limit, self._settings.url_fetch_timeout_seconds)
-        except _TooLarge:
+                data = fetch(url, limit, timeout)
+        except TooLarge:
             raise too_large(limit) from None
+        except DestinationRefused as exc:
+            redirected = f" (redirected to {exc.url})" if exc.url != url else ""
+            raise InvalidArgument(
+                f"Invalid Pipeline URL {url}. Please specify a valid URL: in multi-user mode the server does not "
+                f"download from loopback, private, link-local or other non-public addresses, and {exc.host}"
+                f"{redirected} resolves to one. An administrator can allow it with "
+                "KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS."
+            ) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             message = (
                 f"Failed to download the pipeline from {url} Please double check the URL is valid and can be "
@@ -430,10 +439,6 @@ class PipelineService:
             )
             raise InvalidArgument(message, internal=f"InvalidInputError: {message}: {exc}") from None
         return filename, data
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _default_version(session: Any, pipeline: Pipeline) -> PipelineVersion | None:
@@ -530,45 +535,5 @@ def _read_local_file(host: str, path: str, limit: int) -> bytes:
     with open(local_path, "rb") as file:
         data = file.read(limit + 1)
     if len(data) > limit:
-        raise _TooLarge
+        raise TooLarge
     return data
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """http(s) only, redirects included (a redirect to any other scheme fails); proxies from the environment."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.ProxyHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
-        urllib.request.HTTPRedirectHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
-
-
-def _fetch(url: str, limit: int, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "kfp-backend"})
-    with _opener().open(request, timeout=timeout) as response:
-        if response.status != 200:
-            raise urllib.error.URLError(f"HTTP status {response.status}")
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            # read1: what has arrived (at most one socket read), so a trickling server meets the deadline.
-            chunk = response.read1(_DOWNLOAD_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"download took longer than {timeout} seconds")
-    return b"".join(chunks)

@@ -277,7 +277,7 @@ def walk_app(
     """One multi-user app per database for the whole walk."""
     with database_factories[request.param].fresh() as url:
         app = create_app(_settings(database_url=url, data_dir=tmp_path_factory.mktemp("ns") / "data",
-                                   auth="required"))
+                                   auth="required", pipeline_url_allowed_hosts="127.0.0.1"))
         try:
             yield app.test_client(), _make_tokens(app)
         finally:
