@@ -16,10 +16,11 @@ In multi-user mode:
 Services call this module with the `Caller` the HTTP layer authenticated (handlers pass `flask.g.caller`
 through; services never see a request). Every service method takes that caller as a required keyword
 argument (default-deny: a forgotten caller is a TypeError, never full rights); internal callers (the
-executor, tests, any in-process caller) pass `SYSTEM` explicitly, which is never refused. Single-user mode allows everything and reads nothing. The checks that
-take an id look the resource's namespace up; an unknown id passes, so that the operation itself answers
-its usual 404. A refusal never names a resource the caller may not read: the checks that take an id put
-that id (the caller's own input) where upstream's message has the resource's name.
+executor, tests, any in-process caller) pass `SYSTEM` explicitly, which is never refused. Single-user
+mode allows everything and reads nothing. The checks that take an id look the resource's namespace up;
+an unknown id passes, so that the operation itself answers its usual 404. A refusal never names a
+resource the caller may not read: the checks that take an id put that id (the caller's own input) where
+upstream's message has the resource's name.
 """
 
 from __future__ import annotations
