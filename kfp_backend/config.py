@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ AUTH_MODES = ("auto", "required", "disabled")
 STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
     "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
@@ -89,6 +91,10 @@ class Settings:
     # Only safe when every request passes through that proxy and it strips the header from clients.
     trust_user_header: bool = False
     user_header: str = "kubeflow-userid"
+    # Multi-user mode refuses pipeline URLs whose host resolves to a loopback, private, link-local or
+    # otherwise non-public address, unless listed here: comma-separated host names (`*.example.org` for
+    # any subdomain), addresses or CIDR networks.
+    pipeline_url_allowed_hosts: str = ""
 
     def __post_init__(self) -> None:
         """Refuse values the server cannot work with, naming the variable, before anything starts."""
@@ -110,6 +116,10 @@ class Settings:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
         if self.port > 65535:
             refuse("port", f"{self.port} is not a TCP port")
+        try:
+            parse_allowed_hosts(self.pipeline_url_allowed_hosts)
+        except ValueError as exc:
+            refuse("pipeline_url_allowed_hosts", str(exc))
         # A claim renewed no faster than it goes stale would be taken over while its holder is alive.
         if self.driver_heartbeat_seconds >= self.driver_stale_seconds:
             refuse("driver_heartbeat_seconds",
@@ -124,6 +134,10 @@ class Settings:
         if self.auth == "auto":
             return not is_loopback_host(self.host)
         return self.auth == "required"
+
+    @property
+    def pipeline_url_allow_list(self) -> AllowedHosts:
+        return parse_allowed_hosts(self.pipeline_url_allowed_hosts)
 
     @property
     def effective_max_parallel_steps(self) -> int:
@@ -151,6 +165,48 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class AllowedHosts:
+    """KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS parsed: host names (lower case, no trailing dot), name suffixes
+    (`*.example.org` as `.example.org`) and networks (an address is a network of one)."""
+
+    names: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def names_host(self, host: str) -> bool:
+        name = host.lower().rstrip(".")
+        return name in self.names or any(name.endswith(suffix) for suffix in self.suffixes)
+
+    def covers_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self.networks)
+
+
+def parse_allowed_hosts(text: str) -> AllowedHosts:
+    """Comma- or space-separated entries: a host name, `*.` + a domain, an IP address or a CIDR network."""
+    names: set[str] = set()
+    suffixes: list[str] = []
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in text.replace(",", " ").split():
+        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+        try:
+            networks.append(ipaddress.ip_network(bare, strict=False))
+            continue
+        except ValueError:
+            if "/" in bare or ":" in bare:
+                raise ValueError(f"{entry!r} is neither a host name nor an address or network") from None
+        name = bare.lower().rstrip(".")
+        wildcard = name.startswith("*.")
+        labels = name[2:] if wildcard else name
+        if not labels or not all(_HOST_LABEL.fullmatch(label) for label in labels.split(".")):
+            raise ValueError(f"{entry!r} is not a host name (a leading '*.' allows every subdomain)")
+        if wildcard:
+            suffixes.append("." + labels)
+        else:
+            names.add(labels)
+    return AllowedHosts(frozenset(names), tuple(suffixes), tuple(networks))
 
 
 def is_loopback_host(host: str) -> bool:

@@ -8,6 +8,7 @@ from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.launcher import LocalProcessLauncher
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
@@ -26,7 +27,7 @@ class _MetricsReporter:
     def report_metrics_file(self, run_id: str, node_id: str, data: bytes) -> None:
         metrics = parse_metrics_file(data)
         if metrics:
-            self._services.metrics.report_node_metrics(run_id, node_id, metrics)
+            self._services.metrics.report_node_metrics(run_id, node_id, metrics, caller=SYSTEM)
 
 
 def build_executor(settings: Settings, services: Services) -> Executor:

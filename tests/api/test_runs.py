@@ -25,6 +25,7 @@ from sqlalchemy import event, select, update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
 
@@ -687,11 +688,12 @@ def test_report_node_metrics_caps_a_run_at_fifty(services: Services, client: Fla
     run_id = manifest_run(client, manifests["json"])["id"]
     metrics = services.metrics
     first = metrics.report_node_metrics(run_id, "pod-1", [
-        {"name": f"m{i}", "node_id": "ignored", "number_value": i, "format": "RAW"} for i in range(30)])
+        {"name": f"m{i}", "node_id": "ignored", "number_value": i, "format": "RAW"} for i in range(30)], caller=SYSTEM)
     assert len(first) == 30 and {r.metric_node_id for r in first} == {"pod-1"}
-    second = metrics.report_node_metrics(run_id, "pod-2", [{"name": f"m{i}", "number_value": 1} for i in range(30)])
+    second = metrics.report_node_metrics(run_id, "pod-2", [{"name": f"m{i}", "number_value": 1} for i in range(30)],
+                                         caller=SYSTEM)
     assert len(second) == 20
-    assert metrics.report_node_metrics(run_id, "pod-3", [{"name": "late"}]) == []
+    assert metrics.report_node_metrics(run_id, "pod-3", [{"name": "late"}], caller=SYSTEM) == []
     stored = get_run(client, run_id)["run"]["metrics"]
     assert len(stored) == 50
     assert stored[0] == {"name": "m0", "node_id": "pod-1", "format": "RAW"}
@@ -901,7 +903,7 @@ def test_concurrent_reports_of_one_metric_store_exactly_one(
     run_id = manifest_run(client, manifests["json"])["id"]
 
     def report(value: int) -> ReportStatus:
-        (result,) = services.metrics.report(run_id, [ReportedMetric("acc", "pod", float(value))])
+        (result,) = services.metrics.report(run_id, [ReportedMetric("acc", "pod", float(value))], caller=SYSTEM)
         return result.status
 
     with ThreadPoolExecutor(max_workers=4) as pool:

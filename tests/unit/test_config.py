@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from pathlib import Path
 
 import pytest
 
 from kfp_backend import cli
-from kfp_backend.config import Settings
+from kfp_backend.config import AllowedHosts, Settings, parse_allowed_hosts
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -100,11 +101,33 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_STEP_WRAPPER", "bash"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
         ("KFP_BACKEND_AUTH", "sometimes"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "10.0.0.0/33"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "good.example, bad_host!"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "*."),
     ],
 )
 def test_out_of_range_values_name_the_variable(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match=f"^{name}: "):
         Settings.from_env({name: raw})
+
+
+def test_the_pipeline_url_allow_list() -> None:
+    assert Settings().pipeline_url_allow_list == AllowedHosts()
+    allowed = Settings.from_env({"KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS":
+                                 "Artifacts.Internal., 10.0.0.0/8 *.corp.example [fd00::1] 192.168.1.7"}
+                                ).pipeline_url_allow_list
+    assert allowed == AllowedHosts(
+        names=frozenset({"artifacts.internal"}), suffixes=(".corp.example",),
+        networks=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::1/128"),
+                  ipaddress.ip_network("192.168.1.7/32")))
+    for host in ("artifacts.internal", "ARTIFACTS.internal.", "a.corp.example", "b.a.corp.example"):
+        assert allowed.names_host(host), host
+    for host in ("corp.example", "xcorp.example", "artifacts.internal.evil", "10.0.0.1"):
+        assert not allowed.names_host(host), host
+    assert allowed.covers_address(ipaddress.ip_address("10.200.0.1"))
+    assert allowed.covers_address(ipaddress.ip_address("fd00::1"))
+    assert not allowed.covers_address(ipaddress.ip_address("192.168.1.8"))
+    assert parse_allowed_hosts("") == parse_allowed_hosts(" , ") == AllowedHosts()
 
 
 def test_edge_values_are_accepted() -> None:
