@@ -5,6 +5,7 @@ disabled, deleted and ended jobs stay quiet; each slot fires once, even with two
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from datetime import datetime, timezone
@@ -380,3 +381,16 @@ def test_fire_ahead_in_parts_fires_every_job_once(db: Database, manifest: str) -
         assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 1]
     clock.set(T0 + 1.5)
     assert fire.fire_due(clock()).fired == []  # nothing left due
+
+
+def test_each_fire_is_logged_with_job_scheduled_time_and_run(
+    db: Database, manifest: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(T0 + 25)
+    job = add_job(db, manifest, name="Nightly", interval=10, created_at=T0, max_concurrency=10)
+    with caplog.at_level(logging.INFO, logger="kfp_backend.services.job_firing"):
+        fired = firing(db, clock).fire_due(clock()).fired
+    assert [r.getMessage() for r in caplog.records if r.name == "kfp_backend.services.job_firing"] == [
+        f"job {job.id} (Nightly) fired for {stamp}: run {f.run_id} ({f.run_name}) created"
+        for f, stamp in zip(fired, ("2024-05-01T12:00:10Z", "2024-05-01T12:00:20Z"), strict=True)
+    ]
