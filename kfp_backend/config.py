@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from kfp_backend import __version__
+from kfp_backend.build_info import UNKNOWN, checkout_commit
+
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
 STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
@@ -49,8 +52,10 @@ class Settings:
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
     url_fetch_timeout_seconds: float = 30.0
-    commit_sha: str = "unknown"
-    tag_name: str = "unknown"
+    # healthz's `commit_sha`; empty: the git checkout's HEAD when the package runs from one, else "unknown".
+    commit_sha: str = ""
+    # healthz's `tag_name`; empty: the package version.
+    tag_name: str = ""
     default_service_account: str = "pipeline-runner"
     auto_update_default_version: bool = True
     # Execution. The executor runs inside `serve` unless turned off (an API-only replica).
@@ -124,6 +129,14 @@ class Settings:
         if self.auth == "auto":
             return not is_loopback_host(self.host)
         return self.auth == "required"
+
+    @property
+    def effective_commit_sha(self) -> str:
+        return self.commit_sha or checkout_commit() or UNKNOWN
+
+    @property
+    def effective_tag_name(self) -> str:
+        return self.tag_name or __version__
 
     @property
     def effective_max_parallel_steps(self) -> int:
