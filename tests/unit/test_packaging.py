@@ -4,9 +4,11 @@ version, kfp_backend.__version__, which healthz also reports."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
