@@ -146,7 +146,7 @@ def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, mani
         process.wait(30)
     finisher.join(5)
     watcher.join(5)
-    first = start if trigger == "periodic" else start + 1
+    first = start + 1  # either trigger: its first slot is one second after the start time
     last = first + seconds - 1
     with services.db.transaction(write=False) as session:
         rows = session.execute(

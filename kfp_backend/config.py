@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from kfp_backend import __version__
+from kfp_backend.build_info import UNKNOWN, checkout_commit
+
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
 STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
@@ -51,8 +54,10 @@ class Settings:
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
     url_fetch_timeout_seconds: float = 30.0
-    commit_sha: str = "unknown"
-    tag_name: str = "unknown"
+    # healthz's `commit_sha`; empty: the git checkout's HEAD when the package runs from one, else "unknown".
+    commit_sha: str = ""
+    # healthz's `tag_name`; empty: the package version.
+    tag_name: str = ""
     default_service_account: str = "pipeline-runner"
     auto_update_default_version: bool = True
     # Execution. The executor runs inside `serve` unless turned off (an API-only replica).
@@ -138,6 +143,14 @@ class Settings:
     @property
     def pipeline_url_allow_list(self) -> AllowedHosts:
         return parse_allowed_hosts(self.pipeline_url_allowed_hosts)
+
+    @property
+    def effective_commit_sha(self) -> str:
+        return self.commit_sha or checkout_commit() or UNKNOWN
+
+    @property
+    def effective_tag_name(self) -> str:
+        return self.tag_name or __version__
 
     @property
     def effective_max_parallel_steps(self) -> int:

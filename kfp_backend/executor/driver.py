@@ -235,6 +235,8 @@ class RunDriver:
         )
         self.operator = operator
         self.graph = graph
+        resumed = bool(self.claimed.nodes or status.get("startedAt"))
+        log.info("run %s (%s) %s", self.run_id, self.claimed.name, "resumed" if resumed else "started")
         self._adopt_running_steps(operator)
         if self.claimed.terminate_requested:
             operator.request_stop("terminate")
@@ -335,6 +337,8 @@ class RunDriver:
             finished=True,
         ):
             self._abandon()
+            return
+        self._log_finished(operator.phase, operator.started_at)
 
     def _abandon(self, kill: bool = True) -> None:
         self.writer.close()
@@ -358,12 +362,19 @@ class RunDriver:
         self.writer.close()
         nodes = self.writer.take()[0] + nodes
         try:
-            self.executor.state.save_progress(
+            if not self.executor.state.save_progress(
                 self.run_id, self.executor.driver_id, inserted=nodes, updated=[], workflow_status=status,
                 status=phase, finished=True,
-            )
+            ):
+                return  # no longer this driver's run
         except Exception:
             log.exception("run %s: could not record the failure", self.run_id)
+            return
+        self._log_finished(phase, self.operator.started_at if self.operator is not None else now, message)
+
+    def _log_finished(self, phase: str, started_at: float, message: str = "") -> None:
+        log.info("run %s (%s) finished: %s after %.1f s%s", self.run_id, self.claimed.name, phase,
+                 max(0.0, time.time() - started_at), f" ({message})" if message else "")
 
     # ------------------------------------------------------------ StepHost
 

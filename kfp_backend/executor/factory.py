@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kfp_backend.config import Settings
@@ -12,6 +13,8 @@ from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
+
+log = logging.getLogger(__name__)
 
 
 def artifact_store(settings: Settings) -> LocalArtifactStore:
@@ -31,10 +34,15 @@ class _MetricsReporter:
 
 
 def build_executor(settings: Settings, services: Services) -> Executor:
+    launcher = LocalProcessLauncher(settings.step_isolation, wrapper=settings.step_wrapper)
+    # What "auto" settled on here is what every step of this process gets: say it once, at start.
+    log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
+             launcher.wrapper, settings.step_wrapper, launcher.isolation, settings.step_isolation,
+             f"; {launcher.isolation_note}" if launcher.isolation_note else "")
     return Executor(
         settings,
         ExecutionStateService(services.db),
-        LocalProcessLauncher(settings.step_isolation, wrapper=settings.step_wrapper),
+        launcher,
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
     )

@@ -323,6 +323,7 @@ class RunService:
         )
         with self._db.transaction() as session:
             repo.add_run(session, run, manifest)
+        log.info("run %s (%s) created in experiment %s", run_id, request.name, experiment.key.id)
         self._notify("run_created", run_id)
         return RunDetail(RunView(run, [], spec_manifest), render_workflow(workflow_json, {}, []))
 

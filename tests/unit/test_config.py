@@ -26,7 +26,7 @@ def test_defaults() -> None:
     assert settings.threads == 16
     assert settings.max_upload_bytes == 32 << 20
     assert settings.url_fetch_timeout_seconds == 30.0
-    assert settings.commit_sha == settings.tag_name == "unknown"
+    assert settings.commit_sha == settings.tag_name == ""  # the checkout's commit, the package version
     assert settings.default_service_account == "pipeline-runner"
     assert settings.auto_update_default_version is True
 
