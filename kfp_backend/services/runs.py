@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
@@ -57,7 +57,7 @@ STATUS_TERMINATING = "Terminating"
 _KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
 _RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
 ArtifactReader = Callable[[str], "bytes | None"]
-LogReader = Callable[[str], "bytes | None"]
+LogReader = Callable[[str], "StepLog | None"]
 
 
 class RunExecution(Protocol):
@@ -206,10 +206,25 @@ def multi_user_list_scope(
         raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
 
 
-def read_local_file(path: str) -> bytes | None:
+@dataclass(frozen=True)
+class StepLog:
+    """A step's log, open for reading. Its reader closes `file` and reads no more than `size` bytes, its
+    length when opened (the log of a running step grows on)."""
+
+    file: BinaryIO
+    size: int
+
+
+def open_local_file(path: str) -> StepLog | None:
+    """The file at `path`, open; None when there is none (or it cannot be read)."""
     try:
-        return Path(path).read_bytes()
+        file = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
     except OSError:
+        return None
+    try:
+        return StepLog(file, os.fstat(file.fileno()).st_size)
+    except OSError:
+        file.close()
         return None
 
 
@@ -231,7 +246,7 @@ class RunService:
         self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
-        self.log_reader: LogReader = log_reader or read_local_file
+        self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
         self.execution = execution
@@ -472,8 +487,9 @@ class RunService:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
 
-    def read_node_log(self, run_id: str, node_id: str, caller: Caller = SYSTEM) -> bytes:
-        """The log of a step (our extension of the v1beta1 API): read as an artifact is."""
+    def read_node_log(self, run_id: str, node_id: str, caller: Caller = SYSTEM) -> StepLog:
+        """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
+        the caller to stream and close (a log is not read into memory: it may be large)."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         with _context("Read node log failed."):
             with self._db.transaction(write=False) as session:
@@ -483,10 +499,10 @@ class RunService:
             if node is None:
                 raise NotFound.resource("Node", node_id)
             path = load_object(node.data).get("_log_path")
-            data = self.log_reader(path) if isinstance(path, str) and path else None
-            if data is None:
+            step_log = self.log_reader(path) if isinstance(path, str) and path else None
+            if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
-            return data
+            return step_log
 
     # -- internals -------------------------------------------------------------------------------------
 

@@ -891,6 +891,48 @@ def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, 
     error(client.get(f"{RUNS}/{gone}/nodes/pod-1/log"), 404, 5, f"Read node log failed.: {not_found(gone)}")
 
 
+def test_node_log_by_byte_range(client: FlaskClient, services: Services, manifests: dict[str, str],
+                                tmp_path: Path) -> None:
+    run_id = manifest_run(client, manifests["json"])["id"]
+    log_file = tmp_path / "step.log"
+    text = b"".join(b"%d\n" % number for number in range(10_000))
+    log_file.write_bytes(text)
+    add_nodes(services, run_id, [_node("pod-1", "wf.step", "Succeeded", "Pod", _log_path=str(log_file))])
+    url = f"{RUNS}/{run_id}/nodes/pod-1/log"
+
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.headers["Content-Length"] == str(len(text)) and whole.data == text
+    for header, start, end in (("bytes=-6", len(text) - 6, len(text)), ("bytes=0-9", 0, 10),
+                               ("bytes=100-", 100, len(text)), ("bytes=5-5", 5, 6),
+                               (f"bytes=-{len(text) + 50}", 0, len(text)), ("bytes=20-999999", 20, len(text))):
+        part = client.get(url, headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.data == text[start:end], header
+        assert part.headers["Content-Range"] == f"bytes {start}-{end - 1}/{len(text)}", header
+        assert part.headers["Content-Length"] == str(end - start) and part.mimetype == "text/plain"
+    assert client.get(url, headers={"Range": "bytes=-6"}).data == b"\n9998\n9999\n"[-6:]
+    head = client.head(url, headers={"Range": "bytes=-6"})
+    assert head.status_code == 206 and head.data == b"" and head.headers["Content-Length"] == "6"
+
+    # What a server may ignore gets the whole log: another unit, a malformed or multi-range header, If-Range.
+    for headers in ({"Range": "lines=1-2"}, {"Range": "bytes=abc"}, {"Range": "bytes=5-2"},
+                    {"Range": "bytes=0-1,5-6"}, {"Range": "bytes=-"}, {"Range": "bytes=-6", "If-Range": "x"}):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200 and response.data == text, headers
+    # A range starting past the end: 416 with the JSON error and the log's length.
+    for header in (f"bytes={len(text)}-", f"bytes={len(text) + 7}-{len(text) + 9}", "bytes=-0"):
+        response = client.get(url, headers={"Range": header})
+        body = error(response, 416, 11)
+        assert body["error"] == "Requested Range Not Satisfiable", header
+        assert response.headers["Content-Range"] == f"bytes */{len(text)}", header
+    # An empty log (a step that has not written yet) is answered whole, whatever the range.
+    log_file.write_bytes(b"")
+    for header in ("bytes=-100", "bytes=0-"):
+        response = client.get(url, headers={"Range": header})
+        assert (response.status_code, response.data, response.headers["Content-Length"]) == (200, b"", "0")
+
+
 def test_concurrent_reports_of_one_metric_store_exactly_one(
     client: FlaskClient, services: Services, manifests: dict[str, str]
 ) -> None:
