@@ -9,14 +9,15 @@ RFC lets a server ignore is ignored (the whole file, 200): another unit, a malfo
 
 from __future__ import annotations
 
+import io
 import re
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
-_BLOCK_BYTES = 64 * 1024
+_BLOCK_BYTES = 256 * 1024  # what one connection's response holds in memory at most
 _ONE_RANGE = re.compile(r"bytes=[ \t]*(\d*)-(\d*)[ \t]*", re.IGNORECASE)
 
 
@@ -28,17 +29,14 @@ def stream_file(file: BinaryIO, size: int, content_type: str) -> Response:
     except RequestedRangeNotSatisfiable:
         file.close()
         raise
-    if wanted is None:
-        body = wrap_file(request.environ, file)  # the WSGI server's own file sending, if it has one
-        response = Response(body, content_type=content_type, direct_passthrough=True)
-    else:
-        start, end = wanted
-        response = Response(FileRange(file, start, end), status=206, content_type=content_type,
-                            direct_passthrough=True)
+    start, end = wanted or (0, size)
+    # The WSGI server's own file sending (waitress's reads the window as the socket takes it).
+    response = Response(wrap_file(request.environ, FileWindow(file, start, end)), content_type=content_type,
+                        direct_passthrough=True)
+    if wanted is not None:
+        response.status_code = 206
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        size = end - start
-    # The server sends no more than this, even when the file grows meanwhile (a running step's log).
-    response.content_length = size
+    response.content_length = end - start
     response.headers["Accept-Ranges"] = "bytes"
     return response
 
@@ -64,27 +62,50 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
-class FileRange:
-    """The bytes [start, end) of `file`, as a WSGI body: blocks read as they are sent; `close` closes the
-    file (the server calls it, sent or not)."""
+class FileWindow(io.RawIOBase):
+    """Bytes [start, end) of `file` as a read-only file of their own, whose reads return one block at most.
+
+    The bound keeps a file that grows meanwhile (a running step's log) from sending more than the
+    Content-Length said. The block keeps the memory of a response small: a WSGI server reads as much as
+    it asks for (waitress: the socket's send buffer, megabytes on loopback) per connection at once."""
 
     def __init__(self, file: BinaryIO, start: int, end: int) -> None:
+        super().__init__()
         self._file = file
-        self._position = start
-        self._end = end
+        self._start = start
+        self._length = end - start
+        self._position = 0
 
-    def __iter__(self) -> FileRange:
-        return self
+    def readable(self) -> bool:
+        return True
 
-    def __next__(self) -> bytes:
-        if self._position >= self._end:
-            raise StopIteration
-        self._file.seek(self._position)
-        block = self._file.read(min(_BLOCK_BYTES, self._end - self._position))
-        if not block:
-            raise StopIteration
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = min(max(0, base + offset), self._length)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = _BLOCK_BYTES if size is None or size < 0 else min(size, _BLOCK_BYTES)
+        wanted = min(wanted, self._length - self._position)
+        if wanted <= 0:
+            return b""
+        self._file.seek(self._start + self._position)
+        block = self._file.read(wanted)
         self._position += len(block)
         return block
 
+    def readinto(self, buffer: Any) -> int:
+        block = self.read(len(buffer))
+        buffer[: len(block)] = block
+        return len(block)
+
     def close(self) -> None:
-        self._file.close()
+        if not self.closed:
+            self._file.close()
+        super().close()

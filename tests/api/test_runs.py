@@ -933,6 +933,36 @@ def test_node_log_by_byte_range(client: FlaskClient, services: Services, manifes
         assert (response.status_code, response.data, response.headers["Content-Length"]) == (200, b"", "0")
 
 
+def test_node_log_of_a_running_step_is_read_as_long_as_it_was_when_opened(
+    client: FlaskClient, services: Services, manifests: dict[str, str], tmp_path: Path
+) -> None:
+    from kfp_backend.services.runs import StepLog, open_local_file
+
+    run_id = manifest_run(client, manifests["json"])["id"]
+    log_file = tmp_path / "step.log"
+    log_file.write_bytes(b"first line\n")
+    add_nodes(services, run_id, [_node("pod-1", "wf.step", "Running", "Pod", _log_path=str(log_file))])
+
+    def open_then_step_writes(path: str) -> StepLog | None:
+        opened = open_local_file(path)
+        with open(path, "ab") as step:
+            step.write(b"written while the response is sent\n")
+        return opened
+
+    services.runs.log_reader = open_then_step_writes
+    for headers, status in (({}, 200), ({"Range": "bytes=6-"}, 206)):
+        log_file.write_bytes(b"first line\n")
+        response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/log", headers=headers)
+        assert response.status_code == status
+        assert response.data == b"first line\n"[6 if status == 206 else 0:]
+        assert response.headers["Content-Length"] == str(len(response.data))
+    # The next request reads on.
+    log_file.write_bytes(b"first line\n")
+    services.runs.log_reader = open_local_file
+    response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/log", headers={"Range": "bytes=-6"})
+    assert (response.status_code, response.data) == (206, b" line\n")
+
+
 def test_concurrent_reports_of_one_metric_store_exactly_one(
     client: FlaskClient, services: Services, manifests: dict[str, str]
 ) -> None:
