@@ -20,7 +20,8 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 STEP_LOG_MIN_MAX_BYTES = 4096
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
-    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
+    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
+    "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
     "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
@@ -50,6 +51,9 @@ class Settings:
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
+    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, built in memory (several copies
+    # of it): larger artifacts are refused with a 400 rather than held in memory.
+    max_artifact_read_bytes: int = 16 << 20
     url_fetch_timeout_seconds: float = 30.0
     commit_sha: str = "unknown"
     tag_name: str = "unknown"

@@ -22,7 +22,7 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
@@ -57,6 +57,7 @@ STATUS_TERMINATING = "Terminating"
 _KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
 _RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
 ArtifactReader = Callable[[str], "bytes | None"]
+ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
 LogReader = Callable[[str], "StepLog | None"]
 
 
@@ -238,6 +239,7 @@ class RunService:
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
         artifact_reader: ArtifactReader | None = None,
+        artifact_sizer: ArtifactSizer | None = None,
         log_reader: LogReader | None = None,
     ) -> None:
         self._db = db
@@ -246,6 +248,7 @@ class RunService:
         self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
+        self.artifact_sizer = artifact_sizer
         self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
@@ -482,6 +485,8 @@ class RunService:
                     raise NotFound.resource("Run", run_id)
                 node = repo.get_node(session, run_id, node_id)
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
+            if key and self.artifact_sizer is not None:
+                self._check_artifact_size(key, artifact_name)
             data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
@@ -503,6 +508,17 @@ class RunService:
             if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
             return step_log
+
+    def _check_artifact_size(self, key: str, artifact_name: str) -> None:
+        """Refuse an artifact too large to answer (its base64 in JSON is built in memory)."""
+        assert self.artifact_sizer is not None
+        size = self.artifact_sizer(key)
+        limit = self._settings.max_artifact_read_bytes
+        if size is not None and size > limit:
+            raise FailedPrecondition(
+                f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
+                f"({limit} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
+            )
 
     # -- internals -------------------------------------------------------------------------------------
 

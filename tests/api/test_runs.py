@@ -25,6 +25,7 @@ from sqlalchemy import event, select, update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
+from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
 
@@ -123,11 +124,8 @@ def app(settings: Settings, artifacts_dir: Path) -> Iterator[Flask]:
     services: Services = application.extensions["kfp_backend.services"]
     services.runs.attach_execution(RecordingExecution())
 
-    def read(key: str) -> bytes | None:
-        path = artifacts_dir / key
-        return path.read_bytes() if path.is_file() else None
-
-    services.runs.artifact_reader = read
+    store = LocalArtifactStore(artifacts_dir)  # the tests write its files themselves
+    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
     yield application
     services.db.dispose()
 
@@ -867,6 +865,34 @@ def test_read_artifact(client: FlaskClient, services: Services, manifests: dict[
     gone = str(uuid.uuid4())
     body = error(client.get(f"{RUNS}/{gone}/nodes/pod-1/artifacts/x:read"), 404, 5)
     assert body["error"].endswith(f"'.: {not_found(gone)}")
+
+
+def test_read_artifact_refuses_an_artifact_over_the_limit(
+    settings: Settings, manifests: dict[str, str], artifacts_dir: Path
+) -> None:
+    application = create_app(settings.replace(executor_enabled=False, max_artifact_read_bytes=1000))
+    services: Services = application.extensions["kfp_backend.services"]
+    store = LocalArtifactStore(artifacts_dir)
+    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
+    try:
+        client = application.test_client()
+        run_id = manifest_run(client, manifests["json"])["id"]
+        for name, size in (("small", 1000), ("large", 1001)):
+            key = f"artifacts/{run_id}/pod-1/{name}.tgz"
+            (artifacts_dir / key).parent.mkdir(parents=True, exist_ok=True)
+            (artifacts_dir / key).write_bytes(b"x" * size)
+        add_nodes(services, run_id, [_node("pod-1", "wf.step", "Succeeded", "Pod", outputs={"artifacts": [
+            {"name": name, "s3": {"key": f"artifacts/{run_id}/pod-1/{name}.tgz"}} for name in ("small", "large")
+        ]})])
+        response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/small:read")
+        assert response.status_code == 200 and base64.b64decode(response.get_json()["data"]) == b"x" * 1000
+        body = error(client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/large:read"), 400, 9)
+        assert external(body) == ("artifact large is 1001 bytes, more than ReadArtifact returns on this server "
+                                  "(1000 bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)")
+        assert body["error"].startswith(f"failed to read artifact 'run_id:\"{run_id}\" node_id:\"pod-1\" "
+                                        f"artifact_name:\"large\"'.: FailedPreconditionError: artifact large is")
+    finally:
+        services.db.dispose()
 
 
 def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, str], tmp_path: Path) -> None:
