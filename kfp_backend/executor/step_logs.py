@@ -43,6 +43,8 @@ def cap_log(path: Path, max_bytes: int, *, chunk_bytes: int = CHUNK_BYTES) -> in
         raise ValueError(f"a log cap below {STEP_LOG_MIN_MAX_BYTES} bytes leaves no room for the log: {max_bytes}")
     path = Path(path)
     try:
+        if os.stat(path).st_size <= max_bytes:  # the common case, in one system call per step
+            return 0
         source = open(path, "rb")  # noqa: SIM115 - closed below, after the rename
     except FileNotFoundError:
         return 0
@@ -60,12 +62,16 @@ def cap_log(path: Path, max_bytes: int, *, chunk_bytes: int = CHUNK_BYTES) -> in
         if head_end > 0 and os.pread(fd, 1, head_end - 1) != b"\n":
             separator = b"\n" + separator
         temporary = path.with_name(path.name + _SUFFIX)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)  # left by a capping that did not finish
         try:
-            with open(temporary, "wb") as target:
+            # A new file (never one found there, nor a link's target), with the log's permissions.
+            created = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(created, "wb") as target:
+                os.fchmod(created, os.fstat(fd).st_mode & 0o777)
                 _copy(fd, target, 0, head_end, chunk_bytes)
                 target.write(separator)
                 _copy(fd, target, tail_start, size, chunk_bytes)
-            os.chmod(temporary, os.stat(path).st_mode & 0o777)
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):

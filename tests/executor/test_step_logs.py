@@ -125,6 +125,17 @@ def test_a_failed_capping_leaves_the_log_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log"]
 
 
+def test_a_link_where_the_capped_log_is_written_is_not_followed(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(numbered_lines(20_000))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"not the log's")
+    (tmp_path / "log.capping").symlink_to(elsewhere)
+    assert cap_log(log, CAP) > 0
+    assert elsewhere.read_bytes() == b"not the log's" and not log.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "log"]
+
+
 def test_a_reader_of_the_log_before_the_cap_reads_it_whole(tmp_path: Path) -> None:
     log = tmp_path / "log"
     original = numbered_lines(20_000)
