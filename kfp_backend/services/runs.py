@@ -485,8 +485,13 @@ class RunService:
                     raise NotFound.resource("Run", run_id)
                 node = repo.get_node(session, run_id, node_id)
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
-            if key and self.artifact_sizer is not None:
-                self._check_artifact_size(key, artifact_name)
+            size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
+            if size is not None and size > self._settings.max_artifact_read_bytes:
+                # Its answer (base64 in JSON) is built in memory: refused rather than read.
+                raise FailedPrecondition(
+                    f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
+                    f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
+                )
             data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
@@ -508,17 +513,6 @@ class RunService:
             if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
             return step_log
-
-    def _check_artifact_size(self, key: str, artifact_name: str) -> None:
-        """Refuse an artifact too large to answer (its base64 in JSON is built in memory)."""
-        assert self.artifact_sizer is not None
-        size = self.artifact_sizer(key)
-        limit = self._settings.max_artifact_read_bytes
-        if size is not None and size > limit:
-            raise FailedPrecondition(
-                f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
-                f"({limit} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
-            )
 
     # -- internals -------------------------------------------------------------------------------------
 
