@@ -31,16 +31,38 @@ READERS = 4
 MEMORY_BOUND = 6 << 20
 
 
-def _pipeline(release: Path):  # type: ignore[no-untyped-def]
+def _pipeline(release: Path, lines: int = LINES):  # type: ignore[no-untyped-def]
     @dsl.pipeline(name="long-log")
     def long_log() -> None:
         # Writes its log, then waits (running) until the test releases it.
         dsl.ContainerOp(
             name="chatty", image="alpine",
-            command=["sh", "-c", f"seq 1 {LINES}; echo {LAST_LINE.decode().strip()}; "
+            command=["sh", "-c", f"seq 1 {lines}; echo {LAST_LINE.decode().strip()}; "
                                  f"while [ ! -e {release} ]; do sleep 0.05; done"],
         )
     return long_log
+
+
+def _start_server(data_dir: Path, port: int, output_path: Path, cap: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--data-dir", str(data_dir)]
+    env = {**_server_env(), "KFP_BACKEND_STEP_LOG_MAX_BYTES": str(cap)}
+    with output_path.open("ab") as output:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                  stderr=subprocess.STDOUT)
+    _wait_until_healthy(server, f"http://127.0.0.1:{port}", output_path)
+    return server
+
+
+def _running_step(client: kfp.Client, run_id: str) -> dict:
+    def chatty() -> dict | None:
+        found = [n for n in workflow_nodes(client.get_run(run_id)) if n.get("displayName") == "chatty"]
+        return found[0] if found else None
+
+    _wait(lambda: (chatty() or {}).get("phase") == "Running", 60, "the step never started")
+    node = chatty()
+    assert node is not None
+    return node
 
 
 def _expected_log() -> bytes:
@@ -101,25 +123,11 @@ def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
     release = Path("/var/tmp") / f"kfp-log-cap-{uuid.uuid4().hex[:12]}"  # a host path the step sees
     port = _free_port()
     data_dir = tmp_path / "data"
-    server_log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    env = {**_server_env(), "KFP_BACKEND_STEP_LOG_MAX_BYTES": str(CAP)}
-    with server_log.open("wb") as output:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+    server = _start_server(data_dir, port, tmp_path / "server.log", CAP)
     try:
-        _wait_until_healthy(server, f"http://127.0.0.1:{port}", server_log)
         client = kfp.Client(host=f"http://127.0.0.1:{port}")
         run_id = client.create_run_from_pipeline_func(_pipeline(release), arguments={}, run_name="long-log").run_id
-
-        def chatty() -> dict | None:
-            found = [n for n in workflow_nodes(client.get_run(run_id)) if n.get("displayName") == "chatty"]
-            return found[0] if found else None
-
-        _wait(lambda: (chatty() or {}).get("phase") == "Running", 60, "the step never started")
-        node = chatty()
-        assert node is not None
+        node = _running_step(client, run_id)
         url = f"http://127.0.0.1:{port}/apis/v1beta1/runs/{run_id}/nodes/{node['id']}/log"
         _wait(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
 
@@ -158,6 +166,39 @@ def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
         past = requests.get(url, headers={"Range": f"bytes={len(capped)}-"}, timeout=10)
         assert past.status_code == 416 and past.json()["code"] == 11
         assert past.headers["Content-Range"] == f"bytes */{len(capped)}"
+    finally:
+        release.touch()
+        _stop(server)
+        release.unlink(missing_ok=True)
+
+
+def test_a_step_that_ended_while_the_server_was_down_has_its_log_capped_by_the_next(tmp_path: Path) -> None:
+    cap, lines = 64 * 1024, 200_000  # ~1.3 MB of log
+    release = Path("/var/tmp") / f"kfp-log-cap-{uuid.uuid4().hex[:12]}"
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    server = _start_server(data_dir, port, tmp_path / "server.log", cap)
+    try:
+        client = kfp.Client(host=f"http://127.0.0.1:{port}")
+        run_id = client.create_run_from_pipeline_func(_pipeline(release, lines), arguments={},
+                                                      run_name="long-log").run_id
+        node = _running_step(client, run_id)
+        url = f"http://127.0.0.1:{port}/apis/v1beta1/runs/{run_id}/nodes/{node['id']}/log"
+        _wait(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
+        _stop(server)  # a graceful stop leaves the step running
+        release.touch()  # it ends while no server watches it
+        stored = data_dir / "runs" / run_id / node["id"] / "log"
+        expected = b"".join(b"%d\n" % number for number in range(1, lines + 1)) + LAST_LINE
+        assert stored.read_bytes() == expected
+
+        server = _start_server(data_dir, port, tmp_path / "server.log", cap)
+        assert wait_for_run(client, run_id, timeout=120).run.status == "Succeeded"
+        capped = requests.get(url, timeout=10).content
+        assert capped == stored.read_bytes() and len(capped) <= cap
+        (marker_line,) = [line for line in capped.splitlines(keepends=True) if line.startswith(b"[kfp-backend: ")]
+        head, _, tail = capped.partition(marker_line)
+        assert marker_line == marker(len(expected) - len(head) - len(tail), cap)
+        assert expected.startswith(head) and expected.endswith(tail) and tail.endswith(LAST_LINE)
     finally:
         release.touch()
         _stop(server)
