@@ -21,11 +21,14 @@ STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
+# The smallest step log cap (but 0, no cap): room for a head and a tail beside the line marking the cut.
+STEP_LOG_MIN_MAX_BYTES = 4096
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
-    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
+    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
+    "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
-    "step_scratch_ttl_seconds": 0,
+    "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
 }
 
@@ -53,6 +56,9 @@ class Settings:
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
+    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, built in memory (several copies
+    # of it): larger artifacts are refused with a 400 rather than held in memory.
+    max_artifact_read_bytes: int = 16 << 20
     url_fetch_timeout_seconds: float = 30.0
     # healthz's `commit_sha`; empty: the git checkout's HEAD when the package runs from one, else "unknown".
     commit_sha: str = ""
@@ -79,6 +85,9 @@ class Settings:
     # after the run finished, as upstream deletes a workflow's pods a day after it ends; logs, outputs
     # and artifacts stay. 0 keeps it until the run is deleted.
     step_scratch_ttl_seconds: float = 86400.0
+    # A step's stored log keeps at most this many bytes (its head and tail, and a line saying how much
+    # was cut between them), applied when the step ends; 0: no cap.
+    step_log_max_bytes: int = 64 << 20
     # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
     # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
     scheduler_enabled: bool = True
@@ -119,6 +128,8 @@ class Settings:
         for name, minimum in _MINIMUMS.items():
             if getattr(self, name) < minimum:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
+        if 0 < self.step_log_max_bytes < STEP_LOG_MIN_MAX_BYTES:
+            refuse("step_log_max_bytes", f"must be 0 (no cap) or at least {STEP_LOG_MIN_MAX_BYTES}")
         if self.port > 65535:
             refuse("port", f"{self.port} is not a TCP port")
         try:

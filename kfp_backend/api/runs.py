@@ -16,6 +16,7 @@ from kfp_backend.api.run_schemas import (
     dump_run,
     dump_run_detail,
 )
+from kfp_backend.api.streaming import stream_file
 
 blueprint = Blueprint("runs", __name__, url_prefix=API_PREFIX)
 _run_request = RunRequestSchema()
@@ -84,5 +85,5 @@ def read_artifact(run_id: str, node_id: str, artifact_name: str) -> dict:
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/log")
 def read_node_log(run_id: str, node_id: str) -> Response:
-    data = services().runs.read_node_log(run_id, node_id, caller=current_caller())
-    return Response(data, status=200, mimetype="text/plain", content_type="text/plain; charset=utf-8")
+    step_log = services().runs.read_node_log(run_id, node_id, caller=current_caller())
+    return stream_file(step_log.file, step_log.size, "text/plain; charset=utf-8")

@@ -293,6 +293,7 @@ class RunDriver:
             node = operator.nodes.get(event.node_name)
             if node is None:
                 return
+            self.executor.cap_step_log(node)  # before mark_collected: a restart collecting again caps it then
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
@@ -59,7 +59,8 @@ STATUS_TERMINATING = "Terminating"
 _KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
 _RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
 ArtifactReader = Callable[[str], "bytes | None"]
-LogReader = Callable[[str], "bytes | None"]
+ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
+LogReader = Callable[[str], "StepLog | None"]
 
 
 class RunExecution(Protocol):
@@ -213,10 +214,25 @@ def multi_user_list_scope(
         raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
 
 
-def read_local_file(path: str) -> bytes | None:
+@dataclass(frozen=True)
+class StepLog:
+    """A step's log, open for reading. Its reader closes `file` and reads no more than `size` bytes, its
+    length when opened (the log of a running step grows on)."""
+
+    file: BinaryIO
+    size: int
+
+
+def open_local_file(path: str) -> StepLog | None:
+    """The file at `path`, open; None when there is none (or it cannot be read)."""
     try:
-        return Path(path).read_bytes()
+        file = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
     except OSError:
+        return None
+    try:
+        return StepLog(file, os.fstat(file.fileno()).st_size)
+    except OSError:
+        file.close()
         return None
 
 
@@ -230,6 +246,7 @@ class RunService:
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
         artifact_reader: ArtifactReader | None = None,
+        artifact_sizer: ArtifactSizer | None = None,
         log_reader: LogReader | None = None,
     ) -> None:
         self._db = db
@@ -238,7 +255,8 @@ class RunService:
         self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
-        self.log_reader: LogReader = log_reader or read_local_file
+        self.artifact_sizer = artifact_sizer
+        self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
         self.execution = execution
@@ -477,13 +495,21 @@ class RunService:
                     raise NotFound.resource("Run", run_id)
                 node = repo.get_node(session, run_id, node_id)
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
+            size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
+            if size is not None and size > self._settings.max_artifact_read_bytes:
+                # Its answer (base64 in JSON) is built in memory: refused rather than read.
+                raise FailedPrecondition(
+                    f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
+                    f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
+                )
             data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
 
-    def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> bytes:
-        """The log of a step (our extension of the v1beta1 API): read as an artifact is."""
+    def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> StepLog:
+        """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
+        the caller to stream and close (a log is not read into memory: it may be large)."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         with _context("Read node log failed."):
             with self._db.transaction(write=False) as session:
@@ -493,10 +519,10 @@ class RunService:
             if node is None:
                 raise NotFound.resource("Node", node_id)
             path = load_object(node.data).get("_log_path")
-            data = self.log_reader(path) if isinstance(path, str) and path else None
-            if data is None:
+            step_log = self.log_reader(path) if isinstance(path, str) and path else None
+            if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
-            return data
+            return step_log
 
     # -- internals -------------------------------------------------------------------------------------
 

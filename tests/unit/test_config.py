@@ -97,6 +97,8 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_SCHEDULER_POLL_SECONDS", "-0.5"),
         ("KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS", "10"),
         ("KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS", "-1"),
+        ("KFP_BACKEND_STEP_LOG_MAX_BYTES", "-1"),
+        ("KFP_BACKEND_STEP_LOG_MAX_BYTES", "4095"),
         ("KFP_BACKEND_STEP_ISOLATION", "docker"),
         ("KFP_BACKEND_STEP_WRAPPER", "bash"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
@@ -135,6 +137,8 @@ def test_edge_values_are_accepted() -> None:
                                   "KFP_BACKEND_LOG_LEVEL": "debug", "KFP_BACKEND_PORT_": "x"})
     assert (settings.port, settings.max_parallel_steps, settings.log_level) == (0, 0, "debug")
     assert Settings(port=65535, threads=1, driver_heartbeat_seconds=0.5, driver_stale_seconds=1).port == 65535
+    assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "0"}).step_log_max_bytes == 0  # no cap
+    assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "4096"}).step_log_max_bytes == 4096
 
 
 def test_overrides_win_and_none_does_not_override() -> None:
