@@ -380,7 +380,7 @@ def test_name_rules(client):
     assert "Pipeline name is empty" in upload_error(upload(client, "", nameless), 400)
     assert "NUL" in upload_error(upload(client, "p.yaml", workflow_yaml(), name="a\x00b"), 400)
     assert "Namespace too long" in upload_error(upload(client, "p.yaml", workflow_yaml(), namespace="n" * 64), 400)
-    assert "description too long" in upload_error(
+    assert "pipeline.description is longer than 65535 bytes" in upload_error(
         upload(client, "p.yaml", workflow_yaml(), name="d", description="d" * 70000), 400)
 
 
