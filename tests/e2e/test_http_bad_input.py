@@ -307,7 +307,7 @@ def uploaded_pipeline(api_url: str) -> dict:
 
 def test_upload_without_file(api_url: str):
     check_error(upload(api_url, name=f"nofile-{uuid.uuid4().hex}"), 400, shape="upload")
-    check_error(requests.post(f"{api_url}/pipelines/upload", data="not multipart", timeout=10), 400, shape="upload")
+    check_error(requests.post(f"{api_url}/pipelines/upload", data="not multipart", timeout=10), 415, shape="upload")
     check_error(upload(api_url, files={"wrongfield": ("p.yaml", MINIMAL_WORKFLOW)}), 400, shape="upload")
 
 
