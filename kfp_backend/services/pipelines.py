@@ -38,7 +38,7 @@ from kfp_backend.services.references import (
     ResourceType,
     find_reference,
 )
-from kfp_backend.services.text_fields import check_text
+from kfp_backend.services.text_fields import check_reference_ids, check_text
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
@@ -236,6 +236,7 @@ class PipelineService:
         if not pipeline_id:
             message = "Please specify a pipeline id when creating versions."
             raise InvalidArgument(message, internal=message)
+        check_text("pipelineid", pipeline_id)
         with _context("Failed to get namespace from pipelineId."), _context(
             "Failed to get namespace from Pipeline ID"
         ):
@@ -256,6 +257,7 @@ class PipelineService:
         with _context("Create pipeline version failed."):
             url = request.package_url
             _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
+            check_reference_ids("pipeline_version.resource_references", request.resource_references)
             owner = find_reference(list(request.resource_references), ResourceType.PIPELINE, Relationship.OWNER)
             if owner is None or not owner.key.id:
                 raise InvalidArgument("Create pipeline version failed due to missing pipeline id")

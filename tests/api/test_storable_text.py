@@ -143,6 +143,10 @@ def test_nul_in_pipelines_and_versions(client: FlaskClient, package: Path) -> No
             "pipeline_version.description")
     refused(client.post(f"{API}/pipeline_versions", json={**version, "name": "v", "code_source_url": f"u{NUL}"}),
             "pipeline_version.code_source_url")
+    nul_owner = [{"key": {"type": "PIPELINE", "id": f"{pipeline['id']}{NUL}"}, "relationship": "OWNER"}]
+    refused(client.post(f"{API}/pipeline_versions", json={**version, "resource_references": nul_owner}),
+            "pipeline_version.resource_references[0].key.id")
+    upload_refused(upload(client, package, "upload_version", pipelineid=f"{pipeline['id']}{NUL}"), "pipelineid")
     versions = ok(client.get(f"{API}/pipeline_versions", query_string={
         "resource_key.type": "PIPELINE", "resource_key.id": pipeline["id"]}))
     assert [v["name"] for v in versions["versions"]] == ["p"]

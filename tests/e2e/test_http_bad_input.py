@@ -386,7 +386,7 @@ def test_bad_upload_names_are_400(api_url: str):
     pipeline = uploaded_pipeline(api_url)
     check_error(upload(api_url, "upload_version", files=files, pipelineid=pipeline["id"], name="n" * 101), 400,
                 shape="upload")
-    check_error(upload(api_url, "upload_version", files=files, pipelineid="nul\u0000id", name="v"), None,
+    check_error(upload(api_url, "upload_version", files=files, pipelineid="nul\u0000id", name="v"), 400,
                 shape="upload")
 
 
