@@ -7,6 +7,8 @@ from flask import Flask
 from kfp_backend.api import experiments, healthz, jobs, openapi, pipelines, runs
 from kfp_backend.api.auth import install as install_auth
 from kfp_backend.api.errors import register_error_handlers
+from kfp_backend.api.request_guard import install as install_request_guard
+from kfp_backend.api.request_guard import install_content_type_check
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.services.container import Services
@@ -51,8 +53,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
-    # Every request but healthz authenticates first (when authentication is on): see api/auth.py.
+    # Hooks run in this order. A request must name this server (Host) and, if it changes state, come from
+    # no other site (Origin); then it authenticates (every request but healthz, when authentication is
+    # on: see api/auth.py); then its body must be of the endpoint's type. See api/request_guard.py.
+    install_request_guard(app, settings)
     install_auth(app, settings, services)
+    install_content_type_check(app)
     return app
 
 

@@ -270,6 +270,7 @@ def _serve(settings: Settings) -> int:
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
     log.info("kfp-backend: %s", app.extensions["kfp_backend.auth"].describe())
+    log.info("kfp-backend: %s", app.extensions["kfp_backend.request_guard"].describe())
     if not settings.auth_required and not is_loopback_host(settings.host):
         log.warning("kfp-backend: authentication is disabled on %s, a non-loopback address", settings.host)
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kfp_backend import __version__
 from kfp_backend.build_info import UNKNOWN, checkout_commit
@@ -109,6 +110,10 @@ class Settings:
     # otherwise non-public address, unless listed here: comma-separated host names (`*.example.org` for
     # any subdomain), addresses or CIDR networks.
     pipeline_url_allowed_hosts: str = ""
+    # Names (`host` or `host:port`, comma-separated) by which clients reach this server besides
+    # `localhost`, IP addresses and the bound host; "*" accepts any Host header. Guards against DNS
+    # rebinding (see api/request_guard.py and docs/auth.md).
+    allowed_hosts: str = ""
 
     def __post_init__(self) -> None:
         """Refuse values the server cannot work with, naming the variable, before anything starts."""
@@ -125,6 +130,9 @@ class Settings:
             refuse("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not self.user_header.strip():
             refuse("user_header", "the header name is empty")
+        for entry in self.allowed_host_list:
+            if entry != "*" and split_host(entry) is None:
+                refuse("allowed_hosts", f"{entry!r} is not a host name, an IP address, host:port or *")
         for name, minimum in _MINIMUMS.items():
             if getattr(self, name) < minimum:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
@@ -162,6 +170,11 @@ class Settings:
     @property
     def effective_tag_name(self) -> str:
         return self.tag_name or __version__
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        """The entries of `allowed_hosts`, lower-cased."""
+        return tuple(entry.strip().lower() for entry in self.allowed_hosts.split(",") if entry.strip())
 
     @property
     def effective_max_parallel_steps(self) -> int:
@@ -244,6 +257,32 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?")
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` (a Host header's forms) as (lower-case name without
+    brackets, port or None); None when it is none of these."""
+    value = value.strip().lower()
+    if not value or any(char in value for char in "/?#@\\ \t"):
+        return None
+    try:
+        parts = urlsplit("//" + value)
+        name, port = parts.hostname or "", parts.port
+    except ValueError:
+        return None
+    if value.startswith("["):
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return None
+    elif not _HOST_NAME.fullmatch(name):
+        return None
+    else:
+        name = name.rstrip(".")  # the fully qualified form names the same host
+    return name, port
 
 
 def _convert(field: dataclasses.Field, raw: str) -> object:

@@ -27,6 +27,15 @@ HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 1, 409: 6, 413: 8
 UPLOAD_ENDPOINTS = {"pipelines.upload_pipeline", "pipelines.upload_pipeline_version"}
 
 
+class RequestRefused(HTTPException):
+    """A request refused before any handler runs (see api/request_guard.py): an HTTP status that no
+    gRPC code maps to (403 for a foreign Origin, 415), with a message saying what to change."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(description=message)
+        self.code = status
+
+
 def gateway_error_body(code: int, message: str, external: str) -> dict:
     return {
         "error": message,
@@ -52,7 +61,8 @@ def api_error_response(error: ApiError) -> Response:
 def _http_error_response(error: HTTPException) -> Response:
     status = error.code or 500
     code = HTTP_TO_GRPC.get(status, 2)
-    message = error.description if status == 400 and error.description else (error.name or "Error")
+    explained = status == 400 or isinstance(error, RequestRefused)
+    message = error.description if explained and error.description else (error.name or "Error")
     if request.endpoint in UPLOAD_ENDPOINTS:
         return _json({"error_message": message, "error_details": message}, status)
     response = _json(gateway_error_body(code, message, message), status)

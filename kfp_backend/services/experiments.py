@@ -19,6 +19,7 @@ from kfp_backend.services.references import (
     check_filter_key,
     describe_key,
 )
+from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
@@ -195,6 +196,7 @@ def _validate_new_experiment(request: NewExperiment) -> None:
         raise InvalidArgument(
             f"Experiment name is too long. Support maximum length of {NAME_LENGTH} characters."
         )
+    check_texts([("experiment.name", request.name), ("experiment.description", request.description)])
 
 
 def _describe_reference(reference: ResourceReference) -> str:

@@ -31,7 +31,7 @@ from kfp_backend.services.pipeline_source import (
     PipelineSource,
     authorize_sources,
     check_parameters,
-    check_text,
+    check_spec_texts,
     owner_experiment,
     resolve_pipeline_source,
     resolve_references,
@@ -51,6 +51,7 @@ from kfp_backend.services.runs import (
     multi_user_list_scope,
     namespace_of_new,
 )
+from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import jobs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
@@ -173,13 +174,16 @@ class JobService:
         before the pipeline spec (in create) guards the columns."""
         if len(request.name) > NAME_LENGTH:
             raise InvalidArgument(f"Job name is too long. Support maximum length of {NAME_LENGTH} characters.")
-        check_text("Job name", request.name)
-        check_text("Job description", request.description)
         if len(request.service_account) > NAME_LENGTH:
             raise InvalidArgument(
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
-        check_text("Service account", request.service_account)
+        check_texts([
+            ("job.name", request.name), ("job.description", request.description),
+            ("job.service_account", request.service_account),
+            ("job.trigger.cron_schedule.cron", request.trigger.cron),
+        ])
+        check_spec_texts("job", request)
 
     def _validate_schedule(self, request: NewJob) -> None:
         """After the pipeline spec, as upstream; the end time check is ours."""

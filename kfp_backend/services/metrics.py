@@ -2,7 +2,8 @@
 
 A metric is keyed by (run, node, name); the primary key makes the first report win, whatever the
 number of reporters. `report_node_metrics` is what the executor calls for a finished node: it caps a
-run at MAX_METRICS_PER_RUN metrics, as the persistence agent does.
+run at MAX_METRICS_PER_RUN metrics, as the persistence agent does. One ReportRunMetrics call carries
+at most as many (the most the agent ever sends at once); upstream's server sets no limit of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
-from kfp_backend.services.errors import NotFound
+from kfp_backend.services.errors import InvalidArgument, NotFound
+from kfp_backend.services.text_fields import text_problem
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import MissingReferenceError
@@ -29,6 +31,7 @@ METRIC_NAME_PATTERN = "^[a-zA-Z]([-_a-zA-Z0-9]{0,62}[a-zA-Z0-9])?$"
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN[1:-1])
 MAX_NODE_ID_LENGTH = 128
 MAX_METRICS_PER_RUN = 50
+MAX_METRICS_PER_REPORT = MAX_METRICS_PER_RUN
 
 
 class MetricFormat(enum.IntEnum):
@@ -62,13 +65,16 @@ class ReportResult:
 
 
 def validate_metric(metric: ReportedMetric) -> str | None:
-    """The INVALID_ARGUMENT message for a metric upstream refuses, or None."""
+    """The INVALID_ARGUMENT message for a metric upstream refuses (or a database could not store), or None."""
     if not _METRIC_NAME.fullmatch(metric.name):
         return f"metric.name '{metric.name}' doesn't match with the pattern '{METRIC_NAME_PATTERN}'"
     if not metric.node_id:
         return "metric.node_id must not be empty"
     if len(metric.node_id.encode("utf-8", "surrogatepass")) > MAX_NODE_ID_LENGTH:
         return f"metric.node_id '{metric.node_id}' cannot be longer than {MAX_NODE_ID_LENGTH} characters"
+    stored = text_problem("metric.node_id", metric.node_id)
+    if stored is not None:
+        return stored
     if not math.isfinite(metric.number_value):
         return f"metric.number_value of '{metric.name}' must be a finite number"
     return None
@@ -82,6 +88,10 @@ class MetricsService:
     def report(self, run_id: str, metrics: Sequence[ReportedMetric], *, caller: Caller) -> list[ReportResult]:
         """ReportRunMetrics: one result per metric, in order; an unknown run fails the whole call (404)."""
         self._authz.run(caller, run_id, authz.REPORT_METRICS)
+        if len(metrics) > MAX_METRICS_PER_REPORT:
+            raise InvalidArgument(
+                f"metrics: at most {MAX_METRICS_PER_REPORT} metrics per report, got {len(metrics)}."
+            )
         base = time.time_ns()
         results: list[ReportResult] = []
         with self._db.transaction() as session:

@@ -19,13 +19,13 @@ from kfp_backend.services.errors import InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import unknown_parameter
+from kfp_backend.services.text_fields import check_parameters as check_parameter_texts
+from kfp_backend.services.text_fields import check_reference_ids, check_text
 from kfp_backend.store import experiments_repo, pipelines_repo
 from kfp_backend.store.db import Database
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 MAX_PARAMETER_BYTES = 10000
-# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
-MAX_TEXT_BYTES = 65535
 
 
 class PipelineSpecRequest(Protocol):
@@ -208,13 +208,10 @@ def creator_version_id(references: Sequence[ResourceReference]) -> str:
     return found
 
 
-def check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
-    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
-    if "\x00" in value:
-        raise InvalidArgument(f"{label} must not contain NUL characters.")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
-    if size > max_bytes:
-        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")
+def check_spec_texts(resource: str, request: PipelineSpecRequest) -> None:
+    """What a run or job (`resource`) stores of its pipeline spec and references, as every database can."""
+    check_text(f"{resource}.pipeline_spec.pipeline_id", request.pipeline_id)
+    check_text(f"{resource}.pipeline_spec.workflow_manifest", request.workflow_manifest, max_bytes=None)
+    check_text(f"{resource}.pipeline_spec.pipeline_manifest", request.pipeline_manifest, max_bytes=None)
+    check_parameter_texts(f"{resource}.pipeline_spec.parameters", request.parameters)
+    check_reference_ids(f"{resource}.resource_references", request.resource_references)

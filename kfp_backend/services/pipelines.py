@@ -36,6 +36,7 @@ from kfp_backend.services.references import (
     ResourceType,
     find_reference,
 )
+from kfp_backend.services.text_fields import check_reference_ids, check_text
 from kfp_backend.services.url_fetch import DestinationRefused, TooLarge, fetch, fetch_public
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
@@ -46,8 +47,6 @@ from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 STATUS_READY = "READY"
 PIPELINE_NAME_LENGTH = 100
 MAX_PARAMETER_BYTES = 10000
-# Free text goes into TEXT columns, which hold 64 KiB on MySQL.
-MAX_TEXT_BYTES = 65535
 SHARED_NAMESPACE_ALIAS = "-"
 URL_SCHEMES = ("http", "https", "file")
 
@@ -133,9 +132,9 @@ class PipelineService:
         with _context("Authorization to namespace failed."):
             self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
         with _context("Invalid pipeline name."):
-            name = _pipeline_name(name, package.filename)
+            name = _pipeline_name("pipeline.name", name, package.filename)
         with _context("Error read pipeline description."):
-            _check_text("Pipeline description", description)
+            check_text("pipeline.description", description)
         with _context("Error creating pipeline"), _context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
@@ -143,7 +142,7 @@ class PipelineService:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
         with _context("Create pipeline failed."):
             url = request.url
-            _check_url(url, allow_files=not self._authz.multi_user)
+            _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
             _check_namespace(namespace)
             if self._authz.multi_user and namespace:
@@ -154,8 +153,8 @@ class PipelineService:
             with _context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
             with _context("Invalid pipeline name."):
-                name = _pipeline_name(request.name, filename)
-            _check_text("Pipeline description", request.description)
+                name = _pipeline_name("pipeline.name", request.name, filename)
+            check_text("pipeline.description", request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
 
     def get(self, pipeline_id: str, *, caller: Caller) -> PipelineDetail:
@@ -235,6 +234,7 @@ class PipelineService:
         if not pipeline_id:
             message = "Please specify a pipeline id when creating versions."
             raise InvalidArgument(message, internal=message)
+        check_text("pipelineid", pipeline_id)
         with _context("Failed to get namespace from pipelineId."), _context(
             "Failed to get namespace from Pipeline ID"
         ):
@@ -244,9 +244,9 @@ class PipelineService:
         with _context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
         with _context("Invalid pipeline version name."):
-            name = _pipeline_name(name, package.filename)
+            name = _pipeline_name("pipeline_version.name", name, package.filename)
         with _context("Error read pipeline description."):
-            _check_text("Pipeline version description", description)
+            check_text("pipeline_version.description", description)
         with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
             return self._create_version(pipeline_id, name, description, manifest)
 
@@ -254,7 +254,8 @@ class PipelineService:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
         with _context("Create pipeline version failed."):
             url = request.package_url
-            _check_url(url, allow_files=not self._authz.multi_user)
+            _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
+            check_reference_ids("pipeline_version.resource_references", request.resource_references)
             owner = find_reference(list(request.resource_references), ResourceType.PIPELINE, Relationship.OWNER)
             if owner is None or not owner.key.id:
                 raise InvalidArgument("Create pipeline version failed due to missing pipeline id")
@@ -266,9 +267,9 @@ class PipelineService:
             with _context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
             with _context("Invalid pipeline version name."):
-                name = _pipeline_name(request.name, filename)
-            _check_text("Pipeline version description", request.description)
-            _check_text("Code source URL", request.code_source_url)
+                name = _pipeline_name("pipeline_version.name", request.name, filename)
+            check_text("pipeline_version.description", request.description)
+            check_text("pipeline_version.code_source_url", request.code_source_url)
             return self._create_version(
                 pipeline_id,
                 name,
@@ -457,32 +458,21 @@ def _template_and_parameters(manifest: bytes) -> tuple[str, str]:
     return workflow.json, parameters
 
 
-def _pipeline_name(name: str, fallback: str) -> str:
+def _pipeline_name(field: str, name: str, fallback: str) -> str:
+    """`name`, else the package's file name; `field` names it in errors (a pipeline's or a version's)."""
     name = name or fallback
     if not name:
         raise InvalidArgument("Pipeline name is empty. Please specify a valid name.")
     if len(name) > PIPELINE_NAME_LENGTH:
         raise InvalidArgument(f"Pipeline name too long. Support maximum length of {PIPELINE_NAME_LENGTH}")
-    _check_text("Pipeline name", name)
+    check_text(field, name)
     return name
-
-
-def _check_text(label: str, value: str, max_bytes: int = MAX_TEXT_BYTES) -> None:
-    """Text every database can store: no NUL characters, valid Unicode, within the column's size."""
-    if "\x00" in value:
-        raise InvalidArgument(f"{label} must not contain NUL characters.")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{label} is not valid Unicode text.") from None
-    if size > max_bytes:
-        raise InvalidArgument(f"{label} too long. Support maximum length of {max_bytes} bytes")
 
 
 def _check_namespace(namespace: str) -> None:
     if len(namespace) > NAMESPACE_LENGTH:
         raise InvalidArgument(f"Namespace too long. Support maximum length of {NAMESPACE_LENGTH}")
-    _check_text("Namespace", namespace)
+    check_text("namespace", namespace)
 
 
 def _namespace_of(references: Sequence[ResourceReference]) -> str:
@@ -500,8 +490,9 @@ def _list_namespace(key: ResourceKey | None) -> str:
     return key.id
 
 
-def _check_url(url: str, *, allow_files: bool) -> None:
-    """`allow_files`: file URLs too (single-user mode only: they read this server's files)."""
+def _check_url(field: str, url: str, *, allow_files: bool) -> None:
+    """`field` names the URL in errors; `allow_files`: file URLs too (single-user mode only: they read
+    this server's files)."""
     if not url:
         raise InvalidArgument("Pipeline URL is empty. Please specify a valid URL.")
     invalid = InvalidArgument(f"Invalid Pipeline URL {url}. Please specify a valid URL")
@@ -522,7 +513,7 @@ def _check_url(url: str, *, allow_files: bool) -> None:
         )
     if parts.scheme.lower() != "file" and not parts.netloc:
         raise invalid
-    _check_text("Pipeline URL", url)
+    check_text(field, url)
 
 
 def _read_local_file(host: str, path: str, limit: int) -> bytes:

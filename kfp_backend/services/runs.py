@@ -28,7 +28,7 @@ from kfp_backend.services.listing import ListRequest, ListResult, next_page_toke
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     authorize_sources,
-    check_text,
+    check_spec_texts,
     owner_experiment,
     resolve_pipeline_source,
     resolve_references,
@@ -44,6 +44,7 @@ from kfp_backend.services.references import (
 )
 from kfp_backend.services.run_manifest import runtime_workflow
 from kfp_backend.services.run_status import FINISHED_PHASES, load_object, render_workflow
+from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
@@ -282,13 +283,15 @@ class RunService:
             raise InvalidArgument("The run name is empty. Please specify a valid name.")
         if len(request.name) > NAME_LENGTH:
             raise InvalidArgument(f"Run name is too long. Support maximum length of {NAME_LENGTH} characters.")
-        check_text("Run name", request.name)
-        check_text("Run description", request.description)
         if len(request.service_account) > NAME_LENGTH:
             raise InvalidArgument(
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
-        check_text("Service account", request.service_account)
+        check_texts([
+            ("run.name", request.name), ("run.description", request.description),
+            ("run.service_account", request.service_account),
+        ])
+        check_spec_texts("run", request)
 
     def _create(self, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)

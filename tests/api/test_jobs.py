@@ -380,7 +380,8 @@ def test_create_validation_and_messages(client: FlaskClient, manifests: dict[str
          CREATE_FAILED + "Failed to verify parameters.: Invalid input error: Unrecognized input parameter: nope"),
         # Column limits.
         (job(name="x" * 256), 400, 3, VALIDATE + "Job name is too long. Support maximum length of 255 characters."),
-        (job(description="a\x00b"), 400, 3, VALIDATE + "Job description must not contain NUL characters."),
+        (job(description="a\x00b"), 400, 3,
+         VALIDATE + "job.description contains a NUL character, which cannot be stored."),
     ]
     for body, status, code, message in cases:
         body = {key: value for key, value in body.items() if value is not None}

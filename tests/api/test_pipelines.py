@@ -191,7 +191,7 @@ def test_create_from_url_errors(client, http_base, tmp_path: Path):
     assert "The URL is valid but pipeline system failed to read the file.: Invalid input error: Unexpected pipeline " \
            "file format" in refused((tmp_path / "data.bin").as_uri())
     assert "Pipeline name too long" in refused(f"{http_base}/pipelines/hello.yaml", name="n" * 101)
-    assert "must not contain NUL" in refused(f"{http_base}/pipelines/hello.yaml", name="a\x00b")
+    assert "pipeline.name contains a NUL character" in refused(f"{http_base}/pipelines/hello.yaml", name="a\x00b")
     assert gateway_error(client.post(f"{API}/pipelines", json={"url": "not an object"}), 400)
     assert gateway_error(client.post(f"{API}/pipelines", data="{bad", content_type="application/json"), 400)
 

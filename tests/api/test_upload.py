@@ -355,7 +355,8 @@ def test_decompression_bomb_and_big_entries_are_refused(settings):
 def test_missing_or_malformed_upload_part_is_400(client):
     message = "Failed to read pipeline from file: http: no such file"
     assert upload_error(upload(client, None), 400) == message
-    assert upload_error(client.post(f"{API}/pipelines/upload", data="not multipart"), 400) == message
+    assert upload_error(client.post(f"{API}/pipelines/upload", data="not multipart"), 415) == (
+        "Unsupported media type: a body without a Content-Type. This endpoint takes 'multipart/form-data'.")
     wrong_field = client.post(f"{API}/pipelines/upload", data={"other": (io.BytesIO(b"x"), "p.yaml")},
                               content_type="multipart/form-data")
     assert upload_error(wrong_field, 400) == message
@@ -380,7 +381,7 @@ def test_name_rules(client):
     assert "Pipeline name is empty" in upload_error(upload(client, "", nameless), 400)
     assert "NUL" in upload_error(upload(client, "p.yaml", workflow_yaml(), name="a\x00b"), 400)
     assert "Namespace too long" in upload_error(upload(client, "p.yaml", workflow_yaml(), namespace="n" * 64), 400)
-    assert "description too long" in upload_error(
+    assert "pipeline.description is longer than 65535 bytes" in upload_error(
         upload(client, "p.yaml", workflow_yaml(), name="d", description="d" * 70000), 400)
 
 
