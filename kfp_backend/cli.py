@@ -244,6 +244,7 @@ def _serve(settings: Settings) -> int:
     import waitress
 
     from kfp_backend.app import create_app, shutdown
+    from kfp_backend.executor.bwrap import IsolationUnavailable
     from kfp_backend.store import migrations
 
     url = settings.effective_database_url
@@ -252,7 +253,11 @@ def _serve(settings: Settings) -> int:
     elif migrations.current_revision(url) != migrations.head_revision():
         print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except IsolationUnavailable as exc:
+        print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
+        return 2
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
     log.info("kfp-backend: %s", app.extensions["kfp_backend.auth"].describe())

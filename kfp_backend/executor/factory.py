@@ -7,7 +7,7 @@ from pathlib import Path
 from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
-from kfp_backend.executor.launcher import LocalProcessLauncher
+from kfp_backend.executor.isolation import build_launcher
 from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
@@ -33,7 +33,7 @@ def build_executor(settings: Settings, services: Services) -> Executor:
     return Executor(
         settings,
         ExecutionStateService(services.db),
-        LocalProcessLauncher(settings.step_isolation, wrapper=settings.step_wrapper),
+        build_launcher(settings),
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
     )

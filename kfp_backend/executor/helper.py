@@ -4,7 +4,7 @@ The shell wrapper of the sandbox (`unshare` -> `sh` -> `mount` -> the step) cost
 executions per step, a few milliseconds of CPU each time: most of a tiny step's cost, and what limits
 a wide fan-out on a small machine. `kfp-step` does the same work in one small process:
 
-    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
+    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
 
     -r   first write the launch record as the first line of stdout, in one write: "pid start-time
          boot-id started-at", the start time being field 22 of /proc/self/stat, as the launcher would
@@ -16,6 +16,8 @@ a wide fan-out on a small machine. `kfp-step` does the same work in one small pr
          --propagation private`)
     -b   bind-mount SOURCE over TARGET (`mount --bind`), in the order given
     -C   enter DIR, created with its parents when missing
+    -I   start ARGV with SIGTERM ignored: ARGV is a sandbox (`bwrap`, see `bwrap`) that must outlive the
+         SIGTERM sent to the whole group, and whose own start-up gives the step the default action back
 
 Options act in the order given.
 then it runs ARGV (looked up on PATH) as its child with the child's stdout on its own stderr, survives
@@ -118,6 +120,7 @@ static int write_record(void) {
 static int wrapper(int argc, char **argv) {
     const char *setup = "could not set up the step's private paths";
     char *cwd = NULL;
+    int ignore_term = 0;
     int i = 1;
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--")) {
@@ -135,6 +138,8 @@ static int wrapper(int argc, char **argv) {
             i += 2;
         } else if (!strcmp(argv[i], "-C") && i + 1 < argc) {
             cwd = argv[++i];
+        } else if (!strcmp(argv[i], "-I")) {
+            ignore_term = 1;
         } else {
             errno = EINVAL;
             return fail("kfp-step: bad argument", argv[i]);
@@ -153,6 +158,7 @@ static int wrapper(int argc, char **argv) {
     if (child < 0) return fail("kfp-step: fork", NULL);
     if (child == 0) {
         dup2(2, 1);
+        if (ignore_term) signal(SIGTERM, SIG_IGN);
         execvp(argv[i], argv + i);
         int missing = errno == ENOENT;
         dprintf(2, "kfp-step: %s: %s\n", argv[i], missing ? "not found" : strerror(errno));
