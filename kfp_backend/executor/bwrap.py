@@ -4,7 +4,7 @@ A step of one tenant must not reach the server (its database, its data dir, its 
 processes) nor another tenant's steps. Every step runs as
 
     <wrapper> -I -- bwrap --die-with-parent --unshare-pid --unshare-ipc [--unshare-net]
-        --ro-bind / /  --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --tmpfs /dev/shm
+        --ro-bind / /  --perms 0700 --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --tmpfs /dev/shm
         --bind <its declared paths outside /tmp>  --bind <work_dir>/root/tmp /tmp  --chdir <cwd>
         -- setpriv --reuid U --regid G --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
         -- env --default-signal=TERM -- ARGV...
@@ -146,7 +146,7 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str) -> list[
         if _under(path, "/tmp"):
             continue  # the private /tmp hides the host's already
         if os.path.isdir(path):
-            argv += ["--tmpfs", path]
+            argv += ["--perms", "0700", "--tmpfs", path]  # empty, and root's: not even listed
         elif os.path.lexists(path):
             argv += ["--ro-bind", "/dev/null", path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
