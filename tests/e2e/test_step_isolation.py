@@ -244,6 +244,7 @@ def test_a_step_cannot_reach_the_server_nor_another_tenant(
     os.chmod(secret_file, 0o600)
     database = server.data_dir / "kfp-backend.db"
     assert database.is_file()
+    Path("/var/tmp/kfp-e2e-step-was-here").unlink(missing_ok=True)
 
     probe_run = run_func(tenant_a, probe_pipeline, {
         "db_path": str(database), "data_dir": str(server.data_dir), "server_pid": server.pid,
