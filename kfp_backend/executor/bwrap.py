@@ -9,6 +9,9 @@ processes) nor another tenant's steps. Every step runs as
         -- setpriv --reuid U --regid G --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
         -- env --default-signal=TERM -- ARGV...
 
+(with the `kfp-step` wrapper, `kfp-step -g G -u U -x -- ARGV...` does what setpriv and env do, in one
+program load instead of two)
+
 - bwrap runs as the server's user, root, WITHOUT a user namespace: as root it can mount whatever the
   step needs; a user namespace made by root would map the step's user to root outside it, which still
   owns the server's files. The step's user is set by `setpriv` (util-linux), a real uid/gid change with
@@ -135,9 +138,10 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str) -> list[str]:
+def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None) -> list[str]:
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
-    `binds`: (host source, in-step target), the step's private /tmp last."""
+    `binds`: (host source, in-step target), the step's private /tmp last. `helper`: the compiled `kfp-step`,
+    which does the work of setpriv and env in one program load (`-g GID -u UID -x`)."""
     argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
     if not opts.network:
         argv.append("--unshare-net")
@@ -152,10 +156,11 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str) -> list[
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
     for source, target in binds:
         argv += ["--bind", source, target]
-    argv += ["--chdir", cwd, "--", opts.setpriv, f"--reuid={opts.user.uid}", f"--regid={opts.user.gid}",
-             "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
-             opts.env, "--default-signal=TERM", "--"]
-    return argv
+    argv += ["--chdir", cwd, "--"]
+    if helper is not None:
+        return [*argv, helper, "-g", str(opts.user.gid), "-u", str(opts.user.uid), "-x", "--"]
+    return [*argv, opts.setpriv, f"--reuid={opts.user.uid}", f"--regid={opts.user.gid}", "--clear-groups",
+            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--", opts.env, "--default-signal=TERM", "--"]
 
 
 # --- the step's files -------------------------------------------------------------------------------
@@ -221,11 +226,11 @@ exit 0
 """
 
 
-def problem(opts: Options) -> str | None:
+def problem(opts: Options, helper: str | None = None) -> str | None:
     """None when a step started in this sandbox runs as it must here (checked by running one: its user, no
     supplementary groups, no capabilities, no_new_privs, no view of the server's process, the hidden
     paths empty, a root-owned 0600 file unreadable, SIGTERM not ignored, its /tmp writable); else what is
-    wrong."""
+    wrong. `helper`: checked with the compiled `kfp-step` dropping the privileges (see `sandbox_argv`)."""
     with tempfile.TemporaryDirectory(prefix="kfp-bwrap-check-") as scratch:
         root = Path(scratch) / "root"
         tmp = root / "tmp"
@@ -238,7 +243,7 @@ def problem(opts: Options) -> str | None:
         visible = [path for path in opts.hidden if not _under(path, "/tmp")]
         # Started as the wrappers start it: with SIGTERM ignored (`-I`).
         argv = ["/bin/sh", "-c", "trap '' TERM; exec \"$@\"", "kfp-step",
-                *sandbox_argv(opts, [(str(tmp), "/tmp")], "/tmp"), "/bin/sh", "-c", _CHECK_SCRIPT, "check",
+                *sandbox_argv(opts, [(str(tmp), "/tmp")], "/tmp", helper), "/bin/sh", "-c", _CHECK_SCRIPT, "check",
                 f"{opts.user.uid}:{opts.user.gid}", str(os.getpid()), *visible]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})

@@ -345,6 +345,11 @@ class LocalProcessLauncher:
         self.sandbox_options = sandbox_options
         self.isolation = self._choose_isolation(isolation)
         self.wrapper = self._choose_wrapper(wrapper)
+        if self.isolation == sandbox.BWRAP and self.wrapper == KFP_STEP:
+            assert self.sandbox_options is not None
+            problem = bwrap.problem(self.sandbox_options, self.helper)
+            if problem is not None:
+                raise bwrap.IsolationUnavailable(f"the step sandbox does not work with kfp-step here: {problem}")
         # What plans name as the wrapper program (kfp-step's options serve the python wrapper too: its
         # spawner reads them, argv[0] aside), and what starts a wave's wrappers (None: posix_spawn).
         self._program = {KFP_STEP: self.helper, PYTHON: "kfp-step", SHELL: None}[self.wrapper]
@@ -373,7 +378,7 @@ class LocalProcessLauncher:
         if isolation == sandbox.BWRAP:
             if self.sandbox_options is None:
                 raise ValueError("the bwrap isolation needs sandbox_options")
-            problem = bwrap.problem(self.sandbox_options)
+            problem = bwrap.problem(self.sandbox_options)  # kfp-step's own drop is checked with the wrapper
             if problem is not None:
                 raise bwrap.IsolationUnavailable(f"the step sandbox does not work here: {problem}")
             user = self.sandbox_options.user

@@ -258,7 +258,9 @@ def plan_bwrap(
             os.makedirs(cwd, exist_ok=True)  # the host's own directory, as in the other modes (read-only here)
     except OSError as exc:
         raise SandboxError(f"cannot create the working directory {cwd}: {exc}") from exc
-    sandboxed = [*bwrap.sandbox_argv(options, binds, cwd), *argv]
+    # The python wrapper's "kfp-step" is no program: there setpriv and env drop the privileges.
+    dropper = helper if helper is not None and os.path.isabs(helper) else None
+    sandboxed = [*bwrap.sandbox_argv(options, binds, cwd, dropper), *argv]
     # The wrapper starts bwrap with SIGTERM ignored (see `bwrap`): -I, or the shell's `trap '' TERM`.
     wrapper = [helper, "-I", "--"] if helper is not None else [
         SH, "-c", _record_and_exit([]).replace("trap : TERM", "trap '' TERM"), "kfp-step"]
