@@ -1,10 +1,10 @@
-"""The multi-user sandbox: each step in bubblewrap (`bwrap`), as an unprivileged user, seeing nothing of the server.
+"""The multi-user sandbox: each step in bubblewrap (`bwrap`) as an unprivileged user, seeing nothing of the server.
 
 A step of one tenant must not reach the server (its database, its data dir, its environment, its
 processes) nor another tenant's steps. Every step runs as
 
-    <wrapper> -I -- bwrap --die-with-parent --unshare-pid --unshare-ipc [--unshare-net]
-        --ro-bind / /  --perms 0700 --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --tmpfs /dev/shm
+    <wrapper> -I -- bwrap --die-with-parent --unshare-pid --unshare-ipc [--unshare-net] --ro-bind / /
+        --perms 0700 --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --perms 1777 --tmpfs /dev/shm
         --bind <its declared paths outside /tmp>  --bind <work_dir>/root/tmp /tmp  --chdir <cwd>
         -- setpriv --reuid U --regid G --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
         -- env --default-signal=TERM -- ARGV...
@@ -14,22 +14,24 @@ program load instead of two)
 
 - bwrap runs as the server's user, root, WITHOUT a user namespace: as root it can mount whatever the
   step needs; a user namespace made by root would map the step's user to root outside it, which still
-  owns the server's files. The step's user is set by `setpriv` (util-linux), a real uid/gid change with
-  no supplementary groups, no capabilities and no_new_privs (no setuid program can give them back);
+  owns the server's files. The step's user is set by `setpriv` (util-linux) or `kfp-step`: a real
+  uid/gid change with no supplementary groups, no capabilities and no_new_privs (no setuid program can
+  give them back);
 - a new PID namespace with its own /proc: the server and every other step are invisible, so neither
   `/proc/<pid>/environ`, `/proc/<pid>/root` nor `kill` can reach them. When the step's first process
   (bwrap's init, pid 1 in there) ends, the kernel kills everything left in the namespace;
 - the host filesystem read-only; the data dir (database, tokens, artifacts, every run's step
-  directories) and the other `hidden` paths replaced by empty tmpfs; a private /tmp and the declared
-  paths bound read-write from the step's own directory, handed over to the step's user before the
-  step starts (`hand_over`) and taken back after it ended (`take_back`, which also removes links a
-  step left pointing out of its directory: the server reads outputs as root);
+  directories) and the other `hidden` paths replaced by empty tmpfs that only root may enter; a
+  private /tmp and the declared paths bound read-write from the step's own directory, handed over to
+  the step's user before the step starts (`hand_over`) and taken back after it ended (`take_back`,
+  which also removes links a step left pointing out of its directory: the server reads outputs as root);
 - the environment is the one the launcher builds from scratch (PATH, HOME, LANG, PYTHONUNBUFFERED and
   the step's own variables): bwrap, setpriv and env pass it on unchanged.
 
 The group SIGTERM of terminate/deadline: the wrapper starts bwrap with SIGTERM ignored (`-I`), so the
-wrapper, bwrap and its init outlive it and record the step's exit; `env --default-signal=TERM` gives the
-step the default action back, so the step sees SIGTERM as it would without the sandbox.
+wrapper, bwrap and its init outlive it and record the step's exit; `env --default-signal=TERM` (or
+`kfp-step -x`) gives the step the default action back, so the step sees SIGTERM as it would without
+the sandbox.
 
 The network is NOT isolated unless `network` is off (`--unshare-net`: loopback only).
 """

@@ -12,6 +12,9 @@ that works here unless one is asked for (`WRAPPERS`):
     [unshare --mount --propagation private] /bin/sh -c \
         '<mounts; cd>; "$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...
 
+In multi-user mode the wrapper starts the step in the bwrap sandbox (see `bwrap`): the wrapper itself
+stays outside, as the group leader the launcher watches, so everything below holds there too.
+
 The wrapper's stdout is `<work_dir>/exit_code`: the step's exit status is on disk even when the server
 died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch the launch record
 is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat): by the

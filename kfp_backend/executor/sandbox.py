@@ -6,7 +6,7 @@ kfp 1.8 components use absolute paths chosen at compile time: `/tmp/inputs/<name
 files there. Every in-step path P has a host path `<work_dir>/root/<P without the leading />`; the
 engine writes inputs there before the step starts and reads outputs there after it ends.
 
-Two ways to give a step its private view:
+Three ways to give a step its private view:
 
 "namespace" (the faithful one; needs CAP_SYS_ADMIN, i.e. root on this server)
     The step runs in its own mount namespace (`unshare --mount --propagation private`), where
@@ -32,7 +32,12 @@ Two ways to give a step its private view:
     concatenation inside the program, paths read from files) are NOT rewritten, and a bare `/tmp/...`
     path that was not declared stays the shared host /tmp.
 
-In both modes HOME and the default working directory are the step's private `/tmp` (no directory of
+"bwrap" (multi-user mode; see `bwrap`)
+    The same private paths as "namespace", bound by bubblewrap, which also runs the step as an
+    unprivileged user in its own PID namespace, with the host read-only and the data dir hidden
+    (`plan_bwrap`).
+
+In every mode HOME and the default working directory are the step's private `/tmp` (no directory of
 their own: each one more is an inode to allocate per step), a `workingDir` under /tmp is private, and a
 `workingDir` elsewhere is the host's own directory (created when missing).
 """
@@ -230,6 +235,23 @@ def plan_namespace(
 
 
 
+# Top-level directories where a tenant's declared output path must not make the server create an empty
+# mount point on the host (an empty /etc/nologin alone locks users out).
+_SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "proc", "root",
+                          "run", "sbin", "srv", "sys", "usr", "var"})
+
+
+def _check_mount_point_allowed(path: str, options: bwrap.Options) -> None:
+    """In the multi-user sandbox a declared path outside /tmp that does not exist on the host is created
+    there as an empty mount point only outside the system's directories and the hidden ones."""
+    if is_under(path, TMP) or os.path.lexists(path):
+        return
+    top = path.split("/")[1]
+    if top in _SYSTEM_DIRS or any(is_under(path, hidden) for hidden in options.hidden):
+        raise SandboxError(f"{path} does not exist on this host, and in multi-user mode no mount point is made "
+                           f"for it under /{top}: declare outputs under /tmp, or in a directory of their own")
+
+
 def plan_bwrap(
     work_dir: Path,
     private_paths: list[str],
@@ -244,6 +266,8 @@ def plan_bwrap(
     `helper`: the wrapper program (`kfp-step`), else the shell wrapper. The launcher hands the step's tree
     over to the step's user once its inputs are in place (`bwrap.hand_over`)."""
     paths = [check_in_step_path(p) for p in private_paths]
+    for path in paths:
+        _check_mount_point_allowed(path, options)
     root = Path(work_dir) / ROOT_DIR
     host_tmp = root / "tmp"
     host_tmp.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ def probe(db_path: str, data_dir: str, server_pid: int, other_step_dir: str, sec
     report["groups"] = os.getgroups()
     report["env"] = sorted(os.environ)
     report["pid"] = os.getpid()
+    report["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
     return json.dumps(report)
 
 
@@ -265,6 +266,8 @@ def test_a_step_cannot_reach_the_server_nor_another_tenant(
     assert report["uid"] != os.geteuid()
     assert "PermissionError" in attempts["read a 0600 file of the server's user"]  # the uid, not a hidden path
     assert report["pid"] < 100  # its own PID namespace
+    # No descriptor of the server's: stdin, stdout, stderr (and the one listdir had open).
+    assert report["fds"][:3] == [0, 1, 2] and len(report["fds"]) <= 4, report["fds"]
     # The environment is built from scratch: nothing of the server's.
     assert SERVER_SECRET_ENV not in report["env"]
     assert not [name for name in report["env"] if name.startswith("KFP_BACKEND_")]

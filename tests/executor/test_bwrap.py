@@ -151,3 +151,15 @@ def test_multi_user_mode_refuses_without_the_sandbox_unless_told(
     assert launcher.isolation != sandbox.BWRAP
     assert any(r.levelno == logging.WARNING and "UNSAFE" in r.getMessage() for r in caplog.records)
 
+
+
+def test_no_mount_point_is_made_in_system_or_hidden_directories(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
+    options = launcher.sandbox_options
+    assert options is not None
+    hidden = "/mnt/kfp-test-hidden"  # a hidden path (the data dir, say) need not exist for the rule
+    launcher.sandbox_options = bwrap.Options(options.bwrap, options.setpriv, options.env, options.user, (hidden,))
+    for path in ("/etc/nologin-kfp-test", "/var/lib/kfp-test/out", f"{hidden}/runs/other/out"):
+        spec = spec_for(tmp_path / "w", ["true"], private_paths=[path])
+        with pytest.raises(sandbox.SandboxError, match="no mount point is made"):
+            launcher.start(spec, Recorder())
+        assert not os.path.lexists(path)
