@@ -3,7 +3,7 @@
 A step of one tenant must not reach the server (its database, its data dir, its environment, its
 processes) nor another tenant's steps. Every step runs as
 
-    <wrapper> -I -- bwrap --die-with-parent --unshare-pid --unshare-ipc [--unshare-net] --ro-bind / /
+    <wrapper> -I -- bwrap --die-with-parent --unshare-pid --as-pid-1 --unshare-ipc [--unshare-net] --ro-bind / /
         --perms 0700 --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --perms 1777 --tmpfs /dev/shm
         --bind <its declared paths outside /tmp>  --bind <work_dir>/root/tmp /tmp  --chdir <cwd>
         -- setpriv --reuid U --regid G --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
@@ -18,8 +18,11 @@ program load instead of two)
   uid/gid change with no supplementary groups, no capabilities and no_new_privs (no setuid program can
   give them back);
 - a new PID namespace with its own /proc: the server and every other step are invisible, so neither
-  `/proc/<pid>/environ`, `/proc/<pid>/root` nor `kill` can reach them. When the step's first process
-  (bwrap's init, pid 1 in there) ends, the kernel kills everything left in the namespace;
+  `/proc/<pid>/environ`, `/proc/<pid>/root` nor `kill` can reach them. The step is pid 1 there, as a
+  container's main process (`--as-pid-1`: bwrap's own init would report the exit and die after bwrap,
+  an orphan zombie in the step's process group): when it ends, the kernel kills everything left in
+  the namespace, and bwrap ends once the namespace is gone. Like a container's pid 1, a step gets the
+  group's SIGTERM only if it handles it; otherwise the SIGKILL after the grace period ends it;
 - the host filesystem read-only; the data dir (database, tokens, artifacts, every run's step
   directories) and the other `hidden` paths replaced by empty tmpfs that only root may enter; a
   private /tmp and the declared paths bound read-write from the step's own directory, handed over to
@@ -29,9 +32,8 @@ program load instead of two)
   the step's own variables): bwrap, setpriv and env pass it on unchanged.
 
 The group SIGTERM of terminate/deadline: the wrapper starts bwrap with SIGTERM ignored (`-I`), so the
-wrapper, bwrap and its init outlive it and record the step's exit; `env --default-signal=TERM` (or
-`kfp-step -x`) gives the step the default action back, so the step sees SIGTERM as it would without
-the sandbox.
+wrapper and bwrap outlive it and record the step's exit; `env --default-signal=TERM` (or `kfp-step -x`)
+gives the step the default action back: a step that handles SIGTERM gets it and its grace period.
 
 The network is NOT isolated unless `network` is off (`--unshare-net`: loopback only).
 """
@@ -144,7 +146,9 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
     `binds`: (host source, in-step target), the step's private /tmp last. `helper`: the compiled `kfp-step`,
     which does the work of setpriv and env in one program load (`-g GID -u UID -x`)."""
-    argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
+    # --as-pid-1: no init of bwrap's in between, so bwrap ends when the step's namespace is gone (its init
+    # would report the exit first and die later, an orphan: its zombie would outlive the step's group).
+    argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-ipc"]
     if not opts.network:
         argv.append("--unshare-net")
     argv += ["--ro-bind", "/", "/"]
