@@ -163,3 +163,38 @@ def test_no_mount_point_is_made_in_system_or_hidden_directories(launcher: LocalP
         with pytest.raises(sandbox.SandboxError, match="no mount point is made"):
             launcher.start(spec, Recorder())
         assert not os.path.lexists(path)
+
+
+def test_the_network_is_the_hosts_unless_turned_off(tmp_path: Path) -> None:
+    """What docs/auth.md says is NOT isolated: a service on the host's loopback is reachable from a step,
+    unless the step network is off (a namespace of its own)."""
+    import socket
+
+    options = sandbox_options()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        connect = ["python3", "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)"]
+        shared = LocalProcessLauncher(sandbox.BWRAP, sandbox_options=options)
+        assert run(shared, spec_for(tmp_path / "host", connect)).exit_code == 0
+        cut_off = bwrap.Options(options.bwrap, options.setpriv, options.env, options.user, options.hidden,
+                                network=False)
+        alone = LocalProcessLauncher(sandbox.BWRAP, sandbox_options=cut_off)
+        assert run(alone, spec_for(tmp_path / "none", connect)).exit_code != 0
+
+
+def test_the_sandbox_command_line() -> None:
+    options = bwrap.Options("/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/env", bwrap.StepUser("u", 1000, 1001),
+                            ("/dev/null", "/tmp/data", "/nonexistent/kfp", "/var"), network=False)
+    argv = bwrap.sandbox_argv(options, [("/d/root/out", "/out"), ("/d/root/tmp", "/tmp")], "/tmp")
+    text = " ".join(argv)
+    assert "--unshare-net" in argv and "--as-pid-1" in argv and "--unshare-pid" in argv
+    assert "--perms 0700 --tmpfs /var" in text  # a hidden directory: empty, root's
+    assert "--ro-bind /dev/null /dev/null" in text  # a hidden file
+    assert "/tmp/data" not in text and "/nonexistent/kfp" not in text  # under the private /tmp; missing
+    assert text.index("--tmpfs /var") < text.index("--bind /d/root/out /out") < text.index("--bind /d/root/tmp /tmp")
+    assert argv[-12:] == ["--", "/usr/bin/setpriv", "--reuid=1000", "--regid=1001", "--clear-groups", "--no-new-privs",
+                          "--inh-caps=-all", "--bounding-set=-all", "--", "/usr/bin/env", "--default-signal=TERM", "--"]
+    with_helper = bwrap.sandbox_argv(options, [], "/tmp", "/h/kfp-step")
+    assert with_helper[-8:] == ["--", "/h/kfp-step", "-g", "1001", "-u", "1000", "-x", "--"]
