@@ -324,3 +324,53 @@ def test_the_explicit_opt_out_starts_and_warns(tmp_path: Path) -> None:
     assert process.returncode in (0, -signal.SIGTERM)
     warning = [line for line in log_path.read_text().splitlines() if "UNSAFE" in line]
     assert warning and "WARNING" in warning[0] and "bubblewrap is not installed" in warning[0], warning
+
+
+# --- a restart: sandboxed steps are adopted, not started again ------------------------------------------
+
+
+@dsl.pipeline(name="e2e-isolation-restart")
+def restart_pipeline():
+    slow = dsl.ContainerOp(
+        name="slow", image="alpine",
+        command=["sh", "-c", "mkdir -p /tmp/outputs && date +%s.%N > /tmp/outputs/started; sleep 5"],
+        file_outputs={"started": "/tmp/outputs/started"},
+    )
+    dsl.ContainerOp(name="after", image="alpine", command=["sh", "-c", "echo $0", slow.outputs["started"]])
+
+
+def test_a_sandboxed_step_is_adopted_after_a_kill_9_of_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step started before the kill is the one that finishes (its own start time is its output), and the
+    run succeeds under the next server, in multi-user mode."""
+    import kfp
+
+    require_sandbox()
+    monkeypatch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(tmp_path / "context.json"))
+    env = {"KFP_BACKEND_AUTH": "required"}
+    process, url, log_path = start_server(tmp_path, env)
+    try:
+        _wait_until_healthy(process, url, log_path)
+        server = Server(url, process.pid, tmp_path, tmp_path / "data", log_path)
+        client = client_for(server, "carol", "team-restart")
+        run_id = run_func(client, restart_pipeline, {}, "restart")
+        pod_of(client, run_id, "slow")
+        time.sleep(1.0)  # the step has written its start time
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        killed_at = time.time()
+        port = url.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", port,
+                   "--data-dir", str(tmp_path / "data")]
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, env={**_server_env(), **env},
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        _wait_until_healthy(process, url, log_path)
+        detail = wait_for_run(client, run_id, timeout=90)
+        nodes = {node["displayName"]: node for node in workflow_nodes(detail) if node.get("type") == "Pod"}
+        assert detail.run.status == "Succeeded", json.dumps(nodes, indent=1)
+        (started,) = [p["value"] for p in nodes["slow"]["outputs"]["parameters"] if p["name"] == "slow-started"]
+        assert float(started) < killed_at  # adopted: not started again by the new server
+    finally:
+        _stop(process)
