@@ -77,6 +77,7 @@ def probe(db_path: str, data_dir: str, server_pid: int, other_step_dir: str, sec
         "list the other tenant's step dir": lambda: os.listdir(other_step_dir),
         "read the other tenant's secret": lambda: read(f"{other_step_dir}/root/tmp/secret"),
         "read a 0600 file of the server's user": lambda: read(secret_file),
+        "list a 0700 directory of the server's user": lambda: os.listdir(secret_file + ".d"),
         "signal 0 to the server": lambda: os.kill(server_pid, 0),
         "SIGTERM to the server": lambda: os.kill(server_pid, signal.SIGTERM),
         "write the host's /var/tmp": lambda: write("/var/tmp/kfp-e2e-step-was-here"),
@@ -243,6 +244,9 @@ def test_a_step_cannot_reach_the_server_nor_another_tenant(
     secret_file = server.workdir / "server-secret"
     secret_file.write_text("server-secret")
     os.chmod(secret_file, 0o600)
+    secret_dir = server.workdir / "server-secret.d"
+    secret_dir.mkdir(mode=0o700)
+    (secret_dir / "inside").write_text("server-secret")
     database = server.data_dir / "kfp-backend.db"
     assert database.is_file()
     Path("/var/tmp/kfp-e2e-step-was-here").unlink(missing_ok=True)
@@ -258,13 +262,15 @@ def test_a_step_cannot_reach_the_server_nor_another_tenant(
     report = json.loads(read_output(tenant_a, probe_run, probe_node))
 
     attempts = {name: outcome for name, outcome in report.items() if isinstance(outcome, str)}
-    assert len(attempts) == 12
+    assert len(attempts) == 13
     allowed = {name: outcome for name, outcome in attempts.items() if not outcome.startswith("denied: ")}
     assert not allowed, allowed
     step_user = pwd.getpwnam(bwrap.resolve_user("").name)
     assert (report["uid"], report["gid"], report["groups"]) == (step_user.pw_uid, step_user.pw_gid, [])
     assert report["uid"] != os.geteuid()
-    assert "PermissionError" in attempts["read a 0600 file of the server's user"]  # the uid, not a hidden path
+    # Closed by the uid, not by a hidden path: the step can reach them, not open them.
+    assert "PermissionError" in attempts["read a 0600 file of the server's user"]
+    assert "PermissionError" in attempts["list a 0700 directory of the server's user"]
     assert report["pid"] < 100  # its own PID namespace
     # No descriptor of the server's: stdin, stdout, stderr (and the one listdir had open).
     assert report["fds"][:3] == [0, 1, 2] and len(report["fds"]) <= 4, report["fds"]
