@@ -39,6 +39,7 @@ from list_bench import DEFAULT_MYSQL_URL, DEFAULT_POSTGRES_URL, fresh_database, 
 from sqlalchemy import func, select, update
 
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store.db import Database
@@ -89,7 +90,7 @@ def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, mani
         services.jobs.create(NewJob(
             name=f"lag-{i}", workflow_manifest=manifest, max_concurrency=10, enabled=False, trigger=new_trigger,
             parameters=[{"name": "stamp", "value": "[[ScheduledTime]]-[[Index]]-[[RunUUID]]"}],
-        )).job.id
+        ), caller=SYSTEM).job.id
         for i in range(jobs)
     ]
     created = time.perf_counter() - created
@@ -145,7 +146,7 @@ def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, mani
         process.wait(30)
     finisher.join(5)
     watcher.join(5)
-    first = start if trigger == "periodic" else start + 1
+    first = start + 1  # either trigger: its first slot is one second after the start time
     last = first + seconds - 1
     with services.db.transaction(write=False) as session:
         rows = session.execute(

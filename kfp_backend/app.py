@@ -33,6 +33,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     services.bootstrap()
     store = artifact_store(settings)
     services.runs.artifact_reader = store.read
+    services.runs.artifact_sizer = store.size
     executor = None
     if settings.executor_enabled:
         executor = build_executor(settings, services)

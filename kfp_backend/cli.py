@@ -15,6 +15,10 @@ from kfp_backend import __version__
 from kfp_backend.config import AUTH_MODES, Settings, is_loopback_host
 
 log = logging.getLogger("kfp_backend")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that narrate their own work at INFO (Alembic names every plugin it loads and the context of
+# each migration): above DEBUG only their warnings show; the server says what was done in its own lines.
+QUIET_LIBRARIES = ("alembic",)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"kfp-backend: bad configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     if args.command == "db":
         return _db_upgrade(settings)
     if args.command == "token":
@@ -121,12 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(settings)
 
 
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _db_upgrade(settings: Settings) -> int:
     from kfp_backend.store import migrations
 
-    migrations.upgrade(settings.effective_database_url)
+    _upgrade(settings.effective_database_url)
     log.info("database is at revision %s", migrations.head_revision())
     return 0
+
+
+def _upgrade(url: str) -> None:
+    """Apply pending migrations, saying which (Alembic's own lines are quiet at INFO)."""
+    from kfp_backend.store import migrations
+
+    before = migrations.upgrade(url)
+    after = migrations.head_revision()
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "an empty database", after)
 
 
 def _scheduler(settings: Settings) -> int:
@@ -169,7 +190,7 @@ def _current_schema(settings: Settings) -> bool:
 
     url = settings.effective_database_url
     if settings.auto_migrate:
-        migrations.upgrade(url)
+        _upgrade(url)
     elif migrations.current_revision(url) != migrations.head_revision():
         print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
         return False
@@ -182,8 +203,6 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     from kfp_backend.services.errors import ApiError
     from kfp_backend.store.db import Database
 
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # keep the output to what was asked
     if not _current_schema(settings):
         return 2
     db = Database(settings.effective_database_url, pool_size=1)
@@ -245,13 +264,8 @@ def _serve(settings: Settings) -> int:
 
     from kfp_backend.app import create_app, shutdown
     from kfp_backend.executor.bwrap import IsolationUnavailable
-    from kfp_backend.store import migrations
 
-    url = settings.effective_database_url
-    if settings.auto_migrate:
-        migrations.upgrade(url)
-    elif migrations.current_revision(url) != migrations.head_revision():
-        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+    if not _current_schema(settings):
         return 2
     try:
         app = create_app(settings)

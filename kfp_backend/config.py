@@ -8,8 +8,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+
+from kfp_backend import __version__
+from kfp_backend.build_info import UNKNOWN, checkout_commit
 
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
@@ -17,11 +21,15 @@ STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite", "bwrap")
 STEP_NETWORKS = ("host", "none")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
+# The smallest step log cap (but 0, no cap): room for a head and a tail beside the line marking the cut.
+STEP_LOG_MIN_MAX_BYTES = 4096
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
-    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "url_fetch_timeout_seconds": 0.001,
+    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
+    "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
-    "step_scratch_ttl_seconds": 0,
+    "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
 }
 
@@ -49,9 +57,14 @@ class Settings:
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
+    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, built in memory (several copies
+    # of it): larger artifacts are refused with a 400 rather than held in memory.
+    max_artifact_read_bytes: int = 16 << 20
     url_fetch_timeout_seconds: float = 30.0
-    commit_sha: str = "unknown"
-    tag_name: str = "unknown"
+    # healthz's `commit_sha`; empty: the git checkout's HEAD when the package runs from one, else "unknown".
+    commit_sha: str = ""
+    # healthz's `tag_name`; empty: the package version.
+    tag_name: str = ""
     default_service_account: str = "pipeline-runner"
     auto_update_default_version: bool = True
     # Execution. The executor runs inside `serve` unless turned off (an API-only replica).
@@ -86,6 +99,9 @@ class Settings:
     # after the run finished, as upstream deletes a workflow's pods a day after it ends; logs, outputs
     # and artifacts stay. 0 keeps it until the run is deleted.
     step_scratch_ttl_seconds: float = 86400.0
+    # A step's stored log keeps at most this many bytes (its head and tail, and a line saying how much
+    # was cut between them), applied when the step ends; 0: no cap.
+    step_log_max_bytes: int = 64 << 20
     # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
     # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
     scheduler_enabled: bool = True
@@ -103,6 +119,10 @@ class Settings:
     # Only safe when every request passes through that proxy and it strips the header from clients.
     trust_user_header: bool = False
     user_header: str = "kubeflow-userid"
+    # Multi-user mode refuses pipeline URLs whose host resolves to a loopback, private, link-local or
+    # otherwise non-public address, unless listed here: comma-separated host names (`*.example.org` for
+    # any subdomain), addresses or CIDR networks.
+    pipeline_url_allowed_hosts: str = ""
 
     def __post_init__(self) -> None:
         """Refuse values the server cannot work with, naming the variable, before anything starts."""
@@ -127,8 +147,14 @@ class Settings:
         for name, minimum in _MINIMUMS.items():
             if getattr(self, name) < minimum:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
+        if 0 < self.step_log_max_bytes < STEP_LOG_MIN_MAX_BYTES:
+            refuse("step_log_max_bytes", f"must be 0 (no cap) or at least {STEP_LOG_MIN_MAX_BYTES}")
         if self.port > 65535:
             refuse("port", f"{self.port} is not a TCP port")
+        try:
+            parse_allowed_hosts(self.pipeline_url_allowed_hosts)
+        except ValueError as exc:
+            refuse("pipeline_url_allowed_hosts", str(exc))
         # A claim renewed no faster than it goes stale would be taken over while its holder is alive.
         if self.driver_heartbeat_seconds >= self.driver_stale_seconds:
             refuse("driver_heartbeat_seconds",
@@ -147,6 +173,18 @@ class Settings:
     @property
     def hidden_paths(self) -> list[str]:
         return [path.strip() for path in self.step_hidden_paths.split(",") if path.strip()]
+
+    @property
+    def pipeline_url_allow_list(self) -> AllowedHosts:
+        return parse_allowed_hosts(self.pipeline_url_allowed_hosts)
+
+    @property
+    def effective_commit_sha(self) -> str:
+        return self.commit_sha or checkout_commit() or UNKNOWN
+
+    @property
+    def effective_tag_name(self) -> str:
+        return self.tag_name or __version__
 
     @property
     def effective_max_parallel_steps(self) -> int:
@@ -174,6 +212,48 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class AllowedHosts:
+    """KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS parsed: host names (lower case, no trailing dot), name suffixes
+    (`*.example.org` as `.example.org`) and networks (an address is a network of one)."""
+
+    names: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def names_host(self, host: str) -> bool:
+        name = host.lower().rstrip(".")
+        return name in self.names or any(name.endswith(suffix) for suffix in self.suffixes)
+
+    def covers_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self.networks)
+
+
+def parse_allowed_hosts(text: str) -> AllowedHosts:
+    """Comma- or space-separated entries: a host name, `*.` + a domain, an IP address or a CIDR network."""
+    names: set[str] = set()
+    suffixes: list[str] = []
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in text.replace(",", " ").split():
+        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+        try:
+            networks.append(ipaddress.ip_network(bare, strict=False))
+            continue
+        except ValueError:
+            if "/" in bare or ":" in bare:
+                raise ValueError(f"{entry!r} is neither a host name nor an address or network") from None
+        name = bare.lower().rstrip(".")
+        wildcard = name.startswith("*.")
+        labels = name[2:] if wildcard else name
+        if not labels or not all(_HOST_LABEL.fullmatch(label) for label in labels.split(".")):
+            raise ValueError(f"{entry!r} is not a host name (a leading '*.' allows every subdomain)")
+        if wildcard:
+            suffixes.append("." + labels)
+        else:
+            names.add(labels)
+    return AllowedHosts(frozenset(names), tuple(suffixes), tuple(networks))
 
 
 def is_loopback_host(host: str) -> bool:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests.databases import BACKENDS, DatabaseFactory, in_ci
+from tests.skip_summary import summary_lines
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
@@ -67,6 +68,14 @@ def shared_dir() -> Path:
             pytest.fail(f"{SHARED_DIR} is missing under CI=true")
         pytest.skip(f"{SHARED_DIR} is not present")
     return SHARED_DIR
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped:
+        terminalreporter.section(f"{len(skipped)} skipped, by reason", sep="-")
+        for line in summary_lines(skipped):
+            terminalreporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -10,7 +10,7 @@ import json
 import logging
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 
 from kfp_backend.services.errors import ApiError, Internal, InvalidArgument, ValueRefusedError
 
@@ -22,7 +22,7 @@ GRPC_TO_HTTP = {
     9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
 }
 # The gRPC code that best names a plain HTTP failure (unknown route, wrong method, ...).
-HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 1, 409: 6, 413: 8, 415: 3, 429: 8}
+HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 1, 409: 6, 413: 8, 415: 3, 416: 11, 429: 8}
 
 UPLOAD_ENDPOINTS = {"pipelines.upload_pipeline", "pipelines.upload_pipeline_version"}
 
@@ -58,6 +58,8 @@ def _http_error_response(error: HTTPException) -> Response:
     response = _json(gateway_error_body(code, message, message), status)
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
+    if isinstance(error, RequestedRangeNotSatisfiable) and error.length is not None:
+        response.headers["Content-Range"] = f"{error.units} */{error.length}"  # what the length is
     return response
 
 

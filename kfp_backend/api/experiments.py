@@ -37,36 +37,36 @@ def create_experiment() -> dict:
             description=body["description"],
             resource_references=load_references(body["resource_references"]),
         ),
-        current_caller(),
+        caller=current_caller(),
     )
     return _dump(created)
 
 
 @blueprint.get("/experiments/<id>")
 def get_experiment(id: str) -> dict:
-    return _dump(services().experiments.get(id, current_caller()))
+    return _dump(services().experiments.get(id, caller=current_caller()))
 
 
 @blueprint.get("/experiments")
 def list_experiments() -> dict:
-    result = services().experiments.list(list_request(), resource_key(), current_caller())
+    result = services().experiments.list(list_request(), resource_key(), caller=current_caller())
     return list_response("experiments", [_dump(item) for item in result.items], result)
 
 
 @blueprint.delete("/experiments/<id>")
 def delete_experiment(id: str) -> dict:
-    services().experiments.delete(id, current_caller())
+    services().experiments.delete(id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/experiments/<id>:archive")
 def archive_experiment(id: str) -> dict:
-    services().experiments.archive(id, current_caller())
+    services().experiments.archive(id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/experiments/<id>:unarchive")
 def unarchive_experiment(id: str) -> dict:
-    services().experiments.unarchive(id, current_caller())
+    services().experiments.unarchive(id, caller=current_caller())
     return {}
 

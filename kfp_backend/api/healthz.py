@@ -18,7 +18,7 @@ def healthz() -> Response:
     settings = services().settings
     # Hand-written like upstream's (note the spacing); clients read `multi_user`: true when namespaces
     # are isolated, which they are whenever authentication is on.
-    sha, tag = json.dumps(settings.commit_sha), json.dumps(settings.tag_name)
+    sha, tag = json.dumps(settings.effective_commit_sha), json.dumps(settings.effective_tag_name)
     multi_user = json.dumps(multi_user_mode(settings))
     body = f'{{"commit_sha":{sha}, "tag_name":{tag}, "multi_user":{multi_user}}}'
     return Response(body, mimetype="application/json")

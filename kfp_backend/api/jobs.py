@@ -17,33 +17,33 @@ _job_request = JobRequestSchema()
 @blueprint.post("/jobs")
 def create_job() -> dict:
     body = load_body(_job_request)
-    return dump_job(services().jobs.create(_job_request.to_new_job(body), current_caller()))
+    return dump_job(services().jobs.create(_job_request.to_new_job(body), caller=current_caller()))
 
 
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict:
-    return dump_job(services().jobs.get(job_id, current_caller()))
+    return dump_job(services().jobs.get(job_id, caller=current_caller()))
 
 
 @blueprint.get("/jobs")
 def list_jobs() -> dict:
-    result = services().jobs.list(list_request(), resource_key(), current_caller())
+    result = services().jobs.list(list_request(), resource_key(), caller=current_caller())
     return list_response("jobs", [dump_job(item) for item in result.items], result)
 
 
 @blueprint.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> dict:
-    services().jobs.delete(job_id, current_caller())
+    services().jobs.delete(job_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/jobs/<job_id>/enable")
 def enable_job(job_id: str) -> dict:
-    services().jobs.enable(job_id, current_caller())
+    services().jobs.enable(job_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/jobs/<job_id>/disable")
 def disable_job(job_id: str) -> dict:
-    services().jobs.disable(job_id, current_caller())
+    services().jobs.disable(job_id, caller=current_caller())
     return {}

@@ -92,41 +92,41 @@ def create_pipeline() -> dict:
             description=body["description"],
             resource_references=load_references(body["resource_references"]),
         ),
-        current_caller(),
+        caller=current_caller(),
     )
     return dump_pipeline(detail)
 
 
 @blueprint.get("/pipelines/<id>")
 def get_pipeline(id: str) -> dict:
-    return dump_pipeline(services().pipelines.get(id, current_caller()))
+    return dump_pipeline(services().pipelines.get(id, caller=current_caller()))
 
 
 @blueprint.get("/namespaces/<namespace>/pipelines/<path:name>")
 def get_pipeline_by_name(namespace: str, name: str) -> dict:
-    return dump_pipeline(services().pipelines.get_by_name(namespace, name, current_caller()))
+    return dump_pipeline(services().pipelines.get_by_name(namespace, name, caller=current_caller()))
 
 
 @blueprint.get("/pipelines")
 def list_pipelines() -> dict:
-    result = services().pipelines.list(list_request(), resource_key(), current_caller())
+    result = services().pipelines.list(list_request(), resource_key(), caller=current_caller())
     return list_response("pipelines", [dump_pipeline(item) for item in result.items], result)
 
 
 @blueprint.delete("/pipelines/<id>")
 def delete_pipeline(id: str) -> dict:
-    services().pipelines.delete(id, current_caller())
+    services().pipelines.delete(id, caller=current_caller())
     return {}
 
 
 @blueprint.get("/pipelines/<id>/templates")
 def get_template(id: str) -> dict:
-    return dump_template(services().pipelines.get_template(id, current_caller()))
+    return dump_template(services().pipelines.get_template(id, caller=current_caller()))
 
 
 @blueprint.post("/pipelines/<pipeline_id>/default_version/<version_id>")
 def update_pipeline_default_version(pipeline_id: str, version_id: str) -> dict:
-    services().pipelines.update_default_version(pipeline_id, version_id, current_caller())
+    services().pipelines.update_default_version(pipeline_id, version_id, caller=current_caller())
     return {}
 
 
@@ -144,28 +144,28 @@ def create_pipeline_version() -> dict:
             code_source_url=body["code_source_url"],
             resource_references=load_references(body["resource_references"]),
         ),
-        current_caller(),
+        caller=current_caller(),
     )
     return dump_version(version)
 
 
 @blueprint.get("/pipeline_versions/<version_id>")
 def get_pipeline_version(version_id: str) -> dict:
-    return dump_version(services().pipelines.get_version(version_id, current_caller()))
+    return dump_version(services().pipelines.get_version(version_id, caller=current_caller()))
 
 
 @blueprint.get("/pipeline_versions")
 def list_pipeline_versions() -> dict:
-    result = services().pipelines.list_versions(list_request(), resource_key("resource_key"), current_caller())
+    result = services().pipelines.list_versions(list_request(), resource_key("resource_key"), caller=current_caller())
     return list_response("versions", [dump_version(item) for item in result.items], result)
 
 
 @blueprint.delete("/pipeline_versions/<version_id>")
 def delete_pipeline_version(version_id: str) -> dict:
-    services().pipelines.delete_version(version_id, current_caller())
+    services().pipelines.delete_version(version_id, caller=current_caller())
     return {}
 
 
 @blueprint.get("/pipeline_versions/<version_id>/templates")
 def get_pipeline_version_template(version_id: str) -> dict:
-    return dump_template(services().pipelines.get_version_template(version_id, current_caller()))
+    return dump_template(services().pipelines.get_version_template(version_id, caller=current_caller()))

@@ -16,6 +16,7 @@ from kfp_backend.api.run_schemas import (
     dump_run,
     dump_run_detail,
 )
+from kfp_backend.api.streaming import stream_file
 
 blueprint = Blueprint("runs", __name__, url_prefix=API_PREFIX)
 _run_request = RunRequestSchema()
@@ -25,47 +26,47 @@ _metrics_request = ReportMetricsRequestSchema()
 @blueprint.post("/runs")
 def create_run() -> dict:
     body = load_body(_run_request)
-    return dump_run_detail(services().runs.create(_run_request.to_new_run(body), current_caller()))
+    return dump_run_detail(services().runs.create(_run_request.to_new_run(body), caller=current_caller()))
 
 
 @blueprint.get("/runs/<run_id>")
 def get_run(run_id: str) -> dict:
-    return dump_run_detail(services().runs.get(run_id, current_caller()))
+    return dump_run_detail(services().runs.get(run_id, caller=current_caller()))
 
 
 @blueprint.get("/runs")
 def list_runs() -> dict:
-    result = services().runs.list(list_request(), resource_key(), current_caller())
+    result = services().runs.list(list_request(), resource_key(), caller=current_caller())
     return list_response("runs", [dump_run(item) for item in result.items], result)
 
 
 @blueprint.delete("/runs/<run_id>")
 def delete_run(run_id: str) -> dict:
-    services().runs.delete(run_id, current_caller())
+    services().runs.delete(run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/runs/<run_id>:archive")
 def archive_run(run_id: str) -> dict:
-    services().runs.archive(run_id, current_caller())
+    services().runs.archive(run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/runs/<run_id>:unarchive")
 def unarchive_run(run_id: str) -> dict:
-    services().runs.unarchive(run_id, current_caller())
+    services().runs.unarchive(run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/runs/<run_id>/terminate")
 def terminate_run(run_id: str) -> dict:
-    services().runs.terminate(run_id, current_caller())
+    services().runs.terminate(run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/runs/<run_id>/retry")
 def retry_run(run_id: str) -> dict:
-    services().runs.retry(run_id, current_caller())
+    services().runs.retry(run_id, caller=current_caller())
     return {}
 
 
@@ -73,16 +74,16 @@ def retry_run(run_id: str) -> dict:
 def report_run_metrics(run_id: str) -> dict:
     # body "*": the whole ReportRunMetricsRequest; the run id of the path wins.
     body = load_body(_metrics_request, json_body())
-    results = services().metrics.report(run_id, _metrics_request.to_metrics(body), current_caller())
+    results = services().metrics.report(run_id, _metrics_request.to_metrics(body), caller=current_caller())
     return dump_report_results(results)
 
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read")
 def read_artifact(run_id: str, node_id: str, artifact_name: str) -> dict:
-    return dump_artifact(services().runs.read_artifact(run_id, node_id, artifact_name, current_caller()))
+    return dump_artifact(services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller()))
 
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/log")
 def read_node_log(run_id: str, node_id: str) -> Response:
-    data = services().runs.read_node_log(run_id, node_id, current_caller())
-    return Response(data, status=200, mimetype="text/plain", content_type="text/plain; charset=utf-8")
+    step_log = services().runs.read_node_log(run_id, node_id, caller=current_caller())
+    return stream_file(step_log.file, step_log.size, "text/plain; charset=utf-8")

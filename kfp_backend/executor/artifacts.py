@@ -12,6 +12,7 @@ import abc
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -53,6 +54,10 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def read(self, key: str) -> bytes | None:
         """The stored .tgz bytes, or None."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int | None:
+        """The stored .tgz's length in bytes, or None when there is no such key."""
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -147,6 +152,13 @@ class LocalArtifactStore(ArtifactStore):
             return self.path_for(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+
+    def size(self, key: str) -> int | None:
+        try:
+            status = self.path_for(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return status.st_size if stat.S_ISREG(status.st_mode) else None
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()

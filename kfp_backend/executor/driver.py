@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import shutil
 import socket
@@ -29,10 +30,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
-from kfp_backend.executor.operator import DEADLINE_MESSAGE, WORKFLOW_NAMESPACE, RunOperator, rfc3339
+from kfp_backend.executor.operator import (
+    DEADLINE_MESSAGE,
+    RELAUNCH_NOTE,
+    WORKFLOW_NAMESPACE,
+    RunOperator,
+    rfc3339,
+)
 from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
@@ -172,6 +180,8 @@ class RunDriver:
         self.templates_by_node: dict[str, Template] = {}
         self.specs_by_node: dict[str, StepSpec] = {}
         self._wave: list[tuple[dict, StepSpec, Callable[[StepResult], None]]] = []  # steps to start after the pass
+        # Nodes whose process was lost (vanished, or its host is gone) -> what happened: started again.
+        self._lost_processes: dict[str, str] = {}
         self.writer = _ProgressWriter(self)
         self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
@@ -225,6 +235,8 @@ class RunDriver:
         )
         self.operator = operator
         self.graph = graph
+        resumed = bool(self.claimed.nodes or status.get("startedAt"))
+        log.info("run %s (%s) %s", self.run_id, self.claimed.name, "resumed" if resumed else "started")
         self._adopt_running_steps(operator)
         if self.claimed.terminate_requested:
             operator.request_stop("terminate")
@@ -281,6 +293,7 @@ class RunDriver:
             node = operator.nodes.get(event.node_name)
             if node is None:
                 return
+            self.executor.cap_step_log(node)  # before mark_collected: a restart collecting again caps it then
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)
@@ -325,6 +338,8 @@ class RunDriver:
             finished=True,
         ):
             self._abandon()
+            return
+        self._log_finished(operator.phase, operator.started_at)
 
     def _abandon(self, kill: bool = True) -> None:
         self.writer.close()
@@ -348,12 +363,19 @@ class RunDriver:
         self.writer.close()
         nodes = self.writer.take()[0] + nodes
         try:
-            self.executor.state.save_progress(
+            if not self.executor.state.save_progress(
                 self.run_id, self.executor.driver_id, inserted=nodes, updated=[], workflow_status=status,
                 status=phase, finished=True,
-            )
+            ):
+                return  # no longer this driver's run
         except Exception:
             log.exception("run %s: could not record the failure", self.run_id)
+            return
+        self._log_finished(phase, self.operator.started_at if self.operator is not None else now, message)
+
+    def _log_finished(self, phase: str, started_at: float, message: str = "") -> None:
+        log.info("run %s (%s) finished: %s after %.1f s%s", self.run_id, self.claimed.name, phase,
+                 max(0.0, time.time() - started_at), f" ({message})" if message else "")
 
     # ------------------------------------------------------------ StepHost
 
@@ -371,7 +393,10 @@ class RunDriver:
             existing = spec.work_dir.exists()
             handle = self._find_unrecorded_launch(node, spec) if existing else None
             if handle is None:
-                if existing:
+                lost = self._lost_processes.pop(name, None)
+                if lost is not None:
+                    self._note_relaunch(node, spec, lost)
+                elif existing:
                     shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran
                 self._place_inputs(node, template, spec)
                 # Started with the rest of this pass's wave, once the pass is over (`_launch_wave`).
@@ -425,11 +450,36 @@ class RunDriver:
             log.info("run %s: adopted %s (pid %s), launched before a restart", self.run_id, name, pid)
             return handle
         recorded = launcher.recorded_result(spec)
+        if recorded is not None and recorded.vanished:
+            self._lost_processes.setdefault(name, _vanished(pid))
         if recorded is None or recorded.vanished:
             return None
         node["_pid"] = pid
         self.post(_Exited(name, recorded))
         return _ALREADY_ENDED
+
+    def _note_relaunch(self, node: dict, spec: StepSpec, lost: str) -> None:
+        """Say in the node's message and in its log that the step starts again, and why. The earlier
+        attempt's scratch goes; its log stays, and the new attempt's output follows the note."""
+        note = f"relaunched: {lost}"
+        node[RELAUNCH_NOTE] = note
+        node["message"] = note
+        log_path = self.executor.launcher.log_path(spec)
+        if spec.work_dir.exists():
+            for entry in spec.work_dir.iterdir():
+                if entry == log_path:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log_file:
+            # On a line of its own, after whatever the lost attempt wrote.
+            start = b"\n" if log_file.tell() and not _ends_with_newline(log_path) else b""
+            line = f"[kfp-backend {rfc3339(time.time())}] {note}; the step starts again\n"
+            log_file.write(start + line.encode())
+        log.warning("run %s: %s %s", self.run_id, node["name"], note)
 
     def kill_pod(self, node: dict) -> None:
         handle = self.handles.get(node["name"])
@@ -566,10 +616,26 @@ class RunDriver:
                     continue
                 self.executor.release_slot(self)
             # The process is gone without a trace (or ran on another machine): start the step again.
+            host = node.get("hostNodeName")
+            if host and host != HOSTNAME:
+                self._lost_processes[name] = f"its process on host {host} was lost"
+            else:
+                self._lost_processes[name] = _vanished(pid)
             node["phase"] = "Pending"
             node.pop("_pid", None)
             operator._running_pods -= 1
             operator._touch(node)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as file:
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) == b"\n"
+
+
+def _vanished(pid: object) -> str:
+    which = f" (pid {pid})" if pid else ""
+    return f"its process{which} vanished without an exit code (killed, or the host restarted)"
 
 
 def _parse_time(value: object) -> float | None:

@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from kfp_backend.config import Settings
-from kfp_backend.executor import sandbox
+from kfp_backend.executor import sandbox, step_logs
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver import RunDriver, _Deleted, _Shutdown, _Terminate, _Wake
 from kfp_backend.executor.launcher import StepLauncher
@@ -128,6 +128,20 @@ class Executor:
             self.artifacts.delete_prefix(f"artifacts/{run_id}/")
         except Exception:
             log.exception("run %s: could not delete its artifacts", run_id)
+
+    def cap_step_log(self, node: dict) -> None:
+        """Cap the log of a step that has ended to `step_log_max_bytes` (see `step_logs`); a log that
+        cannot be capped is left whole."""
+        path = node.get("_log_path")
+        if not isinstance(path, str) or not path:
+            return
+        try:
+            cut = step_logs.cap_log(Path(path), self.settings.step_log_max_bytes)
+        except OSError:
+            log.warning("step %s: could not cap its log %s", node.get("id"), path, exc_info=True)
+            return
+        if cut:
+            log.info("step %s: %d bytes cut from the middle of its log", node.get("id"), cut)
 
     # ------------------------------------------------------------ slots
 

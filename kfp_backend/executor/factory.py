@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
+
+log = logging.getLogger(__name__)
 
 
 def artifact_store(settings: Settings) -> LocalArtifactStore:
@@ -26,14 +30,19 @@ class _MetricsReporter:
     def report_metrics_file(self, run_id: str, node_id: str, data: bytes) -> None:
         metrics = parse_metrics_file(data)
         if metrics:
-            self._services.metrics.report_node_metrics(run_id, node_id, metrics)
+            self._services.metrics.report_node_metrics(run_id, node_id, metrics, caller=SYSTEM)
 
 
 def build_executor(settings: Settings, services: Services) -> Executor:
+    launcher = build_launcher(settings)  # the multi-user sandbox, or the refusal (see isolation)
+    # What "auto" settled on here is what every step of this process gets: say it once, at start.
+    log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
+             launcher.wrapper, settings.step_wrapper, launcher.isolation, settings.step_isolation,
+             f"; {launcher.isolation_note}" if launcher.isolation_note else "")
     return Executor(
         settings,
         ExecutionStateService(services.db),
-        build_launcher(settings),
+        launcher,
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
     )

@@ -24,6 +24,8 @@ FULFILLED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
 FAILED = {"Failed", "Error"}
 DEADLINE_MESSAGE = "Step exceeded its deadline"
 OMITTED_MESSAGE = "omitted: depends condition not met"
+# A Pod node's private key: why its host started it again (its process was lost); kept in its message.
+RELAUNCH_NOTE = "_relaunched"
 WORKFLOW_NAMESPACE = "kubeflow"
 
 
@@ -124,9 +126,11 @@ class RunOperator:
         if self.graph.on_exit:
             self._in_exit_handler = True
             try:
+                # As in Argo, the exit handler gets the workflow's arguments (spec.arguments), so an exit op
+                # that takes a pipeline parameter receives it.
                 exit_node = self._execute(
-                    f"{self.workflow_name}.onExit", self.graph.on_exit, Inputs(), "", self.graph.on_exit,
-                    exit_handler=True,
+                    f"{self.workflow_name}.onExit", self.graph.on_exit, self._workflow_inputs(), "",
+                    self.graph.on_exit, exit_handler=True,
                 )
             finally:
                 self._in_exit_handler = False
@@ -207,6 +211,9 @@ class RunOperator:
     def _finish(self, node: dict, phase: str, message: str = "") -> None:
         now = self.clock()
         node["phase"] = phase
+        note = node.get(RELAUNCH_NOTE)
+        if note:  # a step started again after its process was lost keeps saying so
+            message = f"{message} ({note})" if message else note
         if message:
             node["message"] = message
         else:
@@ -214,6 +221,15 @@ class RunOperator:
         node["finishedAt"] = rfc3339(now)
         node["_finished"] = now
         self._touch(node)
+
+    def _outbound(self, name: str) -> str:
+        """The node a dependent of node `name` is a child of: for a Retry node its last attempt, so that
+        a Retry node's children are exactly its attempts (Argo's getOutboundNodes); else the node itself."""
+        node = self.nodes.get(name)
+        attempts = node.get("_attempts") if node is not None and node.get("type") == "Retry" else None
+        if attempts and attempts[-1] in self.nodes:
+            return attempts[-1]
+        return name
 
     def _wake_at(self, when: float) -> None:
         self.next_wake = when if self.next_wake is None else min(self.next_wake, when)
@@ -422,7 +438,8 @@ class RunOperator:
             if not all(is_fulfilled(dep) for dep in dependencies):
                 all_done = False
                 continue
-            dep_names = tuple(f"{name}.{dep}" for dep in task.dependencies) or (name,)
+            # As Argo, a task hangs off its dependencies' outbound nodes (a Retry node's last attempt).
+            dep_names = tuple(self._outbound(f"{name}.{dep}") for dep in task.dependencies) or (name,)
             if existing is None and any(dep["phase"] in FAILED | {"Omitted"} for dep in dependencies if dep):
                 omitted = self._create(
                     task_node_name, node_type="Skipped", template=task.template, display=task_name,

@@ -4,11 +4,13 @@ the job's trigger, its progress (the scheduled time and index of its last run) a
 All times are whole Unix seconds, UTC. A job's next scheduled time is derived from its progress,
 never from a timer's memory, so any process can compute it from the rows:
 
-- the base is the scheduled time of the last run, or the job's creation time if it never fired;
+- the base is the scheduled time of the last run or, if the job never fired, its start_time when
+  set (even one long past: catch-up then fires every slot since), else its creation time;
 - cron: the first match strictly after max(base, start_time); with no_catchup, the latest match
   that is <= now (and <= end_time) instead, so an outage produces one run and not a backlog;
-- periodic: start_time when it is after the base (the first run exactly at start_time), else
-  base + interval; with no_catchup, `now` when more than one interval was missed;
+- periodic: max(base, start_time) + interval, so the first run comes one interval after
+  start_time, not at it; with no_catchup, `now` (or end_time when that has passed) when more than
+  one interval was missed;
 - a trigger with neither cron nor periodic fires once, at the job's creation time;
 - nothing fires after end_time (no next run at all).
 """
@@ -93,7 +95,10 @@ def next_slot(trigger: Trigger, progress: Progress, now: int, *, cron_parser: Cr
 
 
 def _base(trigger: Trigger, progress: Progress) -> int:
-    return progress.last_scheduled_at if progress.fired else trigger.created_at
+    if progress.fired:
+        return progress.last_scheduled_at
+    # Upstream's "effective last run" of a job that never fired: the start time, when there is one.
+    return trigger.start_time or trigger.created_at
 
 
 def _next_cron(trigger: Trigger, progress: Progress, now: int, schedule: CronLike) -> int | None:
@@ -139,8 +144,7 @@ def latest_cron_slot(schedule: CronLike, first: int, bound: int, *, constant_del
 
 def _next_periodic(trigger: Trigger, progress: Progress, now: int) -> int | None:
     interval = max(1, trigger.interval_seconds)
-    base = _base(trigger, progress)
-    slot = trigger.start_time if trigger.start_time > base else base + interval
+    slot = max(_base(trigger, progress), trigger.start_time) + interval
     if trigger.end_time and slot > trigger.end_time:
         return None
     if trigger.no_catchup and now >= slot + interval:

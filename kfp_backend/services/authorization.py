@@ -14,10 +14,13 @@ In multi-user mode:
 - a refusal is upstream's 403 PermissionDenied with its message chain.
 
 Services call this module with the `Caller` the HTTP layer authenticated (handlers pass `flask.g.caller`
-through; services never see a request). Internal callers (the scheduler, the executor, the CLI) act as
-`SYSTEM`, which is never refused. Single-user mode allows everything and reads nothing. The checks that
-take an id look the resource's namespace up; an unknown id passes, so that the operation itself answers
-its usual 404.
+through; services never see a request). Every service method takes that caller as a required keyword
+argument (default-deny: a forgotten caller is a TypeError, never full rights); internal callers (the
+executor, tests, any in-process caller) pass `SYSTEM` explicitly, which is never refused. Single-user
+mode allows everything and reads nothing. The checks that take an id look the resource's namespace up;
+an unknown id passes, so that the operation itself answers its usual 404. A refusal never names a
+resource the caller may not read: the checks that take an id put that id (the caller's own input) where
+upstream's message has the resource's name.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class Authorizer:
         with self._transaction() as session:
             experiment = experiments_repo.get_experiment(session, experiment_id)
         if experiment is not None:
-            self.namespace(caller, experiment.namespace, EXPERIMENTS, verb, experiment.name)
+            self.namespace(caller, experiment.namespace, EXPERIMENTS, verb, experiment_id)
 
     def run(self, caller: Caller, run_id: str, verb: str) -> None:
         if not self.multi_user:
@@ -127,7 +130,7 @@ class Authorizer:
         with self._transaction() as session:
             run = runs_repo.get_run(session, run_id)
         if run is not None:
-            self.namespace(caller, run.namespace, RUNS, verb, run.name)
+            self.namespace(caller, run.namespace, RUNS, verb, run_id)
 
     def job(self, caller: Caller, job_id: str, verb: str) -> None:
         if not self.multi_user:
@@ -135,7 +138,7 @@ class Authorizer:
         with self._transaction() as session:
             job = jobs_repo.get_job(session, job_id)
         if job is not None:
-            self.namespace(caller, job.namespace, JOBS, verb, job.name)
+            self.namespace(caller, job.namespace, JOBS, verb, job_id)
 
     def pipeline(self, caller: Caller, pipeline_id: str, verb: str) -> None:
         if not self.multi_user:
@@ -143,7 +146,7 @@ class Authorizer:
         with self._transaction() as session:
             pipeline = pipelines_repo.get_pipeline(session, pipeline_id)
         if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, pipeline.name)
+            self.pipeline_namespace(caller, pipeline.namespace, verb, pipeline_id)
 
     def version(self, caller: Caller, version_id: str, verb: str) -> None:
         """A pipeline version is in its pipeline's namespace."""
@@ -153,7 +156,7 @@ class Authorizer:
             version = pipelines_repo.get_version(session, version_id)
             pipeline = pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
         if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, pipeline.name)
+            self.pipeline_namespace(caller, pipeline.namespace, verb, version_id)
 
     def _transaction(self):  # type: ignore[no-untyped-def]
         assert self._db is not None

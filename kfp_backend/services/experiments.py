@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
@@ -47,7 +47,7 @@ class ExperimentService:
     def authorizer(self) -> Authorizer:
         return self._authz
 
-    def create(self, request: NewExperiment, caller: Caller = SYSTEM) -> Experiment:
+    def create(self, request: NewExperiment, *, caller: Caller) -> Experiment:
         try:
             _validate_new_experiment(request)
             namespace = self._namespace_of_new(request)
@@ -100,15 +100,15 @@ class ExperimentService:
         validate_namespace(namespace)
         return namespace
 
-    def get(self, experiment_id: str, caller: Caller = SYSTEM) -> Experiment:
+    def get(self, experiment_id: str, *, caller: Caller) -> Experiment:
         with self._db.transaction(write=False) as session:
             experiment = repo.get_experiment(session, experiment_id)
         if experiment is None:
             raise NotFound.resource("Experiment", experiment_id).wrap("Get experiment failed.")
-        self._authz.namespace(caller, experiment.namespace, authz.EXPERIMENTS, authz.GET, experiment.name)
+        self._authz.namespace(caller, experiment.namespace, authz.EXPERIMENTS, authz.GET, experiment_id)
         return experiment
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         # Upstream's order: list options first, then the key's type, then the mode's rule.
         # Single-user: any other convertible key (EXPERIMENT, JOB, ...) is ignored, everything is listed.
         # Multi-user: the key must name a namespace, which is the one listed.
@@ -130,7 +130,7 @@ class ExperimentService:
             page = repo.list_experiments(session, query, namespace)
         return ListResult(page.items, page, next_page_token(query, page))
 
-    def delete(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, experiment_id: str, *, caller: Caller) -> None:
         self._authz.experiment(caller, experiment_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_experiment(session, experiment_id):
@@ -138,7 +138,7 @@ class ExperimentService:
             # A deleted default is re-created the next time a run needs one.
             settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID, only_if=experiment_id)
 
-    def archive(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
+    def archive(self, experiment_id: str, *, caller: Caller) -> None:
         self._authz.experiment(caller, experiment_id, authz.ARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_ARCHIVED):
@@ -147,7 +147,7 @@ class ExperimentService:
             # As upstream: every job of the experiment is disabled (and its updated_at touched).
             jobs_repo.disable_experiment_jobs(session, experiment_id, now_seconds())
 
-    def unarchive(self, experiment_id: str, caller: Caller = SYSTEM) -> None:
+    def unarchive(self, experiment_id: str, *, caller: Caller) -> None:
         # Only the experiment comes back: its runs stay archived and its jobs stay disabled, as upstream.
         self._authz.experiment(caller, experiment_id, authz.UNARCHIVE)
         with self._db.transaction() as session:

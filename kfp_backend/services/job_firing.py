@@ -116,6 +116,7 @@ class FiredRun:
     scheduled_at: int
     index: int
     fired_at_ms: int
+    job_name: str = ""
 
 
 @dataclass
@@ -408,7 +409,7 @@ class JobFiring:
         return _Ready(
             now=now, slot=slot, index=index,
             fire=dict(job_id=job.id, scheduled_at=slot, run_id=run_id, run_index=index),
-            run=run, manifest=manifest, fired=FiredRun(job.id, run_id, name, slot, index, 0),
+            run=run, manifest=manifest, fired=FiredRun(job.id, run_id, name, slot, index, 0, job.name),
         )
 
     def _skip_fired_slot(self, job_id: str, now_ms: int) -> None:
@@ -525,6 +526,10 @@ class JobFiring:
         return run, manifest
 
     def _notify(self, fired: Sequence[FiredRun]) -> None:
+        """Say what was fired (committed by now) in the log, and tell the executor."""
+        for run in fired:
+            log.info("job %s (%s) fired for %s: run %s (%s) created", run.job_id, run.job_name,
+                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.scheduled_at)), run.run_id, run.run_name)
         execution = self._execution() if self._execution is not None else None
         if execution is None:
             return

@@ -22,20 +22,27 @@ from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import CronError, parse_cron
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
+    authorize_sources,
     check_parameters,
     check_text,
     owner_experiment,
     resolve_pipeline_source,
     resolve_references,
 )
-from kfp_backend.services.references import ResourceKey, ResourceReference, ResourceType, check_filter_key
+from kfp_backend.services.references import (
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    check_create_references,
+    check_filter_key,
+)
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
 from kfp_backend.services.runs import (
     decode_references,
@@ -145,20 +152,25 @@ class JobService:
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewJob, caller: Caller = SYSTEM) -> JobView:
+    def create(self, request: NewJob, *, caller: Caller) -> JobView:
         with _context("Validate create job request failed."):
-            source = self._validate(request)
+            self._validate_fields(request)
+        authorize_sources(self._authz, caller, request)
+        with _context("Validate create job request failed."):
+            source = resolve_pipeline_source(self._db, request)
+            self._validate_schedule(request)
+            check_create_references(request.resource_references)
         namespace = namespace_of_new(
-            self._db, self._authz, caller, request.resource_references, source, authz.JOBS, request.name
+            self._db, self._authz, caller, request.resource_references, authz.JOBS, request.name
         )
         with _context("Failed to create a new job."):
             view = self._create(request, source, namespace)
         self._notify(view.job.id)
         return view
 
-    def _validate(self, request: NewJob) -> PipelineSource:
+    def _validate_fields(self, request: NewJob) -> None:
         """Upstream's validateCreateJobRequest, in its order (the name may be empty); what is checked
-        before the pipeline spec guards the columns, the end time check after it is ours."""
+        before the pipeline spec (in create) guards the columns."""
         if len(request.name) > NAME_LENGTH:
             raise InvalidArgument(f"Job name is too long. Support maximum length of {NAME_LENGTH} characters.")
         check_text("Job name", request.name)
@@ -168,7 +180,9 @@ class JobService:
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
         check_text("Service account", request.service_account)
-        source = resolve_pipeline_source(self._db, request)
+
+    def _validate_schedule(self, request: NewJob) -> None:
+        """After the pipeline spec, as upstream; the end time check is ours."""
         if not MIN_CONCURRENCY <= request.max_concurrency <= MAX_CONCURRENCY:
             raise InvalidArgument(
                 f"The max concurrency of the job is out of range. Support {MIN_CONCURRENCY}-{MAX_CONCURRENCY}. "
@@ -198,7 +212,6 @@ class JobService:
                 f"The end time of the schedule ({_format_time(end)}) is before its start time "
                 f"({_format_time(start)})."
             )
-        return source
 
     def _create(self, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
@@ -249,16 +262,16 @@ class JobService:
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, job_id: str, caller: Caller = SYSTEM) -> JobView:
+    def get(self, job_id: str, *, caller: Caller) -> JobView:
         with self._db.transaction(write=False) as session:
             job = repo.get_job(session, job_id)
             if job is None:
                 raise NotFound.resource("Job", job_id)
-            self._authz.namespace(caller, job.namespace, authz.JOBS, authz.GET, job.name)
+            self._authz.namespace(caller, job.namespace, authz.JOBS, authz.GET, job_id)
             manifest = repo.get_manifest(session, job_id)
         return JobView(job, manifest.pipeline_spec_manifest if manifest is not None else "")
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         query = parse_list_request(repo.JOB_LISTABLE, request)
         scope = []
         check_filter_key(key)
@@ -279,7 +292,7 @@ class JobService:
 
     # -- delete, enable, disable -----------------------------------------------------------------------
 
-    def delete(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, job_id: str, *, caller: Caller) -> None:
         """DeleteJob: the job and its manifest; the runs it fired stay."""
         self._authz.job(caller, job_id, authz.DELETE)
         with self._db.transaction() as session:
@@ -287,11 +300,11 @@ class JobService:
                 raise NotFound.resource("Job", job_id).wrap("Delete job failed")
         self._notify(job_id)
 
-    def enable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def enable(self, job_id: str, *, caller: Caller) -> None:
         self._authz.job(caller, job_id, authz.ENABLE)
         self._set_enabled(job_id, True)
 
-    def disable(self, job_id: str, caller: Caller = SYSTEM) -> None:
+    def disable(self, job_id: str, *, caller: Caller) -> None:
         self._authz.job(caller, job_id, authz.DISABLE)
         self._set_enabled(job_id, False)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.errors import NotFound
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
@@ -79,7 +79,7 @@ class MetricsService:
         self._db = db
         self._authz = authorizer
 
-    def report(self, run_id: str, metrics: Sequence[ReportedMetric], caller: Caller = SYSTEM) -> list[ReportResult]:
+    def report(self, run_id: str, metrics: Sequence[ReportedMetric], *, caller: Caller) -> list[ReportResult]:
         """ReportRunMetrics: one result per metric, in order; an unknown run fails the whole call (404)."""
         self._authz.run(caller, run_id, authz.REPORT_METRICS)
         base = time.time_ns()
@@ -114,7 +114,7 @@ class MetricsService:
         return results
 
     def report_node_metrics(
-        self, run_id: str, node_id: str, metrics: Sequence[ReportedMetric | dict[str, Any]]
+        self, run_id: str, node_id: str, metrics: Sequence[ReportedMetric | dict[str, Any]], *, caller: Caller
     ) -> list[ReportResult]:
         """Report a finished node's metrics (as parse_metrics_file gives them), within the run's cap.
 
@@ -128,7 +128,7 @@ class MetricsService:
         if quota <= 0 or not metrics:
             return []
         taken = [_as_reported(item, node_id) for item in list(metrics)[:quota]]
-        return self.report(run_id, taken)
+        return self.report(run_id, taken, caller=caller)
 
 
 def _as_reported(item: ReportedMetric | dict[str, Any], node_id: str) -> ReportedMetric:

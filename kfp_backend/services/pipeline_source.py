@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kfp_backend.services import authorization as authz
+from kfp_backend.services.auth import Caller
+from kfp_backend.services.authorization import Authorizer
 from kfp_backend.services.errors import InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
@@ -60,6 +63,17 @@ class PipelineSource:
     # The pipeline version it comes from (None for a manifest).
     version_id: str | None
     version_name: str
+
+
+def authorize_sources(authorizer: Authorizer, caller: Caller, request: PipelineSpecRequest) -> None:
+    """Multi-user mode: the caller may read the pipeline and every pipeline version the request names. Checked
+    before anything about them is read, so that no answer tells anything of another namespace's pipelines (an
+    unknown id passes here: resolving it answers the usual 404)."""
+    if request.pipeline_id:
+        authorizer.pipeline(caller, request.pipeline_id, authz.GET)
+    for reference in request.resource_references:
+        if reference.key.type == ResourceType.PIPELINE_VERSION and reference.key.id:
+            authorizer.version(caller, reference.key.id, authz.GET)
 
 
 def resolve_pipeline_source(db: Database, request: PipelineSpecRequest) -> PipelineSource:

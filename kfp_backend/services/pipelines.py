@@ -13,8 +13,6 @@ import json
 import os
 import posixpath
 import stat
-import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
@@ -38,6 +36,7 @@ from kfp_backend.services.references import (
     ResourceType,
     find_reference,
 )
+from kfp_backend.services.url_fetch import DestinationRefused, TooLarge, fetch, fetch_public
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
@@ -51,7 +50,6 @@ MAX_PARAMETER_BYTES = 10000
 MAX_TEXT_BYTES = 65535
 SHARED_NAMESPACE_ALIAS = "-"
 URL_SCHEMES = ("http", "https", "file")
-_DOWNLOAD_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ class PipelineService:
         name: str = "",
         description: str = "",
         namespace: str = "",
-        caller: Caller = SYSTEM,
+        caller: Caller,
     ) -> PipelineDetail:
         """UploadPipeline: a pipeline and its first version from an uploaded package."""
         with _context("Error read pipeline file."):
@@ -141,7 +139,7 @@ class PipelineService:
         with _context("Error creating pipeline"), _context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
-    def create(self, request: NewPipeline, caller: Caller = SYSTEM) -> PipelineDetail:
+    def create(self, request: NewPipeline, *, caller: Caller) -> PipelineDetail:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
         with _context("Create pipeline failed."):
             url = request.url
@@ -160,15 +158,15 @@ class PipelineService:
             _check_text("Pipeline description", request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
 
-    def get(self, pipeline_id: str, caller: Caller = SYSTEM) -> PipelineDetail:
+    def get(self, pipeline_id: str, *, caller: Caller) -> PipelineDetail:
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.id)
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def get_by_name(self, namespace: str, name: str, caller: Caller = SYSTEM) -> PipelineDetail:
+    def get_by_name(self, namespace: str, name: str, *, caller: Caller) -> PipelineDetail:
         """GetPipelineByName: `-` names the shared namespace ("")."""
         stored_namespace = "" if namespace == SHARED_NAMESPACE_ALIAS else namespace
         self._authz.pipeline_namespace(caller, stored_namespace, authz.GET, name)
@@ -180,7 +178,7 @@ class PipelineService:
                 )
             return PipelineDetail(pipeline, _default_version(session, pipeline))
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         """ListPipelines: shared pipelines without a key, a namespace's with a NAMESPACE key."""
         namespace = _list_namespace(key)
         query = parse_list_request(repo.PIPELINE_LISTABLE, request)
@@ -197,25 +195,25 @@ class PipelineService:
         ]
         return ListResult(items, page, next_page_token(query, page))
 
-    def delete(self, pipeline_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, pipeline_id: str, *, caller: Caller) -> None:
         """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
         self._authz.pipeline(caller, pipeline_id, authz.DELETE)
         with self._db.transaction() as session:
             if not repo.delete_pipeline(session, pipeline_id):
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
 
-    def get_template(self, pipeline_id: str, caller: Caller = SYSTEM) -> str | None:
+    def get_template(self, pipeline_id: str, *, caller: Caller) -> str | None:
         """The template of the pipeline's default version; None when it has no default version."""
         with self._db.transaction(write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline template failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.GET, pipeline.id)
             if not pipeline.default_version_id:
                 return None
             return repo.get_template(session, pipeline.default_version_id)
 
-    def update_default_version(self, pipeline_id: str, version_id: str, caller: Caller = SYSTEM) -> None:
+    def update_default_version(self, pipeline_id: str, version_id: str, *, caller: Caller) -> None:
         self._authz.pipeline(caller, pipeline_id, authz.UPDATE)
         with _context("Update pipeline default version failed."), self._db.transaction() as session:
             if repo.get_pipeline(session, pipeline_id, lock=True) is None:
@@ -231,7 +229,7 @@ class PipelineService:
 
     def upload_version(
         self, pipeline_id: str, package: PackageFile, *, name: str = "", description: str = "",
-        caller: Caller = SYSTEM,
+        caller: Caller,
     ) -> PipelineVersion:
         """UploadPipelineVersion: a new version of `pipeline_id` from an uploaded package."""
         if not pipeline_id:
@@ -252,7 +250,7 @@ class PipelineService:
         with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
             return self._create_version(pipeline_id, name, description, manifest)
 
-    def create_version(self, request: NewPipelineVersion, caller: Caller = SYSTEM) -> PipelineVersion:
+    def create_version(self, request: NewPipelineVersion, *, caller: Caller) -> PipelineVersion:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
         with _context("Create pipeline version failed."):
             url = request.package_url
@@ -280,7 +278,7 @@ class PipelineService:
                 package_url=url,
             )
 
-    def get_version(self, version_id: str, caller: Caller = SYSTEM) -> PipelineVersion:
+    def get_version(self, version_id: str, *, caller: Caller) -> PipelineVersion:
         with self._db.transaction(write=False) as session:
             version = repo.get_version(session, version_id)
         if version is None:
@@ -288,7 +286,7 @@ class PipelineService:
         self._authz.version(caller, version_id, authz.GET)
         return version
 
-    def list_versions(self, request: ListRequest, key: ResourceKey | None, caller: Caller = SYSTEM) -> ListResult:
+    def list_versions(self, request: ListRequest, key: ResourceKey | None, *, caller: Caller) -> ListResult:
         """ListPipelineVersions: the versions of the pipeline named by `resource_key`."""
         if key is None or not key.id:
             raise InvalidArgument("ResourceKey must be set in the input")
@@ -301,11 +299,11 @@ class PipelineService:
             pipeline = repo.get_pipeline(session, key.id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
-            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.name)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.id)
             page = repo.list_versions(session, query, key.id)
         return ListResult(page.items, page, next_page_token(query, page))
 
-    def delete_version(self, version_id: str, caller: Caller = SYSTEM) -> None:
+    def delete_version(self, version_id: str, *, caller: Caller) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
         self._authz.version(caller, version_id, authz.DELETE)
         with _context("Delete pipeline version failed."), self._db.transaction() as session:
@@ -320,7 +318,7 @@ class PipelineService:
                 latest = repo.latest_version(session, pipeline.id)
                 repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
 
-    def get_version_template(self, version_id: str, caller: Caller = SYSTEM) -> str:
+    def get_version_template(self, version_id: str, *, caller: Caller) -> str:
         self._authz.version(caller, version_id, authz.GET)
         with self._db.transaction(write=False) as session:
             template = repo.get_template(session, version_id)
@@ -416,13 +414,24 @@ class PipelineService:
         parts = urlsplit(url)
         filename = posixpath.basename(unquote(parts.path).rstrip("/")) or parts.netloc
         limit = self._settings.max_upload_bytes
+        timeout = self._settings.url_fetch_timeout_seconds
         try:
             if parts.scheme == "file":
                 data = _read_local_file(parts.netloc, parts.path, limit)
+            elif self._authz.multi_user:  # no reaching what only the server can reach
+                data = fetch_public(url, limit, timeout, self._settings.pipeline_url_allow_list)
             else:
-                data = _fetch(url, limit, self._settings.url_fetch_timeout_seconds)
-        except _TooLarge:
+                data = fetch(url, limit, timeout)
+        except TooLarge:
             raise too_large(limit) from None
+        except DestinationRefused as exc:
+            redirected = f" (redirected to {exc.url})" if exc.url != url else ""
+            raise InvalidArgument(
+                f"Invalid Pipeline URL {url}. Please specify a valid URL: in multi-user mode the server does not "
+                f"download from loopback, private, link-local or other non-public addresses, and {exc.host}"
+                f"{redirected} resolves to one. An administrator can allow it with "
+                "KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS."
+            ) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             message = (
                 f"Failed to download the pipeline from {url} Please double check the URL is valid and can be "
@@ -430,10 +439,6 @@ class PipelineService:
             )
             raise InvalidArgument(message, internal=f"InvalidInputError: {message}: {exc}") from None
         return filename, data
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _default_version(session: Any, pipeline: Pipeline) -> PipelineVersion | None:
@@ -530,45 +535,5 @@ def _read_local_file(host: str, path: str, limit: int) -> bytes:
     with open(local_path, "rb") as file:
         data = file.read(limit + 1)
     if len(data) > limit:
-        raise _TooLarge
+        raise TooLarge
     return data
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """http(s) only, redirects included (a redirect to any other scheme fails); proxies from the environment."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.ProxyHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
-        urllib.request.HTTPRedirectHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
-
-
-def _fetch(url: str, limit: int, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "kfp-backend"})
-    with _opener().open(request, timeout=timeout) as response:
-        if response.status != 200:
-            raise urllib.error.URLError(f"HTTP status {response.status}")
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            # read1: what has arrived (at most one socket read), so a trickling server meets the deadline.
-            chunk = response.read1(_DOWNLOAD_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"download took longer than {timeout} seconds")
-    return b"".join(chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kfp_backend.services.errors import InvalidArgument
@@ -50,6 +51,19 @@ def check_filter_key(key: ResourceKey | None) -> None:
             .wrap("Unrecognized resource reference type.")
             .wrap("Validating filter failed.")
         )
+
+
+def check_create_references(references: Sequence[ResourceReference]) -> None:
+    """What a caller may reference when creating a run or a job: no JOB (only the scheduler links a run to
+    the job that fired it: a run attached to another job would count against that job's max_concurrency),
+    and at most one EXPERIMENT (the one the object lives in)."""
+    if any(reference.key.type == ResourceType.JOB for reference in references):
+        raise InvalidArgument(
+            "Unsupported resource type: JOB. Only the scheduler links a run to the job that created it."
+        )
+    experiments = sum(1 for reference in references if reference.key.type == ResourceType.EXPERIMENT)
+    if experiments > 1:
+        raise InvalidArgument(f"Invalid resource references: more than one EXPERIMENT reference ({experiments}).")
 
 
 def parse_enum(enum_type: type[enum.IntEnum], raw: object, what: str) -> enum.IntEnum:

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer
+from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import Aborted, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound
 from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
+    authorize_sources,
     check_text,
     owner_experiment,
     resolve_pipeline_source,
@@ -37,6 +38,7 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
+    check_create_references,
     check_filter_key,
     describe_key,
 )
@@ -57,7 +59,8 @@ STATUS_TERMINATING = "Terminating"
 _KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
 _RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
 ArtifactReader = Callable[[str], "bytes | None"]
-LogReader = Callable[[str], "bytes | None"]
+ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
+LogReader = Callable[[str], "StepLog | None"]
 
 
 class RunExecution(Protocol):
@@ -154,13 +157,12 @@ def namespace_of_new(
     authorizer: Authorizer,
     caller: Caller,
     references: Sequence[ResourceReference],
-    source: PipelineSource,
     resource: str,
     name: str,
 ) -> str | None:
     """Multi-user mode: the namespace a new run or job lives in, its experiment's, once the caller may
-    create there and use the pipeline it runs (upstream's messages, "Job" for runs too). Single-user
-    mode: None, nothing checked."""
+    create there (upstream's messages, "Job" for runs too). A NAMESPACE reference must name that namespace,
+    which the caller may use. Single-user mode: None, nothing checked."""
     if not authorizer.multi_user:
         return None
     owner = owner_experiment(references)
@@ -173,8 +175,14 @@ def namespace_of_new(
     if not experiment.namespace:
         raise InvalidArgument("Job's experiment has no namespace.")
     authorizer.namespace(caller, experiment.namespace, resource, authz.CREATE, name)
-    if source.version_id:
-        authorizer.version(caller, source.version_id, authz.GET)
+    for reference in references:
+        if reference.key.type != ResourceType.NAMESPACE:
+            continue
+        authorizer.namespace(caller, reference.key.id, resource, authz.CREATE, name)
+        if reference.key.id != experiment.namespace:
+            raise InvalidArgument(
+                f"Invalid resource references: namespace {reference.key.id} is not the namespace of the experiment."
+            )
     return experiment.namespace
 
 
@@ -206,10 +214,25 @@ def multi_user_list_scope(
         raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
 
 
-def read_local_file(path: str) -> bytes | None:
+@dataclass(frozen=True)
+class StepLog:
+    """A step's log, open for reading. Its reader closes `file` and reads no more than `size` bytes, its
+    length when opened (the log of a running step grows on)."""
+
+    file: BinaryIO
+    size: int
+
+
+def open_local_file(path: str) -> StepLog | None:
+    """The file at `path`, open; None when there is none (or it cannot be read)."""
     try:
-        return Path(path).read_bytes()
+        file = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
     except OSError:
+        return None
+    try:
+        return StepLog(file, os.fstat(file.fileno()).st_size)
+    except OSError:
+        file.close()
         return None
 
 
@@ -223,6 +246,7 @@ class RunService:
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
         artifact_reader: ArtifactReader | None = None,
+        artifact_sizer: ArtifactSizer | None = None,
         log_reader: LogReader | None = None,
     ) -> None:
         self._db = db
@@ -231,24 +255,29 @@ class RunService:
         self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
-        self.log_reader: LogReader = log_reader or read_local_file
+        self.artifact_sizer = artifact_sizer
+        self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
         self.execution = execution
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewRun, caller: Caller = SYSTEM) -> RunDetail:
+    def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
         with _context("Validate create run request failed."):
-            source = self._validate(request)
+            self._validate_fields(request)
+        authorize_sources(self._authz, caller, request)
+        with _context("Validate create run request failed."):
+            source = resolve_pipeline_source(self._db, request)
+            check_create_references(request.resource_references)
         namespace = namespace_of_new(
-            self._db, self._authz, caller, request.resource_references, source, authz.RUNS, request.name
+            self._db, self._authz, caller, request.resource_references, authz.RUNS, request.name
         )
         with _context("Failed to create a new run."):
             return self._create(request, source, namespace)
 
-    def _validate(self, request: NewRun) -> PipelineSource:
-        """Upstream's ValidateCreateRunRequest, in its order: the name, then what the run executes."""
+    def _validate_fields(self, request: NewRun) -> None:
+        """Upstream's ValidateCreateRunRequest, in its order: the name, then (in create) what the run executes."""
         if not request.name:
             raise InvalidArgument("The run name is empty. Please specify a valid name.")
         if len(request.name) > NAME_LENGTH:
@@ -260,7 +289,6 @@ class RunService:
                 f"Service account name is too long. Support maximum length of {NAME_LENGTH} characters."
             )
         check_text("Service account", request.service_account)
-        return resolve_pipeline_source(self._db, request)
 
     def _create(self, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
@@ -281,7 +309,6 @@ class RunService:
         experiment = next(
             r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
         )
-        job = next((r for r in references if r.key.type == ResourceType.JOB), None)
         if namespace is None:  # single-user mode: the experiment's all the same
             namespace = experiment_namespace(self._db, experiment.key.id)
         run = Run(
@@ -291,7 +318,7 @@ class RunService:
             description_key=description_key(request.description),
             namespace=namespace,
             experiment_id=experiment.key.id,
-            job_id=job.key.id if job is not None else None,
+            job_id=None,  # only the scheduler's runs belong to a job
             pipeline_id=request.pipeline_id,
             pipeline_name=source.pipeline_name,
             pipeline_version_id=source.version_id,
@@ -314,17 +341,18 @@ class RunService:
         )
         with self._db.transaction() as session:
             repo.add_run(session, run, manifest)
+        log.info("run %s (%s) created in experiment %s", run_id, request.name, experiment.key.id)
         self._notify("run_created", run_id)
         return RunDetail(RunView(run, [], spec_manifest), render_workflow(workflow_json, {}, []))
 
     # -- read ------------------------------------------------------------------------------------------
 
-    def get(self, run_id: str, caller: Caller = SYSTEM) -> RunDetail:
+    def get(self, run_id: str, *, caller: Caller) -> RunDetail:
         with self._db.transaction(write=False) as session:
             run = repo.get_run(session, run_id)
             if run is None:
                 raise NotFound.resource("Run", run_id)
-            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.GET, run.name)
+            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.GET, run_id)
             manifest = repo.get_manifest(session, run_id)
             nodes = repo.list_nodes(session, run_id)
             metrics = repo.metrics_of_runs(session, [run_id]).get(run_id, [])
@@ -336,7 +364,7 @@ class RunService:
             )
         return RunDetail(RunView(run, metrics, spec_manifest), rendered)
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, caller: Caller = SYSTEM) -> ListResult:
+    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         query = parse_list_request(repo.RUN_LISTABLE, request)
         scope = []
         check_filter_key(key)
@@ -360,19 +388,19 @@ class RunService:
 
     # -- storage state and delete ----------------------------------------------------------------------
 
-    def archive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def archive(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.ARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Run", run_id).wrap("Archive run failed")
 
-    def unarchive(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def unarchive(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.UNARCHIVE)
         with self._db.transaction() as session:
             if not repo.set_storage_state(session, run_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Run", run_id).wrap("Unarchive run failed")
 
-    def delete(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def delete(self, run_id: str, *, caller: Caller) -> None:
         """DeleteRun: stop what still runs (as deleting the Argo workflow kills its pods), then the rows."""
         self._authz.run(caller, run_id, authz.DELETE)
         with self._db.transaction() as session:
@@ -391,7 +419,7 @@ class RunService:
 
     # -- terminate and retry ---------------------------------------------------------------------------
 
-    def terminate(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def terminate(self, run_id: str, *, caller: Caller) -> None:
         self._authz.run(caller, run_id, authz.TERMINATE)
         with self._db.transaction() as session:
             if not repo.run_exists(session, run_id):
@@ -402,7 +430,7 @@ class RunService:
                 )
         self._notify("terminate_requested", run_id)
 
-    def retry(self, run_id: str, caller: Caller = SYSTEM) -> None:
+    def retry(self, run_id: str, *, caller: Caller) -> None:
         """RetryRun (upstream's formulateRetryWorkflow on our rows), in one transaction.
 
         Succeeded/Skipped nodes stay; Failed/Error/Omitted DAG nodes are reset to Running; every other
@@ -457,7 +485,7 @@ class RunService:
 
     # -- artifacts and logs ----------------------------------------------------------------------------
 
-    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, caller: Caller = SYSTEM) -> bytes:
+    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, *, caller: Caller) -> bytes:
         """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
@@ -467,13 +495,21 @@ class RunService:
                     raise NotFound.resource("Run", run_id)
                 node = repo.get_node(session, run_id, node_id)
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
+            size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
+            if size is not None and size > self._settings.max_artifact_read_bytes:
+                # Its answer (base64 in JSON) is built in memory: refused rather than read.
+                raise FailedPrecondition(
+                    f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
+                    f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
+                )
             data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
 
-    def read_node_log(self, run_id: str, node_id: str, caller: Caller = SYSTEM) -> bytes:
-        """The log of a step (our extension of the v1beta1 API): read as an artifact is."""
+    def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> StepLog:
+        """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
+        the caller to stream and close (a log is not read into memory: it may be large)."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         with _context("Read node log failed."):
             with self._db.transaction(write=False) as session:
@@ -483,10 +519,10 @@ class RunService:
             if node is None:
                 raise NotFound.resource("Node", node_id)
             path = load_object(node.data).get("_log_path")
-            data = self.log_reader(path) if isinstance(path, str) and path else None
-            if data is None:
+            step_log = self.log_reader(path) if isinstance(path, str) and path else None
+            if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
-            return data
+            return step_log
 
     # -- internals -------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class ClaimedRun:
     workflow: str  # the runtime workflow JSON
     workflow_status: dict
     nodes: list[dict]  # node data (Argo shape + private keys)
+    name: str = ""  # the run's name, for the log
 
 
 def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> list[tuple[str, str | None]]:
@@ -75,7 +76,7 @@ def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver:
 
 def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
     row = session.execute(
-        select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status)
+        select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status, Run.name)
         .join(RunManifest, RunManifest.run_id == Run.id)
         .where(Run.id == run_id)
     ).first()
@@ -89,6 +90,7 @@ def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
         workflow=row[2],
         workflow_status=json.loads(row[3] or "{}"),
         nodes=nodes,
+        name=row[4],
     )
 
 

@@ -22,12 +22,15 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Apply the migrations up to `revision`; returns the revision the database was at (None: empty)."""
     # Make sure a SQLite file's directory exists before Alembic opens it.
     from kfp_backend.store.db import Database
 
     Database(url, pool_size=1).dispose()
+    before = current_revision(url)
     command.upgrade(alembic_config(url), revision)
+    return before
 
 
 def head_revision() -> str:

@@ -158,7 +158,7 @@ ERROR_MAPPING = [
 def test_error_mapping(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     service = app.extensions["kfp_backend.services"].experiments
     for raised, status, code, internal, external in ERROR_MAPPING:
-        def fail(_id: str, *_caller: object, raised: Exception = raised) -> None:
+        def fail(_id: str, *, caller: object, raised: Exception = raised) -> None:
             raise raised
 
         monkeypatch.setattr(service, "get", fail)
@@ -169,7 +169,7 @@ def test_error_mapping(client: FlaskClient, app: Flask, monkeypatch: pytest.Monk
 
 @only_sqlite
 def test_unexpected_exception_is_a_json_500(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(_id: str, *_caller: object) -> None:
+    def fail(_id: str, *, caller: object) -> None:
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(app.extensions["kfp_backend.services"].experiments, "get", fail)

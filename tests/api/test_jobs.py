@@ -23,6 +23,7 @@ from sqlalchemy import update
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
 from kfp_backend.services.container import Services
+from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.store.models import Job, JobManifest, Run
 
 API = "/apis/v1beta1"
@@ -516,14 +517,11 @@ def test_enable_and_disable_are_idempotent_and_move_updated_at_only_on_change(
 
 def test_delete_keeps_the_runs_of_the_job(client: FlaskClient, manifests: dict[str, str], services: Services,
                                           scheduling: RecordingScheduling) -> None:
-    job = manifest_job(client, manifests["json"], "doomed")
+    job = manifest_job(client, manifests["json"], "doomed", enabled=True)
     job_id = job["id"]
-    run = client.post(f"{API}/runs", json={
-        "name": "fired", "pipeline_spec": {"workflow_manifest": manifests["json"]},
-        "resource_references": [{"key": {"type": "JOB", "id": job_id}, "name": "doomed", "relationship": "CREATOR"}],
-    })
-    assert run.status_code == 200, run.get_data(as_text=True)
-    run_id = run.get_json()["run"]["id"]
+    # Only the scheduler links a run to its job: fire it (a job without a schedule fires once, now).
+    (fired,) = JobFiring(services.db, services.settings).fire_due().fired
+    run_id = fired.run_id
     by_job = {"resource_reference_key.type": "JOB", "resource_reference_key.id": job_id}
     assert [r["id"] for r in client.get(f"{API}/runs", query_string=by_job).get_json()["runs"]] == [run_id]
 

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.store import experiments_repo
 from kfp_backend.store.models import Experiment, description_key
 from tests.databases import BACKENDS, DatabaseFactory
@@ -84,7 +85,7 @@ def seeded(
                      scheduler_enabled=False)
         )
         services = app.extensions["kfp_backend.services"]
-        services.experiments.delete(services.experiments.ensure_default().id)
+        services.experiments.delete(services.experiments.ensure_default().id, caller=SYSTEM)
         insert_experiments(app, ROWS)
         yield app.test_client()
         shutdown(app)

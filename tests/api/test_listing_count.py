@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.store import experiments_repo
 from kfp_backend.store.db import Database, side_reads_of
 from kfp_backend.store.listing import ListQuery
@@ -76,7 +77,7 @@ FILTERS: list[tuple[list[dict], Any]] = [
 def db(app: Flask) -> Database:
     database: Database = app.extensions["kfp_backend.services"].db
     services = app.extensions["kfp_backend.services"]
-    services.experiments.delete(services.experiments.ensure_default().id)
+    services.experiments.delete(services.experiments.ensure_default().id, caller=SYSTEM)
     return database
 
 

@@ -277,7 +277,7 @@ def walk_app(
     """One multi-user app per database for the whole walk."""
     with database_factories[request.param].fresh() as url:
         app = create_app(_settings(database_url=url, data_dir=tmp_path_factory.mktemp("ns") / "data",
-                                   auth="required"))
+                                   auth="required", pipeline_url_allowed_hosts="127.0.0.1"))
         try:
             yield app.test_client(), _make_tokens(app)
         finally:
@@ -522,6 +522,129 @@ def test_multi_user_request_rules(side_by_side: tuple[FlaskClient, Tokens]) -> N
         "Experiment gone not found.")
     assert len(admin.ok("GET", "/runs", query_string=_ns_key(TEAM_A))["runs"]) == 1
     assert len(admin.ok("GET", "/jobs", query_string=_ns_key(TEAM_A))["jobs"]) == 1
+
+
+def _names(api: Api, seed: Seed) -> dict[str, str]:
+    """The names of `seed`'s resources, as their owner reads them."""
+    return {
+        "experiment": api.ok("GET", f"/experiments/{seed.experiment}")["name"],
+        "pipeline": seed.pipeline_name,
+        "version": api.ok("GET", f"/pipeline_versions/{seed.version}")["name"],
+        "run": api.ok("GET", f"/runs/{seed.run}")["run"]["name"],
+        "job": api.ok("GET", f"/jobs/{seed.job}")["name"],
+    }
+
+
+def _assert_names_hidden(response: Any, names: dict[str, str]) -> None:
+    text = response.get_data(as_text=True)
+    for kind, name in names.items():
+        assert name not in text, (kind, name, text)
+
+
+def test_references_across_namespaces(side_by_side: tuple[FlaskClient, Tokens]) -> None:
+    """Runs and jobs reference only what their caller may read; the scheduler alone links a run to a job; no
+    answer names a resource of a namespace the caller may not read."""
+    client, tokens = side_by_side
+    alice, bob, admin = Api(client, tokens.alice), Api(client, tokens.bob), Api(client, tokens.admin)
+    a = _seed(client, tokens.alice, TEAM_A)
+    b = _seed(client, tokens.bob, TEAM_B)
+    bobs = _names(bob, b)
+    spec = {"pipeline_spec": {"workflow_manifest": _manifest()}}
+
+    def reference(kind: str, id: str, relationship: str = "OWNER") -> dict[str, Any]:
+        return {"key": {"type": kind, "id": id}, "relationship": relationship}
+
+    for path, extra in (("/runs", {"name": "r"}), ("/jobs", {"name": "j", "max_concurrency": 1})):
+        body = {**spec, **extra}
+        # A JOB reference: refused whoever's job it is (only the scheduler links a run to its job); bob's job
+        # gains no run that would count against its max_concurrency.
+        for job in (b.job, a.job):
+            refs = [*_in_experiment(a.experiment), reference("JOB", job, "CREATOR")]
+            refused = alice.call("POST", path, json={**body, "resource_references": refs})
+            assert _error(refused, 400) == (
+                "Unsupported resource type: JOB. Only the scheduler links a run to the job that created it.")
+            _assert_names_hidden(refused, bobs)
+        by_job = {"resource_reference_key.type": "JOB", "resource_reference_key.id": b.job}
+        assert admin.call("GET", "/runs", query_string=by_job).status_code == 400  # multi-user: not a list key
+        # More than one EXPERIMENT reference, whoever's: 400, naming none.
+        for second in (b.experiment, a.experiment):
+            refs = [*_in_experiment(a.experiment), reference("EXPERIMENT", second, "CREATOR")]
+            refused = alice.call("POST", path, json={**body, "resource_references": refs})
+            assert _error(refused, 400) == "Invalid resource references: more than one EXPERIMENT reference (2)."
+            _assert_names_hidden(refused, bobs)
+        # Bob's pipeline version, in whatever relationship: 403 (it used to be echoed with its name).
+        refs = [*_in_experiment(a.experiment), reference("PIPELINE_VERSION", b.version)]
+        refused = alice.call("POST", path, json={**body, "resource_references": refs})
+        assert "Resource:pipelines" in _error(refused, 403)
+        _assert_names_hidden(refused, bobs)
+        # Bob's pipeline by id, and its version as the creator: 403 before anything about them is said.
+        for source in ({"pipeline_spec": {"pipeline_id": b.pipeline}},
+                       {"pipeline_spec": {}, "resource_references": [
+                           *_in_experiment(a.experiment), reference("PIPELINE_VERSION", b.version, "CREATOR")]}):
+            refused = alice.call("POST", path, json={
+                **extra, "resource_references": _in_experiment(a.experiment), **source})
+            assert "Resource:pipelines" in _error(refused, 403)
+            _assert_names_hidden(refused, bobs)
+        # Bob's experiment as the owner: 403 naming the new object, not bob's experiment.
+        refused = alice.call("POST", path, json={**body, "resource_references": _in_experiment(b.experiment)})
+        assert "User 'alice' is not authorized" in _error(refused, 403)
+        _assert_names_hidden(refused, bobs)
+        # A NAMESPACE reference: one the caller may use, and the experiment's.
+        refs = [*_in_experiment(a.experiment), reference("NAMESPACE", TEAM_B)]
+        refused = alice.call("POST", path, json={**body, "resource_references": refs})
+        assert "Namespace:team-b," in _error(refused, 403)
+        refs = [*_in_experiment(a.experiment), reference("NAMESPACE", TEAM_B)]
+        assert _error(admin.call("POST", path, json={**body, "resource_references": refs}), 400) == (
+            "Invalid resource references: namespace team-b is not the namespace of the experiment.")
+        refs = [*_in_experiment(a.experiment), reference("NAMESPACE", TEAM_A)]
+        assert alice.ok("POST", path, json={**body, "resource_references": refs})
+        # Her own version, as a second reference, is fine and named.
+        refs = [*_in_experiment(a.experiment), reference("PIPELINE_VERSION", a.version)]
+        created = alice.ok("POST", path, json={**body, "resource_references": refs})
+        created = created.get("run", created)
+        assert {r["key"]["id"]: r.get("name") for r in created["resource_references"]}[a.version]
+    # Nothing was added to bob's namespace.
+    assert _ids(bob.ok("GET", "/runs", query_string=_ns_key(TEAM_B)), "runs") == {b.run}
+    assert _ids(bob.ok("GET", "/jobs", query_string=_ns_key(TEAM_B)), "jobs") == {b.job}
+
+    # Every refusal about bob's resources, named by id, keeps their names to itself.
+    for method, path in (
+        ("GET", f"/experiments/{b.experiment}"), ("POST", f"/experiments/{b.experiment}:archive"),
+        ("DELETE", f"/experiments/{b.experiment}"),
+        ("GET", f"/runs/{b.run}"), ("POST", f"/runs/{b.run}/retry"), ("POST", f"/runs/{b.run}/terminate"),
+        ("POST", f"/runs/{b.run}:archive"), ("DELETE", f"/runs/{b.run}"),
+        ("GET", f"/runs/{b.run}/nodes/n/log"), ("GET", f"/runs/{b.run}/nodes/n/artifacts/a:read"),
+        ("GET", f"/jobs/{b.job}"), ("POST", f"/jobs/{b.job}/enable"), ("DELETE", f"/jobs/{b.job}"),
+        ("GET", f"/pipelines/{b.pipeline}"), ("GET", f"/pipelines/{b.pipeline}/templates"),
+        ("DELETE", f"/pipelines/{b.pipeline}"), ("POST", f"/pipelines/{b.pipeline}/default_version/{b.version}"),
+        ("GET", f"/pipeline_versions/{b.version}"), ("GET", f"/pipeline_versions/{b.version}/templates"),
+        ("DELETE", f"/pipeline_versions/{b.version}"),
+    ):
+        refused = alice.call(method, path)
+        assert refused.status_code == 403, (method, path)
+        _assert_names_hidden(refused, bobs)
+    refused = alice.call("GET", "/pipeline_versions", query_string={"resource_key.type": "PIPELINE",
+                                                                    "resource_key.id": b.pipeline})
+    assert refused.status_code == 403
+    _assert_names_hidden(refused, bobs)
+    refused = alice.call("POST", "/pipelines/upload_version", data=_package(), query_string={"pipelineid": b.pipeline},
+                         content_type="multipart/form-data")
+    assert refused.status_code == 403
+    _assert_names_hidden(refused, bobs)
+
+
+def test_single_user_runs_and_jobs_cannot_name_a_job(client: FlaskClient) -> None:
+    """Without namespaces too: a job's runs are the scheduler's alone."""
+    job = client.post(API + "/jobs", json={"name": "j", "max_concurrency": 1,
+                                           "pipeline_spec": {"workflow_manifest": _manifest()}})
+    assert job.status_code == 200
+    job_ref = [{"key": {"type": "JOB", "id": job.get_json()["id"]}, "relationship": "CREATOR"}]
+    for path, extra in (("/runs", {"name": "r"}), ("/jobs", {"max_concurrency": 1})):
+        body = {**extra, "pipeline_spec": {"workflow_manifest": _manifest()}, "resource_references": job_ref}
+        assert _error(client.post(API + path, json=body), 400) == (
+            "Unsupported resource type: JOB. Only the scheduler links a run to the job that created it.")
+    by_job = {"resource_reference_key.type": "JOB", "resource_reference_key.id": job.get_json()["id"]}
+    assert client.get(API + "/runs", query_string=by_job).get_json() == {}
 
 
 def test_multi_user_mode_refuses_file_urls(side_by_side: tuple[FlaskClient, Tokens], tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from sqlalchemy import event, select, update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
+from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
 
@@ -123,11 +125,8 @@ def app(settings: Settings, artifacts_dir: Path) -> Iterator[Flask]:
     services: Services = application.extensions["kfp_backend.services"]
     services.runs.attach_execution(RecordingExecution())
 
-    def read(key: str) -> bytes | None:
-        path = artifacts_dir / key
-        return path.read_bytes() if path.is_file() else None
-
-    services.runs.artifact_reader = read
+    store = LocalArtifactStore(artifacts_dir)  # the tests write its files themselves
+    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
     yield application
     services.db.dispose()
 
@@ -687,11 +686,12 @@ def test_report_node_metrics_caps_a_run_at_fifty(services: Services, client: Fla
     run_id = manifest_run(client, manifests["json"])["id"]
     metrics = services.metrics
     first = metrics.report_node_metrics(run_id, "pod-1", [
-        {"name": f"m{i}", "node_id": "ignored", "number_value": i, "format": "RAW"} for i in range(30)])
+        {"name": f"m{i}", "node_id": "ignored", "number_value": i, "format": "RAW"} for i in range(30)], caller=SYSTEM)
     assert len(first) == 30 and {r.metric_node_id for r in first} == {"pod-1"}
-    second = metrics.report_node_metrics(run_id, "pod-2", [{"name": f"m{i}", "number_value": 1} for i in range(30)])
+    second = metrics.report_node_metrics(run_id, "pod-2", [{"name": f"m{i}", "number_value": 1} for i in range(30)],
+                                         caller=SYSTEM)
     assert len(second) == 20
-    assert metrics.report_node_metrics(run_id, "pod-3", [{"name": "late"}]) == []
+    assert metrics.report_node_metrics(run_id, "pod-3", [{"name": "late"}], caller=SYSTEM) == []
     stored = get_run(client, run_id)["run"]["metrics"]
     assert len(stored) == 50
     assert stored[0] == {"name": "m0", "node_id": "pod-1", "format": "RAW"}
@@ -869,6 +869,34 @@ def test_read_artifact(client: FlaskClient, services: Services, manifests: dict[
     assert body["error"].endswith(f"'.: {not_found(gone)}")
 
 
+def test_read_artifact_refuses_an_artifact_over_the_limit(
+    settings: Settings, manifests: dict[str, str], artifacts_dir: Path
+) -> None:
+    application = create_app(settings.replace(executor_enabled=False, max_artifact_read_bytes=1000))
+    services: Services = application.extensions["kfp_backend.services"]
+    store = LocalArtifactStore(artifacts_dir)
+    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
+    try:
+        client = application.test_client()
+        run_id = manifest_run(client, manifests["json"])["id"]
+        for name, size in (("small", 1000), ("large", 1001)):
+            key = f"artifacts/{run_id}/pod-1/{name}.tgz"
+            (artifacts_dir / key).parent.mkdir(parents=True, exist_ok=True)
+            (artifacts_dir / key).write_bytes(b"x" * size)
+        add_nodes(services, run_id, [_node("pod-1", "wf.step", "Succeeded", "Pod", outputs={"artifacts": [
+            {"name": name, "s3": {"key": f"artifacts/{run_id}/pod-1/{name}.tgz"}} for name in ("small", "large")
+        ]})])
+        response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/small:read")
+        assert response.status_code == 200 and base64.b64decode(response.get_json()["data"]) == b"x" * 1000
+        body = error(client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/large:read"), 400, 9)
+        assert external(body) == ("artifact large is 1001 bytes, more than ReadArtifact returns on this server "
+                                  "(1000 bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)")
+        assert body["error"].startswith(f"failed to read artifact 'run_id:\"{run_id}\" node_id:\"pod-1\" "
+                                        f"artifact_name:\"large\"'.: FailedPreconditionError: artifact large is")
+    finally:
+        services.db.dispose()
+
+
 def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, str], tmp_path: Path) -> None:
     run_id = manifest_run(client, manifests["json"])["id"]
     log_file = tmp_path / "step.log"
@@ -891,6 +919,78 @@ def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, 
     error(client.get(f"{RUNS}/{gone}/nodes/pod-1/log"), 404, 5, f"Read node log failed.: {not_found(gone)}")
 
 
+def test_node_log_by_byte_range(client: FlaskClient, services: Services, manifests: dict[str, str],
+                                tmp_path: Path) -> None:
+    run_id = manifest_run(client, manifests["json"])["id"]
+    log_file = tmp_path / "step.log"
+    text = b"".join(b"%d\n" % number for number in range(10_000))
+    log_file.write_bytes(text)
+    add_nodes(services, run_id, [_node("pod-1", "wf.step", "Succeeded", "Pod", _log_path=str(log_file))])
+    url = f"{RUNS}/{run_id}/nodes/pod-1/log"
+
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.headers["Content-Length"] == str(len(text)) and whole.data == text
+    for header, start, end in (("bytes=-6", len(text) - 6, len(text)), ("bytes=0-9", 0, 10),
+                               ("bytes=100-", 100, len(text)), ("bytes=5-5", 5, 6),
+                               (f"bytes=-{len(text) + 50}", 0, len(text)), ("bytes=20-999999", 20, len(text))):
+        part = client.get(url, headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.data == text[start:end], header
+        assert part.headers["Content-Range"] == f"bytes {start}-{end - 1}/{len(text)}", header
+        assert part.headers["Content-Length"] == str(end - start) and part.mimetype == "text/plain"
+    assert client.get(url, headers={"Range": "bytes=-6"}).data == b"\n9998\n9999\n"[-6:]
+    head = client.head(url, headers={"Range": "bytes=-6"})
+    assert head.status_code == 206 and head.data == b"" and head.headers["Content-Length"] == "6"
+
+    # What a server may ignore gets the whole log: another unit, a malformed or multi-range header, If-Range.
+    for headers in ({"Range": "lines=1-2"}, {"Range": "bytes=abc"}, {"Range": "bytes=5-2"},
+                    {"Range": "bytes=0-1,5-6"}, {"Range": "bytes=-"}, {"Range": "bytes=-6", "If-Range": "x"}):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200 and response.data == text, headers
+    # A range starting past the end: 416 with the JSON error and the log's length.
+    for header in (f"bytes={len(text)}-", f"bytes={len(text) + 7}-{len(text) + 9}", "bytes=-0"):
+        response = client.get(url, headers={"Range": header})
+        body = error(response, 416, 11)
+        assert body["error"] == "Requested Range Not Satisfiable", header
+        assert response.headers["Content-Range"] == f"bytes */{len(text)}", header
+    # An empty log (a step that has not written yet) is answered whole, whatever the range.
+    log_file.write_bytes(b"")
+    for header in ("bytes=-100", "bytes=0-"):
+        response = client.get(url, headers={"Range": header})
+        assert (response.status_code, response.data, response.headers["Content-Length"]) == (200, b"", "0")
+
+
+def test_node_log_of_a_running_step_is_read_as_long_as_it_was_when_opened(
+    client: FlaskClient, services: Services, manifests: dict[str, str], tmp_path: Path
+) -> None:
+    from kfp_backend.services.runs import StepLog, open_local_file
+
+    run_id = manifest_run(client, manifests["json"])["id"]
+    log_file = tmp_path / "step.log"
+    log_file.write_bytes(b"first line\n")
+    add_nodes(services, run_id, [_node("pod-1", "wf.step", "Running", "Pod", _log_path=str(log_file))])
+
+    def open_then_step_writes(path: str) -> StepLog | None:
+        opened = open_local_file(path)
+        with open(path, "ab") as step:
+            step.write(b"written while the response is sent\n")
+        return opened
+
+    services.runs.log_reader = open_then_step_writes
+    for headers, status in (({}, 200), ({"Range": "bytes=6-"}, 206)):
+        log_file.write_bytes(b"first line\n")
+        response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/log", headers=headers)
+        assert response.status_code == status
+        assert response.data == b"first line\n"[6 if status == 206 else 0:]
+        assert response.headers["Content-Length"] == str(len(response.data))
+    # The next request reads on.
+    log_file.write_bytes(b"first line\n")
+    services.runs.log_reader = open_local_file
+    response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/log", headers={"Range": "bytes=-6"})
+    assert (response.status_code, response.data) == (206, b" line\n")
+
+
 def test_concurrent_reports_of_one_metric_store_exactly_one(
     client: FlaskClient, services: Services, manifests: dict[str, str]
 ) -> None:
@@ -901,7 +1001,7 @@ def test_concurrent_reports_of_one_metric_store_exactly_one(
     run_id = manifest_run(client, manifests["json"])["id"]
 
     def report(value: int) -> ReportStatus:
-        (result,) = services.metrics.report(run_id, [ReportedMetric("acc", "pod", float(value))])
+        (result,) = services.metrics.report(run_id, [ReportedMetric("acc", "pod", float(value))], caller=SYSTEM)
         return result.status
 
     with ThreadPoolExecutor(max_workers=4) as pool:

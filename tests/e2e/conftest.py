@@ -78,9 +78,20 @@ def _wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kfp-backend-server")
+
+
+@pytest.fixture(scope="session")
+def server_log(server_workdir: Path) -> Path:
+    """What the session's server printed (its standard output and error), as a user would see it."""
+    return server_workdir / "server.log"
+
+
+@pytest.fixture(scope="session")
+def server_url(server_workdir: Path, server_log: Path) -> Iterator[str]:
     """Base URL (`http://127.0.0.1:<port>`) of a `kfp-backend serve` subprocess running for the session."""
-    workdir = tmp_path_factory.mktemp("kfp-backend-server")
+    workdir = server_workdir
     port = _free_port()
     command = [
         sys.executable, "-m", "kfp_backend", "serve",
@@ -89,7 +100,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database_url = os.environ.get(E2E_DATABASE_ENV)
     if database_url:
         command += ["--database-url", database_url]
-    log_path = workdir / "server.log"
+    log_path = server_log
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=_server_env(), stdin=subprocess.DEVNULL, stdout=log,

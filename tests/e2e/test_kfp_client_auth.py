@@ -12,6 +12,7 @@ open).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from tests.databases import DatabaseFactory
 from tests.e2e.conftest import REPO_ROOT
@@ -181,3 +183,50 @@ def test_unknown_and_revoked_tokens_get_401(auth_server: Server, make_client, un
     # At once: the server reads revocations from the database on every request.
     body = api_exception(lambda: client.list_experiments(), 401)
     assert body["details"][0]["error_message"] == "The bearer token is revoked."
+
+
+def test_references_and_pipeline_urls_through_the_client(
+    auth_server: Server, make_client, unique: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Through the client's own API objects: a run may not name a JOB reference (only the scheduler links
+    a run to its job), nor two experiments; and the server refuses to download a pipeline from itself (a
+    loopback address) in multi-user mode."""
+    from kfp_server_api import (
+        ApiPipeline,
+        ApiPipelineSpec,
+        ApiResourceKey,
+        ApiResourceReference,
+        ApiRun,
+        ApiUrl,
+    )
+
+    team = f"{unique}-refs"
+    token, _ = auth_server.new_token("e2e-refs", team)
+    client = make_client(token, team)
+    experiment = client.create_experiment(f"{unique}-exp")
+    other = client.create_experiment(f"{unique}-other")
+    manifest = json.dumps(yaml.safe_load(compile_pipeline("arithmetic", tmp_path / "a.yaml").read_text()))
+
+    def reference(kind: str, id: str, relationship: str) -> ApiResourceReference:
+        return ApiResourceReference(key=ApiResourceKey(type=kind, id=id), relationship=relationship)
+
+    owner = reference("EXPERIMENT", experiment.id, "OWNER")
+    for extra, message in (
+        (reference("JOB", "00000000-0000-4000-8000-000000000000", "CREATOR"),
+         "Unsupported resource type: JOB. Only the scheduler links a run to the job that created it."),
+        (reference("EXPERIMENT", other.id, "CREATOR"),
+         "Invalid resource references: more than one EXPERIMENT reference (2)."),
+    ):
+        run = ApiRun(name=f"{unique}-run", pipeline_spec=ApiPipelineSpec(workflow_manifest=manifest),
+                     resource_references=[owner, extra])
+        body = api_exception(lambda run=run: client.runs.create_run(body=run), 400)
+        assert body["details"][0]["error_message"] == message
+    assert not client.list_runs(experiment_id=experiment.id).runs
+
+    own_url = f"{auth_server.url}/apis/v1beta1/healthz"
+    from_itself = ApiPipeline(name=f"{unique}-p", url=ApiUrl(pipeline_url=own_url))
+    body = api_exception(lambda: client.pipelines.create_pipeline(body=from_itself), 400)
+    assert body["details"][0]["error_message"].startswith(
+        f"Invalid Pipeline URL {own_url}. Please specify a valid URL: in multi-user mode the server does not "
+        "download from loopback"), body
+    assert client.get_pipeline_id(f"{unique}-p") is None

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.e2e import semantics_pipelines as sp
+from tests.e2e.helpers import api_exception
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
 
 RUN_TIMEOUT = 60.0
@@ -177,8 +178,10 @@ def test_retry_of_a_failed_run_reruns_only_what_failed(kfp_client, api_url: str,
     assert "execution 2" in read_node_log(api_url, run_id, step_b_id)
     assert metrics_of(detail) == [("execution", step_b_id, 1.0)]
 
-    # A succeeded run cannot be retried, and a finished run cannot be terminated.
-    assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/retry", timeout=10))
+    # A succeeded run cannot be retried: 409 (gRPC Aborted), as upstream's BadRequestError; a finished run
+    # cannot be terminated.
+    body = api_exception(lambda: kfp_client.runs.retry_run(run_id), 409)
+    assert body["code"] == 10 and body["details"][0]["error_message"] == "Workflow must be Failed/Error to retry"
     body = assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/terminate", timeout=10), allowed=(400,))
     assert "Row not found" in json.dumps(body), body
     assert kfp_client.get_run(run_id).run.status == "Succeeded"

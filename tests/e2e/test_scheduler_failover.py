@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store import scheduler_repo
@@ -81,7 +82,7 @@ def test_two_schedulers_one_killed_every_slot_fires_exactly_once(postgres_url: s
         time.sleep(1.0)  # the standby has tried the lease too
         jobs = [
             services.jobs.create(NewJob(name=f"every second {i}", workflow_manifest=manifest, max_concurrency=10,
-                                        enabled=True, trigger=trigger)).job
+                                        enabled=True, trigger=trigger), caller=SYSTEM).job
             for i, trigger in enumerate([NewTrigger(kind="periodic", interval_seconds=1),
                                          NewTrigger(kind="periodic", interval_seconds=1),
                                          NewTrigger(kind="cron", cron="* * * * * *")])

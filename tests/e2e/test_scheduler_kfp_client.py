@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +83,41 @@ def test_periodic_and_cron_jobs_fire_and_their_runs_succeed(kfp_client, unique, 
     time.sleep(2.5)
     assert [len(job_runs(kfp_client, job.id)) for job in (periodic, cron)] == counts
     assert all(count >= 2 for count in counts)
+
+
+UPSTREAM_START = datetime(1970, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+# The scheduler looks at the jobs at least this often: waiting several times as long after the expected runs
+# gives an extra (wrong) fire every chance to show up.
+SETTLE_SECONDS = 3.0
+
+
+def test_start_and_end_in_1970_fire_two_runs_with_catchup_and_one_without(kfp_client, unique, package):
+    """Upstream's own scenario (job_api_test): start 1970-01-01T10:00:00Z, end two minutes later, every 60 s
+    or `0 * * * * ?`, the client's default max_concurrency of 1: shortly after creation, two runs (10:01 and
+    10:02) with catch-up, one (10:02) with no_catchup, and no more after."""
+    experiment = kfp_client.create_experiment(f"{unique}-in-1970")
+    window = dict(start_time="1970-01-01T10:00:00Z", end_time="1970-01-01T10:02:00Z",
+                  pipeline_package_path=str(package))
+    jobs = {}
+    for kind, schedule in (("periodic", dict(interval_second=60)), ("cron", dict(cron_expression="0 * * * * ?"))):
+        for no_catchup in (False, True):
+            name = f"{unique}-{kind}-{'latest' if no_catchup else 'catchup'}"
+            jobs[name] = kfp_client.create_recurring_run(experiment.id, name, no_catchup=no_catchup or None,
+                                                         **schedule, **window)
+    expected = {name: ([UPSTREAM_START + timedelta(minutes=2)] if name.endswith("latest")
+                       else [UPSTREAM_START + timedelta(minutes=1), UPSTREAM_START + timedelta(minutes=2)])
+                for name in jobs}
+    try:
+        for name, job in jobs.items():
+            assert (job.trigger.periodic_schedule or job.trigger.cron_schedule).start_time == UPSTREAM_START
+            # The second catch-up run waits for the first to finish (max_concurrency 1): bounded, as run time is.
+            for run in wait_for_runs(kfp_client, job.id, len(expected[name]), timeout=180):
+                assert wait_for_run(kfp_client, run.id, timeout=90).run.status == "Succeeded"
+        time.sleep(SETTLE_SECONDS)
+        for name, job in jobs.items():
+            runs = job_runs(kfp_client, job.id)
+            assert [run.scheduled_at for run in runs] == expected[name], name
+            assert all(run.created_at > datetime(2000, 1, 1, tzinfo=timezone.utc) for run in runs)
+    finally:
+        for job in jobs.values():
+            kfp_client.jobs.delete_job(job.id)

@@ -36,6 +36,16 @@ def test_file_round_trip(store: LocalArtifactStore, tmp_path: Path) -> None:
     assert [p.name for p in destination.parent.iterdir()] == ["data"]  # no scratch left behind
 
 
+def test_size_is_the_stored_archive_length(store: LocalArtifactStore, tmp_path: Path) -> None:
+    source = tmp_path / "data"
+    source.write_bytes(b"payload" * 1000)
+    assert store.size(KEY) is None
+    store.put(KEY, source)
+    assert store.size(KEY) == len(store.read(KEY) or b"") > 0
+    assert store.size(KEY.rsplit("/", 1)[0]) is None  # a directory is no artifact
+    assert store.size(KEY + "/below") is None
+
+
 def test_directory_round_trip(store: LocalArtifactStore, tmp_path: Path) -> None:
     source = tmp_path / "out" / "data"
     (source / "sub" / "empty").mkdir(parents=True)

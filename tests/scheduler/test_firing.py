@@ -5,9 +5,11 @@ disabled, deleted and ended jobs stay quiet; each slot fires once, even with two
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -154,18 +156,47 @@ def test_no_catchup_fires_only_the_latest_slot(db: Database, manifest: str) -> N
     assert [r.scheduled_at for r in runs_of(db, cron.id)] == [T0 + 10, T0 + 90, T0 + 100]
 
 
-def test_start_time_in_the_future_fires_exactly_at_start(db: Database, manifest: str) -> None:
+def test_start_time_in_the_future_fires_one_interval_after_start(db: Database, manifest: str) -> None:
     clock = FakeClock(T0)
     job = add_job(db, manifest, interval=30, start=T0 + 100, created_at=T0, max_concurrency=10)
     fire = firing(db, clock)
     fire.fire_due(clock())
-    assert get_job(db, job.id).next_fire_at == T0 + 100
-    clock.set(T0 + 99.9)
+    assert get_job(db, job.id).next_fire_at == T0 + 130
+    clock.set(T0 + 129.9)
     assert fire.fire_due(clock()).fired == []
-    clock.set(T0 + 100)
-    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 100]
     clock.set(T0 + 130)
     assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 130]
+    clock.set(T0 + 160)
+    assert [f.scheduled_at for f in fire.fire_due(clock()).fired] == [T0 + 160]
+
+
+UPSTREAM_START = int(datetime(1970, 1, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp())
+
+
+@pytest.mark.parametrize("kind", ["periodic", "cron"])
+def test_start_and_end_in_1970_fire_two_runs_with_catchup_and_one_without(
+    db: Database, manifest: str, kind: str
+) -> None:
+    """Upstream's own scenario, at the client's default max_concurrency of 1: start
+    1970-01-01T10:00:00Z, end two minutes later, every 60 s or `0 * * * * ?`."""
+    clock = FakeClock(T0)
+    schedule: dict[str, Any] = dict(interval=60) if kind == "periodic" else dict(kind="cron", cron="0 * * * * ?")
+    window = dict(start=UPSTREAM_START, end=UPSTREAM_START + 120, created_at=T0, **schedule)
+    catchup = add_job(db, manifest, name="catchup", **window)
+    latest = add_job(db, manifest, name="latest", no_catchup=True, **window)
+    fire = firing(db, clock)
+    fired = fire.fire_due(clock()).fired
+    assert sorted((f.job_id == catchup.id, f.scheduled_at) for f in fired) == [
+        (False, UPSTREAM_START + 120), (True, UPSTREAM_START + 60),
+    ]
+    for second in range(1, 5):  # the runs finish; only the catch-up job's second slot is left
+        finish_runs(db, catchup.id)
+        finish_runs(db, latest.id)
+        clock.set(T0 + second)
+        fire.fire_due(clock())
+    assert [r.scheduled_at for r in runs_of(db, catchup.id)] == [UPSTREAM_START + 60, UPSTREAM_START + 120]
+    assert [r.scheduled_at for r in runs_of(db, latest.id)] == [UPSTREAM_START + 120]
+    assert get_job(db, catchup.id).next_fire_at is None and get_job(db, latest.id).next_fire_at is None
 
 
 def test_end_time_disabled_and_deleted_jobs_do_not_fire(db: Database, manifest: str) -> None:
@@ -350,3 +381,16 @@ def test_fire_ahead_in_parts_fires_every_job_once(db: Database, manifest: str) -
         assert [f.scheduled_at for f in fires_of(db, job.id)] == [T0 + 1]
     clock.set(T0 + 1.5)
     assert fire.fire_due(clock()).fired == []  # nothing left due
+
+
+def test_each_fire_is_logged_with_job_scheduled_time_and_run(
+    db: Database, manifest: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(T0 + 25)
+    job = add_job(db, manifest, name="Nightly", interval=10, created_at=T0, max_concurrency=10)
+    with caplog.at_level(logging.INFO, logger="kfp_backend.services.job_firing"):
+        fired = firing(db, clock).fire_due(clock()).fired
+    assert [r.getMessage() for r in caplog.records if r.name == "kfp_backend.services.job_firing"] == [
+        f"job {job.id} (Nightly) fired for {stamp}: run {f.run_id} ({f.run_name}) created"
+        for f, stamp in zip(fired, ("2024-05-01T12:00:10Z", "2024-05-01T12:00:20Z"), strict=True)
+    ]

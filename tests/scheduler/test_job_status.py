@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.services.jobs import NewJob, NewTrigger
@@ -29,7 +30,7 @@ def services(db_url: str, tmp_path: Path) -> Iterator[Services]:
 
 
 def status(services: Services, job_id: str) -> str:
-    return services.jobs.get(job_id).job.status
+    return services.jobs.get(job_id, caller=SYSTEM).job.status
 
 
 def refresh(services: Services) -> int:
@@ -43,11 +44,11 @@ def test_status_is_the_schedule_condition_upstream_reports(services: Services, m
     periodic = services.jobs.create(NewJob(
         name="hourly", workflow_manifest=manifest, max_concurrency=1, enabled=True,
         trigger=NewTrigger(kind="periodic", interval_seconds=3600),
-    )).job
+    ), caller=SYSTEM).job
     paused = services.jobs.create(NewJob(
         name="paused", workflow_manifest=manifest, max_concurrency=1, enabled=False,
         trigger=NewTrigger(kind="cron", cron="0 0 * * * *"),
-    )).job
+    ), caller=SYSTEM).job
     assert status(services, periodic.id) == "NO_STATUS"  # as created, before any scheduler looked
     assert status(services, paused.id) == "NO_STATUS"
 
@@ -58,15 +59,15 @@ def test_status_is_the_schedule_condition_upstream_reports(services: Services, m
     assert status(services, paused.id) == "Disabled"  # ...the scheduler's refresh does
     assert refresh(services) == 0  # nothing left to change: no row is written again
 
-    services.jobs.disable(periodic.id)
+    services.jobs.disable(periodic.id, caller=SYSTEM)
     assert status(services, periodic.id) == "Disabled"
-    services.jobs.enable(periodic.id)
-    services.jobs.enable(paused.id)
+    services.jobs.enable(periodic.id, caller=SYSTEM)
+    services.jobs.enable(paused.id, caller=SYSTEM)
     assert status(services, periodic.id) == "Enabled"
     assert status(services, paused.id) == "Enabled"
 
     # Archiving the experiment disables its jobs: their status says so.
-    services.experiments.archive(periodic.experiment_id)
+    services.experiments.archive(periodic.experiment_id, caller=SYSTEM)
     assert status(services, periodic.id) == "Disabled"
     assert status(services, paused.id) == "Disabled"
     assert refresh(services) == 0
@@ -76,7 +77,7 @@ def test_a_one_off_job_is_running_then_succeeded(services: Services, manifest: s
     clock = FakeClock(int(time.time()))
     firing = JobFiring(services.db, services.settings, clock_ms=clock)
     once = services.jobs.create(NewJob(name="once", workflow_manifest=manifest, max_concurrency=1,
-                                       enabled=True)).job
+                                       enabled=True), caller=SYSTEM).job
     clock.set(once.created_at)  # a job without a schedule fires once, at its creation
     assert [f.index for f in firing.fire_due().fired] == [1]
     assert status(services, once.id) == "Running"
@@ -87,7 +88,7 @@ def test_a_one_off_job_is_running_then_succeeded(services: Services, manifest: s
     assert refresh(services) == 1
     assert status(services, once.id) == "Succeeded"  # the schedule completed (whatever the run's outcome)
     # Disabling a completed one-off does not make it look schedulable again.
-    services.jobs.disable(once.id)
+    services.jobs.disable(once.id, caller=SYSTEM)
     assert status(services, once.id) == "Succeeded"
     assert refresh(services) == 0
 
@@ -97,7 +98,8 @@ def test_deleting_a_job_deletes_its_fires_and_keeps_its_runs(services: Services,
     firing = JobFiring(services.db, services.settings, clock_ms=clock)
     jobs = [
         services.jobs.create(NewJob(name=f"every second {i}", workflow_manifest=manifest, max_concurrency=10,
-                                    enabled=True, trigger=NewTrigger(kind="periodic", interval_seconds=1))).job
+                                    enabled=True, trigger=NewTrigger(kind="periodic", interval_seconds=1)),
+                             caller=SYSTEM).job
         for i in range(2)
     ]
     doomed, kept = jobs
@@ -108,7 +110,7 @@ def test_deleting_a_job_deletes_its_fires_and_keeps_its_runs(services: Services,
     kept_fires = fires_of(services.db, kept.id)
     assert kept_fires
 
-    services.jobs.delete(doomed.id)
+    services.jobs.delete(doomed.id, caller=SYSTEM)
     assert fires_of(services.db, doomed.id) == []
     assert len(runs_of(services.db, doomed.id)) == fired  # runs outlive their job, as upstream
     assert [f.run_id for f in fires_of(services.db, kept.id)] == [f.run_id for f in kept_fires]

@@ -1,10 +1,12 @@
 """The next-fire rules (kfp-execution-semantics §5.3) with a controllable `now`: catch-up walks every
-slot in order, no_catchup jumps to the latest, start time gives the first slot exactly, end time ends."""
+slot in order, no_catchup jumps to the latest, start time is the base of a job that never fired, end time ends."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+
+import pytest
 
 from kfp_backend.scheduler.cron import parse_cron
 from kfp_backend.scheduler.triggers import Progress, Trigger, latest_cron_slot, next_slot
@@ -50,12 +52,39 @@ def test_periodic_no_catchup_fires_once_now_after_an_outage() -> None:
     assert next_slot(trigger, Progress(T0 + 95, 2), T0 + 95) == T0 + 105
 
 
-def test_periodic_start_in_the_future_fires_exactly_at_start_then_every_interval() -> None:
+def test_periodic_start_in_the_future_fires_one_interval_after_start_then_every_interval() -> None:
     trigger = periodic(60, start_time=T0 + 1000)
-    assert next_slot(trigger, Progress(), T0) == T0 + 1000
-    assert walk(trigger, T0 + 1130) == [T0 + 1000, T0 + 1060, T0 + 1120]
-    # A start time before creation changes nothing.
-    assert next_slot(periodic(60, start_time=T0 - 500), Progress(), T0) == T0 + 60
+    assert next_slot(trigger, Progress(), T0) == T0 + 1060
+    assert walk(trigger, T0 + 1190) == [T0 + 1060, T0 + 1120, T0 + 1180]
+
+
+def test_a_start_time_before_creation_is_the_base_of_a_job_that_never_fired() -> None:
+    # Upstream's effective last run: the start time, even long past; catch-up fires every slot since.
+    assert next_slot(periodic(60, start_time=T0 - 500), Progress(), T0) == T0 - 440
+    assert walk(periodic(60, start_time=T0 - 200), T0) == [T0 - 140, T0 - 80, T0 - 20]
+    assert walk(cron("0 * * * * *", start_time=T0 - 200), T0) == [T0 - 180, T0 - 120, T0 - 60, T0]
+    # Once it fired, its last slot is the base.
+    assert next_slot(periodic(60, start_time=T0 - 500), Progress(T0 - 20, 3), T0) == T0 + 40
+
+
+UPSTREAM_START = int(datetime(1970, 1, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp())
+
+
+@pytest.mark.parametrize("kind", ["periodic", "cron"])
+def test_upstream_scenario_start_and_end_in_1970_fire_two_runs_or_one_without_catchup(kind: str) -> None:
+    """Upstream's job_api_test: start 1970-01-01T10:00:00Z, end two minutes later, every 60 s or
+    `0 * * * * ?`, created now: 2 runs (10:01 and 10:02) with catch-up, 1 (10:02) without."""
+    now = int(time.time())
+
+    def trigger(no_catchup: bool) -> Trigger:
+        window = dict(start_time=UPSTREAM_START, end_time=UPSTREAM_START + 120, no_catchup=no_catchup,
+                      created_at=now)
+        return periodic(60, **window) if kind == "periodic" else cron("0 * * * * ?", **window)
+
+    assert walk(trigger(False), now) == [UPSTREAM_START + 60, UPSTREAM_START + 120]
+    assert walk(trigger(True), now) == [UPSTREAM_START + 120]
+    assert next_slot(trigger(False), Progress(UPSTREAM_START + 120, 2), now + 3600) is None
+    assert next_slot(trigger(True), Progress(UPSTREAM_START + 120, 1), now + 3600) is None
 
 
 def test_end_time_stops_the_schedule() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.worker import SchedulerWorker, attach_to_jobs, build_scheduler
+from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store.db import Database
@@ -51,7 +52,7 @@ def test_jobs_fire_on_time_and_changes_take_effect_at_once(
     job = services.jobs.create(NewJob(
         name="every second", workflow_manifest=manifest, max_concurrency=10, enabled=True,
         trigger=NewTrigger(kind="periodic", interval_seconds=1),
-    )).job
+    ), caller=SYSTEM).job
     wait_for(lambda: len(fires_of(services.db, job.id)) >= 3)
     fires = fires_of(services.db, job.id)
     assert [f.scheduled_at for f in fires[:3]] == [job.created_at + 1, job.created_at + 2, job.created_at + 3]
@@ -59,24 +60,25 @@ def test_jobs_fire_on_time_and_changes_take_effect_at_once(
     # Woken for the due time, not by the 30 s poll (how close to it is the bench's business), and
     # never committed before it.
     assert all(0 <= lag < 15_000 for lag in lags), lags
-    assert services.jobs.get(job.id).job.status == "Enabled"
+    assert services.jobs.get(job.id, caller=SYSTEM).job.status == "Enabled"
 
-    services.jobs.disable(job.id)
+    services.jobs.disable(job.id, caller=SYSTEM)
     count = len(runs_of(services.db, job.id))
     time.sleep(1.5)
     assert len(runs_of(services.db, job.id)) == count
-    services.jobs.enable(job.id)  # catch-up: the slots missed while disabled fire, in order
+    services.jobs.enable(job.id, caller=SYSTEM)  # catch-up: the slots missed while disabled fire, in order
     wait_for(lambda: len(fires_of(services.db, job.id)) >= count + 2)
     scheduled = [f.scheduled_at for f in fires_of(services.db, job.id)]
     assert scheduled == list(range(scheduled[0], scheduled[0] + len(scheduled)))
 
-    services.jobs.delete(job.id)
+    services.jobs.delete(job.id, caller=SYSTEM)
     time.sleep(0.2)
     count = len(runs_of(services.db, job.id))
     time.sleep(1.5)
     assert len(runs_of(services.db, job.id)) == count
 
-    once = services.jobs.create(NewJob(name="once", workflow_manifest=manifest, max_concurrency=1, enabled=True))
+    once = services.jobs.create(NewJob(name="once", workflow_manifest=manifest, max_concurrency=1, enabled=True),
+                                caller=SYSTEM)
     wait_for(lambda: len(runs_of(services.db, once.job.id)) == 1, timeout=2)
 
 

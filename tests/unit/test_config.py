@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from pathlib import Path
 
 import pytest
 
 from kfp_backend import cli
-from kfp_backend.config import Settings
+from kfp_backend.config import AllowedHosts, Settings, parse_allowed_hosts
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -25,7 +26,7 @@ def test_defaults() -> None:
     assert settings.threads == 16
     assert settings.max_upload_bytes == 32 << 20
     assert settings.url_fetch_timeout_seconds == 30.0
-    assert settings.commit_sha == settings.tag_name == "unknown"
+    assert settings.commit_sha == settings.tag_name == ""  # the checkout's commit, the package version
     assert settings.default_service_account == "pipeline-runner"
     assert settings.auto_update_default_version is True
 
@@ -96,6 +97,8 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_SCHEDULER_POLL_SECONDS", "-0.5"),
         ("KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS", "10"),
         ("KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS", "-1"),
+        ("KFP_BACKEND_STEP_LOG_MAX_BYTES", "-1"),
+        ("KFP_BACKEND_STEP_LOG_MAX_BYTES", "4095"),
         ("KFP_BACKEND_STEP_ISOLATION", "docker"),
         ("KFP_BACKEND_STEP_WRAPPER", "bash"),
         ("KFP_BACKEND_STEP_NETWORK", "private"),
@@ -103,6 +106,9 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_UNSAFE_ALLOW_UNISOLATED_STEPS", "maybe"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
         ("KFP_BACKEND_AUTH", "sometimes"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "10.0.0.0/33"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "good.example, bad_host!"),
+        ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "*."),
     ],
 )
 def test_out_of_range_values_name_the_variable(name: str, raw: str) -> None:
@@ -110,11 +116,32 @@ def test_out_of_range_values_name_the_variable(name: str, raw: str) -> None:
         Settings.from_env({name: raw})
 
 
+def test_the_pipeline_url_allow_list() -> None:
+    assert Settings().pipeline_url_allow_list == AllowedHosts()
+    allowed = Settings.from_env({"KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS":
+                                 "Artifacts.Internal., 10.0.0.0/8 *.corp.example [fd00::1] 192.168.1.7"}
+                                ).pipeline_url_allow_list
+    assert allowed == AllowedHosts(
+        names=frozenset({"artifacts.internal"}), suffixes=(".corp.example",),
+        networks=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::1/128"),
+                  ipaddress.ip_network("192.168.1.7/32")))
+    for host in ("artifacts.internal", "ARTIFACTS.internal.", "a.corp.example", "b.a.corp.example"):
+        assert allowed.names_host(host), host
+    for host in ("corp.example", "xcorp.example", "artifacts.internal.evil", "10.0.0.1"):
+        assert not allowed.names_host(host), host
+    assert allowed.covers_address(ipaddress.ip_address("10.200.0.1"))
+    assert allowed.covers_address(ipaddress.ip_address("fd00::1"))
+    assert not allowed.covers_address(ipaddress.ip_address("192.168.1.8"))
+    assert parse_allowed_hosts("") == parse_allowed_hosts(" , ") == AllowedHosts()
+
+
 def test_edge_values_are_accepted() -> None:
     settings = Settings.from_env({"KFP_BACKEND_PORT": "0", "KFP_BACKEND_MAX_PARALLEL_STEPS": "0",
                                   "KFP_BACKEND_LOG_LEVEL": "debug", "KFP_BACKEND_PORT_": "x"})
     assert (settings.port, settings.max_parallel_steps, settings.log_level) == (0, 0, "debug")
     assert Settings(port=65535, threads=1, driver_heartbeat_seconds=0.5, driver_stale_seconds=1).port == 65535
+    assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "0"}).step_log_max_bytes == 0  # no cap
+    assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "4096"}).step_log_max_bytes == 4096
 
 
 def test_the_step_sandbox_settings() -> None:
