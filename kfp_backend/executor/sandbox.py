@@ -234,7 +234,6 @@ def plan_namespace(
     )
 
 
-
 # Top-level directories where a tenant's declared output path must not make the server create an empty
 # mount point on the host (an empty /etc/nologin alone locks users out).
 _SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "proc", "root",
@@ -242,14 +241,14 @@ _SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "
 
 
 def _check_mount_point_allowed(path: str, options: bwrap.Options) -> None:
-    """In the multi-user sandbox a declared path outside /tmp that does not exist on the host is created
-    there as an empty mount point only outside the system's directories and the hidden ones."""
+    """In the multi-user sandbox a declared path (or working directory) outside /tmp that does not exist on
+    the host is created there (empty) only outside the system's directories and the hidden ones."""
     if is_under(path, TMP) or os.path.lexists(path):
         return
     top = path.split("/")[1]
     if top in _SYSTEM_DIRS or any(is_under(path, hidden) for hidden in options.hidden):
-        raise SandboxError(f"{path} does not exist on this host, and in multi-user mode no mount point is made "
-                           f"for it under /{top}: declare outputs under /tmp, or in a directory of their own")
+        raise SandboxError(f"{path} does not exist on this host, and in multi-user mode nothing is made for it "
+                           f"under /{top}: declare paths under /tmp, or in a directory of their own")
 
 
 def plan_bwrap(
@@ -275,8 +274,9 @@ def plan_bwrap(
     binds, placeholders = _outside_tmp_binds(root, paths)
     binds.append((str(host_tmp), TMP))
     cwd = working_dir or HOME_IN_STEP
+    _check_mount_point_allowed(check_in_step_path(cwd), options)
     try:
-        if is_under(check_in_step_path(cwd), TMP):
+        if is_under(cwd, TMP):
             (root / cwd.lstrip("/")).mkdir(parents=True, exist_ok=True)
         elif not os.path.isdir(cwd):
             os.makedirs(cwd, exist_ok=True)  # the host's own directory, as in the other modes (read-only here)

@@ -153,16 +153,22 @@ def test_multi_user_mode_refuses_without_the_sandbox_unless_told(
 
 
 
-def test_no_mount_point_is_made_in_system_or_hidden_directories(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
+def test_nothing_is_made_on_the_host_in_system_or_hidden_directories(
+    launcher: LocalProcessLauncher, tmp_path: Path
+) -> None:
     options = launcher.sandbox_options
     assert options is not None
     hidden = "/mnt/kfp-test-hidden"  # a hidden path (the data dir, say) need not exist for the rule
     launcher.sandbox_options = bwrap.Options(options.bwrap, options.setpriv, options.env, options.user, (hidden,))
     for path in ("/etc/nologin-kfp-test", "/var/lib/kfp-test/out", f"{hidden}/runs/other/out"):
         spec = spec_for(tmp_path / "w", ["true"], private_paths=[path])
-        with pytest.raises(sandbox.SandboxError, match="no mount point is made"):
+        with pytest.raises(sandbox.SandboxError, match="in multi-user mode nothing is made for it"):
             launcher.start(spec, Recorder())
         assert not os.path.lexists(path)
+    spec = spec_for(tmp_path / "w", ["true"], working_dir="/etc/kfp-test-workdir")
+    with pytest.raises(sandbox.SandboxError, match="in multi-user mode nothing is made for it under /etc"):
+        launcher.start(spec, Recorder())
+    assert not os.path.lexists("/etc/kfp-test-workdir")
 
 
 def test_the_network_is_the_hosts_unless_turned_off(tmp_path: Path) -> None:
