@@ -34,6 +34,7 @@ come out slower on such a filesystem: wait a few minutes.
     .venv/bin/python bench/executor_bench.py                              # all three, SQLite
     .venv/bin/python bench/executor_bench.py --backends sqlite,postgres --json /tmp/executor.json
     .venv/bin/python bench/executor_bench.py --only chain --repeat 9
+    .venv/bin/python bench/executor_bench.py --only chain,fanout --isolations auto,bwrap   # old and new side by side
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from sqlalchemy import text
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
+from kfp_backend.executor import bwrap
 from kfp_backend.executor import driver as driver_module
 from kfp_backend.executor.launcher import StepSpec
 from kfp_backend.executor.sandbox import base_env
@@ -233,15 +235,16 @@ def fresh_dir(parent: Path) -> Path:
 
 
 class InProcessServer:
-    def __init__(self, database_url: str, max_parallel_steps: int = 0, wrapper: str = "kfp-step") -> None:
+    def __init__(self, database_url: str, max_parallel_steps: int = 0, wrapper: str = "kfp-step",
+                 isolation: str = "auto") -> None:
         self.data_dir = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-exec-bench-")))
         self.settings = Settings(data_dir=self.data_dir, database_url=database_url, executor_enabled=True,
                                  log_level="WARNING", max_parallel_steps=max_parallel_steps, step_wrapper=wrapper,
-                                 **background_off())
+                                 step_isolation=isolation, **background_off())
         try:
             self.app = create_app(self.settings)
         except RuntimeError as exc:
-            raise SystemExit(f"{exc}: leave {wrapper} out of --wrappers") from None
+            raise SystemExit(f"{exc}: leave {wrapper} out of --wrappers, or {isolation} out of --isolations") from None
         self.client = self.app.test_client()
         self.probe = Probe(self.app)
         self.engine = self.app.extensions["kfp_backend.services"].db.engine
@@ -337,6 +340,8 @@ def run_isolated(launcher: Any, steps: list[tuple[list[str], list[str]]], tmp: P
         plan = launcher._plan(spec)
         for path in paths:
             launcher.host_path(spec, path).parent.mkdir(parents=True, exist_ok=True)
+        if launcher.isolation == "bwrap":  # the step's user gets its tree, as the launcher does
+            bwrap.hand_over(work_dir / "root", launcher.sandbox_options.user)
         start = time.perf_counter()
         subprocess.run(plan.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        cwd=plan.cwd, env=plan.env, check=False)
@@ -624,13 +629,15 @@ def loads(summary: dict[str, Any]) -> str:
 
 def print_chain(rows: list[dict[str, Any]]) -> None:
     print("\nchain_50 (medians over repetitions; ms; 'per step' divides by the 51 pods)")
-    header = (f"{'backend':<9}{'wrapper':<9}{'reps':>5}{'wall':>7}{'per step':>9}{'bare step':>10}{'overhead':>9}"
+    header = (f"{'backend':<9}{'wrapper':<9}{'isolation':<10}{'reps':>5}{'wall':>7}"
+              f"{'per step':>9}{'bare step':>10}{'overhead':>9}"
               f"{'spawn':>7}{'RATIO':>6}{'shim':>7}{'ratio':>6} |{'isolated':>9}{'launch':>7}"
               f"{'notice':>7}{'hand-off':>9}{'edges':>6}{'DB write':>9}{'collect':>8}{'claim':>6}{'load':>11}")
     print(header)
     print("-" * len(header))
     for s in rows:
-        print(f"{s['backend']:<9}{s['wrapper']:<9}{s['repeat']:>5}{s['wall_ms']:>7.0f}{s['per_step_ms']:>9.2f}"
+        print(f"{s['backend']:<9}{s['wrapper']:<9}{s.get('isolation', ''):<10}{s['repeat']:>5}{s['wall_ms']:>7.0f}"
+              f"{s['per_step_ms']:>9.2f}"
               f"{s['bare_step_ms']:>10.2f}{s['overhead_per_step_ms']:>9.2f}{s['spawn_real_ms']:>7.1f}"
               f"{s['ratio_real']:>6.2f}{s['spawn_which_ms']:>7.1f}{s['ratio_which']:>6.2f} |"
               f"{s['isolated_step_ms']:>9.2f}{s['launch_per_step_ms']:>7.2f}{s['notice_per_step_ms']:>7.2f}"
@@ -649,13 +656,15 @@ def print_chain(rows: list[dict[str, Any]]) -> None:
 
 def print_fanout(rows: list[dict[str, Any]]) -> None:
     print("\nfanout_30 (medians over repetitions; ms)")
-    header = (f"{'backend':<9}{'wrapper':<9}{'reps':>5}{'slots':>6}{'peak':>5}{'wall':>8}{'slowest step':>13}"
+    header = (f"{'backend':<9}{'wrapper':<9}{'isolation':<10}{'reps':>5}{'slots':>6}{'peak':>5}{'wall':>8}"
+              f"{'slowest step':>13}"
               f"{'crit. path':>11}{'spawn':>7}{'RATIO':>6}{'shim':>7}{'ratio':>6}{'direct':>7}"
               f"{'spread':>7}{'launch':>7}{'collect':>8}{'DB write':>9}{'load':>11}")
     print(header)
     print("-" * len(header))
     for s in rows:
-        print(f"{s['backend']:<9}{s['wrapper']:<9}{s['repeat']:>5}{s['slots']:>6}{s['peak_running']:>5.0f}"
+        print(f"{s['backend']:<9}{s['wrapper']:<9}{s.get('isolation', ''):<10}{s['repeat']:>5}{s['slots']:>6}"
+              f"{s['peak_running']:>5.0f}"
               f"{s['wall_ms']:>8.0f}{s['slowest_step_ms']:>13.1f}{s['critical_path_bare_ms']:>11.1f}"
               f"{s['spawn_real_ms']:>7.1f}{s['ratio_real']:>6.2f}{s['spawn_which_ms']:>7.1f}{s['ratio_which']:>6.2f}"
               f"{s['direct_ms']:>7.1f}{s['launch_spread_ms']:>7.1f}{s['launch_ms']:>7.1f}{s['collect_ms']:>8.1f}"
@@ -696,18 +705,21 @@ def measure(args: argparse.Namespace, only: set[str], python3: tuple[str, str],
                 configurations = [(0, ("chain", "fanout"))]
                 if args.wide_slots:
                     configurations.append((args.wide_slots, ("fanout",)))
-                for wrapper in [w for w in args.wrappers.split(",") if w]:
-                    for slots, wanted in configurations:
-                        server = InProcessServer(backend.url, slots, wrapper)
-                        try:
-                            for what, bench in (("chain", bench_chain), ("fanout", bench_fanout)):
-                                if what in only and what in wanted:
-                                    print(f"[{kind}] {what}, {server.isolation} isolation, {wrapper} wrapper, "
-                                          f"{server.settings.effective_max_parallel_steps} slots ...", flush=True)
-                                    outcome = bench(server, args, python3)
-                                    results[what].append({"backend": kind, "wrapper": wrapper, **outcome})
-                        finally:
-                            server.close()
+                for isolation, wrapper, (slots, wanted) in itertools.product(
+                    [i for i in args.isolations.split(",") if i], [w for w in args.wrappers.split(",") if w],
+                    configurations,
+                ):
+                    server = InProcessServer(backend.url, slots, wrapper, isolation)
+                    try:
+                        for what, bench in (("chain", bench_chain), ("fanout", bench_fanout)):
+                            if what in only and what in wanted:
+                                print(f"[{kind}] {what}, {server.isolation} isolation, {wrapper} wrapper, "
+                                      f"{server.settings.effective_max_parallel_steps} slots ...", flush=True)
+                                outcome = bench(server, args, python3)
+                                results[what].append({"backend": kind, "wrapper": wrapper,
+                                                      "isolation": server.isolation, **outcome})
+                    finally:
+                        server.close()
             if "create" in only:
                 for executor in (True, False):
                     print(f"[{kind}] create, executor {'on' if executor else 'off'} ...", flush=True)
@@ -737,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="chain/fanout: step wrappers to measure (kfp-step: the compiled one; python: its Python "
                              "twin, what runs by default without a C compiler; shell: unshare + mount + sh, each "
                              "started by the server)")
+    parser.add_argument("--isolations", default="auto",
+                        help="chain/fanout: step isolations to measure, side by side (auto: the single-user "
+                        "choice, namespace or rewrite; bwrap: the multi-user sandbox, as root with bubblewrap)")
     parser.add_argument("--wide-slots", type=int, default=32,
                         help="fanout: also run it with this many step slots (0: skip)")
     parser.add_argument("--bare-passes", type=int, default=3, help="fanout: direct runs of each step per repetition")

@@ -263,10 +263,15 @@ def _serve(settings: Settings) -> int:
     import waitress
 
     from kfp_backend.app import create_app, shutdown
+    from kfp_backend.executor.bwrap import IsolationUnavailable
 
     if not _current_schema(settings):
         return 2
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except IsolationUnavailable as exc:
+        print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
+        return 2
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,
              app.extensions["kfp_backend.services"].db.url.render_as_string(hide_password=True))
     log.info("kfp-backend: %s", app.extensions["kfp_backend.auth"].describe())

@@ -18,7 +18,8 @@ from kfp_backend.build_info import UNKNOWN, checkout_commit
 
 ENV_PREFIX = "KFP_BACKEND_"
 AUTH_MODES = ("auto", "required", "disabled")
-STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite")
+STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite", "bwrap")
+STEP_NETWORKS = ("host", "none")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
@@ -71,9 +72,22 @@ class Settings:
     executor_enabled: bool = True
     # Steps running at once across all runs of this process; 0 means twice the number of cores.
     max_parallel_steps: int = 0
-    # How steps get private /tmp/inputs, /tmp/outputs...: "auto" (a private mount namespace when the
-    # kernel allows it, else path rewriting), "namespace" (required) or "rewrite".
+    # How steps get private /tmp/inputs, /tmp/outputs... and what else they may see: "auto" (multi-user
+    # mode: "bwrap"; single-user mode: a private mount namespace when the kernel allows it, else path
+    # rewriting), "namespace" (required), "rewrite", or "bwrap": the multi-user sandbox (bubblewrap, the
+    # steps as `step_user`, in their own PID namespace, the data dir hidden; see docs/auth.md).
     step_isolation: str = "auto"
+    # The bwrap sandbox: the user steps run as (a name, a uid or uid:gid; empty: `kfp-runner` when that
+    # user exists, else `nobody`), the bubblewrap program, the steps' network ("host": the host's, shared;
+    # "none": a network namespace of their own, loopback only) and more paths to hide from steps besides
+    # the data dir and the SQLite database (comma-separated absolute paths, e.g. a database's socket dir).
+    step_user: str = ""
+    bwrap: str = "bwrap"
+    step_network: str = "host"
+    step_hidden_paths: str = ""
+    # Multi-user mode refuses to start when the bwrap sandbox does not work here; this lets it start
+    # anyway, with the single-user isolation (steps can then read the server's files). Logged loudly.
+    unsafe_allow_unisolated_steps: bool = False
     # What starts each step and records its exit: "kfp-step" (compiled on first use; needs a C
     # compiler), "python" (the same in Python plus sh), "shell" (unshare + sh + mount), or "auto": the
     # first of these that works here.
@@ -124,6 +138,11 @@ class Settings:
             refuse("auth", f"{self.auth!r} is not one of {', '.join(AUTH_MODES)}")
         if self.step_isolation not in STEP_ISOLATION_MODES:
             refuse("step_isolation", f"{self.step_isolation!r} is not one of {', '.join(STEP_ISOLATION_MODES)}")
+        if self.step_network not in STEP_NETWORKS:
+            refuse("step_network", f"{self.step_network!r} is not one of {', '.join(STEP_NETWORKS)}")
+        for path in self.hidden_paths:
+            if not path.startswith("/"):
+                refuse("step_hidden_paths", f"{path!r} is not an absolute path")
         if self.step_wrapper not in STEP_WRAPPERS:
             refuse("step_wrapper", f"{self.step_wrapper!r} is not one of {', '.join(STEP_WRAPPERS)}")
         if self.log_level.upper() not in LOG_LEVELS:
@@ -158,6 +177,10 @@ class Settings:
         if self.auth == "auto":
             return not is_loopback_host(self.host)
         return self.auth == "required"
+
+    @property
+    def hidden_paths(self) -> list[str]:
+        return [path.strip() for path in self.step_hidden_paths.split(",") if path.strip()]
 
     @property
     def pipeline_url_allow_list(self) -> AllowedHosts:

@@ -8,7 +8,7 @@ from pathlib import Path
 from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
-from kfp_backend.executor.launcher import LocalProcessLauncher
+from kfp_backend.executor.isolation import build_launcher
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
@@ -34,7 +34,7 @@ class _MetricsReporter:
 
 
 def build_executor(settings: Settings, services: Services) -> Executor:
-    launcher = LocalProcessLauncher(settings.step_isolation, wrapper=settings.step_wrapper)
+    launcher = build_launcher(settings)  # the multi-user sandbox, or the refusal (see isolation)
     # What "auto" settled on here is what every step of this process gets: say it once, at start.
     log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
              launcher.wrapper, settings.step_wrapper, launcher.isolation, settings.step_isolation,

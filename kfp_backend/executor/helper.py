@@ -4,7 +4,8 @@ The shell wrapper of the sandbox (`unshare` -> `sh` -> `mount` -> the step) cost
 executions per step, a few milliseconds of CPU each time: most of a tiny step's cost, and what limits
 a wide fan-out on a small machine. `kfp-step` does the same work in one small process:
 
-    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
+    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
+    kfp-step -u UID -g GID -x -- ARGV...        (inside the bwrap sandbox, see `bwrap`)
 
     -r   first write the launch record as the first line of stdout, in one write: "pid start-time
          boot-id started-at", the start time being field 22 of /proc/self/stat, as the launcher would
@@ -16,6 +17,13 @@ a wide fan-out on a small machine. `kfp-step` does the same work in one small pr
          --propagation private`)
     -b   bind-mount SOURCE over TARGET (`mount --bind`), in the order given
     -C   enter DIR, created with its parents when missing
+    -I   start ARGV with SIGTERM ignored: ARGV is a sandbox (`bwrap`, see `bwrap`) that must outlive the
+         SIGTERM sent to the whole group, and whose own start-up gives the step the default action back
+    -g   become group GID, with no supplementary groups (needs root)
+    -u   become user UID (needs root): every capability is lost; with no_new_privs set, so that no
+         setuid program gives them back (`setpriv --reuid --regid --clear-groups --no-new-privs`)
+    -x   exec ARGV in place of kfp-step, SIGTERM back to its default action: no child, no exit record
+         (the wrapper outside the sandbox records it)
 
 Options act in the order given.
 then it runs ARGV (looked up on PATH) as its child with the child's stdout on its own stderr, survives
@@ -55,7 +63,9 @@ SOURCE = r"""
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,6 +128,7 @@ static int write_record(void) {
 static int wrapper(int argc, char **argv) {
     const char *setup = "could not set up the step's private paths";
     char *cwd = NULL;
+    int ignore_term = 0, exec_in_place = 0;
     int i = 1;
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--")) {
@@ -135,6 +146,20 @@ static int wrapper(int argc, char **argv) {
             i += 2;
         } else if (!strcmp(argv[i], "-C") && i + 1 < argc) {
             cwd = argv[++i];
+        } else if (!strcmp(argv[i], "-I")) {
+            ignore_term = 1;
+        } else if (!strcmp(argv[i], "-g") && i + 1 < argc) {
+            gid_t gid = (gid_t)strtoul(argv[++i], NULL, 10);
+            if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0) {
+                return fail("kfp-step: cannot become group", argv[i]);
+            }
+        } else if (!strcmp(argv[i], "-u") && i + 1 < argc) {
+            uid_t uid = (uid_t)strtoul(argv[++i], NULL, 10);
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || setresuid(uid, uid, uid) != 0) {
+                return fail("kfp-step: cannot become user", argv[i]);
+            }
+        } else if (!strcmp(argv[i], "-x")) {
+            exec_in_place = 1;
         } else {
             errno = EINVAL;
             return fail("kfp-step: bad argument", argv[i]);
@@ -145,6 +170,13 @@ static int wrapper(int argc, char **argv) {
         return fail("kfp-step: no command", NULL);
     }
     if (cwd != NULL && chdir(cwd) != 0 && (make_dirs(cwd) != 0 || chdir(cwd) != 0)) return fail("cannot enter", cwd);
+    if (exec_in_place) {
+        signal(SIGTERM, SIG_DFL);
+        execvp(argv[i], argv + i);
+        int missing = errno == ENOENT;
+        dprintf(2, "kfp-step: %s: %s\n", argv[i], missing ? "not found" : strerror(errno));
+        _exit(missing ? 127 : 126);
+    }
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = ignore; /* a handler, not SIG_IGN: exec resets it to the default in the step */
@@ -153,6 +185,7 @@ static int wrapper(int argc, char **argv) {
     if (child < 0) return fail("kfp-step: fork", NULL);
     if (child == 0) {
         dup2(2, 1);
+        if (ignore_term) signal(SIGTERM, SIG_IGN);
         execvp(argv[i], argv + i);
         int missing = errno == ENOENT;
         dprintf(2, "kfp-step: %s: %s\n", argv[i], missing ? "not found" : strerror(errno));

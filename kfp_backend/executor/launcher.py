@@ -12,6 +12,9 @@ that works here unless one is asked for (`WRAPPERS`):
     [unshare --mount --propagation private] /bin/sh -c \
         '<mounts; cd>; "$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...
 
+In multi-user mode the wrapper starts the step in the bwrap sandbox (see `bwrap`): the wrapper itself
+stays outside, as the group leader the launcher watches, so everything below holds there too.
+
 The wrapper's stdout is `<work_dir>/exit_code`: the step's exit status is on disk even when the server
 died meanwhile. The step's stdout and stderr both go to `<work_dir>/log`. At the launch the launch record
 is written ("pid start-time boot-id started-at"; start time = field 22 of /proc/<pid>/stat): by the
@@ -57,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from kfp_backend.executor import helper, pyspawner, sandbox
+from kfp_backend.executor import bwrap, helper, pyspawner, sandbox
 
 log = logging.getLogger(__name__)
 
@@ -324,11 +327,14 @@ def _result(code: int | None, kill_reason: str | None, *, signal_number: int | N
 
 
 class LocalProcessLauncher:
-    """Runs steps as host process groups with private paths ("namespace" or "rewrite" isolation)."""
+    """Runs steps as host process groups with private paths ("namespace" or "rewrite" isolation), or in the
+    multi-user sandbox ("bwrap": see `bwrap`)."""
 
-    def __init__(self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0, wrapper: str = AUTO) -> None:
+    def __init__(self, isolation: str = sandbox.AUTO, kill_grace_seconds: float = 2.0, wrapper: str = AUTO,
+                 sandbox_options: bwrap.Options | None = None) -> None:
         """`wrapper`: what starts each step and records its exit (see WRAPPERS); AUTO: the first that works
-        here. RuntimeError when the one asked for cannot be had."""
+        here. RuntimeError when the one asked for cannot be had. `sandbox_options`: with the "bwrap"
+        isolation (required then), checked by running one step (bwrap.IsolationUnavailable if it fails)."""
         if isolation not in sandbox.MODES:
             raise ValueError(f"isolation must be one of {', '.join(sandbox.MODES)}, not {isolation!r}")
         if wrapper not in (AUTO, *WRAPPERS):
@@ -339,8 +345,14 @@ class LocalProcessLauncher:
         self._reaper = _Reaper(self)
         self.helper: str | None = None  # the compiled kfp-step, with that wrapper
         self._spawner_instance: _Spawner | None = None
+        self.sandbox_options = sandbox_options
         self.isolation = self._choose_isolation(isolation)
         self.wrapper = self._choose_wrapper(wrapper)
+        if self.isolation == sandbox.BWRAP and self.wrapper == KFP_STEP:
+            assert self.sandbox_options is not None
+            problem = bwrap.problem(self.sandbox_options, self.helper)
+            if problem is not None:
+                raise bwrap.IsolationUnavailable(f"the step sandbox does not work with kfp-step here: {problem}")
         # What plans name as the wrapper program (kfp-step's options serve the python wrapper too: its
         # spawner reads them, argv[0] aside), and what starts a wave's wrappers (None: posix_spawn).
         self._program = {KFP_STEP: self.helper, PYTHON: "kfp-step", SHELL: None}[self.wrapper]
@@ -366,6 +378,15 @@ class LocalProcessLauncher:
         return SHELL
 
     def _choose_isolation(self, isolation: str) -> str:
+        if isolation == sandbox.BWRAP:
+            if self.sandbox_options is None:
+                raise ValueError("the bwrap isolation needs sandbox_options")
+            problem = bwrap.problem(self.sandbox_options)  # kfp-step's own drop is checked with the wrapper
+            if problem is not None:
+                raise bwrap.IsolationUnavailable(f"the step sandbox does not work here: {problem}")
+            user = self.sandbox_options.user
+            self.isolation_note = f"bubblewrap sandbox, steps run as {user.name} ({user.uid}:{user.gid})"
+            return sandbox.BWRAP
         if isolation == sandbox.REWRITE:
             self.isolation_note = "path rewriting requested"
             return sandbox.REWRITE
@@ -390,6 +411,12 @@ class LocalProcessLauncher:
     # -- launching --
 
     def _plan(self, spec: StepSpec) -> sandbox.Plan:
+        if self.isolation == sandbox.BWRAP:
+            assert self.sandbox_options is not None
+            return sandbox.plan_bwrap(
+                spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, self.sandbox_options,
+                helper=self._program,
+            )
         if self.isolation == sandbox.NAMESPACE:
             assert self._tools is not None
             unshare, mount = self._tools
@@ -426,6 +453,9 @@ class LocalProcessLauncher:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(work_dir / name)
                 plan = self._plan(spec)
+                if self.isolation == sandbox.BWRAP:
+                    assert self.sandbox_options is not None
+                    bwrap.hand_over(work_dir / sandbox.ROOT_DIR, self.sandbox_options.user)
                 if plan.placeholders:
                     _write_atomically(work_dir / PLACEHOLDERS_FILE, json.dumps(plan.placeholders))
                 argv = plan.argv
@@ -559,8 +589,15 @@ class LocalProcessLauncher:
         record = read_launch_record(spec.work_dir)
         if record is None or record.is_running():
             return None
+        self._take_back(Path(spec.work_dir))
         _remove_untouched_placeholders(Path(spec.work_dir))
         return _result(read_exit_code(spec.work_dir), _read_kill_reason(spec.work_dir))
+
+    def _take_back(self, work_dir: Path) -> None:
+        """After a sandboxed step: its tree is the server's again, with nothing in it pointing out (see
+        `bwrap.take_back`), before anyone reads its outputs."""
+        if self.isolation == sandbox.BWRAP:
+            bwrap.take_back(work_dir / sandbox.ROOT_DIR)
 
     # -- stopping --
 
@@ -870,6 +907,7 @@ class _Reaper:
             with handle._lock:
                 handle._group_gone = True
                 kill_reason = handle._kill_reason
+            self._launcher._take_back(handle.work_dir)
             _remove_untouched_placeholders(handle.work_dir)
             result = _result(code, kill_reason, signal_number=signal_number)
         except Exception as exc:

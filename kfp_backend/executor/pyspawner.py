@@ -9,7 +9,7 @@ The child does what `kfp-step`'s options say with system calls (launch record, p
 namespace, bind mounts, working directory), then becomes `sh`, which runs the step and records its
 exit status as the shell wrapper does: one program load before the step's instead of three.
 
-    request argv: kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] -- ARGV...
+    request argv: kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
 
 (argv[0] is not looked at; the options are `kfp-step`'s, see `helper`.) It is run as a script, by path,
 with `python -I -S`: the standard library only, single-threaded, started in a few milliseconds.
@@ -41,6 +41,9 @@ SH = "/bin/sh"
 # The shell wrapper's tail: survive SIGTERM (the step gets it), run the step with its stdout on the log,
 # record its exit status after the launch record.
 RECORD_AND_EXIT = 'trap : TERM\n"$@" >&2\nrc=$?\necho $rc\nexit $rc\n'
+# The same with `-I`: the shell and the step's sandbox ignore SIGTERM (the sandbox gives the step the
+# default action back; see `bwrap`).
+RECORD_AND_EXIT_IGNORING_TERM = RECORD_AND_EXIT.replace("trap : TERM", "trap '' TERM")
 SETUP_MESSAGE = "could not set up the step's private paths"
 
 
@@ -108,16 +111,19 @@ def _launch_record() -> bytes:
     return b"%d %s %s %.6f\n" % (os.getpid(), ticks, boot_id, time.time())
 
 
-def _set_up(libc: _Libc, options: list[bytes]) -> list[bytes]:
-    """Carry out kfp-step's options in order; the step's argv (after `--`)."""
+def _set_up(libc: _Libc, options: list[bytes]) -> tuple[list[bytes], bool]:
+    """Carry out kfp-step's options in order; the step's argv (after `--`), and whether `-I` was given."""
     at = 0
+    ignore_term = False
     while at < len(options):
         option = options[at]
         if option == b"--":
             if at + 1 >= len(options):
                 raise _SetupFailed("kfp-step: no command")
-            return options[at + 1 :]
-        if option == b"-r":
+            return options[at + 1 :], ignore_term
+        if option == b"-I":
+            ignore_term = True
+        elif option == b"-r":
             record = _launch_record()
             if os.write(1, record) != len(record):
                 raise _SetupFailed("kfp-step: cannot write the launch record")
@@ -163,8 +169,9 @@ def _become_the_wrapper(libc: _Libc, stdout_path: bytes, stderr_path: bytes, arg
     except BaseException:
         os._exit(SETUP_FAILED)
     try:
-        step = _set_up(libc, argv[1:])
-        os.execve(SH, [SH, "-c", RECORD_AND_EXIT, "kfp-step", *step], env)
+        step, ignore_term = _set_up(libc, argv[1:])
+        script = RECORD_AND_EXIT_IGNORING_TERM if ignore_term else RECORD_AND_EXIT
+        os.execve(SH, [SH, "-c", script, "kfp-step", *step], env)
     except _SetupFailed as failure:
         os.write(2, b"kfp-backend: %s\n" % str(failure).encode(errors="replace"))
     except BaseException as exc:

@@ -6,7 +6,7 @@ kfp 1.8 components use absolute paths chosen at compile time: `/tmp/inputs/<name
 files there. Every in-step path P has a host path `<work_dir>/root/<P without the leading />`; the
 engine writes inputs there before the step starts and reads outputs there after it ends.
 
-Two ways to give a step its private view:
+Three ways to give a step its private view:
 
 "namespace" (the faithful one; needs CAP_SYS_ADMIN, i.e. root on this server)
     The step runs in its own mount namespace (`unshare --mount --propagation private`), where
@@ -32,7 +32,12 @@ Two ways to give a step its private view:
     concatenation inside the program, paths read from files) are NOT rewritten, and a bare `/tmp/...`
     path that was not declared stays the shared host /tmp.
 
-In both modes HOME and the default working directory are the step's private `/tmp` (no directory of
+"bwrap" (multi-user mode; see `bwrap`)
+    The same private paths as "namespace", bound by bubblewrap, which also runs the step as an
+    unprivileged user in its own PID namespace, with the host read-only and the data dir hidden
+    (`plan_bwrap`).
+
+In every mode HOME and the default working directory are the step's private `/tmp` (no directory of
 their own: each one more is an inode to allocate per step), a `workingDir` under /tmp is private, and a
 `workingDir` elsewhere is the host's own directory (created when missing).
 """
@@ -50,10 +55,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kfp_backend.executor import bwrap
+
 NAMESPACE = "namespace"
 REWRITE = "rewrite"
+BWRAP = "bwrap"
 AUTO = "auto"
-MODES = (AUTO, NAMESPACE, REWRITE)
+MODES = (AUTO, NAMESPACE, REWRITE, BWRAP)
 
 TMP = "/tmp"
 # In a step's directory: where its in-step paths live on the host (its scratch).
@@ -141,32 +149,13 @@ def _make_parent_dirs(root: Path, paths: list[str]) -> None:
         (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def plan_namespace(
-    work_dir: Path,
-    private_paths: list[str],
-    argv: list[str],
-    env: dict[str, str],
-    working_dir: str | None,
-    unshare: str,
-    mount: str,
-    helper: str | None = None,
-) -> Plan:
-    """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
-    paths = [check_in_step_path(p) for p in private_paths]
-    root = Path(work_dir) / ROOT_DIR
-    host_tmp = root / "tmp"
-    if helper is None:
-        host_tmp.mkdir(parents=True, exist_ok=True)
-    # else kfp-step makes the private /tmp (-D) and enters the working directory (-C)
-    _make_parent_dirs(root, paths)
+def _outside_tmp_binds(root: Path, paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (host source, in-step target) binds of the declared paths outside /tmp, their mount points made
+    on the host when missing, and the placeholders made as their sources (see the module docstring).
+    Paths outside /tmp come first: their host paths may lie under the host's /tmp, which is hidden once
+    the private /tmp is mounted."""
     binds: list[tuple[str, str]] = []
-
-    # -n: no /etc/mtab update, -c: the paths are ours and absolute (skips realpath work).
-    mount_cmd = f"{shlex.quote(mount)} -n -c --bind"
-    steps: list[str] = []
     placeholders: list[str] = []
-    # Paths outside /tmp first: their host paths may themselves lie under the host's /tmp, which is
-    # hidden once the private /tmp is mounted.
     for path in _outermost([p for p in paths if not is_under(p, TMP)]):
         source = root / path.lstrip("/")
         real = Path(path)
@@ -195,10 +184,33 @@ def plan_namespace(
         if real.is_dir() != is_dir:
             kind = "a directory" if is_dir else "a file"
             raise SandboxError(f"{path} is {kind} in the step but not on the host")
-        steps.append(f"{mount_cmd} {shlex.quote(str(source))} {shlex.quote(path)}")
         binds.append((str(source), path))
-    steps.append(f"{mount_cmd} {shlex.quote(str(host_tmp))} {TMP}")
+    return binds, placeholders
+
+
+def plan_namespace(
+    work_dir: Path,
+    private_paths: list[str],
+    argv: list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+    unshare: str,
+    mount: str,
+    helper: str | None = None,
+) -> Plan:
+    """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
+    paths = [check_in_step_path(p) for p in private_paths]
+    root = Path(work_dir) / ROOT_DIR
+    host_tmp = root / "tmp"
+    if helper is None:
+        host_tmp.mkdir(parents=True, exist_ok=True)
+    # else kfp-step makes the private /tmp (-D) and enters the working directory (-C)
+    _make_parent_dirs(root, paths)
+    binds, placeholders = _outside_tmp_binds(root, paths)
     binds.append((str(host_tmp), TMP))
+    # -n: no /etc/mtab update, -c: the paths are ours and absolute (skips realpath work).
+    mount_cmd = f"{shlex.quote(mount)} -n -c --bind"
+    steps = [f"{mount_cmd} {shlex.quote(source)} {shlex.quote(target)}" for source, target in binds]
     cwd = working_dir or HOME_IN_STEP
     if helper is not None:
         options = [helper, "-D", str(host_tmp), "-m"]
@@ -220,6 +232,66 @@ def plan_namespace(
         cwd=str(work_dir),
         placeholders=placeholders,
     )
+
+
+# Top-level directories where a tenant's declared output path must not make the server create an empty
+# mount point on the host (an empty /etc/nologin alone locks users out).
+_SYSTEM_DIRS = frozenset({"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "proc", "root",
+                          "run", "sbin", "srv", "sys", "usr", "var"})
+
+
+def _check_mount_point_allowed(path: str, options: bwrap.Options) -> None:
+    """In the multi-user sandbox a declared path (or working directory) outside /tmp that does not exist on
+    the host is created there (empty) only outside the system's directories and the hidden ones."""
+    if is_under(path, TMP) or os.path.lexists(path):
+        return
+    top = path.split("/")[1]
+    if top in _SYSTEM_DIRS or any(is_under(path, hidden) for hidden in options.hidden):
+        raise SandboxError(f"{path} does not exist on this host, and in multi-user mode nothing is made for it "
+                           f"under /{top}: declare paths under /tmp, or in a directory of their own")
+
+
+def plan_bwrap(
+    work_dir: Path,
+    private_paths: list[str],
+    argv: list[str],
+    env: dict[str, str],
+    working_dir: str | None,
+    options: bwrap.Options,
+    helper: str | None = None,
+) -> Plan:
+    """The multi-user sandbox (see `bwrap`): the same private paths as "namespace", bound by bwrap, the
+    step run as `options.user` in its own PID namespace, the host read-only and the hidden paths empty.
+    `helper`: the wrapper program (`kfp-step`), else the shell wrapper. The launcher hands the step's tree
+    over to the step's user once its inputs are in place (`bwrap.hand_over`)."""
+    paths = [check_in_step_path(p) for p in private_paths]
+    for path in paths:
+        _check_mount_point_allowed(path, options)
+    root = Path(work_dir) / ROOT_DIR
+    host_tmp = root / "tmp"
+    host_tmp.mkdir(parents=True, exist_ok=True)
+    _make_parent_dirs(root, paths)
+    binds, placeholders = _outside_tmp_binds(root, paths)
+    binds.append((str(host_tmp), TMP))
+    cwd = working_dir or HOME_IN_STEP
+    _check_mount_point_allowed(check_in_step_path(cwd), options)
+    try:
+        if is_under(cwd, TMP):
+            (root / cwd.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        elif not os.path.isdir(cwd):
+            os.makedirs(cwd, exist_ok=True)  # the host's own directory, as in the other modes (read-only here)
+    except OSError as exc:
+        raise SandboxError(f"cannot create the working directory {cwd}: {exc}") from exc
+    # The python wrapper's "kfp-step" is no program: there setpriv and env drop the privileges.
+    dropper = helper if helper is not None and os.path.isabs(helper) else None
+    sandboxed = [*bwrap.sandbox_argv(options, binds, cwd, dropper), *argv]
+    # The wrapper starts bwrap with SIGTERM ignored (see `bwrap`): -I, or the shell's `trap '' TERM`.
+    wrapper = [helper, "-I", "--"] if helper is not None else [
+        SH, "-c", _record_and_exit([]).replace("trap : TERM", "trap '' TERM"), "kfp-step"]
+    step_env = base_env(HOME_IN_STEP, env)
+    if "PATH" not in env:
+        step_env["PATH"] = _DEFAULT_PATH  # the standard one, not the server's
+    return Plan(argv=[*wrapper, *sandboxed], env=step_env, cwd=str(work_dir), placeholders=placeholders)
 
 
 class PathRewriter:

@@ -48,7 +48,7 @@ def test_a_missing_command_is_127_and_a_setup_failure_125(kfp_step: str, tmp_pat
     done = run([kfp_step, "-C", str(blocker / "below"), "--", "true"], tmp_path)
     assert (done.returncode, done.stdout) == (sandbox.SETUP_FAILED_EXIT_CODE, "125\n")
     assert "kfp-backend: cannot enter" in done.stderr
-    for bad in (["-x", "--", "true"], ["-C"], []):
+    for bad in (["-z", "--", "true"], ["-C"], []):
         assert run([kfp_step, *bad], tmp_path).returncode == sandbox.SETUP_FAILED_EXIT_CODE
 
 
@@ -85,3 +85,38 @@ def test_private_mount_namespace(kfp_step: str, tmp_path: Path) -> None:
     done = run([kfp_step, "-m", "-b", str(tmp_path / "missing"), str(target), "--", "true"], tmp_path)
     assert done.returncode == sandbox.SETUP_FAILED_EXIT_CODE
     assert "could not set up the step's private paths" in done.stderr
+
+
+STATUS = "grep -E '^(NoNewPrivs|CapEff|SigIgn):' /proc/self/status; id -u; id -G"
+
+
+def _status(text: str) -> dict[str, str]:
+    lines = text.split("\n")
+    fields = dict(line.split(":", 1) for line in lines[:3])
+    return {**{k: v.strip() for k, v in fields.items()}, "uid": lines[3], "groups": lines[4]}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can change its user")
+def test_drops_to_a_user_and_execs_in_place(kfp_step: str, tmp_path: Path) -> None:
+    """-g -u -x (inside the sandbox): the user and group, no supplementary groups, no capabilities,
+    no_new_privs, SIGTERM back to the default when it came ignored; exec'd in place: no exit record."""
+    done = subprocess.run([kfp_step, "-g", "65534", "-u", "65534", "-x", "--", "sh", "-c", STATUS], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path, check=False,
+                          preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    assert done.returncode == 0, done.stderr
+    status = _status(done.stdout)
+    assert (status["uid"], status["groups"], status["NoNewPrivs"]) == ("65534", "65534", "1")
+    assert int(status["CapEff"], 16) == 0
+    assert int(status["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)) == 0
+    missing = subprocess.run([kfp_step, "-u", "65534", "-x", "--", "no-such-command-kfp"], capture_output=True,
+                             text=True, timeout=30, cwd=tmp_path, check=False, env={"PATH": "/usr/bin:/bin"})
+    assert (missing.returncode, missing.stdout) == (127, "")
+    assert "no-such-command-kfp: not found" in missing.stderr
+
+
+def test_starts_the_step_with_sigterm_ignored_when_asked(kfp_step: str, tmp_path: Path) -> None:
+    """-I: the sandbox it starts must outlive the group's SIGTERM (see `bwrap`)."""
+    for options, ignored in (([], False), (["-I"], True)):
+        done = run([kfp_step, *options, "--", "sh", "-c", "grep '^SigIgn:' /proc/self/status"], tmp_path)
+        mask = int(done.stderr.split(":")[1], 16)
+        assert bool(mask & (1 << (signal.SIGTERM - 1))) == ignored

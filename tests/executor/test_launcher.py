@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from kfp_backend.executor import bwrap, pyspawner, sandbox
 from kfp_backend.executor import launcher as launcher_module
-from kfp_backend.executor import pyspawner, sandbox
 from kfp_backend.executor.launcher import (
     DEADLINE_MESSAGE,
     KFP_STEP,
@@ -51,17 +51,36 @@ def require_namespaces() -> None:
         pytest.skip(reason)
 
 
+ISOLATIONS = (sandbox.NAMESPACE, sandbox.REWRITE, sandbox.BWRAP)
+
+
+def sandbox_options() -> bwrap.Options:
+    """The multi-user sandbox's options (the default step user); skipped when it cannot be had here, failed
+    under CI=true (CI installs bubblewrap and runs as root)."""
+    try:
+        options = bwrap.options("bwrap", "", [])
+        problem = bwrap.problem(options)
+        if problem is not None:
+            raise bwrap.IsolationUnavailable(problem)
+    except bwrap.IsolationUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"the bwrap sandbox must work under CI=true: {exc}")
+        pytest.skip(str(exc))
+    return options
+
+
 @pytest.fixture(
-    params=[(isolation, wrapper) for isolation in (sandbox.NAMESPACE, sandbox.REWRITE) for wrapper in WRAPPERS],
-    ids=[f"{isolation}-{wrapper}" for isolation in (sandbox.NAMESPACE, sandbox.REWRITE) for wrapper in WRAPPERS],
+    params=[(isolation, wrapper) for isolation in ISOLATIONS for wrapper in WRAPPERS],
+    ids=[f"{isolation}-{wrapper}" for isolation in ISOLATIONS for wrapper in WRAPPERS],
 )
 def launcher(request: pytest.FixtureRequest) -> LocalProcessLauncher:
     """Every isolation mode with every wrapper: the compiled `kfp-step`, its Python twin, the shell one."""
     isolation, wrapper = request.param
     if isolation == sandbox.NAMESPACE:
         require_namespaces()
+    options = sandbox_options() if isolation == sandbox.BWRAP else None
     try:
-        launcher = LocalProcessLauncher(isolation, kill_grace_seconds=1.0, wrapper=wrapper)
+        launcher = LocalProcessLauncher(isolation, kill_grace_seconds=1.0, wrapper=wrapper, sandbox_options=options)
     except RuntimeError as exc:
         if wrapper == KFP_STEP and in_ci() and shutil.which("cc"):
             pytest.fail("kfp-step must be built under CI=true when a C compiler is installed")
@@ -163,7 +182,8 @@ def test_success_and_nonzero_exit(launcher: LocalProcessLauncher, tmp_path: Path
 def test_missing_command_is_exit_127(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
     result = run(launcher, spec_for(tmp_path / "w", ["no-such-command-kfp"]))
     assert (result.exit_code, result.message) == (127, "Error (exit code 127)")
-    assert "not found" in (tmp_path / "w" / "log").read_text()
+    log = (tmp_path / "w" / "log").read_text()
+    assert "not found" in log or "No such file or directory" in log  # the latter from env, in the sandbox
 
 
 def test_log_has_stdout_and_stderr_interleaved(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
@@ -190,7 +210,7 @@ def test_env_home_and_working_dir(launcher: LocalProcessLauncher, tmp_path: Path
     spec = spec_for(tmp_path / "w2", ["sh", "-c", f"pwd > {OUT}"], working_dir="/tmp/app/src")
     assert run(launcher, spec).exit_code == 0
     cwd = launcher.host_path(spec, OUT).read_text().strip()
-    if launcher.isolation == sandbox.NAMESPACE:
+    if launcher.isolation in (sandbox.NAMESPACE, sandbox.BWRAP):
         assert cwd == "/tmp/app/src"
     else:
         assert cwd == str(launcher.host_path(spec, "/tmp/app/src"))
@@ -320,6 +340,10 @@ def test_rewrite_mode_mktemp_lands_in_the_step_dir(tmp_path: Path) -> None:
 
 def test_var_tmp_is_shared(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
     shared = Path(f"/var/tmp/kfp-test-{uuid.uuid4().hex[:10]}")
+    if launcher.isolation == sandbox.BWRAP:  # the host is read-only in the sandbox: nothing is shared there
+        spec = spec_for(tmp_path / "w", ["sh", "-c", f"echo state > {shared}"])
+        assert run(launcher, spec).exit_code != 0 and not shared.exists()
+        return
     try:
         assert run(launcher, spec_for(tmp_path / "w", ["sh", "-c", f"echo state > {shared}"])).exit_code == 0
         assert shared.read_text() == "state\n"
@@ -348,27 +372,49 @@ def test_inputs_written_before_start_are_visible(launcher: LocalProcessLauncher,
 BACKGROUND = f"sleep 30 & echo $! > {OUT}; sleep 30"
 
 
+def background(argv_text: str) -> tuple[str, str]:
+    """`argv_text` with its `sleep 30` made unique: (the script, the marker to look for in /proc)."""
+    marker = f"30.{uuid.uuid4().int % 10**6:06d}"
+    return argv_text.replace("sleep 30", f"sleep {marker}"), marker
+
+
+def step_process_gone(launcher: LocalProcessLauncher, in_step_pid: int, marker: str) -> bool:
+    """The process the step reported is gone. In the sandbox the step sees only its own PID namespace, so
+    its pid means nothing here: no process on the host may run the step's unique `sleep` any more."""
+    if launcher.isolation != sandbox.BWRAP:
+        return process_gone(in_step_pid)
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes() and not process_gone(int(entry.name)):
+                return False
+        except (OSError, ValueError):
+            continue
+    return True
+
+
 def test_deadline_kills_the_whole_group(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
-    spec = spec_for(tmp_path / "w", ["sh", "-c", BACKGROUND], deadline_seconds=1.0)
+    script, marker = background(BACKGROUND)
+    spec = spec_for(tmp_path / "w", ["sh", "-c", script], deadline_seconds=1.0)
     began = time.monotonic()
     result = run(launcher, spec)
     elapsed = time.monotonic() - began
     assert 0.9 <= elapsed < 4, elapsed
     assert result.deadline_exceeded and not result.terminated
     assert result.message == DEADLINE_MESSAGE
-    assert process_gone(int(launcher.host_path(spec, OUT).read_text()))
+    assert step_process_gone(launcher, int(launcher.host_path(spec, OUT).read_text()), marker)
     assert (tmp_path / "w" / "killed").read_text().strip() == "deadline"
 
 
 def test_terminate_kills_the_whole_group(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
-    spec = spec_for(tmp_path / "w", ["sh", "-c", BACKGROUND])
+    script, marker = background(BACKGROUND)
+    spec = spec_for(tmp_path / "w", ["sh", "-c", script])
     recorder = Recorder()
     handle = launcher.start(spec, recorder)
     grandchild = int(wait_for_file(launcher.host_path(spec, OUT)))
     launcher.terminate(handle)
     result = recorder.wait()
     assert result.terminated and not result.deadline_exceeded and not result.succeeded
-    assert process_gone(grandchild) and process_gone(handle.pid)
+    assert step_process_gone(launcher, grandchild, marker) and process_gone(handle.pid)
     launcher.terminate(handle)  # a no-op once finished
 
 
@@ -386,9 +432,10 @@ def test_terminate_sigkills_a_step_that_ignores_sigterm(tmp_path: Path) -> None:
 
 
 def test_background_processes_die_when_the_step_ends(launcher: LocalProcessLauncher, tmp_path: Path) -> None:
-    spec = spec_for(tmp_path / "w", ["sh", "-c", f"sleep 30 & echo $! > {OUT}"])
+    script, marker = background(f"sleep 30 & echo $! > {OUT}")
+    spec = spec_for(tmp_path / "w", ["sh", "-c", script])
     assert run(launcher, spec).exit_code == 0
-    assert process_gone(int(launcher.host_path(spec, OUT).read_text()))
+    assert step_process_gone(launcher, int(launcher.host_path(spec, OUT).read_text()), marker)
 
 
 # --- adopt after a restart ------------------------------------------------------------------------
@@ -396,8 +443,10 @@ def test_background_processes_die_when_the_step_ends(launcher: LocalProcessLaunc
 LAUNCH_AND_DIE = """
 import json, os, sys, time
 from pathlib import Path
+from kfp_backend.executor import bwrap
 from kfp_backend.executor.launcher import LocalProcessLauncher, StepSpec, read_launch_record
-launcher = LocalProcessLauncher(sys.argv[1])
+options = bwrap.options("bwrap", "", []) if sys.argv[1] == "bwrap" else None
+launcher = LocalProcessLauncher(sys.argv[1], sandbox_options=options)
 spec = StepSpec(key="adopt", argv=json.loads(sys.argv[2]), env={}, work_dir=Path(sys.argv[3]),
                 private_paths=[], deadline_seconds=None)
 pid = launcher.start(spec, lambda result: None).pid
@@ -433,7 +482,7 @@ def test_adopt_reports_the_exit_code_of_a_step_from_a_previous_server(
 ) -> None:
     work_dir = tmp_path / "w"
     pid = launch_in_another_server(launcher.isolation, ["sh", "-c", "sleep 1; echo done; exit 7"], work_dir)
-    new_launcher = LocalProcessLauncher(launcher.isolation)
+    new_launcher = LocalProcessLauncher(launcher.isolation, sandbox_options=launcher.sandbox_options)
     spec = adopt_spec(work_dir)
     assert new_launcher.recorded_result(spec) is None  # still running
     recorder = Recorder()

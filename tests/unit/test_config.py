@@ -101,6 +101,9 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_STEP_LOG_MAX_BYTES", "4095"),
         ("KFP_BACKEND_STEP_ISOLATION", "docker"),
         ("KFP_BACKEND_STEP_WRAPPER", "bash"),
+        ("KFP_BACKEND_STEP_NETWORK", "private"),
+        ("KFP_BACKEND_STEP_HIDDEN_PATHS", "/run/postgresql,relative/dir"),
+        ("KFP_BACKEND_UNSAFE_ALLOW_UNISOLATED_STEPS", "maybe"),
         ("KFP_BACKEND_LOG_LEVEL", "LOUD"),
         ("KFP_BACKEND_AUTH", "sometimes"),
         ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "10.0.0.0/33"),
@@ -139,6 +142,18 @@ def test_edge_values_are_accepted() -> None:
     assert Settings(port=65535, threads=1, driver_heartbeat_seconds=0.5, driver_stale_seconds=1).port == 65535
     assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "0"}).step_log_max_bytes == 0  # no cap
     assert Settings.from_env({"KFP_BACKEND_STEP_LOG_MAX_BYTES": "4096"}).step_log_max_bytes == 4096
+
+
+def test_the_step_sandbox_settings() -> None:
+    settings = Settings.from_env({"KFP_BACKEND_STEP_ISOLATION": "bwrap", "KFP_BACKEND_STEP_USER": "kfp-runner",
+                                  "KFP_BACKEND_STEP_HIDDEN_PATHS": " /run/postgresql, ,/etc/kfp ",
+                                  "KFP_BACKEND_STEP_NETWORK": "none", "KFP_BACKEND_BWRAP": "/opt/bwrap",
+                                  "KFP_BACKEND_UNSAFE_ALLOW_UNISOLATED_STEPS": "true"})
+    assert (settings.step_isolation, settings.step_user, settings.step_network, settings.bwrap) == (
+        "bwrap", "kfp-runner", "none", "/opt/bwrap")
+    assert settings.hidden_paths == ["/run/postgresql", "/etc/kfp"]
+    assert settings.unsafe_allow_unisolated_steps is True
+    assert Settings().hidden_paths == [] and Settings().unsafe_allow_unisolated_steps is False
 
 
 def test_overrides_win_and_none_does_not_override() -> None:
