@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,8 @@ import requests
 from kfp import dsl
 
 from kfp_backend.executor.step_logs import marker
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 
 CAP = 8 << 20
 LINES = 6_000_000  # `seq` writes ~47 MB: nearly six times the cap
@@ -43,15 +42,8 @@ def _pipeline(release: Path, lines: int = LINES):  # type: ignore[no-untyped-def
     return long_log
 
 
-def _start_server(data_dir: Path, port: int, output_path: Path, cap: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    env = {**_server_env(), "KFP_BACKEND_STEP_LOG_MAX_BYTES": str(cap)}
-    with output_path.open("ab") as output:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                  stderr=subprocess.STDOUT)
-    _wait_until_healthy(server, f"http://127.0.0.1:{port}", output_path)
-    return server
+def _start_server(data_dir: Path, port: int, log_path: Path, cap: int) -> subprocess.Popen:
+    return start_server(port, data_dir, log_path, env={"KFP_BACKEND_STEP_LOG_MAX_BYTES": str(cap)})
 
 
 def _running_step(client: kfp.Client, run_id: str) -> dict:

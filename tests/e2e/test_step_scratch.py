@@ -3,16 +3,14 @@ its logs, outputs and artifacts stay, and a running run keeps its scratch whatev
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import kfp
 from kfp import dsl
 
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 from tests.e2e.test_run_semantics import read_artifact_file, read_node_log
 
 
@@ -43,14 +41,8 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
     port = _free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    env = {**_server_env(), "KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS": "1"}
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT)
+    server = start_server(port, data_dir, log_path, env={"KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS": "1"})
     try:
-        _wait_until_healthy(server, f"http://127.0.0.1:{port}", log_path)
         api_url = f"http://127.0.0.1:{port}/apis/v1beta1"
         client = kfp.Client(host=f"http://127.0.0.1:{port}")
         run_id = client.create_run_from_pipeline_func(_scratch_pipeline, arguments={}, run_name="scratch").run_id
