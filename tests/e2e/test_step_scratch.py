@@ -10,6 +10,7 @@ import kfp
 from kfp import dsl
 
 from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.helpers import wait_for
 from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 from tests.e2e.test_run_semantics import read_artifact_file, read_node_log
 
@@ -30,13 +31,6 @@ def _scratch(step_dir: Path) -> Path:
     return step_dir / "root"
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
     port = _free_port()
     data_dir = tmp_path / "data"
@@ -52,7 +46,7 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
             found = [n for n in workflow_nodes(client.get_run(run_id)) if n.get("displayName") == display]
             return found[0] if found else None
 
-        _wait(lambda: (node("slow") or {}).get("phase") == "Running", 30, "the slow step never started")
+        wait_for(lambda: (node("slow") or {}).get("phase") == "Running", 30, "the slow step never started")
         writer = node("writer")
         assert writer is not None and writer["phase"] == "Succeeded"
         writer_dir = data_dir / "runs" / run_id / writer["id"]
@@ -63,7 +57,7 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
         assert detail.run.status == "Succeeded"
         steps = {n["displayName"]: data_dir / "runs" / run_id / n["id"] for n in workflow_nodes(detail)
                  if n.get("type") == "Pod"}
-        _wait(lambda: not any(_scratch(d).exists() for d in steps.values()), 30, "the scratch was never removed")
+        wait_for(lambda: not any(_scratch(d).exists() for d in steps.values()), 30, "the scratch was never removed")
         # What a client reads of the run is still there.
         assert read_node_log(api_url, run_id, writer["id"]) == "wrote\n"
         assert read_artifact_file(api_url, run_id, writer["id"], "writer-word") == b"kept"
