@@ -19,8 +19,7 @@ from kfp_backend.services.errors import InvalidArgument, NotFound
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import unknown_parameter
-from kfp_backend.services.text_fields import check_parameters as check_parameter_texts
-from kfp_backend.services.text_fields import check_reference_ids, check_text
+from kfp_backend.services.text_fields import check_parameter_texts, check_reference_ids, check_text
 from kfp_backend.store import experiments_repo, pipelines_repo
 from kfp_backend.store.db import Database
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow

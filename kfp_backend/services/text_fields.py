@@ -55,7 +55,7 @@ def check_texts(fields: Iterable[tuple[str, str]]) -> None:
         check_text(field, value)
 
 
-def check_parameters(field: str, parameters: Sequence[Mapping[str, str]] | None) -> None:
+def check_parameter_texts(field: str, parameters: Sequence[Mapping[str, str]] | None) -> None:
     """Each parameter's name and value (`<field>[i].name`, `<field>[i].value`)."""
     for index, parameter in enumerate(parameters or ()):
         check_text(f"{field}[{index}].name", parameter.get("name", ""))

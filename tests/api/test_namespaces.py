@@ -12,14 +12,11 @@ shared pipelines) hold.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from kfp_backend.config import Settings
 from kfp_backend.services.auth import AuthService
 from tests.api.test_auth import API, ROUTES, UPLOAD_RULES, _settings
 from tests.databases import BACKENDS, DatabaseFactory
+from tests.http_server import route_server
 
 TEAM_A, TEAM_B = "team-a", "team-b"
 # Routes not about any namespace's resources: any authenticated caller may call them.
@@ -249,24 +247,10 @@ def _as_get(route: tuple[str, str]) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def package_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def package_url() -> Iterator[str]:
     """The workflow served over HTTP (multi-user mode refuses file URLs)."""
-    directory = tmp_path_factory.mktemp("packages")
-    (directory / "namespaced.yaml").write_text(WORKFLOW)
-    handler = functools.partial(QuietFiles, directory=str(directory))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/namespaced.yaml"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with route_server({"/namespaced.yaml": (200, WORKFLOW.encode(), {})}) as server:
+        yield f"{server.base_url}/namespaced.yaml"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

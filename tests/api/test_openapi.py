@@ -13,9 +13,7 @@ import io
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.store.migrations import upgrade
 from kfp_backend.store.models import Base
+from tests.http_server import route_server
 
 SCHEMA_URL = f"{API_PREFIX}/openapi.json"
 # Answered on every method, like upstream's, but documented as GET only.
@@ -197,24 +196,8 @@ class CheckedClient:
 @pytest.fixture
 def package_url() -> Iterator[str]:
     """An http URL serving WORKFLOW, for the create-from-URL endpoints."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(WORKFLOW)))
-            self.end_headers()
-            self.wfile.write(WORKFLOW)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/openapi-check.yaml"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with route_server({"/openapi-check.yaml": (200, WORKFLOW, {})}) as server:
+        yield f"{server.base_url}/openapi-check.yaml"
 
 
 def test_healthz_and_experiment_calls_match_the_document(sqlite_app: Flask) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import AuthService
+from tests.http_server import Route, RouteServer, route_server, without_proxies
 
 API = "/apis/v1beta1"
 WORKFLOW = b"""\
@@ -41,56 +40,33 @@ REFUSED = ("Please specify a valid URL: in multi-user mode the server does not d
            "link-local or other non-public addresses")
 
 
-class _Packages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.server.seen.append((self.path, self.headers.get("Host")))  # type: ignore[attr-defined]
-        port = self.server.server_address[1]
-        status, body, headers = {
-            "/p.yaml": (200, WORKFLOW, {}),
-            "/to-loopback.yaml": (302, b"", {"Location": f"http://127.0.0.1:{port}/p.yaml"}),
-            "/to-localhost.yaml": (302, b"", {"Location": f"http://localhost:{port}/p.yaml"}),
-            "/to-file": (302, b"", {"Location": "file:///etc/hostname"}),
-            "/big.yaml": (200, b"#" * 5000, {}),
-            "/broken.yaml": (500, b"oops", {}),
-        }.get(self.path, (404, b"not found", {}))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def _routes(port: int) -> dict[str, Route]:
+    return {
+        "/p.yaml": (200, WORKFLOW, {}),
+        "/to-loopback.yaml": (302, b"", {"Location": f"http://127.0.0.1:{port}/p.yaml"}),
+        "/to-localhost.yaml": (302, b"", {"Location": f"http://localhost:{port}/p.yaml"}),
+        "/to-file": (302, b"", {"Location": "file:///etc/hostname"}),
+        "/big.yaml": (200, b"#" * 5000, {}),
+        "/broken.yaml": (500, b"oops", {}),
+    }
 
 
 @pytest.fixture(scope="module")
-def packages() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Packages)
-    server.daemon_threads = True
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def packages() -> Iterator[RouteServer]:
+    with route_server(_routes) as server:
+        yield server
 
 
 @pytest.fixture
-def seen(packages: ThreadingHTTPServer) -> list[tuple[str, str]]:
+def seen(packages: RouteServer) -> list[tuple[str, str | None]]:
     """The requests the package server received during the test: (path, Host header)."""
-    packages.seen.clear()  # type: ignore[attr-defined]
-    return packages.seen  # type: ignore[attr-defined]
+    packages.seen.clear()
+    return packages.seen
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def _port(packages: ThreadingHTTPServer) -> int:
-    return packages.server_address[1]
+    without_proxies(monkeypatch)
 
 
 class Admin:
@@ -135,9 +111,9 @@ def _refusal(response: Any) -> str:
     return body["details"][0]["error_message"]
 
 
-def test_urls_of_non_public_addresses_are_refused(settings: Settings, packages: ThreadingHTTPServer,
-                                                  seen: list[tuple[str, str]]) -> None:
-    port = _port(packages)
+def test_urls_of_non_public_addresses_are_refused(settings: Settings, packages: RouteServer,
+                                                  seen: list[tuple[str, str | None]]) -> None:
+    port = packages.port
     with multi_user(settings) as admin:
         pipeline_id = admin.upload("uploaded")
         for host in ("127.0.0.1", "localhost", "127.1.2.3", "[::1]", "0.0.0.0", "169.254.169.254", "10.0.0.1",
@@ -154,9 +130,9 @@ def test_urls_of_non_public_addresses_are_refused(settings: Settings, packages: 
 
 
 @pytest.mark.parametrize("allowed", ["127.0.0.1", "127.0.0.0/8", "localhost", "*.localhost, localhost"])
-def test_the_allow_list_lets_named_hosts_through(settings: Settings, packages: ThreadingHTTPServer,
-                                                 seen: list[tuple[str, str]], allowed: str) -> None:
-    port = _port(packages)
+def test_the_allow_list_lets_named_hosts_through(settings: Settings, packages: RouteServer,
+                                                 seen: list[tuple[str, str | None]], allowed: str) -> None:
+    port = packages.port
     host = "localhost" if "localhost" in allowed else "127.0.0.1"
     url = f"http://{host}:{port}/p.yaml"
     with multi_user(settings, allowed) as admin:
@@ -170,9 +146,9 @@ def test_the_allow_list_lets_named_hosts_through(settings: Settings, packages: T
         _refusal(admin.create_pipeline(f"http://[::1]:{port}/p.yaml"))
 
 
-def test_every_redirect_is_checked(settings: Settings, packages: ThreadingHTTPServer,
-                                   seen: list[tuple[str, str]]) -> None:
-    port = _port(packages)
+def test_every_redirect_is_checked(settings: Settings, packages: RouteServer,
+                                   seen: list[tuple[str, str | None]]) -> None:
+    port = packages.port
     with multi_user(settings, "localhost") as admin:
         url = f"http://localhost:{port}/to-loopback.yaml"
         message = _refusal(admin.create_pipeline(url))
@@ -187,12 +163,12 @@ def test_every_redirect_is_checked(settings: Settings, packages: ThreadingHTTPSe
         assert created.get_json()["name"] == "to-loopback.yaml"
 
 
-def test_the_connection_goes_to_the_checked_address(settings: Settings, packages: ThreadingHTTPServer,
-                                                    seen: list[tuple[str, str]],
+def test_the_connection_goes_to_the_checked_address(settings: Settings, packages: RouteServer,
+                                                    seen: list[tuple[str, str | None]],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """DNS rebinding: the name resolves to an allowed address when checked and to another one afterwards; the
     download still goes to the checked address, with the URL's Host header."""
-    port = _port(packages)
+    port = packages.port
     real = socket.getaddrinfo
     answers = iter(["127.0.0.1"])
 
@@ -212,8 +188,8 @@ def test_the_connection_goes_to_the_checked_address(settings: Settings, packages
         assert len(seen) == 1
 
 
-def test_limits_and_failures_in_multi_user_mode(settings: Settings, packages: ThreadingHTTPServer) -> None:
-    port = _port(packages)
+def test_limits_and_failures_in_multi_user_mode(settings: Settings, packages: RouteServer) -> None:
+    port = packages.port
     with multi_user(settings, "127.0.0.1", max_upload_bytes=4096) as admin:
         assert _refusal(admin.create_pipeline(f"http://127.0.0.1:{port}/big.yaml")) == (
             "File size too large. Maximum supported size: 4096")
@@ -224,10 +200,10 @@ def test_limits_and_failures_in_multi_user_mode(settings: Settings, packages: Th
         assert _refusal(admin.create_pipeline(unresolvable)).startswith("Failed to download the pipeline")
 
 
-def test_single_user_mode_downloads_from_anywhere(settings: Settings, packages: ThreadingHTTPServer) -> None:
+def test_single_user_mode_downloads_from_anywhere(settings: Settings, packages: RouteServer) -> None:
     app = create_app(settings.replace(auth="disabled"))
     try:
-        url = f"http://127.0.0.1:{_port(packages)}/to-localhost.yaml"
+        url = f"http://127.0.0.1:{packages.port}/to-localhost.yaml"
         created = app.test_client().post(f"{API}/pipelines", json={"url": {"pipeline_url": url}})
         assert created.status_code == 200, created.get_data(as_text=True)
     finally:

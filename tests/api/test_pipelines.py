@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,11 +15,12 @@ from sqlalchemy import event
 from kfp_backend.app import create_app
 from kfp_backend.services import pipelines as pipeline_service
 from tests.api.test_upload import API, MISSING_ID, upload, uploaded, workflow_yaml, zip_bytes
+from tests.http_server import Route, RouteHandler, route_server, without_proxies
 
 GATEWAY_ERROR_KEYS = {"error", "code", "message", "details"}
 
 # What the test HTTP server answers: path -> (status, body, extra headers).
-ROUTES: dict[str, tuple[int, bytes, dict[str, str]]] = {
+ROUTES: dict[str, Route] = {
     "/pipelines/hello.yaml": (200, workflow_yaml("hello", {"who": "world"}).encode(), {}),
     "/pipelines/query.yaml?x=1": (200, workflow_yaml("query").encode(), {}),
     "/packages/arguments.pipeline.zip": (200, zip_bytes({"pipeline.yaml": workflow_yaml("zipped")}), {}),
@@ -35,48 +34,33 @@ ROUTES: dict[str, tuple[int, bytes, dict[str, str]]] = {
 SLOW_PATH = "/pipelines/slow.yaml"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RouteHandler):
     def do_GET(self) -> None:
-        if self.path == SLOW_PATH:
-            self.send_response(200)
-            self.send_header("Content-Length", "1000")
-            self.end_headers()
-            for _ in range(20):  # a trickle that outlives the fetch deadline
-                try:
-                    self.wfile.write(b"#" * 10)
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.05)
+        if self.path != SLOW_PATH:
+            super().do_GET()
             return
-        status, body, headers = ROUTES.get(self.path, (404, b"not found", {}))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
         self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        for _ in range(20):  # a trickle that outlives the fetch deadline
+            try:
+                self.wfile.write(b"#" * 10)
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def http_base() -> Iterator[str]:
     """A tiny HTTP server in a thread, serving ROUTES."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with route_server(ROUTES, _Handler) as server:
+        yield server.base_url
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    without_proxies(monkeypatch)
 
 
 @pytest.fixture

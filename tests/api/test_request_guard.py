@@ -16,40 +16,21 @@ from flask.testing import FlaskClient
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
+from tests import hostile_page
+from tests.hostile_page import shell_workflow
 
 only_sqlite = pytest.mark.parametrize("backend", ["sqlite"])
 
 API = "/apis/v1beta1"
 SERVER = "127.0.0.1:8888"
-# What a hostile page would have the server run: a container step is a host process here.
-SHELL_WORKFLOW = """\
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata:
-  generateName: pwn-
-spec:
-  entrypoint: main
-  templates:
-  - name: main
-    container:
-      image: alpine:3.19
-      command: [sh, -c, "touch /tmp/pwned"]
-"""
+# What a hostile page would have the server run.
+SHELL_WORKFLOW = shell_workflow("touch /tmp/pwned")
 RUN_BODY = json.dumps({"name": "pwn", "pipeline_spec": {"workflow_manifest": SHELL_WORKFLOW}})
-CHROME = {
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Accept": "*/*",
-    "Accept-Language": "en-US,en;q=0.9",
-}
 
 
 def browser(site: str, *, mode: str = "no-cors", content_type: str | None = None, **extra: str) -> dict[str, str]:
     """The headers Chrome sends for a request made by a page of `site` (an origin) to SERVER."""
-    headers = {**CHROME, "Host": SERVER, "Origin": site, "Referer": site + "/",
-               "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": "empty", **extra}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    return headers
+    return hostile_page.browser(site, SERVER, mode=mode, content_type=content_type, **extra)
 
 
 def send(client: FlaskClient, method: str, path: str, headers: dict[str, str], data: bytes | str = b"") -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,3 +56,11 @@ def collect_pages(fetch: Callable[[str], Any], items_attr: str) -> tuple[list[li
         if not token:
             return pages, totals
     pytest.fail("paging did not end within 100 pages")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `predicate` every 0.1 s until it is true; fail saying `what` did not happen within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)

@@ -182,6 +182,32 @@ def terminate_long_running(client: Any, corpus: Path, unique: str) -> Any:
 # ------------------------------------------------------------------------------------ extra servers
 
 
+def start_server(port: int, data_dir: Path, log_path: Path, *, database_url: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`kfp-backend serve` on `port` and `data_dir`, its output appended to `log_path` (a server started again
+    on the same data keeps one log), once it answers healthz. The caller stops it (`_stop`) or kills it.
+
+    `env` adds to (or overrides) the server's environment, which its steps inherit (PATH, for instance).
+    """
+    command = [
+        sys.executable, "-m", "kfp_backend", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+    ]
+    if database_url:
+        command += ["--database-url", database_url]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env={**_server_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path)
+    except BaseException:
+        _stop(process)
+        raise
+    return process
+
+
 @contextmanager
 def live_server(workdir: Path, *, database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
     """A `kfp-backend serve` subprocess of its own (data under `workdir`), stopped on exit; yields its URL.
@@ -190,21 +216,8 @@ def live_server(workdir: Path, *, database_url: str | None = None, env: dict[str
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    command = [
-        sys.executable, "-m", "kfp_backend", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(workdir / "data"),
-    ]
-    if database_url:
-        command += ["--database-url", database_url]
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env={**_server_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
+    process = start_server(port, workdir / "data", workdir / "server.log", database_url=database_url, env=env)
     try:
-        _wait_until_healthy(process, base_url, log_path)
-        yield base_url
+        yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)

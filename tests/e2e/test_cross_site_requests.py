@@ -13,23 +13,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.e2e.pipelines import echo_op
+from tests.hostile_page import browser, shell_workflow
 
 pytestmark = pytest.mark.e2e
 
-SHELL_WORKFLOW = """\
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata:
-  generateName: pwn-
-spec:
-  entrypoint: main
-  templates:
-  - name: main
-    container:
-      image: alpine:3.19
-      command: [sh, -c, "touch /tmp/kfp-backend-cross-site-pwned"]
-"""
-CHROME_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+PWNED = "/tmp/kfp-backend-cross-site-pwned"
 
 
 def raw(server_url: str, method: str, path: str, headers: dict[str, str], body: str = "") -> tuple[int, dict]:
@@ -61,10 +49,8 @@ def runs_named(server_url: str, name: str) -> list[dict]:
 def test_a_hostile_pages_requests_are_refused(server_url: str, unique: str) -> None:
     host = urlsplit(server_url).netloc  # 127.0.0.1:<port>
     name = f"{unique}-pwn"
-    run = json.dumps({"name": name, "pipeline_spec": {"workflow_manifest": SHELL_WORKFLOW}})
-    page = {"Host": host, "User-Agent": CHROME_AGENT, "Accept": "*/*", "Origin": "http://evil.example",
-            "Referer": "http://evil.example/", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
-            "Sec-Fetch-Dest": "empty"}
+    run = json.dumps({"name": name, "pipeline_spec": {"workflow_manifest": shell_workflow(f"touch {PWNED}")}})
+    page = browser("http://evil.example", host)
     # fetch() with a text/plain body, and a <form enctype="text/plain"> spelling the JSON: no preflight.
     status, body = raw(server_url, "POST", "/apis/v1beta1/runs", {**page, "Content-Type": "text/plain;charset=UTF-8"},
                        run)
@@ -94,8 +80,7 @@ def test_a_hostile_pages_requests_are_refused(server_url: str, unique: str) -> N
     assert runs_named(server_url, name) == []
     # The same request with the server's own name and a JSON body is accepted: the checks are what refused.
     status, body = raw(server_url, "POST", "/apis/v1beta1/runs", {"Host": host, "Content-Type": "application/json"},
-                       json.dumps({"name": name, "pipeline_spec": {"workflow_manifest": SHELL_WORKFLOW.replace(
-                           'touch /tmp/kfp-backend-cross-site-pwned', 'true')}}))
+                       json.dumps({"name": name, "pipeline_spec": {"workflow_manifest": shell_workflow("true")}}))
     assert status == 200, body
     assert [r["id"] for r in runs_named(server_url, name)] == [body["run"]["id"]]
 

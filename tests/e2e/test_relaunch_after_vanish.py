@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 import warnings
@@ -32,8 +31,8 @@ from sqlalchemy import create_engine, delete, select, update
 from kfp_backend.executor.launcher import read_launch_record
 from kfp_backend.store.models import RunNode
 from tests.databases import DatabaseFactory
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 
 TRACE_DIR = Path("/var/tmp")
 VANISHED = "vanished"  # the node says Running; its process is gone without an exit code
@@ -76,14 +75,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir)]
-        if self.database_url:
-            command += ["--database-url", self.database_url]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=_server_env(), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT)
-        _wait_until_healthy(self.process, self.url, self.log_path)
+        self.process = start_server(self.port, self.data_dir, self.log_path, database_url=self.database_url)
 
     def kill(self) -> None:
         assert self.process is not None

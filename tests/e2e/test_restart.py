@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,8 +15,8 @@ from pathlib import Path
 import kfp
 from kfp import dsl
 
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 
 COUNTER_DIR = Path("/var/tmp")
 
@@ -40,22 +38,12 @@ def _pipeline(marker: str):
     return restart_chain
 
 
-def _start_server(port: int, data_dir: Path, log_path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=_server_env(), stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    _wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path)
-    return process
-
-
 def test_run_survives_kill_9_of_the_server(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex[:12]
     port = _free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    server = _start_server(port, data_dir, log_path)
+    server = start_server(port, data_dir, log_path)
     try:
         client = kfp.Client(host=f"http://127.0.0.1:{port}")
         run_id = client.create_run_from_pipeline_func(_pipeline(marker), arguments={}, run_name="restart").run_id
@@ -66,7 +54,7 @@ def test_run_survives_kill_9_of_the_server(tmp_path: Path) -> None:
             time.sleep(0.1)
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
-        server = _start_server(port, data_dir, log_path)
+        server = start_server(port, data_dir, log_path)
         detail = wait_for_run(client, run_id, timeout=90)
         nodes = {n["displayName"]: n for n in workflow_nodes(detail)}
         assert detail.run.status == "Succeeded", json.dumps(nodes, indent=1)

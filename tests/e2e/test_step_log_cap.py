@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,8 +17,9 @@ import requests
 from kfp import dsl
 
 from kfp_backend.executor.step_logs import marker
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.helpers import wait_for
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 
 CAP = 8 << 20
 LINES = 6_000_000  # `seq` writes ~47 MB: nearly six times the cap
@@ -43,15 +42,8 @@ def _pipeline(release: Path, lines: int = LINES):  # type: ignore[no-untyped-def
     return long_log
 
 
-def _start_server(data_dir: Path, port: int, output_path: Path, cap: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    env = {**_server_env(), "KFP_BACKEND_STEP_LOG_MAX_BYTES": str(cap)}
-    with output_path.open("ab") as output:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                  stderr=subprocess.STDOUT)
-    _wait_until_healthy(server, f"http://127.0.0.1:{port}", output_path)
-    return server
+def _start_server(data_dir: Path, port: int, log_path: Path, cap: int) -> subprocess.Popen:
+    return start_server(port, data_dir, log_path, env={"KFP_BACKEND_STEP_LOG_MAX_BYTES": str(cap)})
 
 
 def _running_step(client: kfp.Client, run_id: str) -> dict:
@@ -59,7 +51,7 @@ def _running_step(client: kfp.Client, run_id: str) -> dict:
         found = [n for n in workflow_nodes(client.get_run(run_id)) if n.get("displayName") == "chatty"]
         return found[0] if found else None
 
-    _wait(lambda: (chatty() or {}).get("phase") == "Running", 60, "the step never started")
+    wait_for(lambda: (chatty() or {}).get("phase") == "Running", 60, "the step never started")
     node = chatty()
     assert node is not None
     return node
@@ -109,13 +101,6 @@ def _tail(url: str, count: int) -> requests.Response:
     return response
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
     expected = _expected_log()
     expected_digest = hashlib.sha256(expected).hexdigest()
@@ -129,7 +114,7 @@ def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
         run_id = client.create_run_from_pipeline_func(_pipeline(release), arguments={}, run_name="long-log").run_id
         node = _running_step(client, run_id)
         url = f"http://127.0.0.1:{port}/apis/v1beta1/runs/{run_id}/nodes/{node['id']}/log"
-        _wait(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
+        wait_for(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
 
         # While the step runs, its whole log (nearly six times the cap), by several readers at once.
         reads: list[tuple[int, str]] = []
@@ -184,7 +169,7 @@ def test_a_step_that_ended_while_the_server_was_down_has_its_log_capped_by_the_n
                                                       run_name="long-log").run_id
         node = _running_step(client, run_id)
         url = f"http://127.0.0.1:{port}/apis/v1beta1/runs/{run_id}/nodes/{node['id']}/log"
-        _wait(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
+        wait_for(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
         _stop(server)  # a graceful stop leaves the step running
         release.touch()  # it ends while no server watches it
         stored = data_dir / "runs" / run_id / node["id"] / "log"

@@ -3,16 +3,15 @@ its logs, outputs and artifacts stay, and a running run keeps its scratch whatev
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import kfp
 from kfp import dsl
 
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.helpers import wait_for
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 from tests.e2e.test_run_semantics import read_artifact_file, read_node_log
 
 
@@ -32,25 +31,12 @@ def _scratch(step_dir: Path) -> Path:
     return step_dir / "root"
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
     port = _free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    env = {**_server_env(), "KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS": "1"}
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT)
+    server = start_server(port, data_dir, log_path, env={"KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS": "1"})
     try:
-        _wait_until_healthy(server, f"http://127.0.0.1:{port}", log_path)
         api_url = f"http://127.0.0.1:{port}/apis/v1beta1"
         client = kfp.Client(host=f"http://127.0.0.1:{port}")
         run_id = client.create_run_from_pipeline_func(_scratch_pipeline, arguments={}, run_name="scratch").run_id
@@ -60,7 +46,7 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
             found = [n for n in workflow_nodes(client.get_run(run_id)) if n.get("displayName") == display]
             return found[0] if found else None
 
-        _wait(lambda: (node("slow") or {}).get("phase") == "Running", 30, "the slow step never started")
+        wait_for(lambda: (node("slow") or {}).get("phase") == "Running", 30, "the slow step never started")
         writer = node("writer")
         assert writer is not None and writer["phase"] == "Succeeded"
         writer_dir = data_dir / "runs" / run_id / writer["id"]
@@ -71,7 +57,7 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
         assert detail.run.status == "Succeeded"
         steps = {n["displayName"]: data_dir / "runs" / run_id / n["id"] for n in workflow_nodes(detail)
                  if n.get("type") == "Pod"}
-        _wait(lambda: not any(_scratch(d).exists() for d in steps.values()), 30, "the scratch was never removed")
+        wait_for(lambda: not any(_scratch(d).exists() for d in steps.values()), 30, "the scratch was never removed")
         # What a client reads of the run is still there.
         assert read_node_log(api_url, run_id, writer["id"]) == "wrote\n"
         assert read_artifact_file(api_url, run_id, writer["id"], "writer-word") == b"kept"

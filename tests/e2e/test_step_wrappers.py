@@ -5,8 +5,6 @@ suite runs with the default (`kfp-step` where a C compiler is present)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +12,8 @@ import kfp
 import pytest
 
 from kfp_backend.executor import pyspawner
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
-from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline
+from tests.e2e.conftest import _free_port, _stop
+from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline, start_server
 
 PIPELINES = ["file_artifacts_chain", "exit_handler_failure", "fanout_30"]
 
@@ -40,15 +38,9 @@ def wrapper_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         pytest.skip("the python wrapper needs x86_64 or aarch64 Linux")
     workdir = tmp_path_factory.mktemp(f"wrapper-{request.param}")
     port = _free_port()
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(workdir / "data")]
-    env = {**_server_env(), "KFP_BACKEND_STEP_WRAPPER": request.param}
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT)
+    process = start_server(port, workdir / "data", workdir / "server.log",
+                           env={"KFP_BACKEND_STEP_WRAPPER": request.param})
     try:
-        _wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path)
         context = workdir / "context.json"  # never created: the default context
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context))
