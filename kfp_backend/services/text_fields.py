@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from kfp_backend.services.errors import InvalidArgument
-from kfp_backend.services.references import ResourceReference, ResourceType
+from kfp_backend.services.references import ResourceReference
 
 # Free text (descriptions, URLs) goes into TEXT columns, which hold 65535 bytes on MySQL and MariaDB;
 # upstream sizes pipeline and version descriptions the same (`size:65535`).
 MAX_TEXT_BYTES = 65535
-# Resource ids are UUIDs in VARCHAR(36) columns.
-ID_LENGTH = 36
 
 
 def text_problem(
@@ -63,8 +61,7 @@ def check_parameter_texts(field: str, parameters: Sequence[Mapping[str, str]] | 
 
 
 def check_reference_ids(field: str, references: Sequence[ResourceReference]) -> None:
-    """Each reference's key id (`<field>[i].key.id`). A JOB reference's id is stored as given (the others
-    are looked up, and an id that names nothing is a 404), so it must also fit an id column."""
+    """Each reference's key id (`<field>[i].key.id`): every id is looked up (an id that names nothing is a
+    404), none is stored as given, so only what no database can compare is refused here."""
     for index, reference in enumerate(references):
-        max_chars = ID_LENGTH if reference.key.type == ResourceType.JOB else None
-        check_text(f"{field}[{index}].key.id", reference.key.id, max_chars=max_chars)
+        check_text(f"{field}[{index}].key.id", reference.key.id)
