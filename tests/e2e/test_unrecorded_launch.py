@@ -23,8 +23,7 @@ from kfp import dsl
 
 from kfp_backend.executor.launcher import read_exit_code, read_launch_record
 from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import wait_for_run, workflow_nodes
-from tests.e2e.test_restart import _start_server
+from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
 
 COUNTER_DIR = Path("/var/tmp")
 
@@ -52,7 +51,7 @@ def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Pat
     port = _free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    server = _start_server(port, data_dir, log_path)
+    server = start_server(port, data_dir, log_path)
     try:
         client = kfp.Client(host=f"http://127.0.0.1:{port}")
         seconds = 5 if still_running else 1.5
@@ -81,7 +80,7 @@ def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Pat
             deleted = db.execute("DELETE FROM run_nodes WHERE run_id = ? AND node_id = ?", (run_id, slow["id"]))
             assert deleted.rowcount == 1
 
-        server = _start_server(port, data_dir, log_path)
+        server = start_server(port, data_dir, log_path)
         detail = wait_for_run(client, run_id, timeout=90)
         nodes = {n["displayName"]: n for n in workflow_nodes(detail)}
         assert detail.run.status == "Succeeded", json.dumps(nodes, indent=1)
