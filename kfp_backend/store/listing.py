@@ -365,7 +365,7 @@ def _cached_count(session: Session, count: Select) -> _Counted | None:
     rows = dict(session.execute(
         select(ListGeneration.resource, ListGeneration.generation).where(
             ListGeneration.resource == tables[0] if len(tables) == 1 else ListGeneration.resource.in_(tables))
-    ).tuples().all())
+    ).all())
     if len(rows) != len(tables):  # a database without the rows: count every time
         return None
     generations = tuple(rows[t] for t in tables)
