@@ -42,6 +42,7 @@ from kfp_backend.executor.operator import (
     rfc3339,
 )
 from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
+from kfp_backend.store.states import ERROR, FAILED, PENDING, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
 from kfp_backend.workflow.graph import Template
@@ -224,7 +225,7 @@ class RunDriver:
         try:
             graph = compile_workflow(document)
         except WorkflowError as exc:
-            self._fail_run(f"invalid workflow: {exc}", phase="Error")
+            self._fail_run(f"invalid workflow: {exc}", phase=ERROR)
             return
         self.workflow_name = document.get("metadata", {}).get("name") or graph.name
         status = self.claimed.workflow_status
@@ -313,7 +314,7 @@ class RunDriver:
         if not inserted and not updated and status == self._last_status:
             return
         self._last_status = status
-        self.writer.submit([node_row(n) for n in inserted], [node_row(n) for n in updated], status, "Running")
+        self.writer.submit([node_row(n) for n in inserted], [node_row(n) for n in updated], status, RUNNING)
 
     def _flush_final(self, operator: RunOperator) -> None:
         """The run's final state, written after everything before it."""
@@ -351,7 +352,7 @@ class RunDriver:
                 handle.wait(10)
             self.executor.remove_run_files(self.run_id)
 
-    def _fail_run(self, message: str, phase: str = "Error") -> None:
+    def _fail_run(self, message: str, phase: str = ERROR) -> None:
         now = time.time()
         status = {"phase": phase, "startedAt": rfc3339(now), "finishedAt": rfc3339(now), "message": message}
         nodes: list[dict] = []
@@ -432,7 +433,7 @@ class RunDriver:
             self.executor.release_slot(self)
             self.specs_by_node.pop(node["name"], None)
             log.error("run %s: could not start %s: %s", self.run_id, node["name"], outcome)
-            operator.pod_exited(node["name"], "Error", f"failed to start the step: {outcome}", None)
+            operator.pod_exited(node["name"], ERROR, f"failed to start the step: {outcome}", None)
         return failed
 
     def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | object | None:
@@ -544,16 +545,16 @@ class RunDriver:
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
         if node.get("_stopping") or result.terminated:
-            phase, message = "Failed", DEADLINE_MESSAGE
+            phase, message = FAILED, DEADLINE_MESSAGE
         elif result.deadline_exceeded:
-            phase, message = "Failed", result.message or "Pod was active on the node longer than the specified deadline"
+            phase, message = FAILED, result.message or "Pod was active on the node longer than the specified deadline"
         elif result.vanished:
-            phase, message = "Error", "the step's process vanished without an exit code (was the server killed?)"
+            phase, message = ERROR, "the step's process vanished without an exit code (was the server killed?)"
         elif result.exit_code != 0:
-            phase, message = "Failed", result.message or f"Error (exit code {result.exit_code})"
+            phase, message = FAILED, result.message or f"Error (exit code {result.exit_code})"
         else:
-            phase, message = "Succeeded", ""
-        if phase == "Succeeded":
+            phase, message = SUCCEEDED, ""
+        if phase == SUCCEEDED:
             parameters = []
             for decl in template.outputs_parameters:
                 if not decl.path:
@@ -564,7 +565,7 @@ class RunDriver:
                 elif decl.default is not None:
                     value = decl.default
                 else:
-                    phase, message = "Error", (
+                    phase, message = ERROR, (
                         f"failed to read output parameter '{decl.name}' from {decl.path}: no such file"
                     )
                     break
@@ -577,8 +578,8 @@ class RunDriver:
                 continue
             host = launcher.host_path(spec, decl.path)
             if not host.exists():
-                if phase == "Succeeded" and not decl.optional:
-                    phase = "Error"
+                if phase == SUCCEEDED and not decl.optional:
+                    phase = ERROR
                     message = f"failed to save output artifact '{decl.name}': {decl.path} does not exist"
                 continue
             # Argo's key is artifacts/<workflow>/<pod>/<name>.tgz; the run id in its place lets a deleted
@@ -621,7 +622,7 @@ class RunDriver:
                 self._lost_processes[name] = f"its process on host {host} was lost"
             else:
                 self._lost_processes[name] = _vanished(pid)
-            node["phase"] = "Pending"
+            node["phase"] = PENDING
             node.pop("_pid", None)
             operator._running_pods -= 1
             operator._touch(node)

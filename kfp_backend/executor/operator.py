@@ -17,11 +17,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from kfp_backend.store.states import (
+    ERROR,
+    FAILED,
+    FAILED_NODE_PHASES,
+    FULFILLED_NODE_PHASES,
+    OMITTED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+)
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.graph import ArtifactDecl, DagTask, Template, WorkflowGraph
 
-FULFILLED = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
-FAILED = {"Failed", "Error"}
 DEADLINE_MESSAGE = "Step exceeded its deadline"
 OMITTED_MESSAGE = "omitted: depends condition not met"
 # A Pod node's private key: why its host started it again (its process was lost); kept in its message.
@@ -34,7 +43,7 @@ def rfc3339(epoch: float) -> str:
 
 
 def is_fulfilled(node: Mapping[str, Any] | None) -> bool:
-    return node is not None and node.get("phase") in FULFILLED
+    return node is not None and node.get("phase") in FULFILLED_NODE_PHASES
 
 
 class StepHost(Protocol):
@@ -78,11 +87,11 @@ class RunOperator:
         self.stop_reason: str | None = None  # "terminate" or "deadline": no new steps outside the exit handler
         self.next_wake: float | None = None
         self.finished = False
-        self.phase = "Running"
+        self.phase = RUNNING
         self.message = ""
         self._in_exit_handler = False
         self._scope_cache: tuple[bool, dict[str, str]] | None = None
-        self._running_pods = sum(1 for n in nodes if n.get("type") == "Pod" and n.get("phase") == "Running")
+        self._running_pods = sum(1 for n in nodes if n.get("type") == "Pod" and n.get("phase") == RUNNING)
 
     # ----------------------------------------------------------------- public
 
@@ -94,17 +103,17 @@ class RunOperator:
         for node in list(self.nodes.values()):
             if node.get("type") != "Pod" or node.get("_exit_handler"):
                 continue
-            if node.get("phase") == "Running":
+            if node.get("phase") == RUNNING:
                 node["_stopping"] = True
                 self.host.kill_pod(node)
-            elif node.get("phase") == "Pending":
-                self._finish(node, "Failed", DEADLINE_MESSAGE)
+            elif node.get("phase") == PENDING:
+                self._finish(node, FAILED, DEADLINE_MESSAGE)
 
     def pod_exited(self, node_name: str, phase: str, message: str, outputs: dict | None) -> None:
         node = self.nodes.get(node_name)
         if node is None or is_fulfilled(node):
             return
-        if node.get("phase") == "Running":
+        if node.get("phase") == RUNNING:
             self._running_pods -= 1
         if outputs:
             node["outputs"] = outputs
@@ -147,7 +156,7 @@ class RunOperator:
 
     def workflow_status(self) -> dict:
         pods = [n for n in self.nodes.values() if n.get("type") == "Pod"]
-        done = sum(1 for n in pods if n.get("phase") == "Succeeded")
+        done = sum(1 for n in pods if n.get("phase") == SUCCEEDED)
         status: dict[str, Any] = {
             "phase": self.phase,
             "startedAt": rfc3339(self.started_at),
@@ -159,7 +168,7 @@ class RunOperator:
         return status
 
     def running_pods(self) -> list[dict]:
-        return [n for n in self.nodes.values() if n.get("type") == "Pod" and n.get("phase") == "Running"]
+        return [n for n in self.nodes.values() if n.get("type") == "Pod" and n.get("phase") == RUNNING]
 
     # ----------------------------------------------------------------- nodes
 
@@ -193,7 +202,7 @@ class RunOperator:
             if inputs.artifacts:
                 rendered["artifacts"] = list(inputs.artifacts.values())
             node["inputs"] = rendered
-        if phase in FULFILLED:
+        if phase in FULFILLED_NODE_PHASES:
             node["finishedAt"] = node["startedAt"]
             node["_finished"] = now
         self.nodes[name] = node
@@ -282,7 +291,7 @@ class RunOperator:
                     "podName": n.get("id"), "finishedAt": n.get("finishedAt"),
                 }
                 for n in self.nodes.values()
-                if n.get("type") == "Pod" and n.get("phase") in FAILED
+                if n.get("type") == "Pod" and n.get("phase") in FAILED_NODE_PHASES
             ], separators=(",", ":"))
         return scope
 
@@ -300,7 +309,7 @@ class RunOperator:
             if isinstance(resolved, str):
                 return self._create(
                     name, node_type="Skipped" if template.kind == "dag" else "Pod", template=template_name,
-                    display=display, boundary=boundary, phase="Error", message=resolved, parents=parents,
+                    display=display, boundary=boundary, phase=ERROR, message=resolved, parents=parents,
                 )
             inputs = resolved
         else:
@@ -340,26 +349,26 @@ class RunOperator:
         if node is None:
             node = self._create(
                 name, node_type="Pod", template=template.name, display=display, boundary=boundary,
-                phase="Pending", inputs=inputs, parents=parents,
+                phase=PENDING, inputs=inputs, parents=parents,
             )
             if exit_handler:
                 node["_exit_handler"] = True
-        if node["phase"] != "Pending":
+        if node["phase"] != PENDING:
             return node
         if self.stop_reason is not None and not exit_handler:
-            self._finish(node, "Failed", DEADLINE_MESSAGE)
+            self._finish(node, FAILED, DEADLINE_MESSAGE)
             return node
         if self.graph.parallelism and self._running_pods >= self.graph.parallelism:
             return node
         problem = self.host.start_pod(node, template)
         if problem is None:
-            node["phase"] = "Running"
+            node["phase"] = RUNNING
             node["startedAt"] = rfc3339(self.clock())
             node["_started"] = self.clock()
             self._running_pods += 1
             self._touch(node)
         elif problem:
-            self._finish(node, "Error", problem)
+            self._finish(node, ERROR, problem)
         return node
 
     def _execute_retry(
@@ -372,7 +381,7 @@ class RunOperator:
         if node is None:
             node = self._create(
                 name, node_type="Retry", template=template.name, display=display, boundary=boundary,
-                phase="Running", inputs=inputs, parents=parents,
+                phase=RUNNING, inputs=inputs, parents=parents,
             )
         attempts = [self.nodes[child] for child in node.get("_attempts", []) if child in self.nodes]
         if attempts and not is_fulfilled(attempts[-1]):
@@ -381,10 +390,10 @@ class RunOperator:
             return node
         if attempts:
             last = attempts[-1]
-            if last["phase"] == "Succeeded":
+            if last["phase"] == SUCCEEDED:
                 if "outputs" in last:
                     node["outputs"] = last["outputs"]
-                self._finish(node, "Succeeded")
+                self._finish(node, SUCCEEDED)
                 return node
             may_retry = _policy_allows(strategy.policy, last["phase"], last.get("message", ""))
             within_limit = strategy.limit is None or len(attempts) <= strategy.limit
@@ -418,7 +427,7 @@ class RunOperator:
         if node is None:
             node = self._create(
                 name, node_type="DAG", template=template.name, display=display, boundary=boundary,
-                phase="Running", inputs=inputs, parents=parents,
+                phase=RUNNING, inputs=inputs, parents=parents,
             )
         all_done = True
         # The tasks' scope, built once per pass when a task first needs it, then kept up to date with the
@@ -431,7 +440,7 @@ class RunOperator:
             existing = self.nodes.get(task_node_name)
             if is_fulfilled(existing):
                 continue
-            if existing is not None and existing.get("type") == "Pod" and existing.get("phase") == "Running":
+            if existing is not None and existing.get("type") == "Pod" and existing.get("phase") == RUNNING:
                 all_done = False  # a step under way: nothing to do for it until it exits
                 continue
             dependencies = [self.nodes.get(f"{name}.{dep}") for dep in task.dependencies]
@@ -440,10 +449,10 @@ class RunOperator:
                 continue
             # As Argo, a task hangs off its dependencies' outbound nodes (a Retry node's last attempt).
             dep_names = tuple(self._outbound(f"{name}.{dep}") for dep in task.dependencies) or (name,)
-            if existing is None and any(dep["phase"] in FAILED | {"Omitted"} for dep in dependencies if dep):
+            if existing is None and any(dep["phase"] in FAILED_NODE_PHASES | {OMITTED} for dep in dependencies if dep):
                 omitted = self._create(
                     task_node_name, node_type="Skipped", template=task.template, display=task_name,
-                    boundary=node["id"], phase="Omitted", message=OMITTED_MESSAGE, parents=dep_names,
+                    boundary=node["id"], phase=OMITTED, message=OMITTED_MESSAGE, parents=dep_names,
                 )
                 if dag_scope is not None:
                     _add_task_to_scope(task_name, omitted, *dag_scope)
@@ -485,7 +494,7 @@ class RunOperator:
                 if not ex.evaluate_when(expression):
                     return self._create(
                         task_node_name, node_type="Skipped", template=task.template, display=task.name,
-                        boundary=boundary, phase="Skipped", message=f"when '{expression}' evaluated false",
+                        boundary=boundary, phase=SKIPPED, message=f"when '{expression}' evaluated false",
                         parents=parents,
                     )
             except ex.WhenError as exc:
@@ -505,7 +514,7 @@ class RunOperator:
     def _create_error(self, name: str, task: DagTask, boundary: str, parents: tuple[str, ...], message: str) -> dict:
         return self._create(
             name, node_type="Skipped", template=task.template, display=task.name, boundary=boundary,
-            phase="Error", message=message, parents=parents,
+            phase=ERROR, message=message, parents=parents,
         )
 
     def _resolve_arguments(
@@ -542,11 +551,11 @@ class RunOperator:
             if not items:
                 return self._create(
                     name, node_type="Skipped", template=task.template, display=task.name, boundary=boundary,
-                    phase="Skipped", message="Skipped, empty params", parents=parents,
+                    phase=SKIPPED, message="Skipped, empty params", parents=parents,
                 )
             node = self._create(
                 name, node_type="TaskGroup", template=task.template, display=task.name, boundary=boundary,
-                phase="Running", parents=parents,
+                phase=RUNNING, parents=parents,
             )
             node["_items"] = items
         items = node.get("_items", [])
@@ -577,18 +586,18 @@ class RunOperator:
                 active += 1
         if done == len(items):
             children = [self.nodes[f"{name}({ex.item_description(i, item)})"] for i, item in enumerate(items)]
-            failed = [c for c in children if c["phase"] in FAILED]
+            failed = [c for c in children if c["phase"] in FAILED_NODE_PHASES]
             if failed:
                 self._finish(node, failed[-1]["phase"], f"child '{failed[-1]['id']}' failed")
             else:
-                self._finish(node, "Succeeded")
+                self._finish(node, SUCCEEDED)
         return node
 
     def _settle_dag(self, node: dict, name: str, template: Template, inputs: Inputs) -> None:
         failed = None
         for task_name in template.task_order():
             task_node = self.nodes.get(f"{name}.{task_name}")
-            if task_node is not None and task_node.get("phase") in FAILED:
+            if task_node is not None and task_node.get("phase") in FAILED_NODE_PHASES:
                 failed = task_node
                 break
         if failed is not None:
@@ -596,11 +605,11 @@ class RunOperator:
             return
         outputs = self._dag_outputs(name, template, inputs)
         if isinstance(outputs, str):
-            self._finish(node, "Error", outputs)
+            self._finish(node, ERROR, outputs)
             return
         if outputs:
             node["outputs"] = outputs
-        self._finish(node, "Succeeded")
+        self._finish(node, SUCCEEDED)
 
     def _dag_outputs(self, name: str, template: Template, inputs: Inputs) -> dict | str:
         if not template.outputs_parameters and not template.outputs_artifacts:
@@ -622,29 +631,29 @@ class RunOperator:
 
     def _settle_workflow(self, root: dict, exit_node: dict | None) -> None:
         phase = _workflow_phase(root["phase"])
-        message = root.get("message", "") if phase in FAILED else ""
-        if exit_node is not None and phase == "Succeeded" and exit_node["phase"] in FAILED:
+        message = root.get("message", "") if phase in FAILED_NODE_PHASES else ""
+        if exit_node is not None and phase == SUCCEEDED and exit_node["phase"] in FAILED_NODE_PHASES:
             phase = exit_node["phase"]
             message = exit_node.get("message", "")
-        if self.stop_reason == "terminate" and phase != "Succeeded":
+        if self.stop_reason == "terminate" and phase != SUCCEEDED:
             message = "Stopped with strategy 'Terminate'"
-        elif self.stop_reason == "deadline" and phase != "Succeeded":
+        elif self.stop_reason == "deadline" and phase != SUCCEEDED:
             message = DEADLINE_MESSAGE
         self.phase, self.message, self.finished = phase, message, True
 
 
 def _workflow_phase(root_phase: str) -> str:
-    return {"Skipped": "Succeeded", "Omitted": "Succeeded"}.get(root_phase, root_phase)
+    return {SKIPPED: SUCCEEDED, OMITTED: SUCCEEDED}.get(root_phase, root_phase)
 
 
 def _policy_allows(policy: str, phase: str, message: str) -> bool:
     if policy == "Always":
         return True
     if policy == "OnError":
-        return phase == "Error"
+        return phase == ERROR
     if policy == "OnTransientError":
-        return phase == "Error" and "transient" in message.lower()
-    return phase == "Failed"  # OnFailure, the default
+        return phase == ERROR and "transient" in message.lower()
+    return phase == FAILED  # OnFailure, the default
 
 
 def _stored_inputs(node: dict) -> Inputs:

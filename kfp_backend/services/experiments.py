@@ -25,9 +25,8 @@ from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
+from kfp_backend.store.states import STORAGE_ARCHIVED, STORAGE_AVAILABLE
 
-STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
-STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_DESCRIPTION = "All runs created without specifying an experiment will be grouped here."
 # The resource types upstream's ValidateFilter can convert; others (UNKNOWN, PIPELINE) are a 400.

@@ -47,15 +47,14 @@ from typing import Any
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_slot
 from kfp_backend.services.errors import ApiError
-from kfp_backend.services.experiments import STORAGE_AVAILABLE
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
 from kfp_backend.services.runs import RunExecution, encode_references
 from kfp_backend.store import scheduler_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.jobs_repo import STATUS_ENABLED, STATUS_RUNNING, STATUS_SUCCEEDED
 from kfp_backend.store.models import Job
+from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED, NOT_STARTED, STORAGE_AVAILABLE
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 log = logging.getLogger(__name__)
@@ -164,8 +163,8 @@ def _status(job: Job, state: Progress, active_runs: int) -> str:
     """The status of an enabled job the scheduler has just looked at (see jobs_repo): `Enabled`, or for
     a one-off that has fired, `Running` while its run is active and `Succeeded` after."""
     if job.trigger_kind == "" and state.last_index >= 1:
-        return STATUS_RUNNING if active_runs > 0 else STATUS_SUCCEEDED
-    return STATUS_ENABLED
+        return JOB_RUNNING if active_runs > 0 else JOB_SUCCEEDED
+    return JOB_ENABLED
 
 
 class JobFiring:
@@ -518,7 +517,7 @@ class JobFiring:
             service_account=template.service_account,
             parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
             resource_references=template.references, created_at=now, scheduled_at=slot, finished_at=0,
-            status="", storage_state=STORAGE_AVAILABLE, terminate_requested=False, driver_id=None,
+            status=NOT_STARTED, storage_state=STORAGE_AVAILABLE, terminate_requested=False, driver_id=None,
             driver_heartbeat=0,
         )
         manifest = dict(run_id=run_id, pipeline_spec_manifest=template.spec_manifest, workflow=workflow,

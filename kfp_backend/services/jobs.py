@@ -55,13 +55,13 @@ from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import jobs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
+from kfp_backend.store.states import JOB_NO_STATUS
 
 log = logging.getLogger(__name__)
 
 TRIGGER_CRON = "cron"
 TRIGGER_PERIODIC = "periodic"
 TRIGGER_NONE = ""  # neither schedule: upstream fires such a job once, at creation
-STATUS_NO_STATUS = "NO_STATUS"
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
 
 class JobScheduling(Protocol):
@@ -254,7 +254,7 @@ class JobService:
             end_time=(trigger.end_time or 0) if scheduled else 0,
             created_at=now,
             updated_at=now,
-            status=STATUS_NO_STATUS,
+            status=JOB_NO_STATUS,
             last_scheduled_at=0,
             last_index=0,
             next_fire_at=repo.DUE_NOW,

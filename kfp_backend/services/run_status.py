@@ -11,9 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kfp_backend.store.states import COMPLETED_WORKFLOW_PHASES
+
 LABEL_PHASE = "workflows.argoproj.io/phase"
 LABEL_COMPLETED = "workflows.argoproj.io/completed"
-FINISHED_PHASES = frozenset({"Succeeded", "Failed", "Error"})
 # The workflow-level fields, in the order Argo writes them.
 _STATUS_FIELDS = ("phase", "startedAt", "finishedAt", "estimatedDuration", "progress", "message")
 
@@ -64,7 +65,7 @@ def render_workflow(
         if not isinstance(labels, dict):
             labels = metadata["labels"] = {}
         labels[LABEL_PHASE] = phase
-        if phase in FINISHED_PHASES:
+        if phase in COMPLETED_WORKFLOW_PHASES:
             labels[LABEL_COMPLETED] = "true"
         else:
             labels.pop(LABEL_COMPLETED, None)

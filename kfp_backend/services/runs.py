@@ -23,7 +23,7 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound
-from kfp_backend.services.experiments import STORAGE_ARCHIVED, STORAGE_AVAILABLE, ExperimentService
+from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
@@ -43,22 +43,32 @@ from kfp_backend.services.references import (
     describe_key,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
-from kfp_backend.services.run_status import FINISHED_PHASES, load_object, render_workflow
+from kfp_backend.services.run_status import load_object, render_workflow
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
+from kfp_backend.store.states import (
+    COMPLETED_WORKFLOW_PHASES,
+    ERROR,
+    FAILED,
+    NOT_STARTED,
+    OMITTED,
+    RETRYABLE_RUN_STATUSES,
+    RUNNING,
+    SKIPPED,
+    STORAGE_ARCHIVED,
+    STORAGE_AVAILABLE,
+    SUCCEEDED,
+    TERMINABLE_RUN_STATUSES,
+)
 
 log = logging.getLogger(__name__)
 
-# Statuses a run can be terminated from (upstream's conditional UPDATE).
-TERMINABLE_STATUSES = ("", "Pending", "Running")
-RETRYABLE_STATUSES = ("Failed", "Error")
-STATUS_TERMINATING = "Terminating"
 # Node phases retry keeps as they are, and those it runs again.
-_KEPT_PHASES = frozenset({"Succeeded", "Skipped"})
-_RERUN_PHASES = frozenset({"Failed", "Error", "Omitted"})
+_KEPT_PHASES = frozenset({SUCCEEDED, SKIPPED})
+_RERUN_PHASES = frozenset({FAILED, ERROR, OMITTED})
 ArtifactReader = Callable[[str], "bytes | None"]
 ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
 LogReader = Callable[[str], "StepLog | None"]
@@ -332,7 +342,7 @@ class RunService:
             # What a client sees once the run starts (upstream fills it from the workflow's start).
             scheduled_at=now,
             finished_at=0,
-            status="",
+            status=NOT_STARTED,
             storage_state=STORAGE_AVAILABLE,
             terminate_requested=False,
             driver_id=None,
@@ -410,7 +420,7 @@ class RunService:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
                 raise _run_not_found(run_id, "Delete run failed")
-            unfinished = run.status not in FINISHED_PHASES
+            unfinished = run.status not in COMPLETED_WORKFLOW_PHASES
             if unfinished:
                 repo.mark_terminating(session, run_id, (run.status,))
         if unfinished:
@@ -427,7 +437,7 @@ class RunService:
         with self._db.transaction() as session:
             if not repo.run_exists(session, run_id):
                 raise _run_not_found(run_id, "Terminate run failed")
-            if not repo.mark_terminating(session, run_id, TERMINABLE_STATUSES):
+            if not repo.mark_terminating(session, run_id, TERMINABLE_RUN_STATUSES):
                 raise InvalidArgument(f"Failed to terminate run {run_id}. Row not found.").wrap(
                     "Terminate run failed"
                 )
@@ -444,7 +454,7 @@ class RunService:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
                 raise _run_not_found(run_id, "Retry run failed")
-            if run.status not in RETRYABLE_STATUSES:
+            if run.status not in RETRYABLE_RUN_STATUSES:
                 message = "Workflow must be Failed/Error to retry"
                 raise Aborted(message, internal=f"BadRequestError: {message}: workflow cannot be retried").wrap(
                     "Retry run failed."
@@ -469,18 +479,18 @@ class RunService:
                 elif node.phase in _KEPT_PHASES:
                     continue
                 elif data.get("type") == "DAG":
-                    data["phase"] = "Running"
+                    data["phase"] = RUNNING
                     data.pop("message", None)
                     data.pop("finishedAt", None)
                     repo.update_node(
-                        session, run_id, node.node_id, "Running",
+                        session, run_id, node.node_id, RUNNING,
                         json.dumps(data, separators=(",", ":"), ensure_ascii=False),
                     )
                 else:
                     doomed.append(node.node_id)
             repo.delete_nodes(session, run_id, doomed)
             status = load_object(manifest.workflow_status if manifest is not None else "")
-            status["phase"] = "Running"
+            status["phase"] = RUNNING
             status.pop("message", None)
             status.pop("finishedAt", None)
             repo.reset_for_retry(session, run_id, json.dumps(status, separators=(",", ":"), ensure_ascii=False))

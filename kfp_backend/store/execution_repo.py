@@ -15,9 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, case, delete, or_, select, u
 from sqlalchemy.orm import Session
 
 from kfp_backend.store.models import Run, RunManifest, RunNode
-
-# Run statuses after which a run never changes again (until a retry).
-FINAL_STATUSES = ("Succeeded", "Failed", "Error", "Skipped")
+from kfp_backend.store.states import FINAL_RUN_STATUSES, TERMINATING
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> li
         select(Run.id, Run.driver_id)
         .where(
             Run.finished_at == 0,
-            Run.status.not_in(FINAL_STATUSES),
+            Run.status.not_in(FINAL_RUN_STATUSES),
             or_(Run.driver_id.is_(None), Run.driver_heartbeat < stale_before),
         )
         .order_by(Run.created_at, Run.id)
@@ -49,7 +47,7 @@ def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> li
 def driver_ids_of_unfinished_runs(session: Session) -> list[tuple[str, str]]:
     rows = session.execute(
         select(Run.id, Run.driver_id).where(
-            Run.finished_at == 0, Run.status.not_in(FINAL_STATUSES), Run.driver_id.is_not(None)
+            Run.finished_at == 0, Run.status.not_in(FINAL_RUN_STATUSES), Run.driver_id.is_not(None)
         )
     ).all()
     return [(row[0], row[1]) for row in rows]
@@ -159,7 +157,7 @@ SELECT count(*) FROM owned
 """
 _PG_STATUS_FINAL = "status = %(status)s"
 # While a terminate is pending the run shows "Terminating", whatever phase the driver saw.
-_PG_STATUS_RUNNING = "status = CASE WHEN terminate_requested THEN 'Terminating' ELSE %(status)s END"
+_PG_STATUS_RUNNING = f"status = CASE WHEN terminate_requested THEN '{TERMINATING}' ELSE %(status)s END"
 _PG_FINISHED = ", finished_at = %(finished_at)s, driver_id = NULL"
 
 
@@ -177,7 +175,7 @@ def save_progress_postgresql(
     """`update_run_progress` + `save_nodes` as one statement (see _PG_PROGRESS); the connection must be in
     autocommit. False (and nothing written) if the run is no longer this driver's."""
     sql = _PG_PROGRESS.format(
-        status=_PG_STATUS_FINAL if status in FINAL_STATUSES else _PG_STATUS_RUNNING,
+        status=_PG_STATUS_FINAL if status in FINAL_RUN_STATUSES else _PG_STATUS_RUNNING,
         finished="" if finished_at is None else _PG_FINISHED,
     )
     params = {
@@ -211,8 +209,8 @@ def update_run_progress(
     values: dict[str, object] = {}
     if status is not None:
         # While a terminate is pending the run shows "Terminating", whatever phase the driver saw.
-        terminating = case((runs.c.terminate_requested.is_(True), "Terminating"), else_=status)
-        values["status"] = status if status in FINAL_STATUSES else terminating
+        terminating = case((runs.c.terminate_requested.is_(True), TERMINATING), else_=status)
+        values["status"] = status if status in FINAL_RUN_STATUSES else terminating
     if finished_at is not None:
         values["finished_at"] = finished_at
         values["driver_id"] = None

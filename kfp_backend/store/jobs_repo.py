@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from kfp_backend.store.common import insert
 from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
 from kfp_backend.store.models import Job, JobFire, JobManifest
+from kfp_backend.store.states import JOB_DISABLED, JOB_ENABLED
 
 # Upstream's job field map: these four, for sorting and filtering alike.
 JOB_LISTABLE = Listable(
@@ -36,12 +37,6 @@ JOB_LISTABLE = Listable(
 )
 # next_fire_at meaning "due now": the scheduler computes the real next fire time.
 DUE_NOW = 0
-# Job.status: the ScheduledWorkflow conditions upstream reports.
-STATUS_NO_STATUS = "NO_STATUS"
-STATUS_ENABLED = "Enabled"
-STATUS_DISABLED = "Disabled"
-STATUS_RUNNING = "Running"
-STATUS_SUCCEEDED = "Succeeded"
 
 
 def one_off_fired() -> ColumnElement[bool]:
@@ -51,7 +46,7 @@ def one_off_fired() -> ColumnElement[bool]:
 
 def enabled_status(enabled: bool) -> ColumnElement[str]:
     """The status a job gets when it is enabled or disabled (a fired one-off keeps its own)."""
-    return case((one_off_fired(), Job.status), else_=STATUS_ENABLED if enabled else STATUS_DISABLED)
+    return case((one_off_fired(), Job.status), else_=JOB_ENABLED if enabled else JOB_DISABLED)
 
 
 def add_job(session: Session, job: Job, manifest: JobManifest) -> None:

@@ -11,6 +11,8 @@ from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, String, T
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kfp_backend.store.states import JOB_NO_STATUS
+
 DESCRIPTION_KEY_LENGTH = 255
 NAME_LENGTH = 255
 NAMESPACE_LENGTH = 63
@@ -240,7 +242,7 @@ class Job(Base):
     end_time: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # 0: not set
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="NO_STATUS")
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default=JOB_NO_STATUS)
     last_scheduled_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     last_index: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     # When the scheduler should look at the job next (None: never, e.g. past its end time).

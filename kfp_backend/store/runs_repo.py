@@ -18,6 +18,7 @@ from kfp_backend.store.common import insert
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+from kfp_backend.store.states import RUNNING, TERMINATING
 
 METRIC_SORT_PREFIX = "metric:"
 # Where a run lacks the sorted metric: the lowest double, so such runs come first in ascending order
@@ -136,7 +137,7 @@ def mark_terminating(session: Session, run_id: str, from_statuses: Iterable[str]
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_(list(from_statuses)))
-        .values(status="Terminating", terminate_requested=True)
+        .values(status=TERMINATING, terminate_requested=True)
     )
     return result.rowcount > 0
 
@@ -145,7 +146,7 @@ def reset_for_retry(session: Session, run_id: str, workflow_status: str) -> None
     session.execute(
         update(Run)
         .where(Run.id == run_id)
-        .values(status="Running", finished_at=0, terminate_requested=False, driver_id=None, driver_heartbeat=0)
+        .values(status=RUNNING, finished_at=0, terminate_requested=False, driver_id=None, driver_heartbeat=0)
     )
     session.execute(update(RunManifest).where(RunManifest.run_id == run_id).values(workflow_status=workflow_status))
 

@@ -22,13 +22,7 @@ from sqlalchemy.orm import Session
 
 from kfp_backend.store.common import insert as insert_rows
 from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.jobs_repo import (
-    STATUS_DISABLED,
-    STATUS_ENABLED,
-    STATUS_RUNNING,
-    STATUS_SUCCEEDED,
-    one_off_fired,
-)
+from kfp_backend.store.jobs_repo import one_off_fired
 from kfp_backend.store.models import (
     Experiment,
     Job,
@@ -38,9 +32,7 @@ from kfp_backend.store.models import (
     RunManifest,
     SchedulerLease,
 )
-
-# A run is active until it reaches one of these (the executor's notion of finished, too).
-FINAL_STATUSES = ("Succeeded", "Failed", "Error", "Skipped")
+from kfp_backend.store.states import FINAL_RUN_STATUSES, JOB_DISABLED, JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 
 
 def earliest_next_fire(session: Session) -> int | None:
@@ -80,7 +72,7 @@ def due_jobs(
 
 def _active_runs(job_id: Any) -> Any:
     """The unfinished runs of `job_id` (a value or a column), as ix_runs_job_finished_at serves them."""
-    return (Run.job_id == job_id) & (Run.finished_at == 0) & Run.status.not_in(FINAL_STATUSES)
+    return (Run.job_id == job_id) & (Run.finished_at == 0) & Run.status.not_in(FINAL_RUN_STATUSES)
 
 
 def active_run_counts(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
@@ -90,7 +82,7 @@ def active_run_counts(session: Session, job_ids: Iterable[str]) -> dict[str, int
         return {}
     rows = session.execute(
         select(Run.job_id, func.count())
-        .where(Run.job_id.in_(wanted), Run.finished_at == 0, Run.status.not_in(FINAL_STATUSES))
+        .where(Run.job_id.in_(wanted), Run.finished_at == 0, Run.status.not_in(FINAL_RUN_STATUSES))
         .group_by(Run.job_id)
     )
     return {job_id: count for job_id, count in rows}
@@ -195,10 +187,10 @@ def refresh_statuses(session: Session) -> int:
     active = exists().where(_active_runs(Job.id))
     changed = 0
     for condition, status in (
-        ((Job.enabled == true()) & not_(one_off_fired()), STATUS_ENABLED),
-        ((Job.enabled == false()) & not_(one_off_fired()), STATUS_DISABLED),
-        (one_off_fired() & active, STATUS_RUNNING),
-        (one_off_fired() & ~active, STATUS_SUCCEEDED),
+        ((Job.enabled == true()) & not_(one_off_fired()), JOB_ENABLED),
+        ((Job.enabled == false()) & not_(one_off_fired()), JOB_DISABLED),
+        (one_off_fired() & active, JOB_RUNNING),
+        (one_off_fired() & ~active, JOB_SUCCEEDED),
     ):
         changed += session.execute(
             update(Job).where(condition, Job.status != status).values(status=status)
