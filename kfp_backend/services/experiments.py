@@ -26,6 +26,8 @@ from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
 
+# Experiment rows are part of this service's interface: api/ takes these types from here, not store/.
+
 STORAGE_AVAILABLE = "STORAGESTATE_AVAILABLE"
 STORAGE_ARCHIVED = "STORAGESTATE_ARCHIVED"
 DEFAULT_EXPERIMENT_NAME = "Default"

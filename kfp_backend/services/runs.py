@@ -50,6 +50,8 @@ from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
 
+# Run, RunMetric and RunNode rows are part of this service's interface: api/ takes these types from here, not store/.
+
 log = logging.getLogger(__name__)
 
 # Statuses a run can be terminated from (upstream's conditional UPDATE).
