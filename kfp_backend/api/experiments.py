@@ -9,9 +9,8 @@ from kfp_backend.api.auth import current_caller
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import list_request, load_body, resource_key
 from kfp_backend.api.schemas import ExperimentSchema, dump_reference, load_references
-from kfp_backend.services.experiments import NewExperiment
+from kfp_backend.services.experiments import Experiment, NewExperiment
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
-from kfp_backend.store.models import Experiment
 
 blueprint = Blueprint("experiments", __name__, url_prefix=API_PREFIX)
 _schema = ExperimentSchema()

@@ -14,9 +14,8 @@ from kfp_backend.api.schemas import (
     UrlSchema,
     dump_reference,
 )
-from kfp_backend.services.pipelines import PipelineDetail, decode_parameters
+from kfp_backend.services.pipelines import PipelineDetail, PipelineVersion, decode_parameters
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
-from kfp_backend.store.models import PipelineVersion
 
 _parameters_schema = ParameterSchema(many=True)
 

@@ -17,10 +17,9 @@ from kfp_backend.api.schemas import (
     format_timestamp,
     load_references,
 )
+from kfp_backend.services.experiments import STORAGE_AVAILABLE
 from kfp_backend.services.metrics import MetricFormat, ReportedMetric, ReportResult
-from kfp_backend.services.runs import NewRun, RunDetail, RunView
-from kfp_backend.store.models import RunMetric
-from kfp_backend.store.states import STORAGE_AVAILABLE
+from kfp_backend.services.runs import NewRun, RunDetail, RunMetric, RunView
 
 
 class Double(fields.Field):

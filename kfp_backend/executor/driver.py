@@ -45,8 +45,8 @@ from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, PENDING, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
+from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.graph import Template
-from kfp_backend.workflow.manifest import WorkflowError
 
 if TYPE_CHECKING:
     from kfp_backend.executor.executor import Executor

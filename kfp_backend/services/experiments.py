@@ -27,6 +27,9 @@ from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAME_LENGTH, Experiment, description_key
 from kfp_backend.store.states import STORAGE_ARCHIVED, STORAGE_AVAILABLE
 
+# Experiment rows and storage states are part of this service's interface: api/ takes them from here, not
+# store/.
+
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_DESCRIPTION = "All runs created without specifying an experiment will be grouped here."
 # The resource types upstream's ValidateFilter can convert; others (UNKNOWN, PIPELINE) are a 400.

@@ -44,6 +44,8 @@ from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAMESPACE_LENGTH, Pipeline, PipelineVersion, description_key
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
+# Pipeline and PipelineVersion rows are part of this service's interface: api/ takes these types from here, not store/.
+
 STATUS_READY = "READY"
 PIPELINE_NAME_LENGTH = 100
 MAX_PARAMETER_BYTES = 10000

@@ -64,6 +64,8 @@ from kfp_backend.store.states import (
     TERMINABLE_RUN_STATUSES,
 )
 
+# Run, RunMetric and RunNode rows are part of this service's interface: api/ takes these types from here, not store/.
+
 log = logging.getLogger(__name__)
 
 # Node phases retry keeps as they are, and those it runs again.

@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 import networkx as nx
 
+from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.expressions import placeholders
 from kfp_backend.workflow.graph import (
     ArtifactDecl,
@@ -42,7 +43,6 @@ from kfp_backend.workflow.graph import (
     Template,
     WorkflowGraph,
 )
-from kfp_backend.workflow.manifest import WorkflowError
 
 _INVALID = "Invalid workflow"
 _UNSUPPORTED = "Unsupported workflow"

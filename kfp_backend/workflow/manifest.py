@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from kfp_backend.workflow.compile import check_executable
+from kfp_backend.workflow.errors import WorkflowError
+
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 WORKFLOW_KIND = "Workflow"
 
@@ -23,10 +26,6 @@ _INVALID = "Invalid workflow"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # How many more values than characters a document may expand to through YAML aliases.
 _ALIAS_SLACK = 1_000_000
-
-
-class WorkflowError(ValueError):
-    """The manifest is not a usable Argo Workflow; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -161,15 +160,8 @@ def validate_workflow(document: Any) -> Workflow:
     except RecursionError:
         raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
     parameters = _parameters(spec)
-    _check_executable(document)
+    check_executable(document)  # refuse what the executor cannot run (unknown step kinds, recursion...)
     return Workflow(document=document, parameters=parameters, json=text)
-
-
-def _check_executable(document: dict[str, Any]) -> None:
-    """Refuse what the executor cannot run (steps of a kind it does not know, recursion...): see workflow.compile."""
-    from kfp_backend.workflow.compile import check_executable  # compile imports this module
-
-    check_executable(document)
 
 
 def _is_v2_spec(document: dict[str, Any]) -> bool:
