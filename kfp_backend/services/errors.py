@@ -6,6 +6,9 @@ internal context chain that the real server puts in `error`/`message` ("outer: i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 # A value the database refused (raised by any service call's transaction): the caller's input. Part of
 # this family so that callers (the API's error handlers) need not know the storage layer.
 from kfp_backend.store.errors import ValueRefusedError  # noqa: F401
@@ -76,3 +79,12 @@ class Internal(ApiError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("Internal Server Error", internal=self.leaf_prefix + detail)
+
+
+@contextmanager
+def error_context(message: str) -> Iterator[None]:
+    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
+    try:
+        yield
+    except ApiError as exc:
+        raise exc.wrap(message) from None

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import ApiError, InvalidArgument, NotFound
+from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
@@ -119,15 +118,6 @@ class JobView:
         return json.loads(self.job.parameters) if self.job.parameters else []
 
 
-@contextmanager
-def _context(message: str) -> Iterator[None]:
-    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
-    try:
-        yield
-    except ApiError as exc:
-        raise exc.wrap(message) from None
-
-
 def _format_time(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -154,17 +144,17 @@ class JobService:
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, request: NewJob, *, caller: Caller) -> JobView:
-        with _context("Validate create job request failed."):
+        with error_context("Validate create job request failed."):
             self._validate_fields(request)
         authorize_sources(self._authz, caller, request)
-        with _context("Validate create job request failed."):
+        with error_context("Validate create job request failed."):
             source = resolve_pipeline_source(self._db, request)
             self._validate_schedule(request)
             check_create_references(request.resource_references)
         namespace = namespace_of_new(
             self._db, self._authz, caller, request.resource_references, authz.JOBS, request.name
         )
-        with _context("Failed to create a new job."):
+        with error_context("Failed to create a new job."):
             view = self._create(request, source, namespace)
         self._notify(view.job.id)
         return view
@@ -220,7 +210,7 @@ class JobService:
     def _create(self, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
         references = resolve_references(self._db, self._experiments, request.resource_references, source)
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
-        with _context("Failed to verify parameters."):
+        with error_context("Failed to verify parameters."):
             check_parameters(source.document, parameters)
         experiment = owner_experiment(references)
         assert experiment is not None  # resolve_references adds the Default experiment

@@ -15,8 +15,7 @@ import posixpath
 import stat
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,7 +25,7 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import AlreadyExists, ApiError, InvalidArgument, NotFound
+from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound, error_context
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_files import extract_manifest, too_large
 from kfp_backend.services.references import (
@@ -95,15 +94,6 @@ def decode_parameters(text: str | None) -> list[dict[str, str]]:
     return json.loads(text) if text else []
 
 
-@contextmanager
-def _context(message: str) -> Iterator[None]:
-    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
-    try:
-        yield
-    except ApiError as exc:
-        raise exc.wrap(message) from None
-
-
 class PipelineService:
     """Shared pipelines (namespace "") need no authorization in multi-user mode, as upstream; namespaced
     ones and their versions are authorized against their namespace."""
@@ -125,24 +115,24 @@ class PipelineService:
         caller: Caller,
     ) -> PipelineDetail:
         """UploadPipeline: a pipeline and its first version from an uploaded package."""
-        with _context("Error read pipeline file."):
+        with error_context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
-        with _context("Invalid namespace."):
+        with error_context("Invalid namespace."):
             _check_namespace(namespace)
             if self._authz.multi_user and namespace:
                 validate_namespace(namespace)
-        with _context("Authorization to namespace failed."):
+        with error_context("Authorization to namespace failed."):
             self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
-        with _context("Invalid pipeline name."):
+        with error_context("Invalid pipeline name."):
             name = _pipeline_name("pipeline.name", name, package.filename)
-        with _context("Error read pipeline description."):
+        with error_context("Error read pipeline description."):
             check_text("pipeline.description", description)
-        with _context("Error creating pipeline"), _context("Create pipeline failed"):
+        with error_context("Error creating pipeline"), error_context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
     def create(self, request: NewPipeline, *, caller: Caller) -> PipelineDetail:
         """CreatePipeline: a pipeline and its first version from a package the server downloads."""
-        with _context("Create pipeline failed."):
+        with error_context("Create pipeline failed."):
             url = request.url
             _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
@@ -150,11 +140,11 @@ class PipelineService:
             if self._authz.multi_user and namespace:
                 validate_namespace(namespace)
         self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
-        with _context("Create pipeline failed."):
+        with error_context("Create pipeline failed."):
             filename, data = self._download(url)
-            with _context("The URL is valid but pipeline system failed to read the file."):
+            with error_context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
-            with _context("Invalid pipeline name."):
+            with error_context("Invalid pipeline name."):
                 name = _pipeline_name("pipeline.name", request.name, filename)
             check_text("pipeline.description", request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
@@ -216,7 +206,7 @@ class PipelineService:
 
     def update_default_version(self, pipeline_id: str, version_id: str, *, caller: Caller) -> None:
         self._authz.pipeline(caller, pipeline_id, authz.UPDATE)
-        with _context("Update pipeline default version failed."), self._db.transaction() as session:
+        with error_context("Update pipeline default version failed."), self._db.transaction() as session:
             if repo.get_pipeline(session, pipeline_id, lock=True) is None:
                 raise NotFound.resource("Pipeline", pipeline_id)
             version = repo.get_version(session, version_id)
@@ -237,24 +227,24 @@ class PipelineService:
             message = "Please specify a pipeline id when creating versions."
             raise InvalidArgument(message, internal=message)
         check_text("pipelineid", pipeline_id)
-        with _context("Failed to get namespace from pipelineId."), _context(
+        with error_context("Failed to get namespace from pipelineId."), error_context(
             "Failed to get namespace from Pipeline ID"
         ):
             self._require_pipeline(pipeline_id)
-        with _context("Authorization to namespace failed."):
+        with error_context("Authorization to namespace failed."):
             self._authz.pipeline(caller, pipeline_id, authz.CREATE)
-        with _context("Error read pipeline file."):
+        with error_context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
-        with _context("Invalid pipeline version name."):
+        with error_context("Invalid pipeline version name."):
             name = _pipeline_name("pipeline_version.name", name, package.filename)
-        with _context("Error read pipeline description."):
+        with error_context("Error read pipeline description."):
             check_text("pipeline_version.description", description)
-        with _context("Error creating pipeline version"), _context("Create pipeline version failed"):
+        with error_context("Error creating pipeline version"), error_context("Create pipeline version failed"):
             return self._create_version(pipeline_id, name, description, manifest)
 
     def create_version(self, request: NewPipelineVersion, *, caller: Caller) -> PipelineVersion:
         """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
-        with _context("Create pipeline version failed."):
+        with error_context("Create pipeline version failed."):
             url = request.package_url
             _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
             check_reference_ids("pipeline_version.resource_references", request.resource_references)
@@ -264,11 +254,11 @@ class PipelineService:
             pipeline_id = owner.key.id
             self._require_pipeline(pipeline_id)
         self._authz.pipeline(caller, pipeline_id, authz.CREATE)
-        with _context("Create pipeline version failed."):
+        with error_context("Create pipeline version failed."):
             filename, data = self._download(url)
-            with _context("The URL is valid but pipeline system failed to read the file."):
+            with error_context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
-            with _context("Invalid pipeline version name."):
+            with error_context("Invalid pipeline version name."):
                 name = _pipeline_name("pipeline_version.name", request.name, filename)
             check_text("pipeline_version.description", request.description)
             check_text("pipeline_version.code_source_url", request.code_source_url)
@@ -309,7 +299,7 @@ class PipelineService:
     def delete_version(self, version_id: str, *, caller: Caller) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
         self._authz.version(caller, version_id, authz.DELETE)
-        with _context("Delete pipeline version failed."), self._db.transaction() as session:
+        with error_context("Delete pipeline version failed."), self._db.transaction() as session:
             version = repo.get_version(session, version_id)
             if version is None:
                 raise NotFound.resource("Version", version_id)

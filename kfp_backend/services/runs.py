@@ -12,8 +12,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -22,7 +21,7 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound
+from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
 from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
@@ -152,15 +151,6 @@ def decode_references(text: str) -> list[ResourceReference]:
     ]
 
 
-@contextmanager
-def _context(message: str) -> Iterator[None]:
-    """Prefix the internal chain of any ApiError raised inside with `message`, as upstream wraps errors."""
-    try:
-        yield
-    except ApiError as exc:
-        raise exc.wrap(message) from None
-
-
 def _run_not_found(run_id: str, operation: str) -> ApiError:
     return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
 
@@ -277,16 +267,16 @@ class RunService:
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
-        with _context("Validate create run request failed."):
+        with error_context("Validate create run request failed."):
             self._validate_fields(request)
         authorize_sources(self._authz, caller, request)
-        with _context("Validate create run request failed."):
+        with error_context("Validate create run request failed."):
             source = resolve_pipeline_source(self._db, request)
             check_create_references(request.resource_references)
         namespace = namespace_of_new(
             self._db, self._authz, caller, request.resource_references, authz.RUNS, request.name
         )
-        with _context("Failed to create a new run."):
+        with error_context("Failed to create a new run."):
             return self._create(request, source, namespace)
 
     def _validate_fields(self, request: NewRun) -> None:
@@ -311,7 +301,7 @@ class RunService:
         run_id = str(uuid.uuid4())
         now = now_seconds()
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
-        with _context("Failed to verify parameters."):
+        with error_context("Failed to verify parameters."):
             workflow = runtime_workflow(
                 document,
                 run_id=run_id,
@@ -504,7 +494,7 @@ class RunService:
         """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
-        with _context(f"failed to read artifact '{request_text}'."):
+        with error_context(f"failed to read artifact '{request_text}'."):
             with self._db.transaction(write=False) as session:
                 if not repo.run_exists(session, run_id):
                     raise NotFound.resource("Run", run_id)
@@ -526,7 +516,7 @@ class RunService:
         """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
         the caller to stream and close (a log is not read into memory: it may be large)."""
         self._authz.run(caller, run_id, authz.READ_ARTIFACT)
-        with _context("Read node log failed."):
+        with error_context("Read node log failed."):
             with self._db.transaction(write=False) as session:
                 if not repo.run_exists(session, run_id):
                     raise NotFound.resource("Run", run_id)
