@@ -22,6 +22,7 @@ STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite", "bwrap")
 STEP_NETWORKS = ("host", "none")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# One label of a host name (lower case); `_` is accepted, as resolvers and many internal names use it.
 _HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
 # The smallest step log cap (but 0, no cap): room for a head and a tail beside the line marking the cut.
 STEP_LOG_MIN_MAX_BYTES = 4096
@@ -260,7 +261,7 @@ def parse_allowed_hosts(text: str) -> AllowedHosts:
         name = bare.lower().rstrip(".")
         wildcard = name.startswith("*.")
         labels = name[2:] if wildcard else name
-        if not labels or not all(_HOST_LABEL.fullmatch(label) for label in labels.split(".")):
+        if not is_host_name(labels):
             raise ValueError(f"{entry!r} is not a host name (a leading '*.' allows every subdomain)")
         if wildcard:
             suffixes.append("." + labels)
@@ -282,7 +283,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?")
+def is_host_name(name: str) -> bool:
+    """A lower-case host name without its trailing dot: labels of letters, digits, `-` and `_`."""
+    return bool(name) and all(_HOST_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
@@ -301,10 +304,10 @@ def split_host(value: str) -> tuple[str, int | None] | None:
             ipaddress.IPv6Address(name)
         except ValueError:
             return None
-    elif not _HOST_NAME.fullmatch(name):
-        return None
     else:
-        name = name.rstrip(".")  # the fully qualified form names the same host
+        name = name[:-1] if name.endswith(".") else name  # the fully qualified form names the same host
+        if not is_host_name(name):
+            return None
     return name, port
 
 
