@@ -448,9 +448,8 @@ class RunService:
                 raise _run_not_found(run_id, "Retry run failed")
             if run.status not in RETRYABLE_RUN_STATUSES:
                 message = "Workflow must be Failed/Error to retry"
-                raise Aborted(message, internal=f"BadRequestError: {message}: workflow cannot be retried").wrap(
-                    "Retry run failed."
-                )
+                internal = f"BadRequestError: {message}: workflow cannot be retried"
+                raise FailedPrecondition(message, internal=internal).wrap("Retry run failed.")
             manifest = repo.get_manifest(session, run_id)
             workflow = load_object(manifest.workflow if manifest is not None else "")
             metadata = workflow.get("metadata")

@@ -740,7 +740,7 @@ def test_retry(client: FlaskClient, services: Services, manifests: dict[str, str
     refused = "Retry run failed.: BadRequestError: Workflow must be Failed/Error to retry: workflow cannot be retried"
     for status in ("", "Running", "Succeeded", "Terminating"):
         set_run(services, run_id, status=status)
-        body = error(client.post(retry), 409, 10, refused)
+        body = error(client.post(retry), 400, 9, refused)
         assert external(body) == "Workflow must be Failed/Error to retry"
     gone = str(uuid.uuid4())
     error(client.post(f"{RUNS}/{gone}/retry"), 404, 5, f"Retry run failed: Check run exist failed: {not_found(gone)}")
@@ -801,7 +801,7 @@ def test_retry(client: FlaskClient, services: Services, manifests: dict[str, str
     assert runtime(got)["metadata"]["labels"]["workflows.argoproj.io/phase"] == "Running"
     assert "workflows.argoproj.io/completed" not in runtime(got)["metadata"]["labels"]
     # Running now: a second retry is refused.
-    error(client.post(retry), 409, 10, refused)
+    error(client.post(retry), 400, 9, refused)
 
 
 # -- reading: status, artifacts, logs --------------------------------------------------------------------------

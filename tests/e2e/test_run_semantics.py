@@ -178,10 +178,10 @@ def test_retry_of_a_failed_run_reruns_only_what_failed(kfp_client, api_url: str,
     assert "execution 2" in read_node_log(api_url, run_id, step_b_id)
     assert metrics_of(detail) == [("execution", step_b_id, 1.0)]
 
-    # A succeeded run cannot be retried: 409 (gRPC Aborted), as upstream's BadRequestError; a finished run
-    # cannot be terminated.
-    body = api_exception(lambda: kfp_client.runs.retry_run(run_id), 409)
-    assert body["code"] == 10 and body["details"][0]["error_message"] == "Workflow must be Failed/Error to retry"
+    # A succeeded run cannot be retried: 400 (gRPC FailedPrecondition), upstream's BadRequestError; a
+    # finished run cannot be terminated.
+    body = api_exception(lambda: kfp_client.runs.retry_run(run_id), 400)
+    assert body["code"] == 9 and body["details"][0]["error_message"] == "Workflow must be Failed/Error to retry"
     body = assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/terminate", timeout=10), allowed=(400,))
     assert "Row not found" in json.dumps(body), body
     assert kfp_client.get_run(run_id).run.status == "Succeeded"
@@ -243,7 +243,8 @@ def test_retry_of_a_running_run_is_refused(kfp_client, api_url: str, marker: str
     try:
         wait_for_node(kfp_client, run_id, "slow", "Running")
         wait_for_file(sp.trace_path(marker, "pid"))
-        assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/retry", timeout=10))
+        body = assert_json_4xx(requests.post(f"{api_url}/runs/{run_id}/retry", timeout=10), allowed=(400,))
+        assert body["details"][0]["error_message"] == "Workflow must be Failed/Error to retry", body
         assert kfp_client.get_run(run_id).run.status == "Running"
     finally:
         kfp_client.runs.terminate_run(run_id)
