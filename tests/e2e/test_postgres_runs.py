@@ -14,14 +14,8 @@ import pytest
 
 from tests.conftest import SHARED_DIR
 from tests.databases import DatabaseFactory
-from tests.e2e.run_checks import (
-    check_run,
-    corpus_names,
-    expected_result,
-    live_server,
-    run_corpus_pipeline,
-    terminate_long_running,
-)
+from tests.e2e.run_checks import check_run, corpus_names, expected_result, run_corpus_pipeline, terminate_long_running
+from tests.e2e.servers import live_server
 
 NAMES = corpus_names(SHARED_DIR / "pipelines")
 

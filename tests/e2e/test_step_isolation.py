@@ -37,8 +37,8 @@ from kfp import dsl
 from kfp.components import create_component_from_func
 
 from kfp_backend.executor import bwrap
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import REPO_ROOT, free_port, server_env, stop_server, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -148,12 +148,12 @@ class Server(NamedTuple):
 
 
 def start_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--data-dir", str(workdir / "data")]
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env={**_server_env(), **env}, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env={**server_env(), **env}, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}", log_path
 
@@ -180,12 +180,12 @@ def server() -> Iterator[Server]:
         process, url, log_path = start_server(workdir, {"KFP_BACKEND_AUTH": "required",
                                                          SERVER_SECRET_ENV: "server-only"})
         try:
-            _wait_until_healthy(process, url, log_path)
+            wait_until_healthy(process, url, log_path)
             os.chmod(workdir / "data", 0o755)
             yield Server(url, process.pid, workdir, workdir / "data", log_path)
             assert process.poll() is None, "the server died"
         finally:
-            _stop(process)
+            stop_server(process)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -302,7 +302,7 @@ def test_multi_user_mode_refuses_to_start_without_the_sandbox(tmp_path: Path) ->
     try:
         assert process.wait(timeout=60) == 2
     finally:
-        _stop(process)
+        stop_server(process)
     output = log_path.read_text()
     assert "cannot start: multi-user mode needs the step sandbox" in output, output
     assert "bubblewrap is not installed: no '/nonexistent/bwrap' program" in output
@@ -315,7 +315,7 @@ def test_multi_user_mode_refuses_an_unisolating_mode(tmp_path: Path) -> None:
     try:
         assert process.wait(timeout=60) == 2
     finally:
-        _stop(process)
+        stop_server(process)
     assert "KFP_BACKEND_STEP_ISOLATION=namespace does not keep" in log_path.read_text()
 
 
@@ -324,9 +324,9 @@ def test_the_explicit_opt_out_starts_and_warns(tmp_path: Path) -> None:
         "KFP_BACKEND_AUTH": "required", "KFP_BACKEND_BWRAP": "/nonexistent/bwrap",
         "KFP_BACKEND_UNSAFE_ALLOW_UNISOLATED_STEPS": "true"})
     try:
-        _wait_until_healthy(process, url, log_path)
+        wait_until_healthy(process, url, log_path)
     finally:
-        _stop(process)
+        stop_server(process)
     assert process.returncode in (0, -signal.SIGTERM)
     warning = [line for line in log_path.read_text().splitlines() if "UNSAFE" in line]
     assert warning and "WARNING" in warning[0] and "bubblewrap is not installed" in warning[0], warning
@@ -357,7 +357,7 @@ def test_a_sandboxed_step_is_adopted_after_a_kill_9_of_the_server(
     env = {"KFP_BACKEND_AUTH": "required"}
     process, url, log_path = start_server(tmp_path, env)
     try:
-        _wait_until_healthy(process, url, log_path)
+        wait_until_healthy(process, url, log_path)
         server = Server(url, process.pid, tmp_path, tmp_path / "data", log_path)
         client = client_for(server, "carol", "team-restart")
         run_id = run_func(client, restart_pipeline, {}, "restart")
@@ -370,13 +370,13 @@ def test_a_sandboxed_step_is_adopted_after_a_kill_9_of_the_server(
         command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", port,
                    "--data-dir", str(tmp_path / "data")]
         with log_path.open("ab") as log:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, env={**_server_env(), **env},
+            process = subprocess.Popen(command, cwd=REPO_ROOT, env={**server_env(), **env},
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _wait_until_healthy(process, url, log_path)
+        wait_until_healthy(process, url, log_path)
         detail = wait_for_run(client, run_id, timeout=90)
         nodes = {node["displayName"]: node for node in workflow_nodes(detail) if node.get("type") == "Pod"}
         assert detail.run.status == "Succeeded", json.dumps(nodes, indent=1)
         (started,) = [p["value"] for p in nodes["slow"]["outputs"]["parameters"] if p["name"] == "slow-started"]
         assert float(started) < killed_at  # adopted: not started again by the new server
     finally:
-        _stop(process)
+        stop_server(process)

@@ -12,8 +12,8 @@ import kfp
 import pytest
 
 from kfp_backend.executor import pyspawner
-from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline, start_server
+from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline
+from tests.e2e.servers import free_port, start_server, stop_server
 
 PIPELINES = ["file_artifacts_chain", "exit_handler_failure", "fanout_30"]
 
@@ -37,7 +37,7 @@ def wrapper_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if request.param == "python" and not pyspawner.supported():
         pytest.skip("the python wrapper needs x86_64 or aarch64 Linux")
     workdir = tmp_path_factory.mktemp(f"wrapper-{request.param}")
-    port = _free_port()
+    port = free_port()
     process = start_server(port, workdir / "data", workdir / "server.log",
                            env={"KFP_BACKEND_STEP_WRAPPER": request.param})
     try:
@@ -52,7 +52,7 @@ def wrapper_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         else:
             assert spawners == []
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 @pytest.mark.parametrize("name", PIPELINES)

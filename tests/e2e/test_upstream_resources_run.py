@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.run_checks import live_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import live_server
 
 RESOURCES = "reference/upstream-test-resources/backend-test-resources"
 
