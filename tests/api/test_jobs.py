@@ -4,7 +4,6 @@ cascade. Nothing fires here: no scheduler runs, a recording fake takes the JobSc
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
@@ -25,6 +24,7 @@ from kfp_backend.config import Settings
 from kfp_backend.services.container import Services
 from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.store.models import Job, JobManifest, Run
+from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
 
 API = "/apis/v1beta1"
@@ -126,27 +126,6 @@ def list_jobs(client: FlaskClient, **params: Any) -> dict:
 
 def names(body: dict) -> list[str]:
     return [job.get("name", "") for job in body.get("jobs", [])]
-
-
-def upload(client: FlaskClient, text: str, name: str) -> dict:
-    response = client.post(f"{API}/pipelines/upload", query_string={"name": name}, content_type="multipart/form-data",
-                           data={"uploadfile": (io.BytesIO(text.encode()), "p.yaml")})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def experiment(client: FlaskClient, name: str) -> dict:
-    response = client.post(f"{API}/experiments", json={"name": name})
-    assert response.status_code == 200
-    return response.get_json()
-
-
-def experiment_ref(experiment_id: str) -> dict:
-    return {"key": {"type": "EXPERIMENT", "id": experiment_id}, "relationship": "OWNER"}
-
-
-def version_ref(version_id: str) -> dict:
-    return {"key": {"type": "PIPELINE_VERSION", "id": version_id}, "relationship": "CREATOR"}
 
 
 def stored_job(services: Services, job_id: str) -> Job | None:

@@ -29,6 +29,7 @@ from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
 
 API = "/apis/v1beta1"
@@ -163,33 +164,12 @@ def manifest_run(client: FlaskClient, manifest: str, name: str = "run", **extra:
     return create_run(client, {"name": name, "pipeline_spec": spec, **extra})["run"]
 
 
-def upload(client: FlaskClient, text: str, name: str) -> dict:
-    response = client.post(f"{API}/pipelines/upload", query_string={"name": name}, content_type="multipart/form-data",
-                           data={"uploadfile": (io.BytesIO(text.encode()), "p.yaml")})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
 def upload_version(client: FlaskClient, text: str, pipeline_id: str, name: str) -> dict:
     response = client.post(f"{API}/pipelines/upload_version", content_type="multipart/form-data",
                            query_string={"name": name, "pipelineid": pipeline_id},
                            data={"uploadfile": (io.BytesIO(text.encode()), "v.yaml")})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
-
-
-def experiment(client: FlaskClient, name: str) -> dict:
-    response = client.post(f"{API}/experiments", json={"name": name})
-    assert response.status_code == 200
-    return response.get_json()
-
-
-def experiment_ref(experiment_id: str) -> dict:
-    return {"key": {"type": "EXPERIMENT", "id": experiment_id}, "relationship": "OWNER"}
-
-
-def version_ref(version_id: str) -> dict:
-    return {"key": {"type": "PIPELINE_VERSION", "id": version_id}, "relationship": "CREATOR"}
 
 
 def list_runs(client: FlaskClient, **params: Any) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import E2E_DATABASE_ENV
+from tests.e2e.helpers import E2E_DATABASE_ENV, kfp_client_for
 from tests.e2e.servers import free_port, start_server, stop_server
 
 
@@ -53,12 +53,14 @@ def api_url(server_url: str) -> str:
 @pytest.fixture(scope="session")
 def kfp_client(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The unchanged kfp 1.8.22 SDK client, isolated from any ~/.config/kfp/context.json of the caller."""
-    import kfp
+    with kfp_client_for(server_url, tmp_path_factory.mktemp("kfp-context")) as client:
+        yield client
 
-    context = tmp_path_factory.mktemp("kfp-context") / "context.json"  # never created: the default context
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context))
-        yield kfp.Client(host=server_url)
+
+@pytest.fixture
+def corpus(shared_dir: Path) -> Path:
+    """The shared pipeline corpus (`shared/pipelines`)."""
+    return shared_dir / "pipelines"
 
 
 @pytest.fixture
