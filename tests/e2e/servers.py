@@ -72,10 +72,10 @@ def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path)
     )
 
 
-def start_server(port: int, data_dir: Path, log_path: Path, *, database_url: str | None = None,
+def spawn_server(port: int, data_dir: Path, log_path: Path, *, database_url: str | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
     """`kfp-backend serve` on `port` and `data_dir`, its output appended to `log_path` (a server started again
-    on the same data keeps one log), once it answers healthz. The caller stops it (`stop_server`) or kills it.
+    on the same data keeps one log), not waited for. The caller stops it (`stop_server`) or kills it.
 
     `env` adds to (or overrides) the server's environment, which its steps inherit (PATH, for instance).
     """
@@ -86,10 +86,16 @@ def start_server(port: int, data_dir: Path, log_path: Path, *, database_url: str
     if database_url:
         command += ["--database-url", database_url]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             command, cwd=REPO_ROOT, env={**server_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_server(port: int, data_dir: Path, log_path: Path, *, database_url: str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """spawn_server, once the server answers healthz."""
+    process = spawn_server(port, data_dir, log_path, database_url=database_url, env=env)
     try:
         wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path)
     except BaseException:
