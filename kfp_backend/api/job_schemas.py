@@ -7,17 +7,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validates_schema
 
-from kfp_backend.api.run_schemas import PipelineSpecRequestSchema
-from kfp_backend.api.schemas import (
-    Enum,
-    Int64,
-    ProtoSchema,
-    ResourceReferenceSchema,
-    Timestamp,
-    dump_reference,
-    format_timestamp,
-    load_references,
-)
+from kfp_backend.api.schemas import Enum, Int64, ProtoSchema, Timestamp, format_timestamp
+from kfp_backend.api.spec_schemas import SpecRequestSchema, dump_spec_fields
 from kfp_backend.services.jobs import (
     TRIGGER_CRON,
     TRIGGER_NONE,
@@ -83,14 +74,9 @@ class TriggerSchema(ProtoSchema):
             raise ValidationError("trigger: set cron_schedule or periodic_schedule, not both (they are a oneof)")
 
 
-class JobRequestSchema(ProtoSchema):
+class JobRequestSchema(SpecRequestSchema):
     """The body of CreateJob (an api.Job); output-only fields are ignored."""
 
-    name = fields.String(load_default="")
-    description = fields.String(load_default="")
-    pipeline_spec = fields.Nested(PipelineSpecRequestSchema, load_default=None)
-    resource_references = fields.List(fields.Nested(ResourceReferenceSchema), load_default=list)
-    service_account = fields.String(load_default="")
     max_concurrency = Int64(load_default=0)
     trigger = fields.Nested(TriggerSchema, load_default=None)
     mode = Enum(JobMode, load_default=JobMode.UNKNOWN_MODE)
@@ -98,17 +84,8 @@ class JobRequestSchema(ProtoSchema):
     no_catchup = Bool(load_default=False)
 
     def to_new_job(self, body: dict[str, Any]) -> NewJob:
-        spec = body["pipeline_spec"] or {}
         return NewJob(
-            name=body["name"],
-            description=body["description"],
-            pipeline_id=spec.get("pipeline_id", ""),
-            workflow_manifest=spec.get("workflow_manifest", ""),
-            pipeline_manifest=spec.get("pipeline_manifest", ""),
-            parameters=spec.get("parameters"),
-            has_runtime_config=spec.get("runtime_config") is not None,
-            resource_references=load_references(body["resource_references"]),
-            service_account=body["service_account"],
+            **self.spec_fields(body),
             max_concurrency=body["max_concurrency"],
             trigger=_to_trigger(body["trigger"] or {}),
             enabled=body["enabled"],
@@ -151,24 +128,7 @@ def dump_job(view: JobView) -> dict[str, Any]:
     body: dict[str, Any] = {"id": job.id}
     if job.name:
         body["name"] = job.name
-    if job.description:
-        body["description"] = job.description
-    spec: dict[str, Any] = {}
-    if job.pipeline_id:
-        spec["pipeline_id"] = job.pipeline_id
-    if job.pipeline_name:
-        spec["pipeline_name"] = job.pipeline_name
-    if view.pipeline_spec_manifest:
-        spec["workflow_manifest"] = view.pipeline_spec_manifest
-    parameters = [{k: v for k, v in p.items() if v} for p in view.parameters]
-    if parameters:
-        spec["parameters"] = parameters
-    body["pipeline_spec"] = spec
-    references = [dump_reference(r) for r in view.references]
-    if references:
-        body["resource_references"] = references
-    if job.service_account:
-        body["service_account"] = job.service_account
+    body.update(dump_spec_fields(view))
     if job.max_concurrency:
         body["max_concurrency"] = str(job.max_concurrency)
     body["trigger"] = _dump_trigger(view)

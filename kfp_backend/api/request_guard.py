@@ -1,23 +1,8 @@
-"""Refuse what a web page could make a developer's browser send to this server.
-
-A page on any site can make a browser POST a `text/plain` or form body to `http://127.0.0.1:8888` without
-asking first (a "simple" cross-site request), and with DNS rebinding (the page's own name made to resolve
-to 127.0.0.1) it can even read the answers. With authentication off, as on the loopback default, that
-would let any page create runs, which execute commands. Three checks stop it:
-
-- Host: the `Host` header must name this server (`localhost`, an IP address, the bound host name, or a
-  name listed in `KFP_BACKEND_ALLOWED_HOSTS`), else 400. A rebinding page's requests carry the page's own
-  name. Not checked when authentication is required and no list is set: a browser never adds a bearer
-  token by itself, and such servers sit behind names this one cannot know.
-- Origin: a POST, PUT, PATCH or DELETE whose `Origin` header (browsers send it on every cross-site
-  request of those methods) is not this server's own (the Host, or a listed name) is refused, 403.
-- Content-Type: a body sent to a JSON endpoint must be `application/json` (the kfp client's), to an
-  upload endpoint `multipart/form-data`, else 415. A page can send neither cross-site without the
-  browser asking the server first (a CORS preflight, which this server never grants).
-
-The Host and Origin checks run before authentication; the Content-Type check after it, so that an
-unauthenticated caller learns nothing about routes. Refusals are KFP error bodies (api/errors.py).
-"""
+"""Refuse what a web page could make a developer's browser send to this server (cross-site requests, DNS
+rebinding): a `Host` that does not name this server (400), a state-changing request from another `Origin`
+(403), a body that is not the endpoint's `Content-Type` (415). Host and Origin are checked before
+authentication, Content-Type after it. The rules and their reasons: docs/auth.md, "Browsers and cross-site
+requests"."""
 
 from __future__ import annotations
 

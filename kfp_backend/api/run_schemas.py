@@ -8,15 +8,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from kfp_backend.api.schemas import (
-    Enum,
-    ParameterSchema,
-    ProtoSchema,
-    ResourceReferenceSchema,
-    dump_reference,
-    format_timestamp,
-    load_references,
-)
+from kfp_backend.api.schemas import Enum, ProtoSchema, format_timestamp, number_from_text, omit_zero
+from kfp_backend.api.spec_schemas import SpecRequestSchema, dump_spec_fields
 from kfp_backend.services.experiments import STORAGE_AVAILABLE
 from kfp_backend.services.metrics import MetricFormat, ReportedMetric, ReportResult
 from kfp_backend.services.runs import NewRun, RunDetail, RunMetric, RunView
@@ -31,10 +24,7 @@ class Double(fields.Field):
         if isinstance(value, int | float):
             number = float(value)
         elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValidationError(f"expected a number, got {value!r}") from None
+            number = number_from_text(value, float, "a number")
         else:
             raise ValidationError("expected a number")
         if not math.isfinite(number):
@@ -42,37 +32,11 @@ class Double(fields.Field):
         return number
 
 
-class PipelineSpecRequestSchema(ProtoSchema):
-    pipeline_id = fields.String(load_default="")
-    pipeline_name = fields.String(load_default="")
-    workflow_manifest = fields.String(load_default="")
-    pipeline_manifest = fields.String(load_default="")
-    parameters = fields.List(fields.Nested(ParameterSchema), load_default=None)
-    runtime_config = fields.Dict(load_default=None)
-
-
-class RunRequestSchema(ProtoSchema):
+class RunRequestSchema(SpecRequestSchema):
     """The body of CreateRun (an api.Run); output-only fields are ignored."""
 
-    name = fields.String(load_default="")
-    description = fields.String(load_default="")
-    pipeline_spec = fields.Nested(PipelineSpecRequestSchema, load_default=None)
-    resource_references = fields.List(fields.Nested(ResourceReferenceSchema), load_default=list)
-    service_account = fields.String(load_default="")
-
     def to_new_run(self, body: dict[str, Any]) -> NewRun:
-        spec = body["pipeline_spec"] or {}
-        return NewRun(
-            name=body["name"],
-            description=body["description"],
-            pipeline_id=spec.get("pipeline_id", ""),
-            workflow_manifest=spec.get("workflow_manifest", ""),
-            pipeline_manifest=spec.get("pipeline_manifest", ""),
-            parameters=spec.get("parameters"),
-            has_runtime_config=spec.get("runtime_config") is not None,
-            resource_references=load_references(body["resource_references"]),
-            service_account=body["service_account"],
-        )
+        return NewRun(**self.spec_fields(body))
 
 
 class RunMetricRequestSchema(ProtoSchema):
@@ -108,24 +72,7 @@ def dump_run(view: RunView) -> dict[str, Any]:
     body: dict[str, Any] = {"id": run.id, "name": run.name}
     if run.storage_state and run.storage_state != STORAGE_AVAILABLE:
         body["storage_state"] = run.storage_state
-    if run.description:
-        body["description"] = run.description
-    spec: dict[str, Any] = {}
-    if run.pipeline_id:
-        spec["pipeline_id"] = run.pipeline_id
-    if run.pipeline_name:
-        spec["pipeline_name"] = run.pipeline_name
-    if view.pipeline_spec_manifest:
-        spec["workflow_manifest"] = view.pipeline_spec_manifest
-    parameters = [{k: v for k, v in p.items() if v} for p in view.parameters]
-    if parameters:
-        spec["parameters"] = parameters
-    body["pipeline_spec"] = spec
-    references = [dump_reference(r) for r in view.references]
-    if references:
-        body["resource_references"] = references
-    if run.service_account:
-        body["service_account"] = run.service_account
+    body.update(dump_spec_fields(view))
     body["created_at"] = format_timestamp(run.created_at)
     body["scheduled_at"] = format_timestamp(run.scheduled_at)
     body["finished_at"] = format_timestamp(run.finished_at)
@@ -142,18 +89,15 @@ def dump_run_detail(detail: RunDetail) -> dict[str, Any]:
 
 
 def dump_report_results(results: list[ReportResult]) -> dict[str, Any]:
-    rendered = []
-    for result in results:
-        item: dict[str, Any] = {}
-        if result.metric_name:
-            item["metric_name"] = result.metric_name
-        if result.metric_node_id:
-            item["metric_node_id"] = result.metric_node_id
-        if result.status:
-            item["status"] = result.status.name
-        if result.message:
-            item["message"] = result.message
-        rendered.append(item)
+    rendered = [
+        omit_zero({
+            "metric_name": result.metric_name,
+            "metric_node_id": result.metric_node_id,
+            "status": result.status.name if result.status else "",
+            "message": result.message,
+        })
+        for result in results
+    ]
     return {"results": rendered} if rendered else {}
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, pre_load
 
@@ -18,6 +19,7 @@ from kfp_backend.services.references import Relationship, ResourceKey, ResourceR
 
 _CAMEL = re.compile(r"(?<!^)([A-Z])")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NumberT = TypeVar("NumberT", int, float)
 
 
 def to_snake(key: str) -> str:
@@ -42,6 +44,19 @@ def _is_zero(value: Any) -> bool:
     )
 
 
+def omit_zero(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` without its zero values, as jsonpb writes a message (empty messages stay)."""
+    return {key: value for key, value in body.items() if not _is_zero(value)}
+
+
+def number_from_text(text: str, parse: Callable[[str], NumberT], expected: str) -> NumberT:
+    """A number sent as a JSON string, as jsonpb reads int64 and double."""
+    try:
+        return parse(text.strip())
+    except ValueError:
+        raise ValidationError(f"expected {expected}, got {text!r}") from None
+
+
 class ProtoSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -62,7 +77,7 @@ class ProtoSchema(Schema):
 
     @post_dump
     def _omit_defaults(self, data: dict, **_: Any) -> dict:
-        return {key: value for key, value in data.items() if not _is_zero(value)}
+        return omit_zero(data)
 
 
 class Timestamp(fields.Field):
@@ -92,10 +107,7 @@ class Int64(fields.Field):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ValidationError(f"expected an integer, got {value!r}") from None
+            value = number_from_text(value, int, "an integer")
         if not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
             raise ValidationError(f"expected a 64-bit integer, got {value!r}")
         return value

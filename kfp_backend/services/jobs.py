@@ -41,15 +41,15 @@ from kfp_backend.services.references import (
     ResourceType,
     check_create_references,
     check_filter_key,
+    encode_references,
 )
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
 from kfp_backend.services.runs import (
-    decode_references,
-    encode_references,
     experiment_namespace,
     multi_user_list_scope,
     namespace_of_new,
 )
+from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import jobs_repo as repo
 from kfp_backend.store.db import Database
@@ -102,20 +102,12 @@ class NewJob:
 
 
 @dataclass
-class JobView:
-    """A job as the API shows it: the row and, on get/create, the manifest it runs (None in lists, which
-    never read manifests)."""
-
-    job: Job
-    pipeline_spec_manifest: str | None = None
+class JobView(SpecView[Job]):
+    """A job as the API shows it: a SpecView (the row and, on get/create, the manifest it runs)."""
 
     @property
-    def references(self) -> list[ResourceReference]:
-        return decode_references(self.job.resource_references)
-
-    @property
-    def parameters(self) -> list[dict[str, str]]:
-        return json.loads(self.job.parameters) if self.job.parameters else []
+    def job(self) -> Job:
+        return self.row
 
 
 def _format_time(seconds: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,3 +96,26 @@ def describe_key(key: ResourceKey) -> str:
     if key.id:
         text += f'{" " if text else ""}id:"{key.id}"'
     return text
+
+
+def encode_references(references: Sequence[ResourceReference]) -> str:
+    """References as a run or job row stores them (a JSON list)."""
+    return json.dumps(
+        [
+            {"type": r.key.type.name, "id": r.key.id, "name": r.name, "relationship": r.relationship.name}
+            for r in references
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def decode_references(text: str) -> list[ResourceReference]:
+    return [
+        ResourceReference(
+            key=ResourceKey(ResourceType[item["type"]], item["id"]),
+            relationship=Relationship[item["relationship"]],
+            name=item.get("name", ""),
+        )
+        for item in (json.loads(text) if text else [])
+    ]

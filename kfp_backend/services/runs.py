@@ -40,9 +40,11 @@ from kfp_backend.services.references import (
     check_create_references,
     check_filter_key,
     describe_key,
+    encode_references,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
 from kfp_backend.services.run_status import load_object, render_workflow
+from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
@@ -105,21 +107,15 @@ class NewRun:
 
 
 @dataclass
-class RunView:
-    """A run as the API shows it: the row, its metrics (report order) and, on get/create, the manifest
-    it was created from (None in lists, which never read manifests)."""
+class RunView(SpecView[Run]):
+    """A run as the API shows it: a SpecView (the row and, on get/create, the manifest it was created from)
+    and its metrics (report order)."""
 
-    run: Run
-    metrics: list[RunMetric]
-    pipeline_spec_manifest: str | None = None
+    metrics: list[RunMetric] = field(default_factory=list)
 
     @property
-    def references(self) -> list[ResourceReference]:
-        return decode_references(self.run.resource_references)
-
-    @property
-    def parameters(self) -> list[dict[str, str]]:
-        return json.loads(self.run.parameters) if self.run.parameters else []
+    def run(self) -> Run:
+        return self.row
 
 
 @dataclass
@@ -127,28 +123,6 @@ class RunDetail:
     view: RunView
     # pipeline_runtime.workflow_manifest: the runtime workflow with its status.
     workflow_manifest: str
-
-
-def encode_references(references: Sequence[ResourceReference]) -> str:
-    return json.dumps(
-        [
-            {"type": r.key.type.name, "id": r.key.id, "name": r.name, "relationship": r.relationship.name}
-            for r in references
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-
-
-def decode_references(text: str) -> list[ResourceReference]:
-    return [
-        ResourceReference(
-            key=ResourceKey(ResourceType[item["type"]], item["id"]),
-            relationship=Relationship[item["relationship"]],
-            name=item.get("name", ""),
-        )
-        for item in (json.loads(text) if text else [])
-    ]
 
 
 def _run_not_found(run_id: str, operation: str) -> ApiError:
@@ -348,7 +322,7 @@ class RunService:
             repo.add_run(session, run, manifest)
         log.info("run %s (%s) created in experiment %s", run_id, request.name, experiment.key.id)
         self._notify("run_created", run_id)
-        return RunDetail(RunView(run, [], spec_manifest), render_workflow(workflow_json, {}, []))
+        return RunDetail(RunView(run, spec_manifest), render_workflow(workflow_json, {}, []))
 
     # -- read ------------------------------------------------------------------------------------------
 
@@ -367,7 +341,7 @@ class RunService:
             rendered = render_workflow(
                 manifest.workflow, load_object(manifest.workflow_status), _node_pairs(nodes)
             )
-        return RunDetail(RunView(run, metrics, spec_manifest), rendered)
+        return RunDetail(RunView(run, spec_manifest, metrics), rendered)
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         query = parse_list_request(repo.RUN_LISTABLE, request)
@@ -388,7 +362,7 @@ class RunService:
             page = repo.list_runs(session, query, scope)
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
-        items = [RunView(run, metrics.get(run.id, [])) for run in page.items]
+        items = [RunView(run, metrics=metrics.get(run.id, [])) for run in page.items]
         return ListResult(items, page, next_page_token(query, page))
 
     # -- storage state and delete ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from kfp_backend.services.auth import AuthService
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.store.models import ApiToken
 from tests.databases import DatabaseFactory
+from tests.gateway_errors import check_gateway_body, error_message
 
 API = "/apis/v1beta1"
 HEALTHZ = API + "/healthz"
@@ -124,12 +125,9 @@ def _assert_401(response, rule: str, method: str, message: str | None = None) ->
         assert set(body) == {"error_message", "error_details"}, body
         text = body["error_message"]
     else:
-        assert set(body) == {"error", "code", "message", "details"}, body
-        assert body["code"] == 16 and body["error"] == body["message"]
-        assert body["details"][0]["error_details"] == body["error"]
-        text = body["error"]
+        text = check_gateway_body(body, 16)["error"]
         if message is not None:
-            assert body["details"][0]["error_message"] == message
+            assert error_message(body) == message
     assert text.startswith("Failed to authenticate the request: Unauthenticated: "), text
 
 

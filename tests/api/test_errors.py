@@ -13,28 +13,9 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
 from kfp_backend.services import errors
+from tests.gateway_errors import gateway_error
 
 EXPERIMENTS = "/apis/v1beta1/experiments"
-
-
-def error_body(response, status: int, code: int) -> dict:  # type: ignore[no-untyped-def]
-    """Check the gateway error shape and return the body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    assert response.headers["Content-Type"] == "application/json"
-    text = response.get_data(as_text=True)
-    assert "<html" not in text.lower() and "Traceback" not in text
-    body = json.loads(text)
-    assert list(body) == ["error", "code", "message", "details"]
-    assert body["code"] == code
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["message"] == body["error"]
-    (detail,) = body["details"]
-    assert list(detail) == ["@type", "error_message", "error_details"]
-    assert detail["@type"] == "type.googleapis.com/api.Error"
-    assert detail["error_details"] == body["error"]
-    assert isinstance(detail["error_message"], str) and detail["error_message"]
-    return body
 
 
 def post_raw(client: FlaskClient, data: bytes | str, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
@@ -55,7 +36,7 @@ def test_bad_request_bodies(client: FlaskClient) -> None:
         ("null", "The request body must be a JSON object."),
     ]
     for data, message in cases:
-        body = error_body(post_raw(client, data), 400, 3)
+        body = gateway_error(post_raw(client, data), 400, 3)
         assert body["details"][0]["error_message"].startswith(message), (data[:20], body)
     names = [e["name"] for e in client.get(EXPERIMENTS).get_json()["experiments"]]
     assert names == ["Default"]
@@ -63,7 +44,7 @@ def test_bad_request_bodies(client: FlaskClient) -> None:
 
 def test_json_body_with_other_content_type_is_refused(client: FlaskClient) -> None:
     # A JSON endpoint takes application/json only (see tests/api/test_request_guard.py).
-    body = error_body(post_raw(client, '{"name": "plain"}', "text/plain"), 415, 3)
+    body = gateway_error(post_raw(client, '{"name": "plain"}', "text/plain"), 415, 3)
     assert body["error"] == "Unsupported media type: Content-Type 'text/plain'. This endpoint takes 'application/json'."
     assert post_raw(client, '{"name": "plain"}', "application/json; charset=utf-8").status_code == 200
 
@@ -84,7 +65,7 @@ def test_values_a_database_cannot_store_are_client_errors(client: FlaskClient, b
     if backend == "postgres":
         # PostgreSQL text cannot hold NUL: the request is refused as invalid input, not a server fault.
         for response in responses:
-            body = error_body(response, 400, 3)
+            body = gateway_error(response, 400, 3)
             assert "NUL" in body["error"]
 
 
@@ -97,7 +78,7 @@ def test_unknown_route(client: FlaskClient) -> None:
     for path in ("/apis/v1beta1/nope", "/apis/v1beta1/experiments/a/b", "/apis/v2beta1/experiments", "/", "/x.html"):
         for method in ("GET", "POST", "DELETE"):
             response = client.open(path, method=method, headers={"Accept": "text/html"})
-            body = error_body(response, 404, 5)
+            body = gateway_error(response, 404, 5)
             assert body["error"] == "Not Found"
 
 
@@ -111,7 +92,7 @@ def test_wrong_method(client: FlaskClient) -> None:
         ("PUT", f"{EXPERIMENTS}/some-id:archive"),
     ):
         response = client.open(path, method=method, headers={"Accept": "text/html"})
-        body = error_body(response, 405, 12)
+        body = gateway_error(response, 405, 12)
         assert body["error"] == "Method Not Allowed"
         assert response.headers["Allow"]
 
@@ -128,7 +109,7 @@ def small_app(settings: Settings) -> Iterator[Flask]:
 def test_oversize_body(small_app: Flask) -> None:
     client = small_app.test_client()
     payload = json.dumps({"name": "big", "description": "x" * (2 << 20)})
-    body = error_body(client.post(EXPERIMENTS, data=payload, content_type="application/json"), 413, 8)
+    body = gateway_error(client.post(EXPERIMENTS, data=payload, content_type="application/json"), 413, 8)
     assert body["error"] == "Request Entity Too Large"
     assert [e["name"] for e in client.get(EXPERIMENTS).get_json()["experiments"]] == ["Default"]
     # Under the limit is fine (the description stays below MariaDB's 64 KiB TEXT column).
@@ -160,7 +141,7 @@ def test_error_mapping(client: FlaskClient, app: Flask, monkeypatch: pytest.Monk
             raise raised
 
         monkeypatch.setattr(service, "get", fail)
-        body = error_body(client.get(f"{EXPERIMENTS}/x"), status, code)
+        body = gateway_error(client.get(f"{EXPERIMENTS}/x"), status, code)
         assert body["error"] == internal
         assert body["details"][0]["error_message"] == external
 
@@ -171,7 +152,7 @@ def test_unexpected_exception_is_a_json_500(client: FlaskClient, app: Flask, mon
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(app.extensions["kfp_backend.services"].experiments, "get", fail)
-    body = error_body(client.get(f"{EXPERIMENTS}/x"), 500, 13)
+    body = gateway_error(client.get(f"{EXPERIMENTS}/x"), 500, 13)
     assert body["error"] == "InternalServerError: RuntimeError: kaboom"
     assert body["details"][0]["error_message"] == "Internal Server Error"
     # The server keeps serving.

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kfp_backend.services.experiments import DEFAULT_EXPERIMENT_DESCRIPTION
+from tests.gateway_errors import gateway_error
 
 EXPERIMENTS = "/apis/v1beta1/experiments"
 AVAILABLE = "STORAGESTATE_AVAILABLE"
@@ -30,19 +31,6 @@ def create(client: FlaskClient, body: object) -> dict:
     assert response.status_code == 200, response.get_json()
     assert response.mimetype == "application/json"
     return response.get_json()
-
-
-def error(response, status: int, code: int) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error", "code", "message", "details"}
-    assert body["code"] == code
-    assert body["error"] == body["message"]
-    (detail,) = body["details"]
-    assert detail["@type"] == "type.googleapis.com/api.Error"
-    assert detail["error_details"] == body["error"]
-    return body
 
 
 def list_all(client: FlaskClient, **params: str) -> dict:
@@ -100,7 +88,7 @@ def test_text_round_trips(client: FlaskClient) -> None:
 def test_name_length_limit_counts_characters(client: FlaskClient) -> None:
     longest = create(client, {"name": "é" * 254 + "🚀"})
     assert longest["name"] == "é" * 254 + "🚀"
-    body = error(client.post(EXPERIMENTS, json={"name": "x" * 256}), 400, 3)
+    body = gateway_error(client.post(EXPERIMENTS, json={"name": "x" * 256}), 400, 3)
     assert body["details"][0]["error_message"] == (
         "Experiment name is too long. Support maximum length of 255 characters."
     )
@@ -114,21 +102,21 @@ def test_create_with_empty_name(client: FlaskClient) -> None:
         {}, {"name": ""}, {"description": "no name"}, {"name": None},
         {"name": "", "resource_references": NAMESPACE_REF},
     ):
-        body = error(client.post(EXPERIMENTS, json=payload), 400, 3)
+        body = gateway_error(client.post(EXPERIMENTS, json=payload), 400, 3)
         assert body["error"] == "Validate experiment request failed.: Invalid input error: " + EMPTY_NAME, payload
         assert body["details"][0]["error_message"] == EMPTY_NAME
     assert listed_names(client) == ["Default"]
 
 
 def test_create_with_no_body_at_all(client: FlaskClient) -> None:
-    body = error(client.post(EXPERIMENTS), 400, 3)
+    body = gateway_error(client.post(EXPERIMENTS), 400, 3)
     assert body["details"][0]["error_message"] == EMPTY_NAME
 
 
 def test_create_with_resource_references(client: FlaskClient) -> None:
     for key in ("resource_references", "resourceReferences"):
         for references in (NAMESPACE_REF, [{"key": {"type": "EXPERIMENT", "id": "x"}}], [{}]):
-            body = error(client.post(EXPERIMENTS, json={"name": "refs", key: references}), 400, 3)
+            body = gateway_error(client.post(EXPERIMENTS, json={"name": "refs", key: references}), 400, 3)
             assert body["error"] == "Validate experiment request failed.: Invalid input error: " + NO_REFERENCES
             assert body["details"][0]["error_message"] == NO_REFERENCES
     assert listed_names(client) == ["Default"]
@@ -140,7 +128,7 @@ def test_create_with_resource_references(client: FlaskClient) -> None:
 def test_duplicate_name(client: FlaskClient) -> None:
     first = create(client, {"name": "dup", "description": "one"})
     response = client.post(EXPERIMENTS, json={"name": "dup", "description": "two"})
-    body = error(response, 409, 6)
+    body = gateway_error(response, 409, 6)
     message = "Failed to create a new experiment. The name dup already exists. Please specify a new name."
     assert body["error"] == "Create experiment failed.: Already exist error: " + message
     assert body["details"][0]["error_message"] == message
@@ -152,7 +140,7 @@ def test_duplicate_name(client: FlaskClient) -> None:
 
 
 def test_duplicate_of_default(client: FlaskClient) -> None:
-    body = error(client.post(EXPERIMENTS, json={"name": "Default"}), 409, 6)
+    body = gateway_error(client.post(EXPERIMENTS, json={"name": "Default"}), 409, 6)
     assert "The name Default already exists." in body["details"][0]["error_message"]
 
 
@@ -164,7 +152,7 @@ def test_client_supplied_server_fields_are_ignored(client: FlaskClient) -> None:
     assert body["id"] != "my-own-id"
     assert seconds(body["created_at"]) >= before
     assert body["storage_state"] == AVAILABLE
-    error(client.get(f"{EXPERIMENTS}/my-own-id"), 404, 5)
+    gateway_error(client.get(f"{EXPERIMENTS}/my-own-id"), 404, 5)
     camel = create(client, {"name": "camel", "createdAt": "2001-01-01T00:00:00Z", "storageState": 2})
     assert seconds(camel["created_at"]) >= before
     assert camel["storage_state"] == AVAILABLE
@@ -204,7 +192,7 @@ WRONG_TYPES = [
 
 def test_wrong_types(client: FlaskClient) -> None:
     for payload in WRONG_TYPES:
-        body = error(client.post(EXPERIMENTS, json=payload), 400, 3)
+        body = gateway_error(client.post(EXPERIMENTS, json=payload), 400, 3)
         assert body["error"].startswith("Invalid input error: "), (payload, body["error"])
     assert listed_names(client) == ["Default"]
 
@@ -214,10 +202,10 @@ def test_wrong_types(client: FlaskClient) -> None:
 
 def test_get_unknown(client: FlaskClient) -> None:
     missing = str(uuid.uuid4())
-    body = error(client.get(f"{EXPERIMENTS}/{missing}"), 404, 5)
+    body = gateway_error(client.get(f"{EXPERIMENTS}/{missing}"), 404, 5)
     assert body["error"] == f"Get experiment failed.: ResourceNotFoundError: Experiment {missing} not found."
     assert body["details"][0]["error_message"] == f"Experiment {missing} not found."
-    body = error(client.get(f"{EXPERIMENTS}/not-a-uuid"), 404, 5)
+    body = gateway_error(client.get(f"{EXPERIMENTS}/not-a-uuid"), 404, 5)
     assert body["details"][0]["error_message"] == "Experiment not-a-uuid not found."
 
 
@@ -269,13 +257,13 @@ def test_delete(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.get_json() == {}
-    error(client.get(f"{EXPERIMENTS}/{gone['id']}"), 404, 5)
+    gateway_error(client.get(f"{EXPERIMENTS}/{gone['id']}"), 404, 5)
     assert listed_names(client) == ["Default", "keep"]
     assert client.get(f"{EXPERIMENTS}/{keep['id']}").get_json() == keep
     # The name is free again.
     assert create(client, {"name": "gone"})["id"] != gone["id"]
 
-    body = error(client.delete(f"{EXPERIMENTS}/{gone['id']}"), 404, 5)
+    body = gateway_error(client.delete(f"{EXPERIMENTS}/{gone['id']}"), 404, 5)
     assert body["error"] == f"Delete experiment failed: ResourceNotFoundError: Experiment {gone['id']} not found."
     assert body["details"][0]["error_message"] == f"Experiment {gone['id']} not found."
 
@@ -344,7 +332,7 @@ def test_archive_unknown_is_404(client: FlaskClient) -> None:
     # A deliberate difference: upstream (single-user) answers 200 and does nothing.
     missing = str(uuid.uuid4())
     for action, verb in (("archive", "Archive"), ("unarchive", "Unarchive")):
-        body = error(client.post(f"{EXPERIMENTS}/{missing}:{action}"), 404, 5)
+        body = gateway_error(client.post(f"{EXPERIMENTS}/{missing}:{action}"), 404, 5)
         assert body["error"] == f"{verb} experiment failed: ResourceNotFoundError: Experiment {missing} not found."
         assert body["details"][0]["error_message"] == f"Experiment {missing} not found."
     assert listed_names(client) == ["Default"]

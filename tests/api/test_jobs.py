@@ -4,7 +4,6 @@ cascade. Nothing fires here: no scheduler runs, a recording fake takes the JobSc
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
@@ -25,6 +24,8 @@ from kfp_backend.config import Settings
 from kfp_backend.services.container import Services
 from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.store.models import Job, JobManifest, Run
+from tests.api.run_references import experiment, experiment_ref, upload, version_ref
+from tests.gateway_errors import error_message, gateway_error
 
 API = "/apis/v1beta1"
 JOBS = f"{API}/jobs"
@@ -98,22 +99,6 @@ def scheduling(services: Services) -> RecordingScheduling:
 # -- helpers ---------------------------------------------------------------------------------------------------
 
 
-def error(response: Any, status: int, code: int, message: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error", "code", "message", "details"}
-    assert body["code"] == code
-    assert body["error"] == body["message"] == body["details"][0]["error_details"]
-    if message is not None:
-        assert body["error"] == message
-    return body
-
-
-def external(body: dict) -> str:
-    return body["details"][0]["error_message"]
-
-
 def create_job(client: FlaskClient, body: dict) -> dict:
     response = client.post(JOBS, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -141,27 +126,6 @@ def list_jobs(client: FlaskClient, **params: Any) -> dict:
 
 def names(body: dict) -> list[str]:
     return [job.get("name", "") for job in body.get("jobs", [])]
-
-
-def upload(client: FlaskClient, text: str, name: str) -> dict:
-    response = client.post(f"{API}/pipelines/upload", query_string={"name": name}, content_type="multipart/form-data",
-                           data={"uploadfile": (io.BytesIO(text.encode()), "p.yaml")})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def experiment(client: FlaskClient, name: str) -> dict:
-    response = client.post(f"{API}/experiments", json={"name": name})
-    assert response.status_code == 200
-    return response.get_json()
-
-
-def experiment_ref(experiment_id: str) -> dict:
-    return {"key": {"type": "EXPERIMENT", "id": experiment_id}, "relationship": "OWNER"}
-
-
-def version_ref(version_id: str) -> dict:
-    return {"key": {"type": "PIPELINE_VERSION", "id": version_id}, "relationship": "CREATOR"}
 
 
 def stored_job(services: Services, job_id: str) -> Job | None:
@@ -385,7 +349,7 @@ def test_create_validation_and_messages(client: FlaskClient, manifests: dict[str
     ]
     for body, status, code, message in cases:
         body = {key: value for key, value in body.items() if value is not None}
-        error(client.post(JOBS, json=body), status, code, message)
+        gateway_error(client.post(JOBS, json=body), status, code, message)
 
     # Malformed bodies.
     for body in (
@@ -395,12 +359,13 @@ def test_create_validation_and_messages(client: FlaskClient, manifests: dict[str
         job(mode="SOMETIMES"),
         job(trigger={"cron_schedule": {"cron": "@hourly", "start_time": "tomorrow"}}),
     ):
-        body = error(client.post(JOBS, json=body), 400, 3)
+        body = gateway_error(client.post(JOBS, json=body), 400, 3)
         assert body["error"].startswith("Invalid input error: Invalid request body: ")
 
-    bad_cron = error(client.post(JOBS, json=job(trigger={"cron_schedule": {"cron": "0 0 0 * * 7"}})), 400, 3)
-    assert external(bad_cron) == ("Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). "
-                                  "Error: End of range (7) above maximum (6): 7")
+    bad_cron = gateway_error(client.post(JOBS, json=job(trigger={"cron_schedule": {"cron": "0 0 0 * * 7"}})), 400, 3)
+    assert error_message(bad_cron) == (
+        "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). "
+        "Error: End of range (7) above maximum (6): 7")
     assert list_jobs(client) == {}
     assert scheduling.changed == []
 
@@ -452,19 +417,20 @@ def test_list_paging_sorting_filtering_and_keys(client: FlaskClient, manifests: 
     by_job = {"resource_reference_key.type": "JOB", "resource_reference_key.id": created[0]["id"]}
     assert list_jobs(client, **by_job) == {}
 
-    error(client.get(JOBS, query_string={"sort_by": "description"}), 400, 3,
-          'Failed to create list options: Invalid input error: Invalid sorting field: "description" on listable '
-          "type Job")
-    error(client.get(JOBS, query_string={"filter": json.dumps({"predicates": [
+    gateway_error(client.get(JOBS, query_string={"sort_by": "description"}), 400, 3,
+                  'Failed to create list options: Invalid input error: Invalid sorting field: "description" on '
+                  "listable type Job")
+    gateway_error(client.get(JOBS, query_string={"filter": json.dumps({"predicates": [
         {"key": "enabled", "op": "EQUALS", "string_value": "true"}]})}), 400, 3,
         'Failed to create list options: Invalid input error: no support for filtering on unrecognized field "enabled"')
-    error(client.get(JOBS, query_string={"resource_reference_key.type": "PIPELINE",
-                                         "resource_reference_key.id": "x"}), 400, 3,
-          "Validating filter failed.: Unrecognized resource reference type.: Invalid input error: "
-          "Unsupported resource type: PIPELINE")
-    error(client.get(JOBS, query_string={"page_token": "garbage"}), 400, 3,
-          "Failed to create list options: Invalid input error: Invalid package token.")
-    error(client.get(JOBS, query_string={"page_token": listed["next_page_token"], "sort_by": "created_at"}), 400, 3)
+    gateway_error(client.get(JOBS, query_string={"resource_reference_key.type": "PIPELINE",
+                                                 "resource_reference_key.id": "x"}), 400, 3,
+                  "Validating filter failed.: Unrecognized resource reference type.: Invalid input error: "
+                  "Unsupported resource type: PIPELINE")
+    gateway_error(client.get(JOBS, query_string={"page_token": "garbage"}), 400, 3,
+                  "Failed to create list options: Invalid input error: Invalid package token.")
+    gateway_error(client.get(JOBS, query_string={"page_token": listed["next_page_token"], "sort_by": "created_at"}),
+                  400, 3)
 
 
 # -- enable, disable, delete -----------------------------------------------------------------------------------
@@ -509,11 +475,12 @@ def test_enable_and_disable_are_idempotent_and_move_updated_at_only_on_change(
     assert scheduling.changed == [job_id, job_id]
 
     gone = str(uuid.uuid4())
-    body = error(client.post(f"{JOBS}/{gone}/enable"), 404, 5,
-                 f"Enable/Disable job failed: Check job exist failed: ResourceNotFoundError: Job {gone} not found.")
-    assert external(body) == f"Job {gone} not found."
-    error(client.post(f"{JOBS}/{gone}/disable"), 404, 5,
-          f"Enable/Disable job failed: ResourceNotFoundError: Job {gone} not found.")
+    body = gateway_error(
+        client.post(f"{JOBS}/{gone}/enable"), 404, 5,
+        f"Enable/Disable job failed: Check job exist failed: ResourceNotFoundError: Job {gone} not found.")
+    assert error_message(body) == f"Job {gone} not found."
+    gateway_error(client.post(f"{JOBS}/{gone}/disable"), 404, 5,
+                  f"Enable/Disable job failed: ResourceNotFoundError: Job {gone} not found.")
 
 
 def test_delete_keeps_the_runs_of_the_job(client: FlaskClient, manifests: dict[str, str], services: Services,
@@ -528,10 +495,10 @@ def test_delete_keeps_the_runs_of_the_job(client: FlaskClient, manifests: dict[s
 
     assert client.delete(f"{JOBS}/{job_id}").get_json() == {}
     assert scheduling.changed == [job_id, job_id]
-    body = error(client.get(f"{JOBS}/{job_id}"), 404, 5, f"ResourceNotFoundError: Job {job_id} not found.")
-    assert external(body) == f"Job {job_id} not found."
-    error(client.delete(f"{JOBS}/{job_id}"), 404, 5,
-          f"Delete job failed: ResourceNotFoundError: Job {job_id} not found.")
+    body = gateway_error(client.get(f"{JOBS}/{job_id}"), 404, 5, f"ResourceNotFoundError: Job {job_id} not found.")
+    assert error_message(body) == f"Job {job_id} not found."
+    gateway_error(client.delete(f"{JOBS}/{job_id}"), 404, 5,
+                  f"Delete job failed: ResourceNotFoundError: Job {job_id} not found.")
     with services.db.transaction(write=False) as session:
         assert session.get(JobManifest, job_id) is None
         kept = session.get(Run, run_id)

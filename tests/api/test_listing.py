@@ -22,6 +22,7 @@ from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.store import experiments_repo
 from kfp_backend.store.models import Experiment, description_key
 from tests.databases import BACKENDS, DatabaseFactory
+from tests.gateway_errors import gateway_error
 
 EXPERIMENTS = "/apis/v1beta1/experiments"
 AVAILABLE = "STORAGESTATE_AVAILABLE"
@@ -103,13 +104,7 @@ def names(body: dict) -> list[str]:
 
 
 def list_error(client: FlaskClient, **params: Any) -> dict:
-    response = client.get(EXPERIMENTS, query_string=params)
-    assert response.status_code == 400, response.get_json()
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["code"] == 3
-    assert body["error"] == body["message"] == body["details"][0]["error_details"]
-    return body
+    return gateway_error(client.get(EXPERIMENTS, query_string=params), 400, 3)
 
 
 def walk(client: FlaskClient, page_size: int, **params: Any) -> list[list[str]]:

@@ -32,6 +32,7 @@ from kfp_backend.config import Settings
 from kfp_backend.services.auth import AuthService
 from tests.api.test_auth import API, ROUTES, UPLOAD_RULES, _settings
 from tests.databases import BACKENDS, DatabaseFactory
+from tests.gateway_errors import check_gateway_body, error_message
 from tests.http_server import route_server
 
 TEAM_A, TEAM_B = "team-a", "team-b"
@@ -287,10 +288,9 @@ def _assert_403(response: Any, rule: str, method: str, user: str) -> None:
         assert set(body) == {"error_message", "error_details"}, body
         assert body["error_message"].startswith("Authorization to namespace failed.: " + chain), body
         return
-    assert set(body) == {"error", "code", "message", "details"}, body
-    assert body["code"] == 7 and body["error"] == body["message"]
+    check_gateway_body(body, 7)
     assert body["error"].startswith(chain) and body["error"].endswith(": Unauthorized access"), body
-    external = body["details"][0]["error_message"]
+    external = error_message(body)
     assert external.startswith(f"User '{user}' is not authorized with reason: "), external
     assert "Namespace:team-a," in external and "Group:pipelines.kubeflow.org" in external
 

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import AuthService
+from tests.gateway_errors import error_message, gateway_error
 from tests.http_server import Route, RouteServer, route_server, without_proxies
 
 API = "/apis/v1beta1"
@@ -104,11 +105,9 @@ def multi_user(settings: Settings, allowed: str = "", **values: Any) -> Iterator
 
 
 def _refusal(response: Any) -> str:
-    assert response.status_code == 400, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["code"] == 3
+    body = gateway_error(response, 400, 3)
     assert body["error"].startswith("Create pipeline")
-    return body["details"][0]["error_message"]
+    return error_message(body)
 
 
 def test_urls_of_non_public_addresses_are_refused(settings: Settings, packages: RouteServer,

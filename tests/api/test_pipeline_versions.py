@@ -11,8 +11,9 @@ import yaml
 
 from kfp_backend.app import create_app
 from kfp_backend.services import pipelines as pipeline_service
-from tests.api.test_pipelines import gateway_error, names
+from tests.api.test_pipelines import names
 from tests.api.test_upload import API, MISSING_ID, tar_gz_bytes, upload, uploaded, workflow_yaml
+from tests.gateway_errors import gateway_error
 
 
 @pytest.fixture

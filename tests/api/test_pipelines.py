@@ -15,9 +15,8 @@ from sqlalchemy import event
 from kfp_backend.app import create_app
 from kfp_backend.services import pipelines as pipeline_service
 from tests.api.test_upload import API, MISSING_ID, upload, uploaded, workflow_yaml, zip_bytes
+from tests.gateway_errors import gateway_error
 from tests.http_server import Route, RouteHandler, route_server, without_proxies
-
-GATEWAY_ERROR_KEYS = {"error", "code", "message", "details"}
 
 # What the test HTTP server answers: path -> (status, body, extra headers).
 ROUTES: dict[str, Route] = {
@@ -68,16 +67,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every pipeline/version creation happens one second after the previous one."""
     ticks = itertools.count(1_700_000_000)
     monkeypatch.setattr(pipeline_service, "now_seconds", lambda: next(ticks))
-
-
-def gateway_error(response, status: int) -> dict:
-    """The response is a gateway-shaped error with HTTP `status`; returns the body."""
-    body = response.get_json()
-    assert response.status_code == status, body
-    assert set(body) == GATEWAY_ERROR_KEYS, body
-    assert body["message"] == body["error"]
-    assert body["details"][0]["error_details"] == body["error"]
-    return body
 
 
 def create_from_url(client, url: str, **fields: object):

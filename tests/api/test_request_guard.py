@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests import hostile_page
+from tests.gateway_errors import gateway_error
 from tests.hostile_page import shell_workflow
 
 only_sqlite = pytest.mark.parametrize("backend", ["sqlite"])
@@ -43,13 +44,7 @@ def send(client: FlaskClient, method: str, path: str, headers: dict[str, str], d
 
 
 def kfp_error(response: Any, status: int, code: int) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["error", "code", "message", "details"], body
-    assert body["code"] == code and body["error"] == body["message"]
-    assert body["details"][0]["@type"] == "type.googleapis.com/api.Error"
-    return body["error"]
+    return gateway_error(response, status, code)["error"]
 
 
 def upload_error(response: Any, status: int) -> str:

@@ -29,6 +29,8 @@ from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+from tests.api.run_references import experiment, experiment_ref, upload, version_ref
+from tests.gateway_errors import error_message, gateway_error
 
 API = "/apis/v1beta1"
 RUNS = f"{API}/runs"
@@ -150,22 +152,6 @@ def seconds(timestamp: str) -> int:
     return int(datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
 
 
-def error(response: Any, status: int, code: int, message: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error", "code", "message", "details"}
-    assert body["code"] == code
-    assert body["error"] == body["message"] == body["details"][0]["error_details"]
-    if message is not None:
-        assert body["error"] == message
-    return body
-
-
-def external(body: dict) -> str:
-    return body["details"][0]["error_message"]
-
-
 def create_run(client: FlaskClient, body: dict) -> dict:
     response = client.post(RUNS, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -178,33 +164,12 @@ def manifest_run(client: FlaskClient, manifest: str, name: str = "run", **extra:
     return create_run(client, {"name": name, "pipeline_spec": spec, **extra})["run"]
 
 
-def upload(client: FlaskClient, text: str, name: str) -> dict:
-    response = client.post(f"{API}/pipelines/upload", query_string={"name": name}, content_type="multipart/form-data",
-                           data={"uploadfile": (io.BytesIO(text.encode()), "p.yaml")})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
 def upload_version(client: FlaskClient, text: str, pipeline_id: str, name: str) -> dict:
     response = client.post(f"{API}/pipelines/upload_version", content_type="multipart/form-data",
                            query_string={"name": name, "pipelineid": pipeline_id},
                            data={"uploadfile": (io.BytesIO(text.encode()), "v.yaml")})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
-
-
-def experiment(client: FlaskClient, name: str) -> dict:
-    response = client.post(f"{API}/experiments", json={"name": name})
-    assert response.status_code == 200
-    return response.get_json()
-
-
-def experiment_ref(experiment_id: str) -> dict:
-    return {"key": {"type": "EXPERIMENT", "id": experiment_id}, "relationship": "OWNER"}
-
-
-def version_ref(version_id: str) -> dict:
-    return {"key": {"type": "PIPELINE_VERSION", "id": version_id}, "relationship": "CREATOR"}
 
 
 def list_runs(client: FlaskClient, **params: Any) -> dict:
@@ -361,8 +326,8 @@ def test_create_from_a_pipeline_or_a_version(client: FlaskClient, manifests: dic
     assert both["run"]["pipeline_spec"]["pipeline_id"] == pipeline["id"]
     assert both["run"]["resource_references"][0]["key"]["id"] == first_version
 
-    body = error(client.post(RUNS, json={"name": "x", "pipeline_spec": {"pipeline_id": other["id"]},
-                                         "resource_references": [version_ref(version["id"])]}), 400, 3)
+    body = gateway_error(client.post(RUNS, json={"name": "x", "pipeline_spec": {"pipeline_id": other["id"]},
+                                                 "resource_references": [version_ref(version["id"])]}), 400, 3)
     assert body["error"] == VALIDATE + "pipeline ID should be parent of pipeline version."
 
     # Listing by pipeline version: the runs created from it.
@@ -419,19 +384,19 @@ def test_create_validation_in_upstream_order(client: FlaskClient, manifests: dic
          CREATE_FAILED + "Failed to verify parameters.: Invalid input error: Unrecognized input parameter: nope"),
     ]
     for payload, status, code, message in cases:
-        error(client.post(RUNS, json=payload), status, code, message)
+        gateway_error(client.post(RUNS, json=payload), status, code, message)
     # Manifests that are not kfp 1.x Argo Workflows: 400 with the parser's reason.
     for bad in ("nonsense: [", '{"apiVersion": "argoproj.io/v1alpha1", "kind": "CronWorkflow", "spec": {}}', "[]"):
-        body = error(client.post(RUNS, json={"name": "n", "pipeline_spec": {"workflow_manifest": bad}}), 400, 3)
-        assert external(body).startswith("Invalid argo workflow format. "), body
-    body = error(client.post(RUNS, json={"name": "n", "pipeline_spec": {"pipeline_manifest": "{}"}}), 400, 3)
-    assert external(body).startswith("Invalid IR spec format.")
-    error(client.post(RUNS, json={"name": 5}), 400, 3)
-    error(client.post(RUNS, data="{", content_type="application/json"), 400, 3)
+        body = gateway_error(client.post(RUNS, json={"name": "n", "pipeline_spec": {"workflow_manifest": bad}}), 400, 3)
+        assert error_message(body).startswith("Invalid argo workflow format. "), body
+    body = gateway_error(client.post(RUNS, json={"name": "n", "pipeline_spec": {"pipeline_manifest": "{}"}}), 400, 3)
+    assert error_message(body).startswith("Invalid IR spec format.")
+    gateway_error(client.post(RUNS, json={"name": 5}), 400, 3)
+    gateway_error(client.post(RUNS, data="{", content_type="application/json"), 400, 3)
     assert list_runs(client) == {}
     # Exactly at the limits is fine.
     run = manifest_run(client, manifest, name="é" * 255,
-                       spec={"parameters": [{"name": "message", "value": "v" * (10000 - 33)}]})
+                               spec={"parameters": [{"name": "message", "value": "v" * (10000 - 33)}]})
     assert run["name"] == "é" * 255
 
 
@@ -446,7 +411,7 @@ def test_list_pages_sorts_filters_and_scopes(
     for index, name in enumerate(["delta", "alpha", "echo", "charlie", "bravo"]):
         owner = training if index % 2 == 0 else other
         manifest_run(client, manifests["json"], name=name, description=f"d{index}",
-                     resource_references=[experiment_ref(owner["id"])])
+                             resource_references=[experiment_ref(owner["id"])])
     everything = list_runs(client, sort_by="name")
     assert names(everything) == ["alpha", "bravo", "charlie", "delta", "echo"]
     assert everything["total_size"] == 5 and "next_page_token" not in everything
@@ -483,15 +448,16 @@ def test_list_pages_sorts_filters_and_scopes(
     assert list_runs(client, **{"resource_reference_key.type": "NAMESPACE", "resource_reference_key.id": "ns"}) == {}
     assert list_runs(client, **{"resource_reference_key.type": "NAMESPACE"})["total_size"] == 5
 
-    error(client.get(RUNS, query_string={"resource_reference_key.type": "PIPELINE", "resource_reference_key.id": "x"}),
-          400, 3, "Validating filter failed.: Unrecognized resource reference type.: Invalid input error: "
-          "Unsupported resource type: PIPELINE")
-    error(client.get(RUNS, query_string={"sort_by": "unknownfield"}), 400, 3,
-          "Failed to create list options: Invalid input error: "
-          'Invalid sorting field: "unknownfield" on listable type Run')
-    error(client.get(RUNS, query_string={"filter": json.dumps({"predicates": [
+    gateway_error(client.get(RUNS, query_string={"resource_reference_key.type": "PIPELINE",
+                                                 "resource_reference_key.id": "x"}),
+                  400, 3, "Validating filter failed.: Unrecognized resource reference type.: Invalid input error: "
+                  "Unsupported resource type: PIPELINE")
+    gateway_error(client.get(RUNS, query_string={"sort_by": "unknownfield"}), 400, 3,
+                  "Failed to create list options: Invalid input error: "
+                  'Invalid sorting field: "unknownfield" on listable type Run')
+    gateway_error(client.get(RUNS, query_string={"filter": json.dumps({"predicates": [
         {"key": "finished_at", "op": "EQUALS", "long_value": 0}]})}), 400, 3)
-    error(client.get(RUNS, query_string={"page_token": "garbage"}), 400, 3)
+    gateway_error(client.get(RUNS, query_string={"page_token": "garbage"}), 400, 3)
 
 
 def test_list_reads_only_runs_and_one_query_of_metrics(
@@ -563,11 +529,11 @@ def test_list_sorted_by_a_metric(client: FlaskClient, manifests: dict[str, str])
     assert _page_through(client, "metric:accuracy-score", page_size=1, filter=by_name) == ["none", "low", "big"]
     # Not a metric name; metrics are not filter keys (as upstream); the token keeps the metric sort.
     for bad in ("metric:", "metric:-x", "metric:a b"):
-        error(client.get(RUNS, query_string={"sort_by": bad}), 400, 3)
-    error(client.get(RUNS, query_string={"filter": json.dumps({"predicates": [
+        gateway_error(client.get(RUNS, query_string={"sort_by": bad}), 400, 3)
+    gateway_error(client.get(RUNS, query_string={"filter": json.dumps({"predicates": [
         {"key": "metric:accuracy-score", "op": "EQUALS", "long_value": 1}]})}), 400, 3)
     token = list_runs(client, sort_by="metric:accuracy-score", page_size=2)["next_page_token"]
-    error(client.get(RUNS, query_string={"sort_by": "name", "page_token": token}), 400, 3)
+    gateway_error(client.get(RUNS, query_string={"sort_by": "name", "page_token": token}), 400, 3)
     assert names(list_runs(client, page_size=2, page_token=token)) == ascending[2:4]
 
 
@@ -588,8 +554,8 @@ def test_archive_unarchive_and_delete(
     assert "storage_state" not in get_run(client, run_id)["run"]
     assert list_runs(client, filter=archived) == {}
     gone = str(uuid.uuid4())
-    error(client.post(f"{RUNS}/{gone}:archive"), 404, 5, f"Archive run failed: {not_found(gone)}")
-    error(client.post(f"{RUNS}/{gone}:unarchive"), 404, 5, f"Unarchive run failed: {not_found(gone)}")
+    gateway_error(client.post(f"{RUNS}/{gone}:archive"), 404, 5, f"Archive run failed: {not_found(gone)}")
+    gateway_error(client.post(f"{RUNS}/{gone}:unarchive"), 404, 5, f"Unarchive run failed: {not_found(gone)}")
 
     # Delete an unfinished run: the executor is told to stop it, then that it is gone; rows cascade.
     add_nodes(services, run_id, [{"id": "n", "name": "n", "phase": "Running", "type": "Pod"}])
@@ -601,8 +567,9 @@ def test_archive_unarchive_and_delete(
     with services.db.transaction(write=False) as session:
         for model in (RunManifest, RunNode, RunMetric):
             assert session.scalars(select(model).where(model.run_id == run_id)).first() is None
-    error(client.get(f"{RUNS}/{run_id}"), 404, 5, not_found(run_id))
-    error(client.delete(f"{RUNS}/{run_id}"), 404, 5, f"Delete run failed: Check run exist failed: {not_found(run_id)}")
+    gateway_error(client.get(f"{RUNS}/{run_id}"), 404, 5, not_found(run_id))
+    gateway_error(client.delete(f"{RUNS}/{run_id}"), 404, 5,
+                  f"Delete run failed: Check run exist failed: {not_found(run_id)}")
 
     finished = manifest_run(client, manifests["json"])["id"]
     set_run(services, finished, status="Succeeded")
@@ -675,10 +642,10 @@ def test_report_metrics(client: FlaskClient, manifests: dict[str, str]) -> None:
     assert list_runs(client)["runs"][0]["metrics"] == expected
 
     assert client.post(url, json={}).get_json() == {}
-    error(client.post(url, json={"metrics": [{"name": "a", "node_id": "n", "number_value": "many"}]}), 400, 3)
+    gateway_error(client.post(url, json={"metrics": [{"name": "a", "node_id": "n", "number_value": "many"}]}), 400, 3)
     gone = str(uuid.uuid4())
-    error(client.post(f"{RUNS}/{gone}:reportMetrics", json={"metrics": [{"name": "a", "node_id": "n"}]}),
-          404, 5, not_found(gone))
+    gateway_error(client.post(f"{RUNS}/{gone}:reportMetrics", json={"metrics": [{"name": "a", "node_id": "n"}]}),
+                  404, 5, not_found(gone))
 
 
 def test_report_node_metrics_caps_a_run_at_fifty(services: Services, client: FlaskClient,
@@ -712,18 +679,18 @@ def test_terminate(client: FlaskClient, services: Services, manifests: dict[str,
         assert stored_run(services, run_id).terminate_requested is True  # type: ignore[union-attr]
         assert execution.calls == [("terminate_requested", run_id)]
         execution.calls.clear()
-        error(client.post(f"{RUNS}/{run_id}/terminate"), 400, 3,
-              f"Terminate run failed: Invalid input error: Failed to terminate run {run_id}. Row not found.")
+        gateway_error(client.post(f"{RUNS}/{run_id}/terminate"), 400, 3,
+                      f"Terminate run failed: Invalid input error: Failed to terminate run {run_id}. Row not found.")
         assert execution.calls == []
     for status in ("Succeeded", "Failed", "Error"):
         run_id = manifest_run(client, manifests["json"])["id"]
         set_run(services, run_id, status=status)
-        body = error(client.post(f"{RUNS}/{run_id}/terminate"), 400, 3)
-        assert external(body) == f"Failed to terminate run {run_id}. Row not found."
+        body = gateway_error(client.post(f"{RUNS}/{run_id}/terminate"), 400, 3)
+        assert error_message(body) == f"Failed to terminate run {run_id}. Row not found."
         assert get_run(client, run_id)["run"]["status"] == status
     gone = str(uuid.uuid4())
-    error(client.post(f"{RUNS}/{gone}/terminate"), 404, 5,
-          f"Terminate run failed: Check run exist failed: {not_found(gone)}")
+    gateway_error(client.post(f"{RUNS}/{gone}/terminate"), 404, 5,
+                  f"Terminate run failed: Check run exist failed: {not_found(gone)}")
 
 
 def _node(node_id: str, name: str, phase: str, kind: str, **extra: Any) -> dict:
@@ -740,10 +707,11 @@ def test_retry(client: FlaskClient, services: Services, manifests: dict[str, str
     refused = "Retry run failed.: BadRequestError: Workflow must be Failed/Error to retry: workflow cannot be retried"
     for status in ("", "Running", "Succeeded", "Terminating"):
         set_run(services, run_id, status=status)
-        body = error(client.post(retry), 400, 9, refused)
-        assert external(body) == "Workflow must be Failed/Error to retry"
+        body = gateway_error(client.post(retry), 400, 9, refused)
+        assert error_message(body) == "Workflow must be Failed/Error to retry"
     gone = str(uuid.uuid4())
-    error(client.post(f"{RUNS}/{gone}/retry"), 404, 5, f"Retry run failed: Check run exist failed: {not_found(gone)}")
+    gateway_error(client.post(f"{RUNS}/{gone}/retry"), 404, 5,
+                  f"Retry run failed: Check run exist failed: {not_found(gone)}")
 
     nodes = [
         _node(wf, wf, "Failed", "DAG", message="child failed", children=[f"{wf}-1", f"{wf}-2"]),
@@ -767,8 +735,8 @@ def test_retry(client: FlaskClient, services: Services, manifests: dict[str, str
 
     # A node still pending or running blocks the retry (nothing changes).
     add_nodes(services, run_id, [_node(f"{wf}-10", f"{wf}.stuck", "Pending", "Pod")])
-    body = error(client.post(retry), 409, 10)
-    assert external(body) == f"Workflow cannot be retried with node {wf}-10 in Pending phase"
+    body = gateway_error(client.post(retry), 409, 10)
+    assert error_message(body) == f"Workflow cannot be retried with node {wf}-10 in Pending phase"
     with services.db.transaction() as session:
         session.execute(RunNode.__table__.delete().where(RunNode.node_id == f"{wf}-10"))
 
@@ -801,7 +769,7 @@ def test_retry(client: FlaskClient, services: Services, manifests: dict[str, str
     assert runtime(got)["metadata"]["labels"]["workflows.argoproj.io/phase"] == "Running"
     assert "workflows.argoproj.io/completed" not in runtime(got)["metadata"]["labels"]
     # Running now: a second retry is refused.
-    error(client.post(retry), 400, 9, refused)
+    gateway_error(client.post(retry), 400, 9, refused)
 
 
 # -- reading: status, artifacts, logs --------------------------------------------------------------------------
@@ -859,13 +827,13 @@ def test_read_artifact(client: FlaskClient, services: Services, manifests: dict[
         return f'run_id:"{run_id}" node_id:"{node}" artifact_name:"{name}"'
 
     for node, name in (("pod-1", "step-Output"), ("pod-1", "missing"), ("pod-1", "nope"), ("pod-9", "x")):
-        body = error(client.get(f"{RUNS}/{run_id}/nodes/{node}/artifacts/{name}:read"), 404, 5)
+        body = gateway_error(client.get(f"{RUNS}/{run_id}/nodes/{node}/artifacts/{name}:read"), 404, 5)
         path = f"runs/{run_id}/nodes/{node}/artifacts/{name}"
-        assert external(body) == f"artifact {path} not found."
+        assert error_message(body) == f"artifact {path} not found."
         assert body["error"] == (f"failed to read artifact '{request_text(node, name)}'.: "
                                  f"ResourceNotFoundError: artifact {path} not found.")
     gone = str(uuid.uuid4())
-    body = error(client.get(f"{RUNS}/{gone}/nodes/pod-1/artifacts/x:read"), 404, 5)
+    body = gateway_error(client.get(f"{RUNS}/{gone}/nodes/pod-1/artifacts/x:read"), 404, 5)
     assert body["error"].endswith(f"'.: {not_found(gone)}")
 
 
@@ -888,9 +856,9 @@ def test_read_artifact_refuses_an_artifact_over_the_limit(
         ]})])
         response = client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/small:read")
         assert response.status_code == 200 and base64.b64decode(response.get_json()["data"]) == b"x" * 1000
-        body = error(client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/large:read"), 400, 9)
-        assert external(body) == ("artifact large is 1001 bytes, more than ReadArtifact returns on this server "
-                                  "(1000 bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)")
+        body = gateway_error(client.get(f"{RUNS}/{run_id}/nodes/pod-1/artifacts/large:read"), 400, 9)
+        assert error_message(body) == ("artifact large is 1001 bytes, more than ReadArtifact returns on this server "
+                                       "(1000 bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)")
         assert body["error"].startswith(f"failed to read artifact 'run_id:\"{run_id}\" node_id:\"pod-1\" "
                                         f"artifact_name:\"large\"'.: FailedPreconditionError: artifact large is")
     finally:
@@ -911,12 +879,12 @@ def test_node_log(client: FlaskClient, services: Services, manifests: dict[str, 
     assert response.mimetype == "text/plain"
     assert response.get_data(as_text=True) == "hello from the step\nsecond line ✓\n"
     for node in ("dag", "pod-2"):
-        body = error(client.get(f"{RUNS}/{run_id}/nodes/{node}/log"), 404, 5)
-        assert external(body) == f"Node {node} of run {run_id} has no log."
-    error(client.get(f"{RUNS}/{run_id}/nodes/nope/log"), 404, 5,
-          "Read node log failed.: ResourceNotFoundError: Node nope not found.")
+        body = gateway_error(client.get(f"{RUNS}/{run_id}/nodes/{node}/log"), 404, 5)
+        assert error_message(body) == f"Node {node} of run {run_id} has no log."
+    gateway_error(client.get(f"{RUNS}/{run_id}/nodes/nope/log"), 404, 5,
+                  "Read node log failed.: ResourceNotFoundError: Node nope not found.")
     gone = str(uuid.uuid4())
-    error(client.get(f"{RUNS}/{gone}/nodes/pod-1/log"), 404, 5, f"Read node log failed.: {not_found(gone)}")
+    gateway_error(client.get(f"{RUNS}/{gone}/nodes/pod-1/log"), 404, 5, f"Read node log failed.: {not_found(gone)}")
 
 
 def test_node_log_by_byte_range(client: FlaskClient, services: Services, manifests: dict[str, str],
@@ -951,7 +919,7 @@ def test_node_log_by_byte_range(client: FlaskClient, services: Services, manifes
     # A range starting past the end: 416 with the JSON error and the log's length.
     for header in (f"bytes={len(text)}-", f"bytes={len(text) + 7}-{len(text) + 9}", "bytes=-0"):
         response = client.get(url, headers={"Range": header})
-        body = error(response, 416, 11)
+        body = gateway_error(response, 416, 11)
         assert body["error"] == "Requested Range Not Satisfiable", header
         assert response.headers["Content-Range"] == f"bytes */{len(text)}", header
     # An empty log (a step that has not written yet) is answered whole, whatever the range.

@@ -19,6 +19,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from kfp_backend.services.metrics import MAX_METRICS_PER_REPORT
+from tests.gateway_errors import error_message, gateway_error
 from tests.workflow_fixtures import compiled
 
 API = "/apis/v1beta1"
@@ -41,12 +42,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def refused(response: Any, field: str, problem: str = "contains a NUL character") -> str:
     """A gateway-shaped 400 (InvalidArgument) whose message names `field`; returns the message."""
-    assert response.status_code == 400, response.get_data(as_text=True)
-    body = response.get_json()
-    assert list(body) == ["error", "code", "message", "details"], body
-    assert body["code"] == 3
-    assert body["error"] == body["message"] == body["details"][0]["error_details"]
-    assert f"{field} {problem}" in body["details"][0]["error_message"], body
+    body = gateway_error(response, 400, 3)
+    assert f"{field} {problem}" in error_message(body), body
     return body["error"]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,17 @@ from kfp_server_api.exceptions import ApiException
 
 # When set, the e2e server uses this database instead of SQLite in a temporary directory.
 E2E_DATABASE_ENV = "KFP_BACKEND_E2E_DATABASE_URL"
+
+
+@contextmanager
+def kfp_client_for(host: str, context_dir: Path) -> Iterator[Any]:
+    """The unchanged kfp 1.8.22 SDK client for `host`, isolated from any ~/.config/kfp/context.json of the
+    caller: its context file is `context_dir`/context.json, never created (the default context)."""
+    import kfp
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context_dir / "context.json"))
+        yield kfp.Client(host=host)
 
 
 def name_contains(text: str) -> str:

@@ -1,19 +1,13 @@
 """Compare a finished run, as the kfp 1.8.22 client reads it, with a pipeline's expected results; run the
-shared corpus through a client; start extra live servers."""
+shared corpus through a client."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
 
 TERMINAL = {"succeeded", "failed", "error", "skipped"}
 
@@ -177,47 +171,3 @@ def terminate_long_running(client: Any, corpus: Path, unique: str) -> Any:
     assert status in ("Terminating", "Failed")
     # The step sleeps 300 s: finishing within the wait means it was killed.
     return wait_for_run(client, result.run_id, timeout=60)
-
-
-# ------------------------------------------------------------------------------------ extra servers
-
-
-def start_server(port: int, data_dir: Path, log_path: Path, *, database_url: str | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`kfp-backend serve` on `port` and `data_dir`, its output appended to `log_path` (a server started again
-    on the same data keeps one log), once it answers healthz. The caller stops it (`_stop`) or kills it.
-
-    `env` adds to (or overrides) the server's environment, which its steps inherit (PATH, for instance).
-    """
-    command = [
-        sys.executable, "-m", "kfp_backend", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-    ]
-    if database_url:
-        command += ["--database-url", database_url]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env={**_server_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path)
-    except BaseException:
-        _stop(process)
-        raise
-    return process
-
-
-@contextmanager
-def live_server(workdir: Path, *, database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A `kfp-backend serve` subprocess of its own (data under `workdir`), stopped on exit; yields its URL.
-
-    `env` adds to (or overrides) the server's environment, which its steps inherit (PATH, for instance).
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    process = start_server(port, workdir / "data", workdir / "server.log", database_url=database_url, env=env)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(process)

@@ -26,10 +26,10 @@ import requests
 import yaml
 
 from tests.databases import DatabaseFactory
-from tests.e2e.conftest import REPO_ROOT
 from tests.e2e.helpers import api_exception, name_equals
 from tests.e2e.pipelines import PIPELINES, compile_pipeline
-from tests.e2e.run_checks import live_server, wait_for_run
+from tests.e2e.run_checks import wait_for_run
+from tests.e2e.servers import REPO_ROOT, live_server
 
 pytestmark = pytest.mark.e2e
 

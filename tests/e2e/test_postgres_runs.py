@@ -14,14 +14,9 @@ import pytest
 
 from tests.conftest import SHARED_DIR
 from tests.databases import DatabaseFactory
-from tests.e2e.run_checks import (
-    check_run,
-    corpus_names,
-    expected_result,
-    live_server,
-    run_corpus_pipeline,
-    terminate_long_running,
-)
+from tests.e2e.helpers import kfp_client_for
+from tests.e2e.run_checks import check_run, corpus_names, expected_result, run_corpus_pipeline, terminate_long_running
+from tests.e2e.servers import live_server
 
 NAMES = corpus_names(SHARED_DIR / "pipelines")
 
@@ -39,17 +34,8 @@ def postgres_server(
 
 @pytest.fixture(scope="module")
 def postgres_client(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    import kfp
-
-    context = tmp_path_factory.mktemp("kfp-context-postgres") / "context.json"  # never created
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context))
-        yield kfp.Client(host=postgres_server)
-
-
-@pytest.fixture
-def corpus(shared_dir: Path) -> Path:
-    return shared_dir / "pipelines"
+    with kfp_client_for(postgres_server, tmp_path_factory.mktemp("kfp-context-postgres")) as client:
+        yield client
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "long_running"] or ["corpus-missing"])

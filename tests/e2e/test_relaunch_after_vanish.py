@@ -31,8 +31,8 @@ from sqlalchemy import create_engine, delete, select, update
 from kfp_backend.executor.launcher import read_launch_record
 from kfp_backend.store.models import RunNode
 from tests.databases import DatabaseFactory
-from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import free_port, start_server, stop_server
 
 TRACE_DIR = Path("/var/tmp")
 VANISHED = "vanished"  # the node says Running; its process is gone without an exit code
@@ -64,7 +64,7 @@ class Server:
     """A `kfp-backend serve` process on a data dir and database that outlive it."""
 
     def __init__(self, workdir: Path, database_url: str | None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
         self.database_url = database_url
@@ -84,7 +84,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_server(self.process)
 
 
 @pytest.fixture

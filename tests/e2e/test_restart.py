@@ -15,8 +15,8 @@ from pathlib import Path
 import kfp
 from kfp import dsl
 
-from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import free_port, start_server, stop_server
 
 COUNTER_DIR = Path("/var/tmp")
 
@@ -40,7 +40,7 @@ def _pipeline(marker: str):
 
 def test_run_survives_kill_9_of_the_server(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex[:12]
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
     server = start_server(port, data_dir, log_path)
@@ -63,6 +63,6 @@ def test_run_survives_kill_9_of_the_server(tmp_path: Path) -> None:
             runs = (COUNTER_DIR / f"kfp-backend-restart-{marker}-{name}").read_text().splitlines()
             assert len(runs) == 1, f"{name} ran {len(runs)} times"
     finally:
-        _stop(server)
+        stop_server(server)
         for path in COUNTER_DIR.glob(f"kfp-backend-restart-{marker}-*"):
             path.unlink()

@@ -24,7 +24,7 @@ from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import JobFire, Run
 from tests.databases import DatabaseFactory
-from tests.e2e.conftest import REPO_ROOT, _server_env
+from tests.e2e.servers import REPO_ROOT, server_env
 from tests.scheduler.helpers import compile_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,7 @@ def postgres_url(database_factories: dict[str, DatabaseFactory]) -> Iterator[str
 
 
 def start_scheduler(url: str, log_path: Path) -> subprocess.Popen:
-    env = {**_server_env(), "KFP_BACKEND_SCHEDULER_LEASE_SECONDS": str(LEASE_SECONDS),
+    env = {**server_env(), "KFP_BACKEND_SCHEDULER_LEASE_SECONDS": str(LEASE_SECONDS),
            "KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS": "0.5"}
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "kfp_backend", "scheduler", "--database-url", url],

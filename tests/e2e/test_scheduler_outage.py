@@ -12,7 +12,7 @@ import kfp
 import pytest
 
 from tests.e2e.pipelines import compile_pipeline
-from tests.e2e.run_checks import live_server
+from tests.e2e.servers import live_server
 
 pytestmark = pytest.mark.e2e
 

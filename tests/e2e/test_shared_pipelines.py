@@ -23,11 +23,6 @@ from tests.e2e.run_checks import (
 NAMES = corpus_names(SHARED_DIR / "pipelines")
 
 
-@pytest.fixture
-def corpus(shared_dir: Path) -> Path:
-    return shared_dir / "pipelines"
-
-
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "long_running"] or ["corpus-missing"])
 def test_pipeline_runs_as_expected(kfp_client, corpus: Path, unique: str, name: str) -> None:
     detail = run_corpus_pipeline(kfp_client, corpus, name, unique, upload=NAMES.index(name) % 2 == 1)

@@ -37,8 +37,8 @@ from kfp import dsl
 from kfp.components import create_component_from_func
 
 from kfp_backend.executor import bwrap
-from tests.e2e.conftest import REPO_ROOT, _free_port, _server_env, _stop, _wait_until_healthy
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import REPO_ROOT, free_port, spawn_server, start_server, stop_server, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -147,14 +147,11 @@ class Server(NamedTuple):
         return done.stdout.strip()
 
 
-def start_server(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
-    port = _free_port()
-    command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(workdir / "data")]
+def spawn_server_in(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
+    """A server on a free port with its data and log under `workdir`, not waited for; its URL and log."""
+    port = free_port()
     log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env={**_server_env(), **env}, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT)
+    process = spawn_server(port, workdir / "data", log_path, env=env)
     return process, f"http://127.0.0.1:{port}", log_path
 
 
@@ -177,15 +174,15 @@ def server() -> Iterator[Server]:
     workdir = Path(tempfile.mkdtemp(prefix="kfp-e2e-isolation-", dir="/var/tmp"))
     os.chmod(workdir, 0o755)
     try:
-        process, url, log_path = start_server(workdir, {"KFP_BACKEND_AUTH": "required",
-                                                         SERVER_SECRET_ENV: "server-only"})
+        process, url, log_path = spawn_server_in(workdir, {"KFP_BACKEND_AUTH": "required",
+                                                            SERVER_SECRET_ENV: "server-only"})
         try:
-            _wait_until_healthy(process, url, log_path)
+            wait_until_healthy(process, url, log_path)
             os.chmod(workdir / "data", 0o755)
             yield Server(url, process.pid, workdir, workdir / "data", log_path)
             assert process.poll() is None, "the server died"
         finally:
-            _stop(process)
+            stop_server(process)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -297,12 +294,12 @@ def test_a_step_cannot_reach_the_server_nor_another_tenant(
 
 
 def test_multi_user_mode_refuses_to_start_without_the_sandbox(tmp_path: Path) -> None:
-    process, _, log_path = start_server(tmp_path, {"KFP_BACKEND_AUTH": "required",
-                                                   "KFP_BACKEND_BWRAP": "/nonexistent/bwrap"})
+    process, _, log_path = spawn_server_in(tmp_path, {"KFP_BACKEND_AUTH": "required",
+                                                      "KFP_BACKEND_BWRAP": "/nonexistent/bwrap"})
     try:
         assert process.wait(timeout=60) == 2
     finally:
-        _stop(process)
+        stop_server(process)
     output = log_path.read_text()
     assert "cannot start: multi-user mode needs the step sandbox" in output, output
     assert "bubblewrap is not installed: no '/nonexistent/bwrap' program" in output
@@ -310,23 +307,23 @@ def test_multi_user_mode_refuses_to_start_without_the_sandbox(tmp_path: Path) ->
 
 
 def test_multi_user_mode_refuses_an_unisolating_mode(tmp_path: Path) -> None:
-    process, _, log_path = start_server(tmp_path, {"KFP_BACKEND_AUTH": "required",
-                                                   "KFP_BACKEND_STEP_ISOLATION": "namespace"})
+    process, _, log_path = spawn_server_in(tmp_path, {"KFP_BACKEND_AUTH": "required",
+                                                      "KFP_BACKEND_STEP_ISOLATION": "namespace"})
     try:
         assert process.wait(timeout=60) == 2
     finally:
-        _stop(process)
+        stop_server(process)
     assert "KFP_BACKEND_STEP_ISOLATION=namespace does not keep" in log_path.read_text()
 
 
 def test_the_explicit_opt_out_starts_and_warns(tmp_path: Path) -> None:
-    process, url, log_path = start_server(tmp_path, {
+    process, url, log_path = spawn_server_in(tmp_path, {
         "KFP_BACKEND_AUTH": "required", "KFP_BACKEND_BWRAP": "/nonexistent/bwrap",
         "KFP_BACKEND_UNSAFE_ALLOW_UNISOLATED_STEPS": "true"})
     try:
-        _wait_until_healthy(process, url, log_path)
+        wait_until_healthy(process, url, log_path)
     finally:
-        _stop(process)
+        stop_server(process)
     assert process.returncode in (0, -signal.SIGTERM)
     warning = [line for line in log_path.read_text().splitlines() if "UNSAFE" in line]
     assert warning and "WARNING" in warning[0] and "bubblewrap is not installed" in warning[0], warning
@@ -355,9 +352,9 @@ def test_a_sandboxed_step_is_adopted_after_a_kill_9_of_the_server(
     require_sandbox()
     monkeypatch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(tmp_path / "context.json"))
     env = {"KFP_BACKEND_AUTH": "required"}
-    process, url, log_path = start_server(tmp_path, env)
+    process, url, log_path = spawn_server_in(tmp_path, env)
     try:
-        _wait_until_healthy(process, url, log_path)
+        wait_until_healthy(process, url, log_path)
         server = Server(url, process.pid, tmp_path, tmp_path / "data", log_path)
         client = client_for(server, "carol", "team-restart")
         run_id = run_func(client, restart_pipeline, {}, "restart")
@@ -366,17 +363,11 @@ def test_a_sandboxed_step_is_adopted_after_a_kill_9_of_the_server(
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         killed_at = time.time()
-        port = url.rsplit(":", 1)[1]
-        command = [sys.executable, "-m", "kfp_backend", "serve", "--host", "127.0.0.1", "--port", port,
-                   "--data-dir", str(tmp_path / "data")]
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, env={**_server_env(), **env},
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _wait_until_healthy(process, url, log_path)
+        process = start_server(int(url.rsplit(":", 1)[1]), tmp_path / "data", log_path, env=env)
         detail = wait_for_run(client, run_id, timeout=90)
         nodes = {node["displayName"]: node for node in workflow_nodes(detail) if node.get("type") == "Pod"}
         assert detail.run.status == "Succeeded", json.dumps(nodes, indent=1)
         (started,) = [p["value"] for p in nodes["slow"]["outputs"]["parameters"] if p["name"] == "slow-started"]
         assert float(started) < killed_at  # adopted: not started again by the new server
     finally:
-        _stop(process)
+        stop_server(process)

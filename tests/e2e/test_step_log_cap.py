@@ -17,9 +17,9 @@ import requests
 from kfp import dsl
 
 from kfp_backend.executor.step_logs import marker
-from tests.e2e.conftest import _free_port, _stop
 from tests.e2e.helpers import wait_for
-from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import free_port, start_server, stop_server
 
 CAP = 8 << 20
 LINES = 6_000_000  # `seq` writes ~47 MB: nearly six times the cap
@@ -106,7 +106,7 @@ def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
     expected_digest = hashlib.sha256(expected).hexdigest()
     assert len(expected) > 5 * CAP
     release = Path("/var/tmp") / f"kfp-log-cap-{uuid.uuid4().hex[:12]}"  # a host path the step sees
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     server = _start_server(data_dir, port, tmp_path / "server.log", CAP)
     try:
@@ -153,14 +153,14 @@ def test_a_log_far_over_the_cap_is_streamed_and_capped(tmp_path: Path) -> None:
         assert past.headers["Content-Range"] == f"bytes */{len(capped)}"
     finally:
         release.touch()
-        _stop(server)
+        stop_server(server)
         release.unlink(missing_ok=True)
 
 
 def test_a_step_that_ended_while_the_server_was_down_has_its_log_capped_by_the_next(tmp_path: Path) -> None:
     cap, lines = 64 * 1024, 200_000  # ~1.3 MB of log
     release = Path("/var/tmp") / f"kfp-log-cap-{uuid.uuid4().hex[:12]}"
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     server = _start_server(data_dir, port, tmp_path / "server.log", cap)
     try:
@@ -170,7 +170,7 @@ def test_a_step_that_ended_while_the_server_was_down_has_its_log_capped_by_the_n
         node = _running_step(client, run_id)
         url = f"http://127.0.0.1:{port}/apis/v1beta1/runs/{run_id}/nodes/{node['id']}/log"
         wait_for(lambda: _tail(url, len(LAST_LINE)).content == LAST_LINE, 60, "the step never wrote its log")
-        _stop(server)  # a graceful stop leaves the step running
+        stop_server(server)  # a graceful stop leaves the step running
         release.touch()  # it ends while no server watches it
         stored = data_dir / "runs" / run_id / node["id"] / "log"
         expected = b"".join(b"%d\n" % number for number in range(1, lines + 1)) + LAST_LINE
@@ -186,5 +186,5 @@ def test_a_step_that_ended_while_the_server_was_down_has_its_log_capped_by_the_n
         assert expected.startswith(head) and expected.endswith(tail) and tail.endswith(LAST_LINE)
     finally:
         release.touch()
-        _stop(server)
+        stop_server(server)
         release.unlink(missing_ok=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import kfp
 from kfp import dsl
 
-from tests.e2e.conftest import _free_port, _stop
 from tests.e2e.helpers import wait_for
-from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import free_port, start_server, stop_server
 from tests.e2e.test_run_semantics import read_artifact_file, read_node_log
 
 
@@ -32,7 +32,7 @@ def _scratch(step_dir: Path) -> Path:
 
 
 def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
     server = start_server(port, data_dir, log_path, env={"KFP_BACKEND_STEP_SCRATCH_TTL_SECONDS": "1"})
@@ -63,4 +63,4 @@ def test_step_scratch_is_removed_after_its_ttl(tmp_path: Path) -> None:
         assert read_artifact_file(api_url, run_id, writer["id"], "writer-word") == b"kept"
         assert (steps["writer"] / "log").is_file() and (steps["slow"] / "log").read_text() == "slept\n"
     finally:
-        _stop(server)
+        stop_server(server)

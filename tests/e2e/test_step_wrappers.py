@@ -12,8 +12,9 @@ import kfp
 import pytest
 
 from kfp_backend.executor import pyspawner
-from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline, start_server
+from tests.e2e.helpers import kfp_client_for
+from tests.e2e.run_checks import check_run, expected_result, run_corpus_pipeline
+from tests.e2e.servers import free_port, start_server, stop_server
 
 PIPELINES = ["file_artifacts_chain", "exit_handler_failure", "fanout_30"]
 
@@ -37,14 +38,12 @@ def wrapper_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if request.param == "python" and not pyspawner.supported():
         pytest.skip("the python wrapper needs x86_64 or aarch64 Linux")
     workdir = tmp_path_factory.mktemp(f"wrapper-{request.param}")
-    port = _free_port()
+    port = free_port()
     process = start_server(port, workdir / "data", workdir / "server.log",
                            env={"KFP_BACKEND_STEP_WRAPPER": request.param})
     try:
-        context = workdir / "context.json"  # never created: the default context
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context))
-            yield kfp.Client(host=f"http://127.0.0.1:{port}")
+        with kfp_client_for(f"http://127.0.0.1:{port}", workdir) as client:
+            yield client
         # The steps went through the wrapper asked for: pyspawner's process, or no spawner at all.
         spawners = _spawners_of(process.pid)
         if request.param == "python":
@@ -52,7 +51,7 @@ def wrapper_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         else:
             assert spawners == []
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 @pytest.mark.parametrize("name", PIPELINES)

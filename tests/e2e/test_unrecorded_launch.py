@@ -22,8 +22,8 @@ import pytest
 from kfp import dsl
 
 from kfp_backend.executor.launcher import read_exit_code, read_launch_record
-from tests.e2e.conftest import _free_port, _stop
-from tests.e2e.run_checks import start_server, wait_for_run, workflow_nodes
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import free_port, start_server, stop_server
 
 COUNTER_DIR = Path("/var/tmp")
 
@@ -48,7 +48,7 @@ def _pipeline(marker: str, seconds: float):
 @pytest.mark.parametrize("still_running", [True, False], ids=["adopted", "recorded-exit"])
 def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Path, still_running: bool) -> None:
     marker = uuid.uuid4().hex[:12]
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
     server = start_server(port, data_dir, log_path)
@@ -92,6 +92,6 @@ def test_a_launch_the_database_never_heard_of_is_not_started_twice(tmp_path: Pat
         assert read_launch_record(step_dir) == record
         assert (step_dir / "log").read_text() == "done\n"
     finally:
-        _stop(server)
+        stop_server(server)
         for path in COUNTER_DIR.glob(f"kfp-backend-unrecorded-{marker}-*"):
             path.unlink()

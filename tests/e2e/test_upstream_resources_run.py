@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.run_checks import live_server, wait_for_run, workflow_nodes
+from tests.e2e.helpers import kfp_client_for
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
+from tests.e2e.servers import live_server
 
 RESOURCES = "reference/upstream-test-resources/backend-test-resources"
 
@@ -46,12 +48,8 @@ def cowsay_server(resources: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def client(cowsay_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import kfp
-
-    context = tmp_path_factory.mktemp("kfp-context-cowsay") / "context.json"  # never created
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kfp.Client, "LOCAL_KFP_CONTEXT", str(context))
-        yield kfp.Client(host=cowsay_server)
+    with kfp_client_for(cowsay_server, tmp_path_factory.mktemp("kfp-context-cowsay")) as kfp_client:
+        yield kfp_client
 
 
 def _run(client: Any, resources: Path, name: str, unique: str, arguments: dict[str, str] | None = None) -> str:
