@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["CronError", "CronSchedule", "parse_cron"]
+__all__ = ["CronError", "CronSchedule", "cron_error", "parse_cron"]
 
 _STAR_BIT = 1 << 63
 _MONTH_NAMES = {name: number for number, name in enumerate(
@@ -183,6 +183,16 @@ def parse_cron(text: str) -> CronSchedule:
     bounds = (_SECONDS, _MINUTES, _HOURS, _DAYS_OF_MONTH, _MONTHS, _DAYS_OF_WEEK)
     second, minute, hour, dom, month, dow = (_field_bits(f, b) for f, b in zip(fields, bounds, strict=True))
     return _FieldSchedule(text, second, minute, hour, dom, month, dow)
+
+
+def cron_error(text: str) -> str | None:
+    """Why `parse_cron` refuses `text` (robfig's message), or None when it parses: the Job API's check,
+    handed to services.jobs.JobService by the wiring (app.py, cli.py)."""
+    try:
+        parse_cron(text)
+    except CronError as exc:
+        return str(exc)
+    return None
 
 
 def _parse_descriptor(text: str) -> CronSchedule:

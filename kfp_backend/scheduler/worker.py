@@ -41,8 +41,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.firing import JobFiring, wall_clock_ms
 from kfp_backend.scheduler.lease import Lease
-from kfp_backend.services.job_firing import JobFiring, wall_clock_ms
 from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
 

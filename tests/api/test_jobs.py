@@ -22,8 +22,8 @@ from sqlalchemy import update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.container import Services
-from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.store.models import Job, JobManifest, Run
 
 API = "/apis/v1beta1"

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import cron_error
+from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
-from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
@@ -23,7 +24,7 @@ from tests.scheduler.helpers import FakeClock, finish_runs, fires_of, runs_of
 @pytest.fixture
 def services(db_url: str, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(database_url=db_url, data_dir=tmp_path, executor_enabled=False, scheduler_enabled=False)
-    built = Services.build(settings, Database(db_url, pool_size=4))
+    built = Services.build(settings, Database(db_url, pool_size=4), cron_check=cron_error)
     built.bootstrap()
     yield built
     built.db.dispose()
