@@ -49,12 +49,13 @@ from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_s
 from kfp_backend.services.errors import ApiError
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
+from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.runs import RunExecution, encode_references
 from kfp_backend.store import scheduler_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import Job
-from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED, NOT_STARTED, STORAGE_AVAILABLE
+from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 log = logging.getLogger(__name__)
@@ -510,19 +511,13 @@ class JobFiring:
             fills[f"P{i}"] = json.dumps(value, ensure_ascii=False)[1:-1]
         workflow = self._placeholder.sub(lambda m: fills.get(m.group(1), m.group(0)), template.text)
         parameters = [{"name": n, "value": v} for (n, _), v in zip(template.parameters, values, strict=True)]
-        run = dict(
-            id=run_id, name=name, description="", description_key="", namespace=job.namespace,
-            experiment_id=job.experiment_id, job_id=job.id, pipeline_id=job.pipeline_id,
-            pipeline_name=job.pipeline_name, pipeline_version_id=job.pipeline_version_id,
-            service_account=template.service_account,
-            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
-            resource_references=template.references, created_at=now, scheduled_at=slot, finished_at=0,
-            status=NOT_STARTED, storage_state=STORAGE_AVAILABLE, terminate_requested=False, driver_id=None,
-            driver_heartbeat=0,
+        run = new_run_row(
+            run_id=run_id, name=name, description="", namespace=job.namespace, experiment_id=job.experiment_id,
+            job_id=job.id, pipeline_id=job.pipeline_id, pipeline_name=job.pipeline_name,
+            pipeline_version_id=job.pipeline_version_id, service_account=template.service_account,
+            parameters=parameters, resource_references=template.references, created_at=now, scheduled_at=slot,
         )
-        manifest = dict(run_id=run_id, pipeline_spec_manifest=template.spec_manifest, workflow=workflow,
-                        workflow_status="{}")
-        return run, manifest
+        return run, new_manifest_row(run_id=run_id, spec_manifest=template.spec_manifest, workflow=workflow)
 
     def _notify(self, fired: Sequence[FiredRun]) -> None:
         """Say what was fired (committed by now) in the log, and tell the executor."""
