@@ -51,10 +51,7 @@ from kfp_backend.services.references import Relationship, ResourceKey, ResourceR
 from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
 from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.runs import RunExecution, encode_references
-from kfp_backend.store import scheduler_repo as repo
-from kfp_backend.store.db import Database
-from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.models import Job
+from kfp_backend.services.schedule_state import Job, ScheduleStateService, ScheduleTransaction, SlotAlreadyFired
 from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
@@ -174,7 +171,7 @@ class JobFiring:
 
     def __init__(
         self,
-        db: Database,
+        state: ScheduleStateService,
         settings: Settings,
         *,
         execution: Callable[[], RunExecution | None] | None = None,
@@ -183,7 +180,7 @@ class JobFiring:
         batch_size: int = 500,
         ahead_batch_size: int = 5000,
     ) -> None:
-        self._db = db
+        self._state = state
         self._settings = settings
         self._execution = execution
         self._cron_parser = cron_parser
@@ -204,7 +201,7 @@ class JobFiring:
         now_ms = self._clock_ms() if now_ms is None else now_ms
         try:
             result = self._fire(now_ms // 1000, job_ids, limit=self.batch_size)
-        except DuplicateKeyError:
+        except SlotAlreadyFired:
             result = self._fire_one_by_one(now_ms, job_ids)
         self._notify(result.fired)
         return result
@@ -252,7 +249,7 @@ class JobFiring:
             result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold, part=part)
         except _Abandoned:
             return FireResult()
-        except DuplicateKeyError:
+        except SlotAlreadyFired:
             result = self._fire_one_by_one(self._clock_ms(), None)
         self._notify(result.fired)
         return result
@@ -261,13 +258,13 @@ class JobFiring:
         """After a duplicate fire (another scheduler fired one of the slots): each job on its own."""
         log.warning("a slot was fired by another scheduler; firing these jobs one by one")
         result = FireResult()
-        with self._db.transaction(write=False) as session:
-            ids = [job.id for job in repo.due_jobs(session, now_ms // 1000, limit=self.batch_size,
-                                                   job_ids=job_ids, lock=False)]
+        with self._state.transaction(write=False) as rows:
+            ids = [job.id for job in rows.due_jobs(now_ms // 1000, limit=self.batch_size, job_ids=job_ids,
+                                                   lock=False)]
         for job_id in ids:
             try:
                 single = self._fire(now_ms // 1000, [job_id], limit=1)
-            except DuplicateKeyError:
+            except SlotAlreadyFired:
                 self._skip_fired_slot(job_id, now_ms)
                 single = FireResult(still_due=True)
             result.fired += single.fired
@@ -283,8 +280,7 @@ class JobFiring:
 
     def next_wake(self) -> int | None:
         """The earliest next_fire_at of the enabled jobs (seconds), or None."""
-        with self._db.transaction(write=False) as session:
-            return repo.earliest_next_fire(session)
+        return self._state.earliest_next_fire()
 
     def forget(self, job_id: str) -> None:
         self._templates.pop(job_id, None)
@@ -308,8 +304,8 @@ class JobFiring:
         runs: list[dict[str, Any]] = []
         manifests: list[dict[str, Any]] = []
         progress: list[dict[str, Any]] = []
-        with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=limit, job_ids=job_ids, part=part)
+        with self._state.transaction() as rows:
+            jobs = rows.due_jobs(now, limit=limit, job_ids=job_ids, part=part)
             if not jobs:
                 return result
             result.examined = len(jobs)
@@ -324,8 +320,8 @@ class JobFiring:
                     log.error("job %s has an unusable trigger, it will not fire: %s", job.id, exc)
                     slots[job.id] = None
             due = [job for job in jobs if slots[job.id] is not None and slots[job.id] <= now]
-            active = repo.active_run_counts(session, [job.id for job in due])
-            self._load_templates(session, jobs)
+            active = rows.active_run_counts([job.id for job in due])
+            self._load_templates(rows, jobs)
             prepared = self._prepared
             for job in jobs:
                 slot = slots[job.id]
@@ -364,8 +360,8 @@ class JobFiring:
                 progress.append(dict(job_id=job.id, last_scheduled_at=state.last_scheduled_at,
                                      last_index=state.last_index, next_fire_at=next_fire_at,
                                      status=_status(job, state, running)))
-            repo.record_runs(session, runs, manifests)
-            repo.save_progress(session, progress)
+            rows.record_runs(runs, manifests)
+            rows.save_progress(progress)
             if runs:
                 self._stage_seconds.append(time.monotonic() - staged)
             if hold is not None and not hold(now * 1000):
@@ -376,7 +372,7 @@ class JobFiring:
             for fire in fires:
                 fire["fired_at_ms"] = fired_at_ms
             result.fired = [dataclasses.replace(f, fired_at_ms=fired_at_ms) for f in result.fired]
-            repo.record_fires(session, fires)
+            rows.record_fires(fires)
         return result
 
     def prepare(self, at: int) -> int:
@@ -384,9 +380,9 @@ class JobFiring:
         so that firing them then only writes rows. Nothing is locked or written: when `at` comes, a
         prepared fire is used only if the job's progress, slot and `now` are what it was built for
         (otherwise it is built again). Returns how many fires were prepared."""
-        with self._db.transaction(write=False) as session:
-            jobs = repo.due_jobs(session, at, limit=max(self.batch_size, 100_000), lock=False)
-            self._load_templates(session, jobs)
+        with self._state.transaction(write=False) as rows:
+            jobs = rows.due_jobs(at, limit=max(self.batch_size, 100_000), lock=False)
+            self._load_templates(rows, jobs)
         prepared: dict[str, _Ready] = {}
         for job in jobs:
             template = self._templates.get(job.id)
@@ -415,30 +411,29 @@ class JobFiring:
     def _skip_fired_slot(self, job_id: str, now_ms: int) -> None:
         """Another scheduler fired this job's due slot: take its fire as this job's progress."""
         now = now_ms // 1000
-        with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=1, job_ids=[job_id])
+        with self._state.transaction() as rows:
+            jobs = rows.due_jobs(now, limit=1, job_ids=[job_id])
             if not jobs:
                 return
             job = jobs[0]
             slot = next_slot(Trigger.of_job(job), Progress(job.last_scheduled_at, job.last_index), now,
                              cron_parser=self._cron_parser)
-            fire = repo.get_fire(session, job_id, slot) if slot is not None else None
+            fire = rows.get_fire(job_id, slot) if slot is not None else None
             if fire is None:
                 return
             log.warning("job %s slot %d was fired by another scheduler (run %s); moving on", job_id, slot, fire.run_id)
             state = Progress(slot, max(job.last_index, fire.run_index))
-            repo.save_progress(session, [dict(job_id=job_id, last_scheduled_at=state.last_scheduled_at,
-                                              last_index=state.last_index, next_fire_at=0,
-                                              status=_status(job, state, 1))])
+            rows.save_progress([dict(job_id=job_id, last_scheduled_at=state.last_scheduled_at,
+                                     last_index=state.last_index, next_fire_at=0, status=_status(job, state, 1))])
 
-    def _load_templates(self, session: Any, jobs: Sequence[Job]) -> None:
+    def _load_templates(self, rows: ScheduleTransaction, jobs: Sequence[Job]) -> None:
         missing = [job for job in jobs if job.id not in self._templates]
         if not missing:
             return
         if len(self._templates) > 20000:
             self._templates.clear()
-        manifests = repo.job_manifests(session, [job.id for job in missing])
-        experiments = repo.experiment_names(session, [job.experiment_id for job in missing])
+        manifests = rows.job_manifests([job.id for job in missing])
+        experiments = rows.experiment_names([job.experiment_id for job in missing])
         for job in missing:
             try:
                 self._templates[job.id] = self._build_template(

@@ -43,8 +43,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring, wall_clock_ms
 from kfp_backend.scheduler.lease import Lease
-from kfp_backend.store import scheduler_repo
-from kfp_backend.store.db import Database
+from kfp_backend.services.schedule_state import ScheduleStateService
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +78,16 @@ class SchedulerWorker:
 
     def __init__(
         self,
-        db: Database,
+        state: ScheduleStateService,
         settings: Settings,
         firing: JobFiring,
         *,
         lease: Lease | None = None,
     ) -> None:
-        self._db = db
+        self._state = state
         self._settings = settings
         self.firing = firing
-        self.lease = lease or Lease(db, ttl_seconds=settings.scheduler_lease_seconds)
+        self.lease = lease or Lease(state, ttl_seconds=settings.scheduler_lease_seconds)
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
         self._again = False
@@ -183,7 +182,7 @@ class SchedulerWorker:
             lead = self.ahead_lead()
             if earliest != self._ahead_for and delay <= lead + _WAKE_SLACK_SECONDS:
                 self._ahead_for = earliest  # once: whatever it finds, the rest fires when due
-                parallel = self._db.dialect == "postgresql" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
+                parallel = self._state.dialect == "postgresql" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
                 with _collector_paused():
                     result = self.firing.fire_ahead(earliest, self._hold_until,
                                                     parts=AHEAD_PARTS if parallel else 1)
@@ -215,8 +214,7 @@ class SchedulerWorker:
 
     def _refresh_statuses(self) -> None:
         self._statuses_at = time.monotonic() + STATUS_REFRESH_SECONDS
-        with self._db.transaction() as session:
-            changed = scheduler_repo.refresh_statuses(session)
+        changed = self._state.refresh_statuses()
         if changed:
             log.debug("job statuses refreshed: %d changed", changed)
 
@@ -249,8 +247,9 @@ def build_scheduler(settings: Settings, services: object) -> SchedulerWorker:
     """A scheduler over `services` (a services.container.Services): its runs reach this process's
     executor, if any, through RunService's execution hooks."""
     runs = services.runs  # type: ignore[attr-defined]
-    firing = JobFiring(services.db, settings, execution=lambda: runs.execution)  # type: ignore[attr-defined]
-    return SchedulerWorker(services.db, settings, firing)  # type: ignore[attr-defined]
+    state = ScheduleStateService(services.db)  # type: ignore[attr-defined]
+    firing = JobFiring(state, settings, execution=lambda: runs.execution)
+    return SchedulerWorker(state, settings, firing)
 
 
 def attach_to_jobs(services: object, scheduler: SchedulerWorker) -> None:

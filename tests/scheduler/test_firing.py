@@ -15,6 +15,7 @@ import pytest
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring, fired_run_name, fnv32a, swf_name
+from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import JobFire
 from tests.scheduler.helpers import (
@@ -33,7 +34,7 @@ T0 = int(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp())
 
 
 def firing(db: Database, clock: FakeClock, **kw: object) -> JobFiring:
-    return JobFiring(db, Settings(), clock_ms=clock, **kw)  # type: ignore[arg-type]
+    return JobFiring(ScheduleStateService(db), Settings(), clock_ms=clock, **kw)  # type: ignore[arg-type]
 
 
 def test_swf_names_as_upstream() -> None:
