@@ -1,15 +1,4 @@
-"""KFP's cron schedules: robfig/cron v1.2.0 `Parse` and `Next`, in UTC.
-
-A spec has 6 fields, seconds first (`second minute hour day-of-month month day-of-week`), or 5 (the
-day of week is then `*`). A field is `*` or `?` (any), a number or a name (`JAN`-`DEC`, `SUN`-`SAT`,
-any case), a range `a-b`, a step `*/n`, `a-b/n` or `a/n` (= `a-max/n`), or a comma list of those.
-Descriptors: `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily` (`@midnight`), `@hourly` and
-`@every <Go duration>` (whole seconds, at least one; each fire is the previous one plus the duration).
-When both the day of month and the day of week are restricted, a day matching either one matches.
-
-As robfig does, a field whose range starts with `*` or `?` counts as unrestricted for that rule even
-with a step (`*/2`), and `Next` gives up (here: returns None) when nothing matches within five years
-(e.g. `0 0 0 30 2 *`).
+"""KFP's cron schedules: robfig/cron v1.2.0 `Parse` and `Next`, in UTC (the syntax: docs/scheduling.md).
 
     parse_cron("0 30 9 * * MON-FRI").next_after(t)  # the first 09:30:00 UTC on a weekday after t
 """

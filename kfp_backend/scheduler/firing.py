@@ -1,32 +1,6 @@
-"""Turning due job slots into runs, exactly once.
-
-One firing transaction locks the due job rows, reads how many of their runs are active, and for
-each job fires its due slots in order (several when catching up, bounded by max_concurrency):
-each fire inserts a `job_fires` row (primary key (job, scheduled time): the exactly-once guard),
-the run and its manifest, and the job's progress (last_scheduled_at, last_index, next_fire_at)
-moves on, all in that one transaction (the job_fires rows are written last, just before the
-commit, with the time they were written: `fired_at_ms`, the fire lag). A fire is all or nothing.
-Should a job_fires row exist already (another scheduler fired that slot), the transaction rolls
-back and the jobs are fired again one per transaction, where that slot is recognized and skipped.
-
-`fire_ahead(at, hold)` is the same transaction started shortly before the due second `at`: it locks
-the jobs due by then and writes their runs and progress, waits in `hold` for the clock to reach `at`,
-then writes the job_fires rows and commits. The runs become visible (exist) only at the commit, at
-`at` or just after, so the lag of a burst of a thousand fires is the job_fires insert and the commit,
-not the writing of a thousand runs; a scheduler killed or stopped before the commit fired nothing.
-
-Each job the firing looks at gets its `status` (see jobs_repo): `Enabled`, or for a one-off that has
-fired, `Running` or `Succeeded`.
-
-The fired run is what upstream's ScheduledWorkflow controller submits (see
-docs/compatibility.md): name `<swf-name>-<index>-<fnv32a>`, display name the same, references
-EXPERIMENT/OWNER + JOB/CREATOR, `scheduled_at` the slot, the job's parameters with the job-run
-macros substituted ([[ScheduledTime]], [[CurrentTime]], [[Index]], [[RunUUID]] and their layout
-and strftime forms), scheduledworkflows.kubeflow.org/* labels on the workflow.
-
-The runtime workflow of a job is built once (per process) with placeholders for the run id, the
-run name, the parameter values and the labels, and each fire fills them in with one pass over the
-text: firing a thousand jobs in a second needs no thousand deep copies of their workflows.
+"""Turning due job slots into runs, exactly once: one transaction locks the due jobs and writes
+their runs, progress and job_fires rows (the exactly-once guard), optionally written ahead and held
+until the due second. See docs/scheduling.md ("Firing, exactly once").
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
-"""One active scheduler: the holder of the `scheduler` row in scheduler_leases.
-
-The active scheduler renews the lease on a heartbeat; a standby tries to take it on the same
-heartbeat and succeeds once the holder let it expire (it died, hung, or lost the database). A
-holder that could not renew in time stops firing by itself before its lease can have expired
-(`held()` keeps a safety margin on the local monotonic clock), and the job_fires key keeps even
-an overlap harmless. Lease times are wall-clock milliseconds of the schedulers' hosts, which are
-assumed to agree (NTP) to well within the lease length.
+"""One active scheduler: the holder of the `scheduler` row in scheduler_leases, renewed on a heartbeat
+and taken over by a standby once it expires. See docs/scheduling.md ("One active scheduler").
 """
 
 from __future__ import annotations
