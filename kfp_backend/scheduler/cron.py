@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -70,7 +71,8 @@ class _FieldSchedule(CronSchedule):
 
     def next_after(self, epoch_seconds: int) -> int | None:
         # robfig's Next, step by step: start at the next whole second, then find the first month, day,
-        # hour, minute and second that match, resetting the smaller units the first time one moves.
+        # hour, minute and second that match, resetting the smaller units the first time one moves; a
+        # unit that wraps round starts the search again from the month.
         try:
             moment = datetime.fromtimestamp(epoch_seconds + 1, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
@@ -79,59 +81,20 @@ class _FieldSchedule(CronSchedule):
         if year_limit > datetime.max.year - 1:
             return None
         moved = False
-        while True:
-            if moment.year > year_limit:
-                return None
+        while moment.year <= year_limit:
             wrapped = False
-            while not self.month >> moment.month & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(day=1, hour=0, minute=0, second=0)
-                moment = _first_of_next_month(moment)
-                if moment.month == 1:
-                    wrapped = True
+            for unit in _UNITS:
+                while not wrapped and not unit.matches(self, moment):
+                    if not moved:
+                        moved = True
+                        moment = unit.reset(moment)
+                    moment = unit.advance(moment)
+                    wrapped = unit.wrapped(moment)
+                if wrapped:
                     break
-            if wrapped:
-                continue
-            while not self._day_matches(moment):
-                if not moved:
-                    moved = True
-                    moment = moment.replace(hour=0, minute=0, second=0)
-                moment += timedelta(days=1)
-                if moment.day == 1:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.hour >> moment.hour & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(minute=0, second=0)
-                moment += timedelta(hours=1)
-                if moment.hour == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.minute >> moment.minute & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(second=0)
-                moment += timedelta(minutes=1)
-                if moment.minute == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.second >> moment.second & 1:
-                moved = True
-                moment += timedelta(seconds=1)
-                if moment.second == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            return int(moment.timestamp())
+            if not wrapped:
+                return int(moment.timestamp())
+        return None
 
     def _day_matches(self, moment: datetime) -> bool:
         dom = bool(self.day_of_month >> moment.day & 1)
@@ -150,6 +113,31 @@ class _EverySchedule(CronSchedule):
 
     def next_after(self, epoch_seconds: int) -> int | None:
         return epoch_seconds + self.delay_seconds
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A unit Next moves through: whether the moment's value of it matches, what moving it first resets
+    (the smaller units), one step forward, and whether that step wrapped into the next larger unit."""
+
+    matches: Callable[[_FieldSchedule, datetime], bool]
+    reset: Callable[[datetime], datetime]
+    advance: Callable[[datetime], datetime]
+    wrapped: Callable[[datetime], bool]
+
+
+_UNITS = (
+    _Unit(lambda s, m: bool(s.month >> m.month & 1), lambda m: m.replace(day=1, hour=0, minute=0, second=0),
+          lambda m: _first_of_next_month(m), lambda m: m.month == 1),
+    _Unit(lambda s, m: s._day_matches(m), lambda m: m.replace(hour=0, minute=0, second=0),
+          lambda m: m + timedelta(days=1), lambda m: m.day == 1),
+    _Unit(lambda s, m: bool(s.hour >> m.hour & 1), lambda m: m.replace(minute=0, second=0),
+          lambda m: m + timedelta(hours=1), lambda m: m.hour == 0),
+    _Unit(lambda s, m: bool(s.minute >> m.minute & 1), lambda m: m.replace(second=0),
+          lambda m: m + timedelta(minutes=1), lambda m: m.minute == 0),
+    _Unit(lambda s, m: bool(s.second >> m.second & 1), lambda m: m,
+          lambda m: m + timedelta(seconds=1), lambda m: m.second == 0),
+)
 
 
 def _first_of_next_month(moment: datetime) -> datetime:
