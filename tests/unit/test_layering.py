@@ -136,7 +136,7 @@ def part_graph(graph: nx.DiGraph) -> nx.DiGraph:
 
 def test_no_import_cycle_between_the_parts_of_the_package() -> None:
     # Whatever exceptions the module list holds, no two parts import each other (scheduler and services:
-    # the scheduler calls services, which hand the cron check in from the wiring instead).
+    # the scheduler calls services, and the Job API gets its cron check from the wiring).
     assert list(nx.simple_cycles(part_graph(import_graph()))) == []
 
 
