@@ -39,6 +39,7 @@ from list_bench import DEFAULT_MYSQL_URL, DEFAULT_POSTGRES_URL, fresh_database, 
 from sqlalchemy import func, select, update
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
@@ -81,7 +82,7 @@ def worst_seconds(visible: list[tuple[int, int]], first: int, last: int) -> list
 def run_case(url: str, backend: str, jobs: int, seconds: int, trigger: str, manifest: str,
              workdir: Path) -> dict[str, Any]:
     settings = Settings(database_url=url, data_dir=workdir, executor_enabled=False, scheduler_enabled=False)
-    services = Services.build(settings, Database(url, pool_size=4))
+    services = Services.build(settings, Database(url, pool_size=4), cron_check=cron_error)
     services.bootstrap()
     new_trigger = (NewTrigger(kind="cron", cron="* * * * * *") if trigger == "cron"
                    else NewTrigger(kind="periodic", interval_seconds=1))

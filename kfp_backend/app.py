@@ -11,6 +11,7 @@ from kfp_backend.api.request_guard import install as install_request_guard
 from kfp_backend.api.request_guard import install_content_type_check
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
+from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.container import Services
 from kfp_backend.store.db import Database
 
@@ -30,7 +31,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
     if services is None:
-        services = Services.build(settings, Database(settings.effective_database_url, pool_size=settings.threads))
+        services = Services.build(
+            settings, Database(settings.effective_database_url, pool_size=settings.threads), cron_check=cron_error
+        )
     app.extensions["kfp_backend.services"] = services
     services.bootstrap()
     store = artifact_store(settings)

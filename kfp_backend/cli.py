@@ -153,6 +153,7 @@ def _upgrade(url: str) -> None:
 def _scheduler(settings: Settings) -> int:
     import threading
 
+    from kfp_backend.scheduler.cron import cron_error
     from kfp_backend.scheduler.worker import build_scheduler
     from kfp_backend.services.container import Services
     from kfp_backend.store import migrations
@@ -162,7 +163,7 @@ def _scheduler(settings: Settings) -> int:
     if migrations.current_revision(url) != migrations.head_revision():
         print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
         return 2
-    services = Services.build(settings, Database(url, pool_size=4))
+    services = Services.build(settings, Database(url, pool_size=4), cron_check=cron_error)
     scheduler = build_scheduler(settings, services)
     stopped = threading.Event()
 

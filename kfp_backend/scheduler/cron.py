@@ -1,15 +1,4 @@
-"""KFP's cron schedules: robfig/cron v1.2.0 `Parse` and `Next`, in UTC.
-
-A spec has 6 fields, seconds first (`second minute hour day-of-month month day-of-week`), or 5 (the
-day of week is then `*`). A field is `*` or `?` (any), a number or a name (`JAN`-`DEC`, `SUN`-`SAT`,
-any case), a range `a-b`, a step `*/n`, `a-b/n` or `a/n` (= `a-max/n`), or a comma list of those.
-Descriptors: `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily` (`@midnight`), `@hourly` and
-`@every <Go duration>` (whole seconds, at least one; each fire is the previous one plus the duration).
-When both the day of month and the day of week are restricted, a day matching either one matches.
-
-As robfig does, a field whose range starts with `*` or `?` counts as unrestricted for that rule even
-with a step (`*/2`), and `Next` gives up (here: returns None) when nothing matches within five years
-(e.g. `0 0 0 30 2 *`).
+"""KFP's cron schedules: robfig/cron v1.2.0 `Parse` and `Next`, in UTC (the syntax: docs/scheduling.md).
 
     parse_cron("0 30 9 * * MON-FRI").next_after(t)  # the first 09:30:00 UTC on a weekday after t
 """
@@ -17,10 +6,11 @@ with a step (`*/2`), and `Next` gives up (here: returns None) when nothing match
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["CronError", "CronSchedule", "parse_cron"]
+__all__ = ["CronError", "CronSchedule", "cron_error", "parse_cron"]
 
 _STAR_BIT = 1 << 63
 _MONTH_NAMES = {name: number for number, name in enumerate(
@@ -81,7 +71,8 @@ class _FieldSchedule(CronSchedule):
 
     def next_after(self, epoch_seconds: int) -> int | None:
         # robfig's Next, step by step: start at the next whole second, then find the first month, day,
-        # hour, minute and second that match, resetting the smaller units the first time one moves.
+        # hour, minute and second that match, resetting the smaller units the first time one moves; a
+        # unit that wraps round starts the search again from the month.
         try:
             moment = datetime.fromtimestamp(epoch_seconds + 1, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
@@ -90,59 +81,20 @@ class _FieldSchedule(CronSchedule):
         if year_limit > datetime.max.year - 1:
             return None
         moved = False
-        while True:
-            if moment.year > year_limit:
-                return None
+        while moment.year <= year_limit:
             wrapped = False
-            while not self.month >> moment.month & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(day=1, hour=0, minute=0, second=0)
-                moment = _first_of_next_month(moment)
-                if moment.month == 1:
-                    wrapped = True
+            for unit in _UNITS:
+                while not wrapped and not unit.matches(self, moment):
+                    if not moved:
+                        moved = True
+                        moment = unit.reset(moment)
+                    moment = unit.advance(moment)
+                    wrapped = unit.wrapped(moment)
+                if wrapped:
                     break
-            if wrapped:
-                continue
-            while not self._day_matches(moment):
-                if not moved:
-                    moved = True
-                    moment = moment.replace(hour=0, minute=0, second=0)
-                moment += timedelta(days=1)
-                if moment.day == 1:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.hour >> moment.hour & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(minute=0, second=0)
-                moment += timedelta(hours=1)
-                if moment.hour == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.minute >> moment.minute & 1:
-                if not moved:
-                    moved = True
-                    moment = moment.replace(second=0)
-                moment += timedelta(minutes=1)
-                if moment.minute == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            while not self.second >> moment.second & 1:
-                moved = True
-                moment += timedelta(seconds=1)
-                if moment.second == 0:
-                    wrapped = True
-                    break
-            if wrapped:
-                continue
-            return int(moment.timestamp())
+            if not wrapped:
+                return int(moment.timestamp())
+        return None
 
     def _day_matches(self, moment: datetime) -> bool:
         dom = bool(self.day_of_month >> moment.day & 1)
@@ -161,6 +113,31 @@ class _EverySchedule(CronSchedule):
 
     def next_after(self, epoch_seconds: int) -> int | None:
         return epoch_seconds + self.delay_seconds
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A unit Next moves through: whether the moment's value of it matches, what moving it first resets
+    (the smaller units), one step forward, and whether that step wrapped into the next larger unit."""
+
+    matches: Callable[[_FieldSchedule, datetime], bool]
+    reset: Callable[[datetime], datetime]
+    advance: Callable[[datetime], datetime]
+    wrapped: Callable[[datetime], bool]
+
+
+_UNITS = (
+    _Unit(lambda s, m: bool(s.month >> m.month & 1), lambda m: m.replace(day=1, hour=0, minute=0, second=0),
+          lambda m: _first_of_next_month(m), lambda m: m.month == 1),
+    _Unit(lambda s, m: s._day_matches(m), lambda m: m.replace(hour=0, minute=0, second=0),
+          lambda m: m + timedelta(days=1), lambda m: m.day == 1),
+    _Unit(lambda s, m: bool(s.hour >> m.hour & 1), lambda m: m.replace(minute=0, second=0),
+          lambda m: m + timedelta(hours=1), lambda m: m.hour == 0),
+    _Unit(lambda s, m: bool(s.minute >> m.minute & 1), lambda m: m.replace(second=0),
+          lambda m: m + timedelta(minutes=1), lambda m: m.minute == 0),
+    _Unit(lambda s, m: bool(s.second >> m.second & 1), lambda m: m,
+          lambda m: m + timedelta(seconds=1), lambda m: m.second == 0),
+)
 
 
 def _first_of_next_month(moment: datetime) -> datetime:
@@ -183,6 +160,16 @@ def parse_cron(text: str) -> CronSchedule:
     bounds = (_SECONDS, _MINUTES, _HOURS, _DAYS_OF_MONTH, _MONTHS, _DAYS_OF_WEEK)
     second, minute, hour, dom, month, dow = (_field_bits(f, b) for f, b in zip(fields, bounds, strict=True))
     return _FieldSchedule(text, second, minute, hour, dom, month, dow)
+
+
+def cron_error(text: str) -> str | None:
+    """Why `parse_cron` refuses `text` (robfig's message), or None when it parses: the Job API's check,
+    handed to services.jobs.JobService by the wiring (app.py, cli.py)."""
+    try:
+        parse_cron(text)
+    except CronError as exc:
+        return str(exc)
+    return None
 
 
 def _parse_descriptor(text: str) -> CronSchedule:

@@ -1,11 +1,5 @@
-"""One active scheduler: the holder of the `scheduler` row in scheduler_leases.
-
-The active scheduler renews the lease on a heartbeat; a standby tries to take it on the same
-heartbeat and succeeds once the holder let it expire (it died, hung, or lost the database). A
-holder that could not renew in time stops firing by itself before its lease can have expired
-(`held()` keeps a safety margin on the local monotonic clock), and the job_fires key keeps even
-an overlap harmless. Lease times are wall-clock milliseconds of the schedulers' hosts, which are
-assumed to agree (NTP) to well within the lease length.
+"""One active scheduler: the holder of the `scheduler` row in scheduler_leases, renewed on a heartbeat
+and taken over by a standby once it expires. See docs/scheduling.md ("One active scheduler").
 """
 
 from __future__ import annotations
@@ -18,8 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from kfp_backend.store import scheduler_repo as repo
-from kfp_backend.store.db import Database
+from kfp_backend.services.schedule_state import ScheduleStateService
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +26,7 @@ def default_holder() -> str:
 class Lease:
     def __init__(
         self,
-        db: Database,
+        state: ScheduleStateService,
         *,
         ttl_seconds: float,
         holder: str | None = None,
@@ -41,7 +34,7 @@ class Lease:
         clock_ms: Callable[[], int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._db = db
+        self._state = state
         self.ttl_seconds = ttl_seconds
         self.holder = holder or default_holder()
         self.name = name
@@ -55,10 +48,9 @@ class Lease:
         started = self._monotonic()
         now_ms = self._clock_ms()
         try:
-            with self._db.transaction() as session:
-                taken = repo.take_lease(
-                    session, self.name, self.holder, now_ms=now_ms, expires_at_ms=now_ms + int(self.ttl_seconds * 1000)
-                )
+            taken = self._state.take_lease(
+                self.name, self.holder, now_ms=now_ms, expires_at_ms=now_ms + int(self.ttl_seconds * 1000)
+            )
         except Exception:
             log.exception("scheduler lease: the database did not answer")
             taken = False
@@ -84,8 +76,7 @@ class Lease:
         if not was_held:
             return
         try:
-            with self._db.transaction() as session:
-                repo.release_lease(session, self.name, self.holder)
+            self._state.release_lease(self.name, self.holder)
             log.info("scheduler lease released by %s", self.holder)
         except Exception:
             log.exception("scheduler lease: could not release")

@@ -1,18 +1,6 @@
-"""When a job fires next: the rules of KFP's ScheduledWorkflow controller, as pure functions of
-the job's trigger, its progress (the scheduled time and index of its last run) and the time now.
-
-All times are whole Unix seconds, UTC. A job's next scheduled time is derived from its progress,
-never from a timer's memory, so any process can compute it from the rows:
-
-- the base is the scheduled time of the last run or, if the job never fired, its start_time when
-  set (even one long past: catch-up then fires every slot since), else its creation time;
-- cron: the first match strictly after max(base, start_time); with no_catchup, the latest match
-  that is <= now (and <= end_time) instead, so an outage produces one run and not a backlog;
-- periodic: max(base, start_time) + interval, so the first run comes one interval after
-  start_time, not at it; with no_catchup, `now` (or end_time when that has passed) when more than
-  one interval was missed;
-- a trigger with neither cron nor periodic fires once, at the job's creation time;
-- nothing fires after end_time (no next run at all).
+"""When a job fires next: the rules of KFP's ScheduledWorkflow controller, as pure functions of the
+job's trigger, its progress (the scheduled time and index of its last run) and the time now, in whole
+Unix seconds (the rules: docs/scheduling.md, "When a job fires next").
 """
 
 from __future__ import annotations

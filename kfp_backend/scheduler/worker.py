@@ -1,30 +1,6 @@
-"""The scheduler loop: APScheduler keeps the time, the database keeps the schedule.
-
-Two APScheduler jobs run in a background scheduler:
-
-- `lease`, every `scheduler_heartbeat_seconds`: take or renew the scheduler lease (lease.py).
-  Only the holder fires; a standby keeps trying and takes over when the holder's lease expires.
-- `tick`, every `scheduler_poll_seconds` and additionally just before the next due time: while
-  some enabled job's next_fire_at is due, fire (services/job_firing.py), then look up the earliest
-  next_fire_at, build the runs due then ahead of time (`prepare`), and move the next tick to a
-  little before it: that tick writes those runs and holds the commit until the due time comes
-  (`fire_ahead`), so that at the due second only the job_fires rows and the commit remain (with
-  many fires, on PostgreSQL, two threads write disjoint halves of the jobs at once). The
-  lead is one and a half times the longest of the last five writing times, plus 50 ms (at most 0.9 s),
-  which is also about how long the due jobs' rows stay locked. Nothing about a job lives in
-  APScheduler's memory: every tick reads the job rows, so creating, enabling, disabling or
-  deleting a job (by this process or any other) takes effect at the next tick;
-  `job_changed(job_id)`, called by the Job API after its commits, runs a tick at once.
-- Python's cyclic garbage collector is paused while a firing transaction runs (a full collection
-  of a process holding a thousand prepared runs takes 100-200 ms, and would land on the fires of
-  that second); it runs after the commit instead.
-- Every `STATUS_REFRESH_SECONDS`, when nothing is about to fire, the jobs' statuses the fires do not
-  set are brought up to date (scheduler_repo.refresh_statuses).
-
-No fire is dropped: APScheduler's own misfires cannot lose one (coalesce=True and
-misfire_grace_time=None only merge or delay ticks, and the due slots are derived from each job's
-progress in the database, so a late tick fires every slot it finds due, in order; under
-no_catchup the skipped slots are skipped deliberately by the trigger rules).
+"""The scheduler loop: APScheduler keeps the time, the database keeps the schedule. While this process
+holds the lease, a tick fires what is due and wakes again just before the next due time, writing those
+runs ahead. See docs/scheduling.md ("The scheduler loop").
 """
 
 from __future__ import annotations
@@ -41,10 +17,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.firing import JobFiring, wall_clock_ms
 from kfp_backend.scheduler.lease import Lease
-from kfp_backend.services.job_firing import JobFiring, wall_clock_ms
-from kfp_backend.store import scheduler_repo
-from kfp_backend.store.db import Database
+from kfp_backend.services.schedule_state import ScheduleStateService
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +29,7 @@ LEASE_JOB = "lease"
 TICK_BUDGET_SECONDS = 2.0
 # A due time closer than this is waited for inside the tick instead of by rescheduling it.
 _INLINE_WAIT_SECONDS = 0.02
-# Fires due at least this far ahead are built ahead of time (job_firing.prepare).
+# Fires due at least this far ahead are built ahead of time (JobFiring.prepare).
 _PREPARE_MIN_SECONDS = 0.2
 # How long before a due time its runs are written (then held uncommitted until the due time):
 # this much times the last writing time, within the bounds below.
@@ -79,16 +54,16 @@ class SchedulerWorker:
 
     def __init__(
         self,
-        db: Database,
+        state: ScheduleStateService,
         settings: Settings,
         firing: JobFiring,
         *,
         lease: Lease | None = None,
     ) -> None:
-        self._db = db
+        self._state = state
         self._settings = settings
         self.firing = firing
-        self.lease = lease or Lease(db, ttl_seconds=settings.scheduler_lease_seconds)
+        self.lease = lease or Lease(state, ttl_seconds=settings.scheduler_lease_seconds)
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
         self._again = False
@@ -183,7 +158,7 @@ class SchedulerWorker:
             lead = self.ahead_lead()
             if earliest != self._ahead_for and delay <= lead + _WAKE_SLACK_SECONDS:
                 self._ahead_for = earliest  # once: whatever it finds, the rest fires when due
-                parallel = self._db.dialect == "postgresql" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
+                parallel = self._state.dialect == "postgresql" and self._prepared_count >= AHEAD_PARALLEL_MIN_FIRES
                 with _collector_paused():
                     result = self.firing.fire_ahead(earliest, self._hold_until,
                                                     parts=AHEAD_PARTS if parallel else 1)
@@ -197,7 +172,7 @@ class SchedulerWorker:
             return
 
     def ahead_lead(self) -> float:
-        """How long before a due time its runs are written (see the module docstring)."""
+        """How long before a due time its runs are written (see docs/scheduling.md)."""
         measured = self.firing.stage_seconds
         if measured <= 0:
             measured = self._prepared_count * _AHEAD_PER_FIRE_SECONDS
@@ -215,8 +190,7 @@ class SchedulerWorker:
 
     def _refresh_statuses(self) -> None:
         self._statuses_at = time.monotonic() + STATUS_REFRESH_SECONDS
-        with self._db.transaction() as session:
-            changed = scheduler_repo.refresh_statuses(session)
+        changed = self._state.refresh_statuses()
         if changed:
             log.debug("job statuses refreshed: %d changed", changed)
 
@@ -249,8 +223,9 @@ def build_scheduler(settings: Settings, services: object) -> SchedulerWorker:
     """A scheduler over `services` (a services.container.Services): its runs reach this process's
     executor, if any, through RunService's execution hooks."""
     runs = services.runs  # type: ignore[attr-defined]
-    firing = JobFiring(services.db, settings, execution=lambda: runs.execution)  # type: ignore[attr-defined]
-    return SchedulerWorker(services.db, settings, firing)  # type: ignore[attr-defined]
+    state = ScheduleStateService(services.db)  # type: ignore[attr-defined]
+    firing = JobFiring(state, settings, execution=lambda: runs.execution)
+    return SchedulerWorker(state, settings, firing)
 
 
 def attach_to_jobs(services: object, scheduler: SchedulerWorker) -> None:

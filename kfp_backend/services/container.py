@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from kfp_backend.config import Settings
 from kfp_backend.services.authorization import Authorizer
 from kfp_backend.services.experiments import ExperimentService
-from kfp_backend.services.jobs import JobService
+from kfp_backend.services.jobs import CronCheck, JobService
 from kfp_backend.services.metrics import MetricsService
 from kfp_backend.services.pipelines import PipelineService
 from kfp_backend.services.runs import RunService
@@ -25,7 +25,9 @@ class Services:
     jobs: JobService
 
     @classmethod
-    def build(cls, settings: Settings, db: Database) -> Services:
+    def build(cls, settings: Settings, db: Database, *, cron_check: CronCheck) -> Services:
+        """`cron_check` is the scheduler's cron parser (scheduler.cron.cron_error), which the Job API
+        validates schedules with; the wiring hands it in, as services import nothing of the scheduler."""
         # One authorizer for every service: multi-user mode (namespaces) when authentication is on.
         authorizer = Authorizer.from_settings(db, settings)
         experiments = ExperimentService(db, authorizer)
@@ -38,7 +40,7 @@ class Services:
             runs=RunService(db, settings, experiments, authorizer=authorizer),
             metrics=MetricsService(db, authorizer),
             # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
-            jobs=JobService(db, settings, experiments, authorizer=authorizer),
+            jobs=JobService(db, settings, experiments, cron_check=cron_check, authorizer=authorizer),
         )
 
     def bootstrap(self) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from kfp_backend.config import Settings
-from kfp_backend.scheduler.cron import CronError, parse_cron
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
@@ -62,6 +61,9 @@ TRIGGER_CRON = "cron"
 TRIGGER_PERIODIC = "periodic"
 TRIGGER_NONE = ""  # neither schedule: upstream fires such a job once, at creation
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
+# Why a cron schedule is refused (robfig's message), or None when it parses: the scheduler's parser
+# (scheduler.cron.cron_error), handed in by the wiring so that services import nothing of the scheduler.
+CronCheck = Callable[[str], "str | None"]
 
 class JobScheduling(Protocol):
     """What the scheduler is told. Called after the change is committed; the database stays the truth
@@ -121,12 +123,14 @@ class JobService:
         settings: Settings,
         experiments: ExperimentService,
         *,
+        cron_check: CronCheck,
         authorizer: Authorizer = SINGLE_USER,
         scheduling: JobScheduling | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._experiments = experiments
+        self._cron_check = cron_check
         self._authz = authorizer
         self.scheduling = scheduling
 
@@ -176,13 +180,12 @@ class JobService:
             )
         trigger = request.trigger
         if trigger.kind == TRIGGER_CRON:
-            try:
-                parse_cron(trigger.cron)
-            except CronError as exc:
+            refusal = self._cron_check(trigger.cron)
+            if refusal is not None:
                 raise InvalidArgument(
                     "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). "
-                    f"Error: {exc}"
-                ) from None
+                    f"Error: {refusal}"
+                )
             if len(trigger.cron) > NAME_LENGTH:
                 raise InvalidArgument(
                     f"Schedule cron is too long. Support maximum length of {NAME_LENGTH} characters."

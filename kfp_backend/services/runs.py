@@ -43,18 +43,18 @@ from kfp_backend.services.references import (
     encode_references,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
+from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.run_status import load_object, render_workflow
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
-from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode, description_key
+from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode
 from kfp_backend.store.states import (
     COMPLETED_WORKFLOW_PHASES,
     ERROR,
     FAILED,
-    NOT_STARTED,
     OMITTED,
     RETRYABLE_RUN_STATUSES,
     RUNNING,
@@ -290,11 +290,10 @@ class RunService:
         )
         if namespace is None:  # single-user mode: the experiment's all the same
             namespace = experiment_namespace(self._db, experiment.key.id)
-        run = Run(
-            id=run_id,
+        run = Run(**new_run_row(
+            run_id=run_id,
             name=request.name,
             description=request.description,
-            description_key=description_key(request.description),
             namespace=namespace,
             experiment_id=experiment.key.id,
             job_id=None,  # only the scheduler's runs belong to a job
@@ -302,22 +301,14 @@ class RunService:
             pipeline_name=source.pipeline_name,
             pipeline_version_id=source.version_id,
             service_account=workflow["spec"].get("serviceAccountName", ""),
-            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
+            parameters=parameters,
             resource_references=encode_references(references),
             created_at=now,
             # What a client sees once the run starts (upstream fills it from the workflow's start).
             scheduled_at=now,
-            finished_at=0,
-            status=NOT_STARTED,
-            storage_state=STORAGE_AVAILABLE,
-            terminate_requested=False,
-            driver_id=None,
-            driver_heartbeat=0,
-        )
+        ))
         workflow_json = json.dumps(workflow, separators=(",", ":"), ensure_ascii=False)
-        manifest = RunManifest(
-            run_id=run_id, pipeline_spec_manifest=spec_manifest, workflow=workflow_json, workflow_status="{}"
-        )
+        manifest = RunManifest(**new_manifest_row(run_id=run_id, spec_manifest=spec_manifest, workflow=workflow_json))
         with self._db.transaction() as session:
             repo.add_run(session, run, manifest)
         log.info("run %s (%s) created in experiment %s", run_id, request.name, experiment.key.id)

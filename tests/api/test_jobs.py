@@ -21,8 +21,9 @@ from sqlalchemy import update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.container import Services
-from kfp_backend.services.job_firing import JobFiring
+from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.models import Job, JobManifest, Run
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
@@ -488,7 +489,7 @@ def test_delete_keeps_the_runs_of_the_job(client: FlaskClient, manifests: dict[s
     job = manifest_job(client, manifests["json"], "doomed", enabled=True)
     job_id = job["id"]
     # Only the scheduler links a run to its job: fire it (a job without a schedule fires once, now).
-    (fired,) = JobFiring(services.db, services.settings).fire_due().fired
+    (fired,) = JobFiring(ScheduleStateService(services.db), services.settings).fire_due().fired
     run_id = fired.run_id
     by_job = {"resource_reference_key.type": "JOB", "resource_reference_key.id": job_id}
     assert [r["id"] for r in client.get(f"{API}/runs", query_string=by_job).get_json()["runs"]] == [run_id]

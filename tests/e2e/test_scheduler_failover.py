@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
@@ -59,7 +60,7 @@ def lease_holder_pid(db: Database) -> int | None:
 def test_two_schedulers_one_killed_every_slot_fires_exactly_once(postgres_url: str, tmp_path: Path) -> None:
     settings = Settings(database_url=postgres_url, data_dir=tmp_path, executor_enabled=False,
                         scheduler_enabled=False)
-    services = Services.build(settings, Database(postgres_url, pool_size=4))
+    services = Services.build(settings, Database(postgres_url, pool_size=4), cron_check=cron_error)
     services.bootstrap()
     manifest = compile_pipeline(tmp_path / "scheduled.yaml")
     log_path = tmp_path / "schedulers.log"

@@ -54,7 +54,7 @@ def test_runs_and_job_fires_are_logged_and_libraries_keep_quiet(kfp_client, uniq
     wait_for_line(server_log, rf" INFO kfp_backend\.executor\.driver: run {run.id} \({name}\) started$")
     wait_for_line(server_log, rf" INFO kfp_backend\.executor\.driver: run {run.id} \({name}\) finished: Succeeded "
                               r"after \d+\.\d s$")
-    wait_for_line(server_log, rf" INFO kfp_backend\.services\.job_firing: job {job.id} \({unique}-job\) fired for "
+    wait_for_line(server_log, rf" INFO kfp_backend\.scheduler\.firing: job {job.id} \({unique}-job\) fired for "
                               rf"1970-01-01T10:02:00Z: run {fired.id} \({re.escape(fired.name)}\) created$")
     wait_for_line(server_log, rf"run {fired.id} \({re.escape(fired.name)}\) finished: ")
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from kfp_backend.config import Settings
-from kfp_backend.services.job_firing import JobFiring, fired_run_name, fnv32a, swf_name
+from kfp_backend.scheduler.firing import JobFiring, fired_run_name, fnv32a, swf_name
+from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import JobFire
 from tests.scheduler.helpers import (
@@ -33,7 +34,7 @@ T0 = int(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp())
 
 
 def firing(db: Database, clock: FakeClock, **kw: object) -> JobFiring:
-    return JobFiring(db, Settings(), clock_ms=clock, **kw)  # type: ignore[arg-type]
+    return JobFiring(ScheduleStateService(db), Settings(), clock_ms=clock, **kw)  # type: ignore[arg-type]
 
 
 def test_swf_names_as_upstream() -> None:
@@ -388,9 +389,9 @@ def test_each_fire_is_logged_with_job_scheduled_time_and_run(
 ) -> None:
     clock = FakeClock(T0 + 25)
     job = add_job(db, manifest, name="Nightly", interval=10, created_at=T0, max_concurrency=10)
-    with caplog.at_level(logging.INFO, logger="kfp_backend.services.job_firing"):
+    with caplog.at_level(logging.INFO, logger="kfp_backend.scheduler.firing"):
         fired = firing(db, clock).fire_due(clock()).fired
-    assert [r.getMessage() for r in caplog.records if r.name == "kfp_backend.services.job_firing"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "kfp_backend.scheduler.firing"] == [
         f"job {job.id} (Nightly) fired for {stamp}: run {f.run_id} ({f.run_name}) created"
         for f, stamp in zip(fired, ("2024-05-01T12:00:10Z", "2024-05-01T12:00:20Z"), strict=True)
     ]

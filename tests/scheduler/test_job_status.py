@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import cron_error
+from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
-from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.services.jobs import NewJob, NewTrigger
+from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
 from tests.scheduler.helpers import FakeClock, finish_runs, fires_of, runs_of
@@ -23,7 +25,7 @@ from tests.scheduler.helpers import FakeClock, finish_runs, fires_of, runs_of
 @pytest.fixture
 def services(db_url: str, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(database_url=db_url, data_dir=tmp_path, executor_enabled=False, scheduler_enabled=False)
-    built = Services.build(settings, Database(db_url, pool_size=4))
+    built = Services.build(settings, Database(db_url, pool_size=4), cron_check=cron_error)
     built.bootstrap()
     yield built
     built.db.dispose()
@@ -40,7 +42,7 @@ def refresh(services: Services) -> int:
 
 def test_status_is_the_schedule_condition_upstream_reports(services: Services, manifest: str) -> None:
     clock = FakeClock(int(time.time()))
-    firing = JobFiring(services.db, services.settings, clock_ms=clock)
+    firing = JobFiring(ScheduleStateService(services.db), services.settings, clock_ms=clock)
     periodic = services.jobs.create(NewJob(
         name="hourly", workflow_manifest=manifest, max_concurrency=1, enabled=True,
         trigger=NewTrigger(kind="periodic", interval_seconds=3600),
@@ -75,7 +77,7 @@ def test_status_is_the_schedule_condition_upstream_reports(services: Services, m
 
 def test_a_one_off_job_is_running_then_succeeded(services: Services, manifest: str) -> None:
     clock = FakeClock(int(time.time()))
-    firing = JobFiring(services.db, services.settings, clock_ms=clock)
+    firing = JobFiring(ScheduleStateService(services.db), services.settings, clock_ms=clock)
     once = services.jobs.create(NewJob(name="once", workflow_manifest=manifest, max_concurrency=1,
                                        enabled=True), caller=SYSTEM).job
     clock.set(once.created_at)  # a job without a schedule fires once, at its creation
@@ -95,7 +97,7 @@ def test_a_one_off_job_is_running_then_succeeded(services: Services, manifest: s
 
 def test_deleting_a_job_deletes_its_fires_and_keeps_its_runs(services: Services, manifest: str) -> None:
     clock = FakeClock(int(time.time()))
-    firing = JobFiring(services.db, services.settings, clock_ms=clock)
+    firing = JobFiring(ScheduleStateService(services.db), services.settings, clock_ms=clock)
     jobs = [
         services.jobs.create(NewJob(name=f"every second {i}", workflow_manifest=manifest, max_concurrency=10,
                                     enabled=True, trigger=NewTrigger(kind="periodic", interval_seconds=1)),

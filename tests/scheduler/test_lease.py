@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kfp_backend.scheduler.lease import Lease
+from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store import scheduler_repo
 from kfp_backend.store.db import Database
 
@@ -20,8 +21,8 @@ class Clocks:
 
 def test_one_holder_renewals_takeover_and_release(db: Database) -> None:
     clocks = Clocks()
-    a = Lease(db, ttl_seconds=10, holder="a", clock_ms=clocks.wall, monotonic=clocks.mono)
-    b = Lease(db, ttl_seconds=10, holder="b", clock_ms=clocks.wall, monotonic=clocks.mono)
+    a = Lease(ScheduleStateService(db), ttl_seconds=10, holder="a", clock_ms=clocks.wall, monotonic=clocks.mono)
+    b = Lease(ScheduleStateService(db), ttl_seconds=10, holder="b", clock_ms=clocks.wall, monotonic=clocks.mono)
     assert a.refresh() and a.held()
     assert not b.refresh() and not b.held()
     clocks.ms += 5000
@@ -46,7 +47,7 @@ def test_one_holder_renewals_takeover_and_release(db: Database) -> None:
 def test_contenders_at_the_same_moment_get_one_winner(db: Database) -> None:
     import threading
 
-    leases = [Lease(db, ttl_seconds=10, holder=f"h{i}") for i in range(4)]
+    leases = [Lease(ScheduleStateService(db), ttl_seconds=10, holder=f"h{i}") for i in range(4)]
     results: list[bool] = []
     barrier = threading.Barrier(len(leases))
 

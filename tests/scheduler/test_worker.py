@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.scheduler.worker import SchedulerWorker, attach_to_jobs, build_scheduler
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.container import Services
@@ -23,7 +24,7 @@ from tests.scheduler.helpers import fires_of, runs_of
 def services(db_url: str, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(database_url=db_url, data_dir=tmp_path, executor_enabled=False,
                         scheduler_poll_seconds=30.0, scheduler_heartbeat_seconds=0.5)
-    built = Services.build(settings, Database(db_url, pool_size=4))
+    built = Services.build(settings, Database(db_url, pool_size=4), cron_check=cron_error)
     built.bootstrap()
     yield built
     built.db.dispose()

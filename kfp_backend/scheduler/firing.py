@@ -1,32 +1,6 @@
-"""Turning due job slots into runs, exactly once.
-
-One firing transaction locks the due job rows, reads how many of their runs are active, and for
-each job fires its due slots in order (several when catching up, bounded by max_concurrency):
-each fire inserts a `job_fires` row (primary key (job, scheduled time): the exactly-once guard),
-the run and its manifest, and the job's progress (last_scheduled_at, last_index, next_fire_at)
-moves on, all in that one transaction (the job_fires rows are written last, just before the
-commit, with the time they were written: `fired_at_ms`, the fire lag). A fire is all or nothing.
-Should a job_fires row exist already (another scheduler fired that slot), the transaction rolls
-back and the jobs are fired again one per transaction, where that slot is recognized and skipped.
-
-`fire_ahead(at, hold)` is the same transaction started shortly before the due second `at`: it locks
-the jobs due by then and writes their runs and progress, waits in `hold` for the clock to reach `at`,
-then writes the job_fires rows and commits. The runs become visible (exist) only at the commit, at
-`at` or just after, so the lag of a burst of a thousand fires is the job_fires insert and the commit,
-not the writing of a thousand runs; a scheduler killed or stopped before the commit fired nothing.
-
-Each job the firing looks at gets its `status` (see jobs_repo): `Enabled`, or for a one-off that has
-fired, `Running` or `Succeeded`.
-
-The fired run is what upstream's ScheduledWorkflow controller submits (see
-docs/compatibility.md): name `<swf-name>-<index>-<fnv32a>`, display name the same, references
-EXPERIMENT/OWNER + JOB/CREATOR, `scheduled_at` the slot, the job's parameters with the job-run
-macros substituted ([[ScheduledTime]], [[CurrentTime]], [[Index]], [[RunUUID]] and their layout
-and strftime forms), scheduledworkflows.kubeflow.org/* labels on the workflow.
-
-The runtime workflow of a job is built once (per process) with placeholders for the run id, the
-run name, the parameter values and the labels, and each fire fills them in with one pass over the
-text: firing a thousand jobs in a second needs no thousand deep copies of their workflows.
+"""Turning due job slots into runs, exactly once: one transaction locks the due jobs and writes
+their runs, progress and job_fires rows (the exactly-once guard), optionally written ahead and held
+until the due second. See docs/scheduling.md ("Firing, exactly once").
 """
 
 from __future__ import annotations
@@ -49,12 +23,10 @@ from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_s
 from kfp_backend.services.errors import ApiError
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
 from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
+from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.runs import RunExecution, encode_references
-from kfp_backend.store import scheduler_repo as repo
-from kfp_backend.store.db import Database
-from kfp_backend.store.errors import DuplicateKeyError
-from kfp_backend.store.models import Job
-from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED, NOT_STARTED, STORAGE_AVAILABLE
+from kfp_backend.services.schedule_state import Job, ScheduleStateService, ScheduleTransaction, SlotAlreadyFired
+from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 log = logging.getLogger(__name__)
@@ -173,7 +145,7 @@ class JobFiring:
 
     def __init__(
         self,
-        db: Database,
+        state: ScheduleStateService,
         settings: Settings,
         *,
         execution: Callable[[], RunExecution | None] | None = None,
@@ -182,7 +154,7 @@ class JobFiring:
         batch_size: int = 500,
         ahead_batch_size: int = 5000,
     ) -> None:
-        self._db = db
+        self._state = state
         self._settings = settings
         self._execution = execution
         self._cron_parser = cron_parser
@@ -203,7 +175,7 @@ class JobFiring:
         now_ms = self._clock_ms() if now_ms is None else now_ms
         try:
             result = self._fire(now_ms // 1000, job_ids, limit=self.batch_size)
-        except DuplicateKeyError:
+        except SlotAlreadyFired:
             result = self._fire_one_by_one(now_ms, job_ids)
         self._notify(result.fired)
         return result
@@ -251,7 +223,7 @@ class JobFiring:
             result = self._fire(at, None, limit=max(self.batch_size, self.ahead_batch_size), hold=hold, part=part)
         except _Abandoned:
             return FireResult()
-        except DuplicateKeyError:
+        except SlotAlreadyFired:
             result = self._fire_one_by_one(self._clock_ms(), None)
         self._notify(result.fired)
         return result
@@ -260,13 +232,13 @@ class JobFiring:
         """After a duplicate fire (another scheduler fired one of the slots): each job on its own."""
         log.warning("a slot was fired by another scheduler; firing these jobs one by one")
         result = FireResult()
-        with self._db.transaction(write=False) as session:
-            ids = [job.id for job in repo.due_jobs(session, now_ms // 1000, limit=self.batch_size,
-                                                   job_ids=job_ids, lock=False)]
+        with self._state.transaction(write=False) as rows:
+            ids = [job.id for job in rows.due_jobs(now_ms // 1000, limit=self.batch_size, job_ids=job_ids,
+                                                   lock=False)]
         for job_id in ids:
             try:
                 single = self._fire(now_ms // 1000, [job_id], limit=1)
-            except DuplicateKeyError:
+            except SlotAlreadyFired:
                 self._skip_fired_slot(job_id, now_ms)
                 single = FireResult(still_due=True)
             result.fired += single.fired
@@ -282,8 +254,7 @@ class JobFiring:
 
     def next_wake(self) -> int | None:
         """The earliest next_fire_at of the enabled jobs (seconds), or None."""
-        with self._db.transaction(write=False) as session:
-            return repo.earliest_next_fire(session)
+        return self._state.earliest_next_fire()
 
     def forget(self, job_id: str) -> None:
         self._templates.pop(job_id, None)
@@ -307,8 +278,8 @@ class JobFiring:
         runs: list[dict[str, Any]] = []
         manifests: list[dict[str, Any]] = []
         progress: list[dict[str, Any]] = []
-        with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=limit, job_ids=job_ids, part=part)
+        with self._state.transaction() as rows:
+            jobs = rows.due_jobs(now, limit=limit, job_ids=job_ids, part=part)
             if not jobs:
                 return result
             result.examined = len(jobs)
@@ -323,8 +294,8 @@ class JobFiring:
                     log.error("job %s has an unusable trigger, it will not fire: %s", job.id, exc)
                     slots[job.id] = None
             due = [job for job in jobs if slots[job.id] is not None and slots[job.id] <= now]
-            active = repo.active_run_counts(session, [job.id for job in due])
-            self._load_templates(session, jobs)
+            active = rows.active_run_counts([job.id for job in due])
+            self._load_templates(rows, jobs)
             prepared = self._prepared
             for job in jobs:
                 slot = slots[job.id]
@@ -363,8 +334,8 @@ class JobFiring:
                 progress.append(dict(job_id=job.id, last_scheduled_at=state.last_scheduled_at,
                                      last_index=state.last_index, next_fire_at=next_fire_at,
                                      status=_status(job, state, running)))
-            repo.record_runs(session, runs, manifests)
-            repo.save_progress(session, progress)
+            rows.record_runs(runs, manifests)
+            rows.save_progress(progress)
             if runs:
                 self._stage_seconds.append(time.monotonic() - staged)
             if hold is not None and not hold(now * 1000):
@@ -375,7 +346,7 @@ class JobFiring:
             for fire in fires:
                 fire["fired_at_ms"] = fired_at_ms
             result.fired = [dataclasses.replace(f, fired_at_ms=fired_at_ms) for f in result.fired]
-            repo.record_fires(session, fires)
+            rows.record_fires(fires)
         return result
 
     def prepare(self, at: int) -> int:
@@ -383,9 +354,9 @@ class JobFiring:
         so that firing them then only writes rows. Nothing is locked or written: when `at` comes, a
         prepared fire is used only if the job's progress, slot and `now` are what it was built for
         (otherwise it is built again). Returns how many fires were prepared."""
-        with self._db.transaction(write=False) as session:
-            jobs = repo.due_jobs(session, at, limit=max(self.batch_size, 100_000), lock=False)
-            self._load_templates(session, jobs)
+        with self._state.transaction(write=False) as rows:
+            jobs = rows.due_jobs(at, limit=max(self.batch_size, 100_000), lock=False)
+            self._load_templates(rows, jobs)
         prepared: dict[str, _Ready] = {}
         for job in jobs:
             template = self._templates.get(job.id)
@@ -414,30 +385,29 @@ class JobFiring:
     def _skip_fired_slot(self, job_id: str, now_ms: int) -> None:
         """Another scheduler fired this job's due slot: take its fire as this job's progress."""
         now = now_ms // 1000
-        with self._db.transaction() as session:
-            jobs = repo.due_jobs(session, now, limit=1, job_ids=[job_id])
+        with self._state.transaction() as rows:
+            jobs = rows.due_jobs(now, limit=1, job_ids=[job_id])
             if not jobs:
                 return
             job = jobs[0]
             slot = next_slot(Trigger.of_job(job), Progress(job.last_scheduled_at, job.last_index), now,
                              cron_parser=self._cron_parser)
-            fire = repo.get_fire(session, job_id, slot) if slot is not None else None
+            fire = rows.get_fire(job_id, slot) if slot is not None else None
             if fire is None:
                 return
             log.warning("job %s slot %d was fired by another scheduler (run %s); moving on", job_id, slot, fire.run_id)
             state = Progress(slot, max(job.last_index, fire.run_index))
-            repo.save_progress(session, [dict(job_id=job_id, last_scheduled_at=state.last_scheduled_at,
-                                              last_index=state.last_index, next_fire_at=0,
-                                              status=_status(job, state, 1))])
+            rows.save_progress([dict(job_id=job_id, last_scheduled_at=state.last_scheduled_at,
+                                     last_index=state.last_index, next_fire_at=0, status=_status(job, state, 1))])
 
-    def _load_templates(self, session: Any, jobs: Sequence[Job]) -> None:
+    def _load_templates(self, rows: ScheduleTransaction, jobs: Sequence[Job]) -> None:
         missing = [job for job in jobs if job.id not in self._templates]
         if not missing:
             return
         if len(self._templates) > 20000:
             self._templates.clear()
-        manifests = repo.job_manifests(session, [job.id for job in missing])
-        experiments = repo.experiment_names(session, [job.experiment_id for job in missing])
+        manifests = rows.job_manifests([job.id for job in missing])
+        experiments = rows.experiment_names([job.experiment_id for job in missing])
         for job in missing:
             try:
                 self._templates[job.id] = self._build_template(
@@ -510,19 +480,13 @@ class JobFiring:
             fills[f"P{i}"] = json.dumps(value, ensure_ascii=False)[1:-1]
         workflow = self._placeholder.sub(lambda m: fills.get(m.group(1), m.group(0)), template.text)
         parameters = [{"name": n, "value": v} for (n, _), v in zip(template.parameters, values, strict=True)]
-        run = dict(
-            id=run_id, name=name, description="", description_key="", namespace=job.namespace,
-            experiment_id=job.experiment_id, job_id=job.id, pipeline_id=job.pipeline_id,
-            pipeline_name=job.pipeline_name, pipeline_version_id=job.pipeline_version_id,
-            service_account=template.service_account,
-            parameters=json.dumps(parameters, separators=(",", ":"), ensure_ascii=False),
-            resource_references=template.references, created_at=now, scheduled_at=slot, finished_at=0,
-            status=NOT_STARTED, storage_state=STORAGE_AVAILABLE, terminate_requested=False, driver_id=None,
-            driver_heartbeat=0,
+        run = new_run_row(
+            run_id=run_id, name=name, description="", namespace=job.namespace, experiment_id=job.experiment_id,
+            job_id=job.id, pipeline_id=job.pipeline_id, pipeline_name=job.pipeline_name,
+            pipeline_version_id=job.pipeline_version_id, service_account=template.service_account,
+            parameters=parameters, resource_references=template.references, created_at=now, scheduled_at=slot,
         )
-        manifest = dict(run_id=run_id, pipeline_spec_manifest=template.spec_manifest, workflow=workflow,
-                        workflow_status="{}")
-        return run, manifest
+        return run, new_manifest_row(run_id=run_id, spec_manifest=template.spec_manifest, workflow=workflow)
 
     def _notify(self, fired: Sequence[FiredRun]) -> None:
         """Say what was fired (committed by now) in the log, and tell the executor."""
