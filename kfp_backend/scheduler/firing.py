@@ -21,10 +21,16 @@ from typing import Any
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_slot
 from kfp_backend.services.errors import ApiError
-from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.references import (
+    Relationship,
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    encode_references,
+)
 from kfp_backend.services.run_manifest import runtime_workflow, substitute_macros
 from kfp_backend.services.run_rows import new_manifest_row, new_run_row
-from kfp_backend.services.runs import RunExecution, encode_references
+from kfp_backend.services.runs import RunExecution
 from kfp_backend.services.schedule_state import Job, ScheduleStateService, ScheduleTransaction, SlotAlreadyFired
 from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
