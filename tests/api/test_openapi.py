@@ -289,7 +289,7 @@ def test_run_calls_match_the_document(sqlite_app: Flask) -> None:
     assert api("GET", "/runs/{run_id}", path=one)["run"]["metrics"][0]["name"] == "acc"
     api("POST", "/runs/{run_id}:archive", path=one)
     api("POST", "/runs/{run_id}:unarchive", path=one)
-    api("POST", "/runs/{run_id}/retry", 409, path=one)
+    api("POST", "/runs/{run_id}/retry", 400, path=one)
     api("POST", "/runs/{run_id}/terminate", path=one)
     api("POST", "/runs/{run_id}/terminate", 400, path=one)
     node = {**one, "node_id": "n", "artifact_name": "a"}
