@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
+# The kfp 2.x SDK's tests run from a venv of their own: kfp 2 and kfp 1.8 need different protobufs.
+KFP2_VENV ?= .venv-kfp2
+KFP2_BIN := $(KFP2_VENV)/bin
 
-.PHONY: serve test lint install install-test clean
+.PHONY: serve test test-kfp2 lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +21,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+$(KFP2_BIN)/python:
+	$(PYTHON) -m venv $(KFP2_VENV)
+	$(KFP2_BIN)/pip install --quiet --upgrade pip
+
+# The server itself installs beside kfp 2 (pip check proves the pins agree): the tests start it from this venv.
+$(KFP2_VENV)/.installed: pyproject.toml | $(KFP2_BIN)/python
+	$(KFP2_BIN)/pip install --quiet -e '.[test-kfp2]'
+	$(KFP2_BIN)/pip check
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -26,12 +39,17 @@ serve: install
 	$(BIN)/kfp-backend db upgrade
 	$(BIN)/kfp-backend serve
 
-## test: install the test extra and run ruff and the whole suite
+## test: install the test extras and run ruff, the whole suite, then the kfp 2.x SDK's tests (tests/kfp2)
 test: install-test lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-kfp2
+
+## test-kfp2: the kfp 2.x SDK against a live server, from its own venv
+test-kfp2: $(KFP2_VENV)/.installed
+	$(KFP2_BIN)/pytest tests/kfp2
 
 lint: install-test
 	$(BIN)/ruff check kfp_backend tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(KFP2_VENV) .pytest_cache .ruff_cache *.egg-info

@@ -9,14 +9,20 @@ from kfp_backend.api.auth import install as install_auth
 from kfp_backend.api.errors import register_error_handlers
 from kfp_backend.api.request_guard import install as install_request_guard
 from kfp_backend.api.request_guard import install_content_type_check
+from kfp_backend.api.v2 import experiments as v2_experiments
+from kfp_backend.api.v2 import healthz as v2_healthz
+from kfp_backend.api.v2 import openapi as v2_openapi
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.container import Services
+from kfp_backend.services.experiment_activity import ExperimentActivity
 from kfp_backend.store.db import Database
 
 BLUEPRINTS = (
     healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint, jobs.blueprint,
+    # v2beta1: the same services behind the kfp 2.x SDK's wire.
+    v2_healthz.blueprint, v2_experiments.blueprint, v2_openapi.blueprint,
 )
 
 
@@ -36,6 +42,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         )
     app.extensions["kfp_backend.services"] = services
     services.bootstrap()
+    app.extensions[v2_experiments.ACTIVITY_EXTENSION] = ExperimentActivity(services.db)
     store = artifact_store(settings)
     services.runs.artifact_reader = store.read
     services.runs.artifact_sizer = store.size

@@ -20,7 +20,7 @@ from kfp_backend.services.container import Services
 
 log = logging.getLogger(__name__)
 
-PUBLIC_ENDPOINTS = frozenset({"healthz.healthz"})
+PUBLIC_ENDPOINTS = frozenset({"healthz.healthz", "v2_healthz.healthz"})
 EXTENSION = "kfp_backend.auth"
 
 

@@ -1,7 +1,8 @@
 """The one place where errors become HTTP responses, in the real server's two body shapes.
 
 Gateway endpoints answer `{"error", "code", "message", "details": [api.Error]}` with the HTTP status of the
-gRPC code; the upload endpoints answer `{"error_message", "error_details"}`. Nothing ever leaks a traceback.
+gRPC code; the upload endpoints answer `{"error_message", "error_details"}`; the v2beta1 API answers its own
+shape (api/v2/errors.py). Nothing ever leaks a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 
+from kfp_backend.api.v2 import is_v2_request
+from kfp_backend.api.v2.errors import routing_error, status_body
 from kfp_backend.services.errors import ApiError, Internal, InvalidArgument, ValueRefusedError
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ def api_error_response(error: ApiError) -> Response:
     status = GRPC_TO_HTTP.get(error.grpc_code, 500)
     if request.endpoint in UPLOAD_ENDPOINTS:
         return _json({"error_message": error.internal_message, "error_details": error.internal_message}, status)
+    if is_v2_request():
+        return _json(status_body(error.grpc_code, error.internal_message, error.external_message), status)
     return _json(gateway_error_body(error.grpc_code, error.internal_message, error.external_message), status)
 
 
@@ -65,6 +70,8 @@ def _http_error_response(error: HTTPException) -> Response:
     message = error.description if explained and error.description else (error.name or "Error")
     if request.endpoint in UPLOAD_ENDPOINTS:
         return _json({"error_message": message, "error_details": message}, status)
+    if is_v2_request():
+        return _json(*routing_error(status, code, message))
     response = _json(gateway_error_body(code, message, message), status)
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)

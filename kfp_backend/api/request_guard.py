@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 EXTENSION = "kfp_backend.request_guard"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Endpoints that read no body at all (healthz answers any method).
-BODILESS_ENDPOINTS = frozenset({"healthz.healthz"})
+BODILESS_ENDPOINTS = frozenset({"healthz.healthz", "v2_healthz.healthz"})
 JSON_TYPE = "application/json"
 MULTIPART_TYPE = "multipart/form-data"
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})

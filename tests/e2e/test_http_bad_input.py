@@ -221,7 +221,7 @@ CASES: list[Case] = [
     # Unknown routes and wrong methods.
     Case("unknown-route", "GET", "/nothing-here", 404),
     Case("unknown-nested-route", "GET", f"/experiments/{MISSING_ID}/children", 404),
-    Case("unknown-api-version", "GET", "//apis/v2beta1/experiments", 404),
+    Case("unknown-api-version", "GET", "//apis/v3beta1/experiments", 404),
     Case("outside-the-api", "GET", "//index.html", 404),
     Case("unknown-custom-method", "POST", f"/experiments/{MISSING_ID}:frobnicate", None),
     Case("put-collection", "PUT", "/experiments", 405),
