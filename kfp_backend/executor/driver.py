@@ -33,14 +33,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
-from kfp_backend.executor.operator import (
+from kfp_backend.executor.graph_walk import (
     DEADLINE_MESSAGE,
     RELAUNCH_NOTE,
     WORKFLOW_NAMESPACE,
     RunOperator,
     rfc3339,
 )
+from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
 from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, PENDING, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex

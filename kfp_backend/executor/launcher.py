@@ -4,7 +4,7 @@ Every step runs under a tiny wrapper, in its own session (so its process group h
 its descendants), with its private view of the in-step paths (see `sandbox`). Three wrappers, the first
 that works here unless one is asked for (`WRAPPERS`):
 
-- `kfp-step`: the compiled helper (see `helper`), when a C compiler is at hand;
+- `kfp-step`: the compiled helper (see `kfp_step`), when a C compiler is at hand;
 - `python`: its Python twin (see `pyspawner`): the same set-up by system calls in the child its spawner
   clones, then `/bin/sh -c '"$@" >&2; rc=$?; echo $rc; exit $rc' kfp-step ARGV...`;
 - `shell`: a `/bin/sh` script doing the set-up with programs:
@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from kfp_backend.executor import bwrap, helper, pyspawner, sandbox
+from kfp_backend.executor import bwrap, kfp_step, pyspawner, sandbox
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +362,8 @@ class LocalProcessLauncher:
 
     def _choose_wrapper(self, wanted: str) -> str:
         if wanted in (AUTO, KFP_STEP):
-            binary = helper.step_helper()
-            if binary is not None and (self.isolation != sandbox.NAMESPACE or helper.namespace_works(binary)):
+            binary = kfp_step.step_helper()
+            if binary is not None and (self.isolation != sandbox.NAMESPACE or kfp_step.namespace_works(binary)):
                 self.helper = binary
                 return KFP_STEP
             if wanted == KFP_STEP:

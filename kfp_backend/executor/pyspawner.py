@@ -11,7 +11,7 @@ exit status as the shell wrapper does: one program load before the step's instea
 
     request argv: kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
 
-(argv[0] is not looked at; the options are `kfp-step`'s, see `helper`.) It is run as a script, by path,
+(argv[0] is not looked at; the options are `kfp-step`'s, see `kfp_step`.) It is run as a script, by path,
 with `python -I -S`: the standard library only, single-threaded, started in a few milliseconds.
 
 Protocol (stdin -> stdout), as `kfp-step --spawner`: a request is "<length>\\n" then <length> bytes of
@@ -49,7 +49,7 @@ SETUP_MESSAGE = "could not set up the step's private paths"
 
 def command() -> list[str]:
     """How to start this spawner: this interpreter, isolated (-I: no script directory on sys.path, where
-    `operator.py` would shadow the standard library's), without site-packages (-S)."""
+    a module of this package could shadow one of the standard library), without site-packages (-S)."""
     return [sys.executable, "-I", "-S", __file__]
 
 

@@ -22,7 +22,7 @@ Three ways to give a step its private view:
     - `/var/tmp` and everything else is the host's, shared on purpose (retrying steps keep state there).
     The namespace dies with the step's last process; its mounts never show up on the host. Cost with
     the shell wrapper: one `unshare` exec plus one `mount` exec per bind (~1.5-3 ms each), no Python in
-    the child; with `kfp-step` (see `helper`) the same is done by system calls in one small process.
+    the child; with `kfp-step` (see `kfp_step`) the same is done by system calls in one small process.
 
 "rewrite" (no namespaces)
     Every declared path, and every directory between /tmp and a declared /tmp path (`/tmp/outputs`,
@@ -198,7 +198,7 @@ def plan_namespace(
     mount: str,
     helper: str | None = None,
 ) -> Plan:
-    """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
+    """`helper`: the path of `kfp-step` (see `kfp_step`), used instead of the shell wrapper when given."""
     paths = [check_in_step_path(p) for p in private_paths]
     root = Path(work_dir) / ROOT_DIR
     host_tmp = root / "tmp"

@@ -644,5 +644,5 @@ def test_the_python_wrapper_is_checked_before_it_is_chosen(tmp_path: Path, monke
     monkeypatch.setattr(launcher_module, "_python_checked", {False: problem, True: problem})
     with pytest.raises(RuntimeError, match="python wrapper is not available"):
         LocalProcessLauncher(sandbox.REWRITE, wrapper=PYTHON)
-    monkeypatch.setattr(launcher_module.helper, "step_helper", lambda: None)
+    monkeypatch.setattr(launcher_module.kfp_step, "step_helper", lambda: None)
     assert LocalProcessLauncher(sandbox.REWRITE).wrapper == "shell"
