@@ -13,7 +13,8 @@ import pytest
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import bwrap, isolation, sandbox
-from kfp_backend.executor.launcher import WRAPPERS, LocalProcessLauncher
+from kfp_backend.executor.process_launcher import LocalProcessLauncher
+from kfp_backend.executor.step_wrappers import WRAPPERS
 from tests.executor.test_launcher import OUT, Recorder, run, sandbox_options, spec_for, wait_for_file
 
 
