@@ -1,20 +1,9 @@
 """One thread per active run: reconcile, start steps, collect what they produced, write it down.
 
-The run's state lives in the database; this driver only holds what it can rebuild from there. A driver
-that dies (kill -9 of the server) is replaced by another that carries on from the rows: finished nodes
-are never run again, and a step still running from the old process is adopted rather than started
-twice.
-
-A pass launches every step that became ready (a whole wave), and its node changes go to the database
-in one transaction, written behind the driver by a writer thread (at most one transaction in flight;
-changes made meanwhile are merged into the next one), so the driver never waits on the database
-between launches. A step may therefore run before the row that says so is written; what makes that
-safe is the launch record the launcher writes in the step's directory right after the spawn (pid and
-process start time): a later driver that is about to start that node finds the record and adopts the
-process, or takes its recorded exit, instead of starting it twice. Once the driver has taken a step's
-result the launcher marks the directory (`mark_collected`), so a later attempt there (a retry of the
-run) starts afresh.
-The final state of a run is written synchronously, after everything before it.
+The run's state lives in the database; the driver only holds what it can rebuild from there, so a
+driver that dies is replaced by another that carries on from the rows (see docs/execution.md, "Restarts
+and crashes"). A pass launches a whole wave of steps; its node changes are written behind the driver by
+a writer thread (`_ProgressWriter`); the run's final state is written synchronously, after the rest.
 """
 
 from __future__ import annotations

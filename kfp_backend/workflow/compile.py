@@ -2,24 +2,8 @@
 
 `compile_workflow(document)` maps what kfp 1.8 compiles (container and DAG templates, retry strategies,
 deadlines, loops, conditions, an exit handler) and refuses, with a WorkflowError naming the template and
-the problem, anything a host-process executor cannot run.
-
-Decisions (see also docs):
-- Refused: template kinds other than container/dag/steps (resource, script, suspend, containerSet, data,
-  http, plugin), containers without `command` (an image ENTRYPOINT cannot be emulated on a host),
-  init containers and sidecars (extra processes the executor does not run), daemon templates,
-  env `valueFrom` other than `fieldRef`, input artifacts fetched from a repository (s3, gcs, http, git...),
-  `depends`, `continueOn`, `withSequence`, task hooks/onExit, `templateRef`/inline templates, DAG `target`,
-  `templateDefaults`, workflow `hooks`, retry `expression`, a retryStrategy on a DAG template, recursion.
-- `steps` templates (plain Argo; the upstream test resource `loops.yaml` is one) are compiled as DAGs: each
-  step depends on every step of the previous group and `{{steps.X...}}` reads as `{{tasks.X...}}`.
-  Node names then follow the DAG form (`P.step`, not Argo's `P[0].step`).
-- Ignored (Kubernetes-only): podSpecPatch, nodeSelector, affinity, tolerations, volumes, volumeMounts,
-  resources, securityContext, serviceAccountName, imagePullSecrets, ttlStrategy, podDisruptionBudget,
-  dnsConfig, template/step `metadata` other than annotations and labels, DAG `failFast` (kfp never sets it;
-  DAGs keep running independent branches as Argo does by default for kfp pipelines), output artifact
-  locations (`s3:`, `archive:`).
-- `parallelism: 0` (what kfp emits for a ParallelFor without a limit) means "no limit" and becomes None.
+the problem, anything a host-process executor cannot run (what is refused, compiled differently or
+ignored: docs/execution.md, "What the compiler accepts").
 """
 
 from __future__ import annotations
