@@ -57,10 +57,9 @@ class LocalProcessLauncher:
         self.isolation, self.isolation_note, self._tools = self._choose_isolation(isolation)
         self._wrapper = choose_wrapper(wrapper, namespace=self.isolation == sandbox.NAMESPACE)
         self.wrapper = self._wrapper.name
-        self.helper = self._wrapper.binary  # the compiled kfp-step, with that wrapper
         if self.isolation == sandbox.BWRAP and self.wrapper == KFP_STEP:
             assert self.sandbox_options is not None
-            problem = bwrap.problem(self.sandbox_options, self.helper)
+            problem = bwrap.problem(self.sandbox_options, self._wrapper.binary)
             if problem is not None:
                 raise bwrap.IsolationUnavailable(f"the step sandbox does not work with kfp-step here: {problem}")
 
