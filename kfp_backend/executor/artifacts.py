@@ -1,8 +1,9 @@
 """The artifact store: step outputs archived under keys, the way Argo archives them to S3/MinIO.
 
 An artifact is stored as a gzipped tar holding the single file or directory tree, named by its
-basename (Argo's `.tgz` archive), under a key such as
-`artifacts/<workflow-name>/<node-id>/<artifact-name>.tgz`. The interface is key-based so that an
+basename (Argo's `.tgz` archive). The driver stores a step's outputs under
+`artifacts/<run-id>/<node-id>/<artifact-name>.tgz` (Argo puts the workflow name where the run id is:
+with the run id, a deleted run's artifacts go with one prefix). The interface is key-based so that an
 S3-compatible store can implement it too; `LocalArtifactStore` keeps the objects as files below a root.
 """
 

@@ -1,41 +1,9 @@
 """The multi-user sandbox: each step in bubblewrap (`bwrap`) as an unprivileged user, seeing nothing of the server.
 
 A step of one tenant must not reach the server (its database, its data dir, its environment, its
-processes) nor another tenant's steps. Every step runs as
-
-    <wrapper> -I -- bwrap --die-with-parent --unshare-pid --as-pid-1 --unshare-ipc [--unshare-net] --ro-bind / /
-        --perms 0700 --tmpfs <each hidden directory>  --proc /proc  --dev /dev  --perms 1777 --tmpfs /dev/shm
-        --bind <its declared paths outside /tmp>  --bind <work_dir>/root/tmp /tmp  --chdir <cwd>
-        -- setpriv --reuid U --regid G --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all
-        -- env --default-signal=TERM -- ARGV...
-
-(with the `kfp-step` wrapper, `kfp-step -g G -u U -x -- ARGV...` does what setpriv and env do, in one
-program load instead of two)
-
-- bwrap runs as the server's user, root, WITHOUT a user namespace: as root it can mount whatever the
-  step needs; a user namespace made by root would map the step's user to root outside it, which still
-  owns the server's files. The step's user is set by `setpriv` (util-linux) or `kfp-step`: a real
-  uid/gid change with no supplementary groups, no capabilities and no_new_privs (no setuid program can
-  give them back);
-- a new PID namespace with its own /proc: the server and every other step are invisible, so neither
-  `/proc/<pid>/environ`, `/proc/<pid>/root` nor `kill` can reach them. The step is pid 1 there, as a
-  container's main process (`--as-pid-1`: bwrap's own init would report the exit and die after bwrap,
-  an orphan zombie in the step's process group): when it ends, the kernel kills everything left in
-  the namespace, and bwrap ends once the namespace is gone. Like a container's pid 1, a step gets the
-  group's SIGTERM only if it handles it; otherwise the SIGKILL after the grace period ends it;
-- the host filesystem read-only; the data dir (database, tokens, artifacts, every run's step
-  directories) and the other `hidden` paths replaced by empty tmpfs that only root may enter; a
-  private /tmp and the declared paths bound read-write from the step's own directory, handed over to
-  the step's user before the step starts (`hand_over`) and taken back after it ended (`take_back`,
-  which also removes links a step left pointing out of its directory: the server reads outputs as root);
-- the environment is the one the launcher builds from scratch (PATH, HOME, LANG, PYTHONUNBUFFERED and
-  the step's own variables): bwrap, setpriv and env pass it on unchanged.
-
-The group SIGTERM of terminate/deadline: the wrapper starts bwrap with SIGTERM ignored (`-I`), so the
-wrapper and bwrap outlive it and record the step's exit; `env --default-signal=TERM` (or `kfp-step -x`)
-gives the step the default action back: a step that handles SIGTERM gets it and its grace period.
-
-The network is NOT isolated unless `network` is off (`--unshare-net`: loopback only).
+processes) nor another tenant's steps. This module builds the sandbox's command line (`sandbox_argv`),
+checks that it works here (`problem`), and hands a step's tree to the step's user and back (`hand_over`,
+`take_back`). How it is built and why: docs/execution.md ("The multi-user sandbox").
 """
 
 from __future__ import annotations

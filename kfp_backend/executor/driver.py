@@ -1,20 +1,9 @@
 """One thread per active run: reconcile, start steps, collect what they produced, write it down.
 
-The run's state lives in the database; this driver only holds what it can rebuild from there. A driver
-that dies (kill -9 of the server) is replaced by another that carries on from the rows: finished nodes
-are never run again, and a step still running from the old process is adopted rather than started
-twice.
-
-A pass launches every step that became ready (a whole wave), and its node changes go to the database
-in one transaction, written behind the driver by a writer thread (at most one transaction in flight;
-changes made meanwhile are merged into the next one), so the driver never waits on the database
-between launches. A step may therefore run before the row that says so is written; what makes that
-safe is the launch record the launcher writes in the step's directory right after the spawn (pid and
-process start time): a later driver that is about to start that node finds the record and adopts the
-process, or takes its recorded exit, instead of starting it twice. Once the driver has taken a step's
-result the launcher marks the directory (`mark_collected`), so a later attempt there (a retry of the
-run) starts afresh.
-The final state of a run is written synchronously, after everything before it.
+The run's state lives in the database; the driver only holds what it can rebuild from there, so a
+driver that dies is replaced by another that carries on from the rows (see docs/execution.md, "Restarts
+and crashes"). A pass launches a whole wave of steps; its node changes are written behind the driver by
+a writer thread (`_ProgressWriter`); the run's final state is written synchronously, after the rest.
 """
 
 from __future__ import annotations
@@ -28,58 +17,66 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
-from kfp_backend.executor.operator import (
+from kfp_backend.executor.artifacts import ArtifactStore
+from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
+from kfp_backend.executor.graph_walk import (
     DEADLINE_MESSAGE,
     RELAUNCH_NOTE,
     WORKFLOW_NAMESPACE,
     RunOperator,
     rfc3339,
 )
+from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
+from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
-from kfp_backend.store.states import ERROR, FAILED, PENDING, RUNNING, SUCCEEDED
+from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
 from kfp_backend.workflow.errors import WorkflowError
-from kfp_backend.workflow.graph import Template
-
-if TYPE_CHECKING:
-    from kfp_backend.executor.executor import Executor
+from kfp_backend.workflow.graph import Template, WorkflowGraph
 
 log = logging.getLogger(__name__)
 METRICS_ARTIFACT = "mlpipeline-metrics"
 HOSTNAME = socket.gethostname()
 
 
-@dataclass(frozen=True)
-class _Exited:
-    node_name: str
-    result: StepResult
+class DriverHost(Protocol):
+    """What a run driver needs from the executor that runs it: step slots shared with the other drivers,
+    where its steps' directories are, and what is done with a step's log, its metrics and a deleted run."""
+
+    def try_acquire_slot(self, driver: RunDriver) -> bool:
+        """A slot for one step; False: none free now (the driver is posted `Wake` when one is freed)."""
+
+    def claim_slot_unconditionally(self, driver: RunDriver) -> None:
+        """An adopted step already runs: count it even if that overbooks the slots for a while."""
+
+    def release_slot(self, driver: RunDriver) -> None: ...
+
+    def driver_done(self, driver: RunDriver) -> None:
+        """The driver's thread is ending."""
+
+    def step_dir(self, run_id: str, node_id: str) -> Path: ...
+
+    def cap_step_log(self, node: dict) -> None:
+        """Cap the log of a step that has ended."""
+
+    def report_metrics(self, run_id: str, node_id: str, data: bytes) -> None:
+        """A step's mlpipeline-metrics file."""
+
+    def remove_run_files(self, run_id: str) -> None:
+        """A deleted run's step directories and stored artifacts."""
 
 
-class _Wake:
-    pass
+class _Launch(Enum):
+    """How `start_pod` got a step going when it has no handle (yet)."""
 
-
-class _Terminate:
-    pass
-
-
-class _Deleted:
-    pass
-
-
-class _Shutdown:
-    """The process is stopping: leave the steps running; the next executor adopts them."""
-
-
-_ALREADY_ENDED = object()  # start_pod found the step's recorded exit: an _Exited event is on its way
-_IN_WAVE = object()  # start_pod queued the step: it starts with the pass's wave
+    ALREADY_ENDED = "already ended"  # its recorded exit was found: a StepExited message is on its way
+    IN_WAVE = "in wave"  # queued: it starts with the pass's wave
 
 
 class _ProgressWriter:
@@ -89,8 +86,11 @@ class _ProgressWriter:
     a write finds the run is no longer this driver's, `error` holds an exception a write raised. Either
     wakes the driver up. `drain` waits until everything handed over is written."""
 
-    def __init__(self, driver: RunDriver) -> None:
-        self._driver = driver
+    def __init__(self, state: ExecutionStateService, run_id: str, driver_id: str, wake: Callable[[], None]) -> None:
+        self._state = state
+        self._run_id = run_id
+        self._driver_id = driver_id
+        self._wake = wake  # wakes the driver up
         self._cond = threading.Condition()
         self._inserted: dict[str, NodeRow] = {}
         self._updated: dict[str, NodeRow] = {}
@@ -139,7 +139,6 @@ class _ProgressWriter:
                 self._cond.wait()
 
     def _run(self) -> None:
-        executor = self._driver.executor
         while True:
             with self._cond:
                 while self._status is None and not self._closed:
@@ -153,8 +152,8 @@ class _ProgressWriter:
                 self._busy = True
             owned, error = True, None
             try:
-                owned = executor.state.save_progress(
-                    self._driver.run_id, executor.driver_id, inserted=inserted, updated=updated,
+                owned = self._state.save_progress(
+                    self._run_id, self._driver_id, inserted=inserted, updated=updated,
                     workflow_status=workflow_status, status=status, finished=False,
                 )
             except Exception as exc:  # raised again on the driver thread
@@ -167,26 +166,45 @@ class _ProgressWriter:
                     self.lost = True
                 self._cond.notify_all()
             if error is not None or not owned:
-                self._driver.post(_Wake())
+                self._wake()
                 return
 
 
 class RunDriver:
-    def __init__(self, executor: Executor, claimed: ClaimedRun) -> None:
-        self.executor = executor
+    def __init__(
+        self,
+        claimed: ClaimedRun,
+        *,
+        host: DriverHost,
+        launcher: StepLauncher,
+        state: ExecutionStateService,
+        artifacts: ArtifactStore,
+        driver_id: str,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.host = host
+        self.launcher = launcher
+        # Adopting steps launched by an earlier process, when the launcher can (see StepRecovery).
+        self.recovery: StepRecovery | None = launcher if isinstance(launcher, StepRecovery) else None
+        self.state = state
+        self.artifacts = artifacts
+        self.driver_id = driver_id
+        self.heartbeat_seconds = heartbeat_seconds
         self.run_id = claimed.run_id
         self.claimed = claimed
-        self.events: queue.Queue[object] = queue.Queue()
+        self.events: queue.Queue[DriverMessage] = queue.Queue()
         self.handles: dict[str, StepHandle] = {}
         self.templates_by_node: dict[str, Template] = {}
         self.specs_by_node: dict[str, StepSpec] = {}
         self._wave: list[tuple[dict, StepSpec, Callable[[StepResult], None]]] = []  # steps to start after the pass
         # Nodes whose process was lost (vanished, or its host is gone) -> what happened: started again.
         self._lost_processes: dict[str, str] = {}
-        self.writer = _ProgressWriter(self)
+        self.writer = _ProgressWriter(state, self.run_id, driver_id, lambda: self.post(Wake()))
         self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
         self.operator: RunOperator | None = None
+        self.graph: WorkflowGraph | None = None
+        self.workflow_name = ""
         self._deleted = False
         self._shutdown = False
         self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id[:8]}", daemon=True)
@@ -196,7 +214,7 @@ class RunDriver:
     def start(self) -> None:
         self._thread.start()
 
-    def post(self, event: object) -> None:
+    def post(self, event: DriverMessage) -> None:
         self.events.put(event)
 
     def join(self, timeout: float | None = None) -> None:
@@ -213,12 +231,12 @@ class RunDriver:
         finally:
             self.writer.close()  # already closed on every way out; never leave its thread behind
             for _ in self._wave:  # queued, never started (the driver failed in the middle of a pass)
-                self.executor.release_slot(self)
+                self.host.release_slot(self)
             self._wave.clear()
             for node_name in list(self.handles):
-                self.executor.release_slot(self)
+                self.host.release_slot(self)
                 del self.handles[node_name]
-            self.executor.driver_done(self)
+            self.host.driver_done(self)
 
     def _drive(self) -> None:
         document = json.loads(self.claimed.workflow)
@@ -238,11 +256,10 @@ class RunDriver:
         self.graph = graph
         resumed = bool(self.claimed.nodes or status.get("startedAt"))
         log.info("run %s (%s) %s", self.run_id, self.claimed.name, "resumed" if resumed else "started")
-        self._adopt_running_steps(operator)
+        self._adopt_running_steps(operator, graph)
         if self.claimed.terminate_requested:
             operator.request_stop("terminate")
-        settings = self.executor.settings
-        next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
+        next_heartbeat = time.monotonic() + self.heartbeat_seconds
         while True:
             operator.reconcile()
             while self._launch_wave(operator):  # some could not start: their nodes ended, look again
@@ -255,7 +272,7 @@ class RunDriver:
             if operator.next_wake is not None:
                 timeout = min(timeout, max(0.0, operator.next_wake - time.time()))
             try:
-                event: object | None = self.events.get(timeout=timeout)
+                event: DriverMessage | None = self.events.get(timeout=timeout)
             except queue.Empty:
                 event = None
             while event is not None:
@@ -278,8 +295,8 @@ class RunDriver:
                 self.writer.close()
                 return
             if time.monotonic() >= next_heartbeat:
-                next_heartbeat = time.monotonic() + settings.driver_heartbeat_seconds
-                beat = self.executor.state.heartbeat(self.run_id, self.executor.driver_id)
+                next_heartbeat = time.monotonic() + self.heartbeat_seconds
+                beat = self.state.heartbeat(self.run_id, self.driver_id)
                 if beat is None or not beat[0]:
                     # The run was deleted, or another executor took it over: stop touching it.
                     self._abandon(kill=beat is None)
@@ -287,24 +304,24 @@ class RunDriver:
                 if beat[1]:
                     operator.request_stop("terminate")
 
-    def _handle(self, event: object, operator: RunOperator) -> None:
-        if isinstance(event, _Exited):
+    def _handle(self, event: DriverMessage, operator: RunOperator) -> None:
+        if isinstance(event, StepExited):
             self.handles.pop(event.node_name, None)
-            self.executor.release_slot(self)
+            self.host.release_slot(self)
             node = operator.nodes.get(event.node_name)
             if node is None:
                 return
-            self.executor.cap_step_log(node)  # before mark_collected: a restart collecting again caps it then
+            self.host.cap_step_log(node)  # before mark_collected: a restart collecting again caps it then
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)
-            if spec is not None:
-                self.executor.launcher.mark_collected(spec)
-        elif isinstance(event, _Terminate):
+            if spec is not None and self.recovery is not None:
+                self.recovery.mark_collected(spec)
+        elif isinstance(event, Terminate):
             operator.request_stop("terminate")
-        elif isinstance(event, _Deleted):
+        elif isinstance(event, RunDeleted):
             self._deleted = True
-        elif isinstance(event, _Shutdown):
+        elif isinstance(event, Shutdown):
             self._shutdown = True
 
     def _flush(self, operator: RunOperator) -> None:
@@ -333,8 +350,8 @@ class RunDriver:
                 rows_inserted[node["id"]] = node_row(node)
             else:
                 rows_updated[node["id"]] = node_row(node)
-        if self.writer.lost or not self.executor.state.save_progress(
-            self.run_id, self.executor.driver_id, inserted=list(rows_inserted.values()),
+        if self.writer.lost or not self.state.save_progress(
+            self.run_id, self.driver_id, inserted=list(rows_inserted.values()),
             updated=list(rows_updated.values()), workflow_status=operator.workflow_status(), status=operator.phase,
             finished=True,
         ):
@@ -346,11 +363,11 @@ class RunDriver:
         self.writer.close()
         for handle in list(self.handles.values()):
             if kill:
-                self.executor.launcher.terminate(handle)
+                self.launcher.terminate(handle)
         if self._deleted:
             for handle in list(self.handles.values()):
                 handle.wait(10)
-            self.executor.remove_run_files(self.run_id)
+            self.host.remove_run_files(self.run_id)
 
     def _fail_run(self, message: str, phase: str = ERROR) -> None:
         now = time.time()
@@ -358,14 +375,14 @@ class RunDriver:
         nodes: list[dict] = []
         if self.operator is not None:
             for handle in list(self.handles.values()):
-                self.executor.launcher.terminate(handle)
+                self.launcher.terminate(handle)
             status = {**self.operator.workflow_status(), **status, "startedAt": rfc3339(self.operator.started_at)}
             nodes = [node_row(n) for n in self.operator.take_changes()[0]]
         self.writer.close()
         nodes = self.writer.take()[0] + nodes
         try:
-            if not self.executor.state.save_progress(
-                self.run_id, self.executor.driver_id, inserted=nodes, updated=[], workflow_status=status,
+            if not self.state.save_progress(
+                self.run_id, self.driver_id, inserted=nodes, updated=[], workflow_status=status,
                 status=phase, finished=True,
             ):
                 return  # no longer this driver's run
@@ -381,15 +398,14 @@ class RunDriver:
     # ------------------------------------------------------------ StepHost
 
     def start_pod(self, node: dict, template: Template) -> str | None:
-        if not self.executor.try_acquire_slot(self):
+        if not self.host.try_acquire_slot(self):
             return ""
         try:
             spec = self._step_spec(node, template)
         except ex.UnresolvedPlaceholder as exc:
-            self.executor.release_slot(self)
+            self.host.release_slot(self)
             return f"Unable to resolve: {exc}"
         name = node["name"]
-        launcher = self.executor.launcher
         try:
             existing = spec.work_dir.exists()
             handle = self._find_unrecorded_launch(node, spec) if existing else None
@@ -401,17 +417,17 @@ class RunDriver:
                     shutil.rmtree(spec.work_dir)  # an earlier attempt (a retried run) or a launch that never ran
                 self._place_inputs(node, template, spec)
                 # Started with the rest of this pass's wave, once the pass is over (`_launch_wave`).
-                self._wave.append((node, spec, lambda result: self.post(_Exited(name, result))))
-                handle = _IN_WAVE
+                self._wave.append((node, spec, lambda result: self.post(StepExited(name, result))))
+                handle = _Launch.IN_WAVE
         except Exception as exc:
-            self.executor.release_slot(self)
+            self.host.release_slot(self)
             log.exception("run %s: could not start %s", self.run_id, name)
             return f"failed to start the step: {exc}"
         if isinstance(handle, StepHandle):
             self.handles[name] = handle
             node["_pid"] = handle.pid
         node["_work_dir"] = str(spec.work_dir)
-        node["_log_path"] = str(launcher.log_path(spec))
+        node["_log_path"] = str(self.launcher.log_path(spec))
         node["hostNodeName"] = HOSTNAME
         self.templates_by_node[name] = template
         self.specs_by_node[name] = spec
@@ -422,7 +438,7 @@ class RunDriver:
         if not self._wave:
             return False
         wave, self._wave = self._wave, []
-        outcomes = self.executor.launcher.start_many([(spec, on_exit) for _, spec, on_exit in wave])
+        outcomes = self.launcher.start_many([(spec, on_exit) for _, spec, on_exit in wave])
         failed = False
         for (node, _, _), outcome in zip(wave, outcomes, strict=True):
             if isinstance(outcome, StepHandle):
@@ -430,23 +446,23 @@ class RunDriver:
                 node["_pid"] = outcome.pid
                 continue
             failed = True
-            self.executor.release_slot(self)
+            self.host.release_slot(self)
             self.specs_by_node.pop(node["name"], None)
             log.error("run %s: could not start %s: %s", self.run_id, node["name"], outcome)
             operator.pod_exited(node["name"], ERROR, f"failed to start the step: {outcome}", None)
         return failed
 
-    def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | object | None:
+    def _find_unrecorded_launch(self, node: dict, spec: StepSpec) -> StepHandle | _Launch | None:
         """A launch of this very node that an earlier driver made but never got into the database (it
         died between the two): adopt the process, or take the exit it recorded. None: start the step."""
-        if self.executor.launcher.was_collected(spec):
+        launcher = self.recovery
+        if launcher is None or launcher.was_collected(spec):
             return None
-        launcher = self.executor.launcher
         pid = launcher.launched_pid(spec)
         if pid is None:
             return None
         name = node["name"]
-        handle = launcher.adopt(spec, pid, lambda result: self.post(_Exited(name, result)))
+        handle = launcher.adopt(spec, pid, lambda result: self.post(StepExited(name, result)))
         if handle is not None:
             log.info("run %s: adopted %s (pid %s), launched before a restart", self.run_id, name, pid)
             return handle
@@ -456,8 +472,8 @@ class RunDriver:
         if recorded is None or recorded.vanished:
             return None
         node["_pid"] = pid
-        self.post(_Exited(name, recorded))
-        return _ALREADY_ENDED
+        self.post(StepExited(name, recorded))
+        return _Launch.ALREADY_ENDED
 
     def _note_relaunch(self, node: dict, spec: StepSpec, lost: str) -> None:
         """Say in the node's message and in its log that the step starts again, and why. The earlier
@@ -465,7 +481,7 @@ class RunDriver:
         note = f"relaunched: {lost}"
         node[RELAUNCH_NOTE] = note
         node["message"] = note
-        log_path = self.executor.launcher.log_path(spec)
+        log_path = self.launcher.log_path(spec)
         if spec.work_dir.exists():
             for entry in spec.work_dir.iterdir():
                 if entry == log_path:
@@ -485,7 +501,7 @@ class RunDriver:
     def kill_pod(self, node: dict) -> None:
         handle = self.handles.get(node["name"])
         if handle is not None:
-            self.executor.launcher.terminate(handle)
+            self.launcher.terminate(handle)
 
     # ------------------------------------------------------------ steps
 
@@ -499,7 +515,7 @@ class RunDriver:
             "pod.name": node["id"],
         }
         assert self.operator is not None
-        workflow_scope.update(self.operator._workflow_scope())
+        workflow_scope.update(self.operator.workflow_scope())
         scope = ex.template_scope(template, parameters, workflow_scope)
         container = template.container
         argv = [ex.substitute(part, scope) for part in (*container.command, *container.args)]
@@ -514,14 +530,14 @@ class RunDriver:
             key=f"{self.run_id}/{node['id']}",
             argv=argv,
             env=env,
-            work_dir=self.executor.step_dir(self.run_id, node["id"]),
+            work_dir=self.host.step_dir(self.run_id, node["id"]),
             private_paths=sorted(set(paths)),
             deadline_seconds=template.active_deadline_seconds,
             working_dir=container.working_dir,
         )
 
     def _place_inputs(self, node: dict, template: Template, spec: StepSpec) -> None:
-        launcher = self.executor.launcher
+        launcher = self.launcher
         given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
         for decl in template.inputs_artifacts:
             artifact = given.get(decl.name)
@@ -532,15 +548,16 @@ class RunDriver:
             if "raw" in artifact:
                 target.write_text(artifact["raw"].get("data", ""), encoding="utf-8")
             elif "s3" in artifact:
-                self.executor.artifacts.get(artifact["s3"]["key"], target)
+                self.artifacts.get(artifact["s3"]["key"], target)
         # The directories of the outputs (hand-written ContainerOps expect them, as in an image) are made
         # by the launcher's sandbox plan, with those of every other declared path.
 
     def _collect(self, node: dict, result: StepResult) -> tuple[str, str, dict | None]:
         """The node's phase, message and outputs from its exit and the files it left."""
+        assert self.graph is not None
         template = self.templates_by_node.get(node["name"]) or self.graph.templates[node["templateName"]]
         spec = self.specs_by_node.get(node["name"]) or self._step_spec(node, template)
-        launcher = self.executor.launcher
+        launcher = self.launcher
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
@@ -585,18 +602,18 @@ class RunDriver:
             # Argo's key is artifacts/<workflow>/<pod>/<name>.tgz; the run id in its place lets a deleted
             # run's artifacts go with one prefix.
             key = f"artifacts/{self.run_id}/{node['id']}/{decl.name}.tgz"
-            self.executor.artifacts.put(key, host)
+            self.artifacts.put(key, host)
             artifacts.append({"name": decl.name, "path": decl.path, "s3": {"key": key}})
             if decl.name == METRICS_ARTIFACT and host.is_file():
-                self.executor.report_metrics(self.run_id, node["id"], host.read_bytes())
+                self.host.report_metrics(self.run_id, node["id"], host.read_bytes())
         if artifacts:
             outputs["artifacts"] = artifacts
         return phase, message, outputs or None
 
-    def _adopt_running_steps(self, operator: RunOperator) -> None:
-        launcher = self.executor.launcher
+    def _adopt_running_steps(self, operator: RunOperator, graph: WorkflowGraph) -> None:
+        launcher = self.recovery
         for node in operator.running_pods():
-            template = self.graph.templates.get(node["templateName"])
+            template = graph.templates.get(node["templateName"])
             if template is None or template.container is None:
                 continue
             spec = self._step_spec(node, template)
@@ -605,27 +622,25 @@ class RunDriver:
             name = node["name"]
             handle = None
             pid = node.get("_pid")
-            if pid and node.get("hostNodeName") == HOSTNAME:
-                self.executor.claim_slot_unconditionally(self)
-                handle = launcher.adopt(spec, int(pid), lambda result, name=name: self.post(_Exited(name, result)))
+            if pid and node.get("hostNodeName") == HOSTNAME and launcher is not None:
+                self.host.claim_slot_unconditionally(self)
+                handle = launcher.adopt(spec, int(pid), lambda result, name=name: self.post(StepExited(name, result)))
                 if handle is not None:
                     self.handles[name] = handle
                     continue
                 recorded = launcher.recorded_result(spec)
                 if recorded is not None and not recorded.vanished:
-                    self.post(_Exited(name, recorded))
+                    self.post(StepExited(name, recorded))
                     continue
-                self.executor.release_slot(self)
+                self.host.release_slot(self)
             # The process is gone without a trace (or ran on another machine): start the step again.
             host = node.get("hostNodeName")
             if host and host != HOSTNAME:
                 self._lost_processes[name] = f"its process on host {host} was lost"
             else:
                 self._lost_processes[name] = _vanished(pid)
-            node["phase"] = PENDING
             node.pop("_pid", None)
-            operator._running_pods -= 1
-            operator._touch(node)
+            operator.pod_lost(node)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -22,11 +22,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import sandbox, step_logs
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.driver import RunDriver, _Deleted, _Shutdown, _Terminate, _Wake
+from kfp_backend.executor.driver import RunDriver
+from kfp_backend.executor.driver_messages import RunDeleted, Shutdown, Terminate, Wake
 from kfp_backend.executor.launcher import StepLauncher
 from kfp_backend.services.execution_state import ExecutionStateService
 
@@ -39,6 +41,11 @@ SWEEP_MAX_INTERVAL_SECONDS = 600.0
 _LIVE_EXECUTOR_IDS: set[str] = set()
 
 
+class MetricsReporter(Protocol):
+    def report_metrics_file(self, run_id: str, node_id: str, data: bytes) -> None:
+        """A step's mlpipeline-metrics file, turned into the run's metrics."""
+
+
 class Executor:
     """Implements the run service's execution hooks (`RunExecution`)."""
 
@@ -48,7 +55,7 @@ class Executor:
         state: ExecutionStateService,
         launcher: StepLauncher,
         artifacts: ArtifactStore,
-        metrics_reporter: object | None = None,
+        metrics_reporter: MetricsReporter | None = None,
         poll_seconds: float = 1.0,
     ) -> None:
         self.settings = settings
@@ -88,7 +95,7 @@ class Executor:
         with self._lock:
             drivers = list(self._drivers.values())
         for driver in drivers:
-            driver.post(_Shutdown())
+            driver.post(Shutdown())
         for driver in drivers:
             driver.join(timeout)
         for driver in drivers:
@@ -110,14 +117,14 @@ class Executor:
     def terminate_requested(self, run_id: str) -> None:
         driver = self._drivers.get(run_id)
         if driver is not None:
-            driver.post(_Terminate())
+            driver.post(Terminate())
         else:
             self._wake.set()
 
     def run_deleted(self, run_id: str) -> None:
         driver = self._drivers.get(run_id)
         if driver is not None:
-            driver.post(_Deleted())  # it kills the steps, then removes the files
+            driver.post(RunDeleted())  # it kills the steps, then removes the files
         else:
             self.remove_run_files(run_id)
 
@@ -165,7 +172,7 @@ class Executor:
             waiting = list(self._waiting)
             self._waiting.clear()
         for other in waiting:
-            other.post(_Wake())
+            other.post(Wake())
 
     # ------------------------------------------------------------ metrics
 
@@ -173,7 +180,7 @@ class Executor:
         if self.metrics_reporter is None:
             return
         try:
-            self.metrics_reporter.report_metrics_file(run_id, node_id, data)  # type: ignore[attr-defined]
+            self.metrics_reporter.report_metrics_file(run_id, node_id, data)
         except Exception:
             log.exception("run %s: could not report the metrics of %s", run_id, node_id)
 
@@ -247,7 +254,10 @@ class Executor:
             claimed = self.state.claim(run_id, self.driver_id, previous)
             if claimed is None:
                 continue
-            driver = RunDriver(self, claimed)
+            driver = RunDriver(
+                claimed, host=self, launcher=self.launcher, state=self.state, artifacts=self.artifacts,
+                driver_id=self.driver_id, heartbeat_seconds=self.settings.driver_heartbeat_seconds,
+            )
             with self._lock:
                 self._drivers[run_id] = driver
             driver.start()

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import bwrap, sandbox
-from kfp_backend.executor.launcher import LocalProcessLauncher
+from kfp_backend.executor.process_launcher import LocalProcessLauncher
 
 log = logging.getLogger(__name__)
 

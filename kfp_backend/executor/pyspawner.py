@@ -1,22 +1,9 @@
 """`kfp-step` for hosts without a C compiler: its spawner and its options, in Python (plus `sh`).
 
-Without the compiled `kfp-step`, a step would run under the shell wrapper: `unshare`, `sh` and `mount`,
-three program loads before the step's own, each started by the server with `posix_spawn` one after
-the other. This small process speaks `kfp-step --spawner`'s protocol instead: it takes a whole wave in
-one request and starts each step as a child of the server (a raw `clone` with CLONE_PARENT, through
-ctypes: the server waits for the steps and gets their exit status as for processes it spawned itself).
-The child does what `kfp-step`'s options say with system calls (launch record, private mount
-namespace, bind mounts, working directory), then becomes `sh`, which runs the step and records its
-exit status as the shell wrapper does: one program load before the step's instead of three.
-
-    request argv: kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
-
-(argv[0] is not looked at; the options are `kfp-step`'s, see `helper`.) It is run as a script, by path,
-with `python -I -S`: the standard library only, single-threaded, started in a few milliseconds.
-
-Protocol (stdin -> stdout), as `kfp-step --spawner`: a request is "<length>\\n" then <length> bytes of
-NUL-terminated fields: stdout path, stderr path, argument count, arguments..., environment count,
-environment...; the reply is "<pid>\\n", or "-<errno>\\n". It ends at end of input.
+Run as a script (`command()`), it speaks `kfp-step --spawner`'s protocol: each request starts one step
+as a child of the server (a raw `clone` with CLONE_PARENT), set up by system calls as `kfp-step`'s
+options say, then `sh` runs the step and records its exit status. The protocol and why:
+docs/execution.md ("`pyspawner`").
 """
 
 from __future__ import annotations
@@ -49,7 +36,7 @@ SETUP_MESSAGE = "could not set up the step's private paths"
 
 def command() -> list[str]:
     """How to start this spawner: this interpreter, isolated (-I: no script directory on sys.path, where
-    `operator.py` would shadow the standard library's), without site-packages (-S)."""
+    a module of this package could shadow one of the standard library), without site-packages (-S)."""
     return [sys.executable, "-I", "-S", __file__]
 
 

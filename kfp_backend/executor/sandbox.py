@@ -1,45 +1,9 @@
 """Private views of the fixed absolute paths that kfp 1.8 steps read and write.
 
-kfp 1.8 components use absolute paths chosen at compile time: `/tmp/inputs/<name>/data`,
-`/tmp/outputs/<name>/data`, and for hand-written ContainerOps whatever the user wrote
-(`/mlpipeline-metrics.json`, `/output.txt`...). Two steps running at once must never see each other's
-files there. Every in-step path P has a host path `<work_dir>/root/<P without the leading />`; the
-engine writes inputs there before the step starts and reads outputs there after it ends.
-
-Three ways to give a step its private view:
-
-"namespace" (the faithful one; needs CAP_SYS_ADMIN, i.e. root on this server)
-    The step runs in its own mount namespace (`unshare --mount --propagation private`), where
-    - `/tmp` is bind-mounted from `<work_dir>/root/tmp`, so all of /tmp is private: `mktemp` works,
-      `/tmp/outputs/...` lands in the step's directory, nothing of the host's /tmp is visible;
-    - every declared path outside /tmp is bind-mounted from its host path. A mount needs a mount point,
-      so when P does not exist on the real filesystem an EMPTY placeholder (file, or directory when the
-      host path is a directory) and its missing parent directories are created there, as root, and left
-      in place (they stay empty: the steps write into their own bind-mounted copy). Such a path is a
-      mount point inside the step: it can be written, truncated and appended to, but not removed or
-      renamed over (EBUSY). For an output, the launcher creates the host file empty with mtime 0 and
-      removes it after the step if the step never wrote it, so a missing output stays missing;
-    - `/var/tmp` and everything else is the host's, shared on purpose (retrying steps keep state there).
-    The namespace dies with the step's last process; its mounts never show up on the host. Cost with
-    the shell wrapper: one `unshare` exec plus one `mount` exec per bind (~1.5-3 ms each), no Python in
-    the child; with `kfp-step` (see `helper`) the same is done by system calls in one small process.
-
-"rewrite" (no namespaces)
-    Every declared path, and every directory between /tmp and a declared /tmp path (`/tmp/outputs`,
-    `/tmp/outputs/X`...), is replaced by its host path wherever it occurs in an argv string or an env
-    value (whole path components only: `/tmp/outputs/x/data` is rewritten, `/tmp/outputs/x/database`
-    is not); TMPDIR and HOME point into `<work_dir>/root/tmp`. Paths a step builds at run time (string
-    concatenation inside the program, paths read from files) are NOT rewritten, and a bare `/tmp/...`
-    path that was not declared stays the shared host /tmp.
-
-"bwrap" (multi-user mode; see `bwrap`)
-    The same private paths as "namespace", bound by bubblewrap, which also runs the step as an
-    unprivileged user in its own PID namespace, with the host read-only and the data dir hidden
-    (`plan_bwrap`).
-
-In every mode HOME and the default working directory are the step's private `/tmp` (no directory of
-their own: each one more is an inode to allocate per step), a `workingDir` under /tmp is private, and a
-`workingDir` elsewhere is the host's own directory (created when missing).
+Every in-step path P has a host path `<work_dir>/root/<P without the leading />`. A plan (`Plan`) says how
+a step is started so that it sees its own files there: in a private mount namespace (`plan_namespace`),
+with its paths rewritten (`plan_rewrite`), or in the multi-user sandbox (`plan_bwrap`, see `bwrap`).
+The three modes in detail: docs/execution.md ("Private paths").
 """
 
 from __future__ import annotations
@@ -198,7 +162,7 @@ def plan_namespace(
     mount: str,
     helper: str | None = None,
 ) -> Plan:
-    """`helper`: the path of `kfp-step` (see `helper`), used instead of the shell wrapper when given."""
+    """`helper`: the path of `kfp-step` (see `kfp_step`), used instead of the shell wrapper when given."""
     paths = [check_in_step_path(p) for p in private_paths]
     root = Path(work_dir) / ROOT_DIR
     host_tmp = root / "tmp"

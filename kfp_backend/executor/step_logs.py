@@ -1,7 +1,7 @@
 """The cap on a step's stored log: a log longer than the cap keeps its head and its tail, with one line
 between them saying how many bytes were cut there.
 
-The step's wrapper writes the log itself (see `launcher`), so the cap is applied when the driver collects
+The step's wrapper writes the log itself (see `launch_records`), so the cap is applied when the driver collects
 the step's result, once every process of the step is gone. The capped log is written beside the original
 and renamed over it: a crash midway leaves the original whole (collecting again caps it again), a reader
 already streaming the original goes on reading it, and a log within the cap (one capped before, too) is

@@ -2,29 +2,12 @@
 
 `compile_workflow(document)` maps what kfp 1.8 compiles (container and DAG templates, retry strategies,
 deadlines, loops, conditions, an exit handler) and refuses, with a WorkflowError naming the template and
-the problem, anything a host-process executor cannot run.
-
-Decisions (see also docs):
-- Refused: template kinds other than container/dag/steps (resource, script, suspend, containerSet, data,
-  http, plugin), containers without `command` (an image ENTRYPOINT cannot be emulated on a host),
-  init containers and sidecars (extra processes the executor does not run), daemon templates,
-  env `valueFrom` other than `fieldRef`, input artifacts fetched from a repository (s3, gcs, http, git...),
-  `depends`, `continueOn`, `withSequence`, task hooks/onExit, `templateRef`/inline templates, DAG `target`,
-  `templateDefaults`, workflow `hooks`, retry `expression`, a retryStrategy on a DAG template, recursion.
-- `steps` templates (plain Argo; the upstream test resource `loops.yaml` is one) are compiled as DAGs: each
-  step depends on every step of the previous group and `{{steps.X...}}` reads as `{{tasks.X...}}`.
-  Node names then follow the DAG form (`P.step`, not Argo's `P[0].step`).
-- Ignored (Kubernetes-only): podSpecPatch, nodeSelector, affinity, tolerations, volumes, volumeMounts,
-  resources, securityContext, serviceAccountName, imagePullSecrets, ttlStrategy, podDisruptionBudget,
-  dnsConfig, template/step `metadata` other than annotations and labels, DAG `failFast` (kfp never sets it;
-  DAGs keep running independent branches as Argo does by default for kfp pipelines), output artifact
-  locations (`s3:`, `archive:`).
-- `parallelism: 0` (what kfp emits for a ParallelFor without a limit) means "no limit" and becomes None.
+the problem, anything a host-process executor cannot run (what is refused, compiled differently or
+ignored: docs/execution.md, "What the compiler accepts").
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
@@ -43,8 +26,8 @@ from kfp_backend.workflow.graph import (
     Template,
     WorkflowGraph,
 )
+from kfp_backend.workflow.values import INVALID, quoted, scalar
 
-_INVALID = "Invalid workflow"
 _UNSUPPORTED = "Unsupported workflow"
 
 # Output artifacts KFP's API server marks optional at run creation.
@@ -84,14 +67,14 @@ def compile_workflow(document: dict[str, Any]) -> WorkflowGraph:
 
     entrypoint = spec.get("entrypoint")
     if not isinstance(entrypoint, str) or entrypoint not in templates:
-        _invalid(f'spec.entrypoint "{_text(entrypoint)}" is not the name of a template.')
+        _invalid(f'spec.entrypoint "{quoted(entrypoint)}" is not the name of a template.')
     on_exit = spec.get("onExit")
     if on_exit is not None and (not isinstance(on_exit, str) or on_exit not in templates):
-        _invalid(f'spec.onExit "{_text(on_exit)}" is not the name of a template.')
+        _invalid(f'spec.onExit "{quoted(on_exit)}" is not the name of a template.')
 
     arguments = _mapping(spec.get("arguments"), "spec.arguments")
     parameters = tuple(
-        ParameterDecl(name=p["name"], value=_scalar(p.get("value"), f'spec.arguments parameter "{p["name"]}"'))
+        ParameterDecl(name=p["name"], value=scalar(p.get("value"), f'spec.arguments parameter "{p["name"]}"'))
         for p in _named_list(arguments.get("parameters"), "spec.arguments.parameters")
     )
     artifacts = tuple(
@@ -209,12 +192,12 @@ def _container(raw: Any, where: str) -> ContainerSpec:
     for entry in _named_list(container.get("env"), f"{where} container.env"):
         value_from = entry.get("valueFrom")
         if value_from is None:
-            env.append((entry["name"], _scalar(entry.get("value"), f'{where} env "{entry["name"]}"') or ""))
+            env.append((entry["name"], scalar(entry.get("value"), f'{where} env "{entry["name"]}"') or ""))
             continue
         field_ref = value_from.get("fieldRef") if isinstance(value_from, dict) else None
         path = field_ref.get("fieldPath") if isinstance(field_ref, dict) else None
         if not isinstance(path, str) or not path or len(value_from) != 1:
-            kinds = ", ".join(sorted(value_from)) if isinstance(value_from, dict) else _text(value_from)
+            kinds = ", ".join(sorted(value_from)) if isinstance(value_from, dict) else quoted(value_from)
             _unsupported(
                 f'{where}: env "{entry["name"]}" comes from {kinds}; only fieldRef values are supported '
                 "(there are no Kubernetes secrets or config maps on a host)."
@@ -237,7 +220,7 @@ def _input_default(raw: dict[str, Any], where: str) -> str | None:
     value = raw.get("default")
     if value is None:
         value = raw.get("value")
-    return _scalar(value, where)
+    return scalar(value, where)
 
 
 def _input_artifact(raw: dict[str, Any], where: str, is_container: bool) -> ArtifactDecl:
@@ -264,9 +247,9 @@ def _output_parameter(raw: dict[str, Any], where: str, is_container: bool) -> Ou
         _unsupported(f"{what}: valueFrom.{refused[0]} is not supported.")
     path = _optional_string(value_from.get("path"), f"{what} valueFrom.path")
     expression = _optional_string(value_from.get("parameter"), f"{what} valueFrom.parameter")
-    default = _scalar(value_from.get("default"), f"{what} valueFrom.default")
+    default = scalar(value_from.get("default"), f"{what} valueFrom.default")
     if raw.get("value") is not None and not value_from:
-        default = _scalar(raw.get("value"), f"{what} value")
+        default = scalar(raw.get("value"), f"{what} value")
         return OutputParameterDecl(name=name, default=default)
     if is_container and not path:
         _unsupported(f"{what} has no valueFrom.path: a container's outputs are read from files.")
@@ -315,7 +298,7 @@ def _raw_data(raw: dict[str, Any], what: str) -> str | None:
     if raw.get("raw") is None:
         return None
     data = _mapping(raw["raw"], f"{what} raw").get("data")
-    return _scalar(data, f"{what} raw.data") or ""
+    return scalar(data, f"{what} raw.data") or ""
 
 
 # --- retry, durations --------------------------------------------------------------------------------
@@ -339,7 +322,7 @@ def parse_duration(value: Any, what: str) -> float:
             body = text.lstrip("+-")
             parts = _DURATION_PART.findall(body)
             if not body or "".join(number + unit for number, unit in parts) != body:
-                _invalid(f'{what} "{_text(value)}" is not a duration (e.g. "30s", "1m", "1h30m").')
+                _invalid(f'{what} "{quoted(value)}" is not a duration (e.g. "30s", "1m", "1h30m").')
             seconds = sign * sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
     if seconds < 0 or seconds != seconds or seconds == float("inf"):
         _invalid(f"{what} must not be negative.")
@@ -355,7 +338,7 @@ def _retry(raw: Any, where: str) -> RetryStrategy:
         limit = _integer(limit, f"{where} retryStrategy.limit")
     policy = strategy.get("retryPolicy") or "OnFailure"
     if policy not in RETRY_POLICIES:
-        _invalid(f'{where}: retryStrategy.retryPolicy "{_text(policy)}" is not one of {", ".join(RETRY_POLICIES)}.')
+        _invalid(f'{where}: retryStrategy.retryPolicy "{quoted(policy)}" is not one of {", ".join(RETRY_POLICIES)}.')
     backoff = _mapping(strategy.get("backoff"), f"{where} retryStrategy.backoff")
     duration = backoff.get("duration")
     factor = backoff.get("factor")
@@ -379,7 +362,7 @@ def _integer(value: Any, what: str) -> int:
     elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
         number = int(value)
     else:
-        _unsupported(f'{what} "{_text(value)}" is not a whole number.')
+        _unsupported(f'{what} "{quoted(value)}" is not a whole number.')
     if number < 0:
         _invalid(f"{what} must not be negative.")
     return number
@@ -391,7 +374,7 @@ def _number(value: Any, what: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        _invalid(f'{what} "{_text(value)}" is not a number.')
+        _invalid(f'{what} "{quoted(value)}" is not a number.')
     if number != number or number in (float("inf"), float("-inf")) or number < 0:
         _invalid(f"{what} must be a non-negative number.")
     return number
@@ -406,7 +389,7 @@ def _seconds(value: Any, what: str) -> float | None:
         try:
             number = float(value)
         except ValueError:
-            _unsupported(f'{what} "{_text(value)}" is not a number of seconds.')
+            _unsupported(f'{what} "{quoted(value)}" is not a number of seconds.')
     else:
         number = float(value)
     if number != number or number < 0 or number == float("inf"):
@@ -461,13 +444,13 @@ def _task(raw: Any, where: str, field: str) -> DagTask:
         _invalid(f"{what}: withParam must be a string.")
     when = raw.get("when")
     if when is not None and not isinstance(when, str):
-        when = _scalar(when, f"{what} when")
+        when = scalar(when, f"{what} when")
     return DagTask(
         name=name,
         template=template,
         dependencies=tuple(dependencies),
         parameters=tuple(
-            ParameterDecl(name=p["name"], value=_scalar(p.get("value"), f'{what} argument "{p["name"]}"'))
+            ParameterDecl(name=p["name"], value=scalar(p.get("value"), f'{what} argument "{p["name"]}"'))
             for p in _named_list(arguments.get("parameters"), f"{what} arguments.parameters")
         ),
         artifacts=tuple(
@@ -693,7 +676,7 @@ def _string_list(value: Any, what: str) -> list[str]:
         _invalid(f"{what} must be a list.")
     items = []
     for item in value:
-        text = _scalar(item, what)
+        text = scalar(item, what)
         if text is None:
             _invalid(f"{what} must hold strings.")
         items.append(text)
@@ -708,34 +691,13 @@ def _optional_string(value: Any, what: str) -> str | None:
     return value
 
 
-def _scalar(value: Any, what: str) -> str | None:
-    """A parameter-like value as Argo reads it: strings as they are, numbers and booleans as their JSON text."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    _invalid(f"{what} must be a string, number or boolean.")
-
-
 def _string_map(value: Any, what: str) -> dict[str, str]:
     mapping = _mapping(value, what)
-    return {str(key): _scalar(item, what) or "" for key, item in mapping.items()}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value[:200]
-    if isinstance(value, dict | list):
-        return f"<{type(value).__name__}>"
-    return str(value)
+    return {str(key): scalar(item, what) or "" for key, item in mapping.items()}
 
 
 def _invalid(message: str) -> NoReturn:
-    raise WorkflowError(f"{_INVALID}: {message}")
+    raise WorkflowError(f"{INVALID}: {message}")
 
 
 def _unsupported(message: str) -> NoReturn:

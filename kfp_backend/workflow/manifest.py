@@ -17,12 +17,12 @@ import yaml
 
 from kfp_backend.workflow.compile import check_executable
 from kfp_backend.workflow.errors import WorkflowError
+from kfp_backend.workflow.values import INVALID, quoted, scalar
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 WORKFLOW_KIND = "Workflow"
 
 _PARSE_FAILED = "Failed to parse the workflow template"
-_INVALID = "Invalid workflow"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # How many more values than characters a document may expand to through YAML aliases.
 _ALIAS_SLACK = 1_000_000
@@ -141,17 +141,17 @@ def validate_workflow(document: Any) -> Workflow:
     api_version = document.get("apiVersion", "")
     if api_version != ARGO_API_VERSION:
         raise WorkflowError(
-            f"Unsupported argo version. Expected: {ARGO_API_VERSION}. Received: {_scalar_text(api_version)}"
+            f"Unsupported argo version. Expected: {ARGO_API_VERSION}. Received: {quoted(api_version)}"
         )
     kind = document.get("kind", "")
     if kind != WORKFLOW_KIND:
-        raise WorkflowError(f"Unexpected resource type. Expected: {WORKFLOW_KIND}. Received: {_scalar_text(kind)}")
+        raise WorkflowError(f"Unexpected resource type. Expected: {WORKFLOW_KIND}. Received: {quoted(kind)}")
     metadata = document.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
-        raise WorkflowError(f"{_INVALID}: metadata must be an object.")
+        raise WorkflowError(f"{INVALID}: metadata must be an object.")
     spec = document.get("spec")
     if not isinstance(spec, dict):
-        raise WorkflowError(f"{_INVALID}: spec is missing or is not an object.")
+        raise WorkflowError(f"{INVALID}: spec is missing or is not an object.")
     _check_templates(spec)
     try:
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
@@ -174,21 +174,21 @@ def _is_v2_spec(document: dict[str, Any]) -> bool:
 def _check_templates(spec: dict[str, Any]) -> None:
     templates = spec.get("templates")
     if not isinstance(templates, list) or not templates:
-        raise WorkflowError(f"{_INVALID}: spec.templates must be a non-empty list.")
+        raise WorkflowError(f"{INVALID}: spec.templates must be a non-empty list.")
     names: set[str] = set()
     for index, template in enumerate(templates):
         name = template.get("name") if isinstance(template, dict) else None
         if not isinstance(name, str) or not name:
-            raise WorkflowError(f"{_INVALID}: spec.templates[{index}] must be an object with a non-empty name.")
+            raise WorkflowError(f"{INVALID}: spec.templates[{index}] must be an object with a non-empty name.")
         if name in names:
-            raise WorkflowError(f'{_INVALID}: template name "{name}" is used more than once.')
+            raise WorkflowError(f'{INVALID}: template name "{name}" is used more than once.')
         names.add(name)
     entrypoint = spec.get("entrypoint")
     if entrypoint is None or entrypoint == "":
-        raise WorkflowError(f"{_INVALID}: spec.entrypoint is missing.")
+        raise WorkflowError(f"{INVALID}: spec.entrypoint is missing.")
     if not isinstance(entrypoint, str) or entrypoint not in names:
         raise WorkflowError(
-            f'{_INVALID}: spec.entrypoint "{_scalar_text(entrypoint)}" is not the name of a template.'
+            f'{INVALID}: spec.entrypoint "{quoted(entrypoint)}" is not the name of a template.'
         )
 
 
@@ -197,38 +197,25 @@ def _parameters(spec: dict[str, Any]) -> tuple[Parameter, ...]:
     if arguments is None:
         return ()
     if not isinstance(arguments, dict):
-        raise WorkflowError(f"{_INVALID}: spec.arguments must be an object.")
+        raise WorkflowError(f"{INVALID}: spec.arguments must be an object.")
     raw = arguments.get("parameters")
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise WorkflowError(f"{_INVALID}: spec.arguments.parameters must be a list.")
+        raise WorkflowError(f"{INVALID}: spec.arguments.parameters must be a list.")
     parameters: list[Parameter] = []
     names: set[str] = set()
     for index, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             raise WorkflowError(
-                f"{_INVALID}: spec.arguments.parameters[{index}] must be an object with a non-empty name."
+                f"{INVALID}: spec.arguments.parameters[{index}] must be an object with a non-empty name."
             )
         if name in names:
-            raise WorkflowError(f'{_INVALID}: parameter "{name}" is declared more than once.')
+            raise WorkflowError(f'{INVALID}: parameter "{name}" is declared more than once.')
         names.add(name)
-        parameters.append(Parameter(name=name, value=_parameter_value(name, item.get("value"))))
+        parameters.append(Parameter(name=name, value=scalar(item.get("value"), f'the value of parameter "{name}"')))
     return tuple(parameters)
-
-
-def _parameter_value(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        # NaN and infinities never get here: the whole document was serialized to JSON first.
-        return json.dumps(value)
-    raise WorkflowError(f'{_INVALID}: the value of parameter "{name}" must be a string, number or boolean.')
 
 
 def _describe(document: Any) -> str:
@@ -243,11 +230,3 @@ def _describe(document: Any) -> str:
     if isinstance(document, int | float):
         return "a number"
     return f"a {type(document).__name__}"
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value[:200]
-    if isinstance(value, dict | list):
-        return f"<{type(value).__name__}>"
-    return str(value)

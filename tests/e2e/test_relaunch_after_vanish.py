@@ -28,7 +28,7 @@ import requests
 from kfp import dsl
 from sqlalchemy import create_engine, delete, select, update
 
-from kfp_backend.executor.launcher import read_launch_record
+from kfp_backend.executor.launch_records import read_launch_record
 from kfp_backend.store.models import RunNode
 from tests.databases import DatabaseFactory
 from tests.e2e.run_checks import wait_for_run, workflow_nodes

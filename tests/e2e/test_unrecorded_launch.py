@@ -21,7 +21,7 @@ import kfp
 import pytest
 from kfp import dsl
 
-from kfp_backend.executor.launcher import read_exit_code, read_launch_record
+from kfp_backend.executor.launch_records import read_exit_code, read_launch_record
 from tests.e2e.run_checks import wait_for_run, workflow_nodes
 from tests.e2e.servers import free_port, start_server, stop_server
 

@@ -1,6 +1,6 @@
 """The multi-user sandbox (`bwrap`) with real steps: the step's user, what it sees, its environment, SIGTERM,
 the outputs taken back; the start-up choice and refusal (`isolation.build_launcher`). The launcher tests
-(test_launcher.py) run over the sandbox too, with every wrapper."""
+(test_process_launcher.py) run over the sandbox too, with every wrapper."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import bwrap, isolation, sandbox
-from kfp_backend.executor.launcher import WRAPPERS, LocalProcessLauncher
-from tests.executor.test_launcher import OUT, Recorder, run, sandbox_options, spec_for, wait_for_file
+from kfp_backend.executor.process_launcher import LocalProcessLauncher
+from kfp_backend.executor.step_wrappers import WRAPPERS
+from tests.executor.test_process_launcher import OUT, Recorder, run, sandbox_options, spec_for, wait_for_file
 
 
 @pytest.fixture(params=WRAPPERS)

@@ -17,23 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from kfp_backend.executor import bwrap, pyspawner, sandbox
-from kfp_backend.executor import launcher as launcher_module
-from kfp_backend.executor.launcher import (
-    DEADLINE_MESSAGE,
-    KFP_STEP,
-    PYTHON,
-    VANISHED_MESSAGE,
-    WRAPPERS,
-    LaunchRecord,
-    LocalProcessLauncher,
-    StepHandle,
-    StepResult,
-    StepSpec,
-    _Spawner,
-    read_exit_code,
-    read_launch_record,
-)
+from kfp_backend.executor import bwrap, kfp_step, pyspawner, sandbox, step_wrappers
+from kfp_backend.executor.launch_records import LaunchRecord, read_exit_code, read_launch_record
+from kfp_backend.executor.launcher import DEADLINE_MESSAGE, VANISHED_MESSAGE, StepHandle, StepResult, StepSpec
+from kfp_backend.executor.process_launcher import LocalProcessLauncher
+from kfp_backend.executor.spawner import Spawner
+from kfp_backend.executor.step_wrappers import KFP_STEP, PYTHON, WRAPPERS
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = "/tmp/outputs/Output/data"
@@ -444,7 +433,9 @@ LAUNCH_AND_DIE = """
 import json, os, sys, time
 from pathlib import Path
 from kfp_backend.executor import bwrap
-from kfp_backend.executor.launcher import LocalProcessLauncher, StepSpec, read_launch_record
+from kfp_backend.executor.launch_records import read_launch_record
+from kfp_backend.executor.launcher import StepSpec
+from kfp_backend.executor.process_launcher import LocalProcessLauncher
 options = bwrap.options("bwrap", "", []) if sys.argv[1] == "bwrap" else None
 launcher = LocalProcessLauncher(sys.argv[1], sandbox_options=options)
 spec = StepSpec(key="adopt", argv=json.loads(sys.argv[2]), env={}, work_dir=Path(sys.argv[3]),
@@ -624,7 +615,7 @@ def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> 
     fake = tmp_path / "fake-spawner"
     fake.write_text("#!/bin/sh\nhead -c 1 >/dev/null\necho 4242\n")
     fake.chmod(0o755)
-    spawner = _Spawner([str(fake)])
+    spawner = Spawner([str(fake)])
     request = (["true"], {}, str(tmp_path / "out"), str(tmp_path / "err"))
     pids = spawner.spawn([request, request, request])
     assert pids[0] == 4242
@@ -634,15 +625,15 @@ def test_a_spawner_failing_midway_keeps_the_pids_it_reported(tmp_path: Path) -> 
 def test_the_python_wrapper_is_checked_before_it_is_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not pyspawner.supported():
         pytest.skip("no raw clone for this architecture")
-    assert launcher_module._check_python_wrapper(namespace=False) is None
+    assert step_wrappers._check_python_wrapper(namespace=False) is None
     # A spawner that answers with a pid that is no child of ours: the check says so, and `auto` falls back.
     fake = tmp_path / "fake_spawner.py"
     fake.write_text("import sys\nsys.stdin.buffer.read(1)\nprint(4242, flush=True)\n")
     monkeypatch.setattr(pyspawner, "__file__", str(fake))
-    problem = launcher_module._check_python_wrapper(namespace=False)
+    problem = step_wrappers._check_python_wrapper(namespace=False)
     assert problem is not None and "check failed" in problem
-    monkeypatch.setattr(launcher_module, "_python_checked", {False: problem, True: problem})
+    monkeypatch.setattr(step_wrappers, "_python_checked", {False: problem, True: problem})
     with pytest.raises(RuntimeError, match="python wrapper is not available"):
         LocalProcessLauncher(sandbox.REWRITE, wrapper=PYTHON)
-    monkeypatch.setattr(launcher_module.helper, "step_helper", lambda: None)
+    monkeypatch.setattr(kfp_step, "step_helper", lambda: None)
     assert LocalProcessLauncher(sandbox.REWRITE).wrapper == "shell"

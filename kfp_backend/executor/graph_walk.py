@@ -170,6 +170,12 @@ class RunOperator:
     def running_pods(self) -> list[dict]:
         return [n for n in self.nodes.values() if n.get("type") == "Pod" and n.get("phase") == RUNNING]
 
+    def pod_lost(self, node: dict) -> None:
+        """A running Pod node whose process is gone without a trace: Pending again, to be started again."""
+        node["phase"] = PENDING
+        self._running_pods -= 1
+        self._touch(node)
+
     # ----------------------------------------------------------------- nodes
 
     def _node_id(self, name: str) -> str:
@@ -250,7 +256,7 @@ class RunOperator:
         for parameter in self.graph.arguments:
             if parameter.value is not None:
                 inputs.parameters[parameter.name] = parameter.value
-        scope = self._workflow_scope()
+        scope = self.workflow_scope()
         for artifact in self.graph.argument_artifacts:
             if artifact.raw is not None:
                 inputs.artifacts[artifact.name] = {
@@ -258,7 +264,7 @@ class RunOperator:
                 }
         return inputs
 
-    def _workflow_scope(self) -> dict[str, str]:
+    def workflow_scope(self) -> dict[str, str]:
         """`workflow.*` variables. Computed once per pass (and again once the root is done): big loops
         ask for it per task."""
         root = self.nodes.get(self.workflow_name)
@@ -468,7 +474,7 @@ class RunOperator:
         return node
 
     def _dag_scope(self, name: str, template: Template, inputs: Inputs) -> tuple[dict[str, str], dict[str, dict]]:
-        scope = self._workflow_scope()
+        scope = self.workflow_scope()
         artifacts: dict[str, dict] = {}
         for key, value in inputs.parameters.items():
             scope[f"inputs.parameters.{key}"] = value

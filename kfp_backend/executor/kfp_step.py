@@ -1,41 +1,7 @@
-"""`kfp-step`: a tiny C program that wraps a step, compiled on first use when a C compiler is present.
+"""`kfp-step`: the C wrapper that starts a step (private paths, launch record, exit status) in one small process.
 
-The shell wrapper of the sandbox (`unshare` -> `sh` -> `mount` -> the step) costs four program
-executions per step, a few milliseconds of CPU each time: most of a tiny step's cost, and what limits
-a wide fan-out on a small machine. `kfp-step` does the same work in one small process:
-
-    kfp-step [-r] [-D DIR]... [-m] [-b SOURCE TARGET]... [-C DIR] [-I] -- ARGV...
-    kfp-step -u UID -g GID -x -- ARGV...        (inside the bwrap sandbox, see `bwrap`)
-
-    -r   first write the launch record as the first line of stdout, in one write: "pid start-time
-         boot-id started-at", the start time being field 22 of /proc/self/stat, as the launcher would
-         write it; the record exists before the step runs, whatever happens to the server meanwhile,
-         and costs no file of its own (each new file is an inode to allocate, which some filesystems
-         make expensive)
-    -D   create DIR with its parents when missing
-    -m   enter a new mount namespace and make every mount in it private (`unshare --mount
-         --propagation private`)
-    -b   bind-mount SOURCE over TARGET (`mount --bind`), in the order given
-    -C   enter DIR, created with its parents when missing
-    -I   start ARGV with SIGTERM ignored: ARGV is a sandbox (`bwrap`, see `bwrap`) that must outlive the
-         SIGTERM sent to the whole group, and whose own start-up gives the step the default action back
-    -g   become group GID, with no supplementary groups (needs root)
-    -u   become user UID (needs root): every capability is lost; with no_new_privs set, so that no
-         setuid program gives them back (`setpriv --reuid --regid --clear-groups --no-new-privs`)
-    -x   exec ARGV in place of kfp-step, SIGTERM back to its default action: no child, no exit record
-         (the wrapper outside the sandbox records it)
-
-Options act in the order given.
-then it runs ARGV (looked up on PATH) as its child with the child's stdout on its own stderr, survives
-SIGTERM (the child gets the default action, so a step sees SIGTERM and its grace period), waits, and
-writes the child's exit status (128 + signal number when killed) on its stdout, as the shell wrapper
-does: `<work_dir>/exit_code` is written even when the server is gone. A setup failure prints a
-message on stderr and exits 125 (`SETUP_FAILED_EXIT_CODE`); a command that cannot be found is 127.
-
-The binary is built once per machine (per source version) into `$XDG_CACHE_HOME/kfp-backend/` (or
-`~/.cache/kfp-backend/`), a directory that must belong to this user and not be writable by others,
-and checked by running it once. Without a compiler, or when any of that fails, steps run under the
-shell wrapper: same behaviour, more CPU per step.
+Its source, its build on first use when a C compiler is present (into `$XDG_CACHE_HOME/kfp-backend/`),
+and its checks. Its options and why it exists: docs/execution.md ("`kfp-step`").
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from kfp_backend.executor import helper, sandbox
+from kfp_backend.executor import sandbox
+from kfp_backend.executor.kfp_step import namespace_works, step_helper
 
 
 @pytest.fixture(scope="module")
 def kfp_step() -> str:
-    binary = helper.step_helper()
+    binary = step_helper()
     if binary is None:
         if os.environ.get("CI", "").lower() == "true" and shutil.which("cc"):
             pytest.fail("kfp-step must be built under CI=true when a C compiler is installed")
@@ -74,7 +75,7 @@ def test_sigterm_reaches_the_step_and_the_wrapper_records_it(kfp_step: str, tmp_
 def test_private_mount_namespace(kfp_step: str, tmp_path: Path) -> None:
     if sandbox.namespace_unavailable_reason() is not None:
         pytest.skip("no mount namespaces here")
-    assert helper.namespace_works(kfp_step)
+    assert namespace_works(kfp_step)
     source, target = tmp_path / "source", tmp_path / "target"
     source.mkdir()
     target.mkdir()

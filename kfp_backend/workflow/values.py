@@ -1,0 +1,34 @@
+"""How the workflow package reads a document's scalar values, and shows one in an error message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kfp_backend.workflow.errors import WorkflowError
+
+INVALID = "Invalid workflow"
+
+
+def scalar(value: Any, what: str) -> str | None:
+    """A parameter-like value as Argo reads it: strings as they are, numbers and booleans as their JSON text,
+    None (absent) as None; WorkflowError naming `what` for anything else. (NaN and infinities never get
+    here: a document is serialized to JSON before it is read.)"""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    raise WorkflowError(f"{INVALID}: {what} must be a string, number or boolean.")
+
+
+def quoted(value: Any) -> str:
+    """A value as an error message shows it: text cut at 200 characters, `<dict>` or `<list>` for a structure."""
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__}>"
+    return str(value)
