@@ -70,8 +70,9 @@ def _producers(task: Task) -> list[tuple[str, str]]:
 
 def check_references(spec: PipelineSpec) -> None:
     """Raise WorkflowError for the first name in `spec` that does not resolve."""
-    calls = nx.DiGraph()
-    for component in (spec.root, *spec.components.values()):
+    components = (spec.root, *spec.components.values())
+    _check_calls(spec)
+    for component in components:
         where = _where(component)
         if component.executor_label is not None:
             executor = spec.executors.get(component.executor_label)
@@ -82,13 +83,21 @@ def check_references(spec: PipelineSpec) -> None:
                     and executor.artifact_uri_parameter not in component.inputs.parameters:
                 _invalid(f'{where}: its importer reads the URI from input parameter '
                          f'"{executor.artifact_uri_parameter}", which {where} does not declare.')
-        if component.dag is None:
-            continue
-        calls.add_node(component.name)
-        for task in component.dag.tasks.values():
-            _check_task(spec, component, task)
+        if component.dag is not None:
+            for task in component.dag.tasks.values():
+                _check_task(spec, component, task)
+            _check_dag_outputs(spec, component)
+
+
+def _check_calls(spec: PipelineSpec) -> None:
+    """Every task calls a component that exists, and no component calls itself, even through others."""
+    calls = nx.DiGraph()
+    for component in (spec.root, *spec.components.values()):
+        for task in component.dag.tasks.values() if component.dag is not None else ():
+            if task.component not in spec.components:
+                _invalid(f'{_where(component)} task "{task.name}" calls component "{task.component}", which '
+                         "components does not define.")
             calls.add_edge(component.name, task.component)
-        _check_dag_outputs(spec, component)
     try:
         cycle = nx.find_cycle(calls)
     except nx.NetworkXNoCycle:
@@ -99,9 +108,7 @@ def check_references(spec: PipelineSpec) -> None:
 
 def _check_task(spec: PipelineSpec, parent: Component, task: Task) -> None:
     what = f'{_where(parent)} task "{task.name}"'
-    called = spec.components.get(task.component)
-    if called is None:
-        _invalid(f'{what} calls component "{task.component}", which components does not define.')
+    called = spec.components[task.component]
     declared = called.inputs
     for parameter in task.parameters.values():
         if parameter.name not in declared.parameters:
