@@ -52,11 +52,18 @@ sys.setrecursionlimit(max(_previous_limit, sys.getrecursionlimit()))  # ...never
 
 
 def _numeric(python_operator: Callable[[Any, Any], bool], base: Callable[[Any, Any], Any]) -> Callable[..., Any]:
-    """A comparison that compares int with double by value, and anything else as CEL does."""
+    """A comparison that compares int with double by value, booleans with numbers never, and anything else
+    as celpy does."""
 
     def compare(left: Any, right: Any) -> Any:
         if _is_number(left) and _is_number(right) and type(left) is not type(right):
             return celtypes.BoolType(python_operator(float(left), float(right)))
+        if (_is_number(left) and isinstance(right, celtypes.BoolType)) \
+                or (_is_number(right) and isinstance(left, celtypes.BoolType)):
+            # celpy's booleans are Python ints; in CEL a boolean never equals a number.
+            if python_operator in (operator.eq, operator.ne):
+                return celtypes.BoolType(python_operator is operator.ne)
+            raise TypeError("no such overload")
         return base(left, right)
 
     return compare
