@@ -12,6 +12,7 @@ from kfp_backend.workflow.ir.conditions import (
     ConditionError,
     compile_condition,
     evaluate_condition,
+    parameter_names,
     python_value,
     select,
     typed_value,
@@ -206,3 +207,20 @@ def test_bad_selectors():
         select('parseJson(string_value)["missing"]', {"a": 1})
     with pytest.raises(ConditionError, match="cannot be evaluated"):
         select("parseJson(string_value)", "not json")
+
+
+# --- the inputs a condition reads -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expression", "names"), [
+    (f"!(int(inputs.parameter_values['{X}']) > 50) && inputs.parameter_values[\"b\"] == 2", {X, "b"}),
+    ("inputs.parameter_values.c == 1 || 'x' == inputs.parameter_values['d']", {"c", "d"}),
+    ("1 == 1", set()),
+    ("inputs.other['a'] == 1", set()),  # not a parameter value (and fails at run time)
+    ("inputs.parameter_values[inputs.parameter_values['k']] == 1", None),  # a computed key
+    ("size(inputs.parameter_values) > 1", None),  # the whole map
+    ("inputs.parameter_values['it\\'s'] == 1", None),  # an escape: left to run time
+])
+def test_parameter_names(expression: str, names: set[str] | None):
+    found = parameter_names(expression)
+    assert (None if found is None else set(found)) == names

@@ -607,6 +607,10 @@ REFUSALS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("bad condition", _set("root/dag/tasks/train/triggerPolicy/condition", "inputs.parameter_values['flag'] ==="),
      "root task \"train\" triggerPolicy.condition: \"inputs.parameter_values['flag'] ===\" is not a valid CEL "
      "expression"),
+    ("condition on an input the task does not pass",
+     _set("root/dag/tasks/train/triggerPolicy/condition", "inputs.parameter_values['flag'] && "
+                                                          "inputs.parameter_values.ghost == 1"),
+     'root task "train" triggerPolicy.condition reads input parameter "ghost", which the task does not pass.'),
     ("bad selector",
      _set("components/comp-fan/dag/tasks/describe/inputs/parameters/tag/parameterExpressionSelector", "parseJson("),
      'input parameter "tag": \'parseJson(\' is not a valid CEL expression'),

@@ -4,7 +4,7 @@
 checks, across the whole spec, that tasks call components that exist, components name executors that
 exist, inputs are passed under names the called component declares and read from inputs, tasks and
 outputs that exist, required inputs are given, no component calls itself, and that every CEL expression
-(conditions, parameter selectors) compiles.
+(conditions, parameter selectors) compiles and conditions read only inputs the task passes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NoReturn
 import networkx as nx
 
 from kfp_backend.workflow.errors import WorkflowError
-from kfp_backend.workflow.ir.conditions import compile_condition, compile_selector
+from kfp_backend.workflow.ir.conditions import compile_condition, compile_selector, parameter_names
 from kfp_backend.workflow.ir.model import (
     Component,
     ComponentInputArtifact,
@@ -164,6 +164,10 @@ def _check_task(spec: PipelineSpec, parent: Component, task: Task) -> None:
             _invalid(f'{what} does not pass input artifact "{name}" of component "{called.name}".')
     if task.trigger.condition is not None:
         compile_condition(task.trigger.condition, f"{what} triggerPolicy.condition")
+        unknown = sorted((parameter_names(task.trigger.condition) or frozenset()) - set(task.parameters))
+        if unknown:
+            _invalid(f'{what} triggerPolicy.condition reads input parameter "{unknown[0]}", which the task does not '
+                     "pass.")
 
 
 def _check_dag_outputs(spec: PipelineSpec, component: Component) -> None:

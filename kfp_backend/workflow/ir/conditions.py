@@ -132,6 +132,55 @@ def _compile(expression: str) -> CompiledExpression:
     return CompiledExpression(expression, program)
 
 
+def parameter_names(expression: str) -> frozenset[str] | None:
+    """The input parameters a condition reads (`inputs.parameter_values['x']` or `.x`), so that a name the
+    task does not pass is refused before run time; None when it reads them in a way only a run can tell
+    (a computed key, the whole map)."""
+    tree = compile_condition(expression).program.ast
+    names: set[str] = set()
+    reads = mentions = 0
+    for node in tree.iter_subtrees():
+        if node.data in ("member_index", "member_dot") and _is_parameter_values(node.children[0]):
+            name = _string_literal(node.children[1]) if node.data == "member_index" else str(node.children[1])
+            if name is None:
+                return None
+            names.add(name)
+            reads += 1
+        elif node.data == "member_dot" and _is_inputs_dot(node) and node.children[1] == "parameter_values":
+            mentions += 1
+    return frozenset(names) if reads == mentions else None
+
+
+def _is_inputs_dot(node: Any) -> bool:
+    """`inputs.<field>`: a member_dot on the bare identifier `inputs`."""
+    target = _only_child_chain(node.children[0])
+    return getattr(target, "type", None) == "IDENT" and target == "inputs"
+
+
+def _is_parameter_values(node: Any) -> bool:
+    """A `member` holding exactly `inputs.parameter_values`."""
+    if getattr(node, "data", None) != "member" or len(node.children) != 1:
+        return False
+    inner = node.children[0]
+    return getattr(inner, "data", None) == "member_dot" and _is_inputs_dot(inner) \
+        and inner.children[1] == "parameter_values"
+
+
+def _only_child_chain(node: Any) -> Any:
+    """Down a chain of one-child trees to what it holds (a token, or the first tree with several children)."""
+    while hasattr(node, "children") and len(node.children) == 1:
+        node = node.children[0]
+    return node
+
+
+def _string_literal(node: Any) -> str | None:
+    """The text of a plain quoted string literal; None for anything else (escapes, raw or triple quotes)."""
+    token = _only_child_chain(node)
+    text = str(token) if getattr(token, "type", None) == "STRING_LIT" else ""
+    plain = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" and "\\" not in text
+    return text[1:-1] if plain and text[:3] not in ("'''", '"""') else None
+
+
 def evaluate_condition(
     expression: str,
     values: Mapping[str, Any],
