@@ -46,9 +46,17 @@ class ConditionError(WorkflowError):
 
 _CACHE_SIZE = 4096
 _lock = threading.Lock()  # compiling goes through celpy's one shared parser
-_previous_limit = sys.getrecursionlimit()
-_ENVIRONMENT = celpy.Environment()  # sets the recursion limit to what CEL nesting needs (2500)...
-sys.setrecursionlimit(max(_previous_limit, sys.getrecursionlimit()))  # ...never lowering a higher one
+_environment: celpy.Environment | None = None
+
+
+def _cel() -> celpy.Environment:
+    """The CEL environment, made on first use (building celpy's parser takes a fifth of a second)."""
+    global _environment
+    if _environment is None:
+        previous = sys.getrecursionlimit()
+        _environment = celpy.Environment()  # sets the recursion limit to what CEL nesting needs (2500)...
+        sys.setrecursionlimit(max(previous, sys.getrecursionlimit()))  # ...never lowering a higher one
+    return _environment
 
 
 def _numeric(python_operator: Callable[[Any, Any], bool], base: Callable[[Any, Any], Any]) -> Callable[..., Any]:
@@ -122,8 +130,9 @@ def _compile(expression: str) -> CompiledExpression:
         raise ConditionError("the expression is empty")
     with _lock:
         try:
-            tree = _ENVIRONMENT.compile(expression)
-            program = _ENVIRONMENT.program(tree, functions=_FUNCTIONS)
+            environment = _cel()
+            tree = environment.compile(expression)
+            program = environment.program(tree, functions=_FUNCTIONS)
         except (CELParseError, CELSyntaxError, CELUnsupportedError) as exc:
             where = f" at line {exc.line}, column {exc.column}" if getattr(exc, "line", None) else ""
             raise ConditionError(f"{expression!r} is not a valid CEL expression{where}") from None
