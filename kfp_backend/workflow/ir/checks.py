@@ -46,12 +46,19 @@ def dag_order(tasks: Mapping[str, Task], where: str) -> tuple[dict[str, tuple[st
                 _invalid(f'{where} task "{task.name}" {how} task "{name}", which is not a task of this DAG.')
             graph.add_edge(name, task.name)
         upstream[task.name] = tuple(dict.fromkeys(name for name, _ in named))
+    cycle = _cycle(graph)
+    if cycle is not None:
+        _invalid(f"{where}: the task dependencies form a cycle ({cycle}).")
+    return upstream, tuple(nx.lexicographical_topological_sort(graph))
+
+
+def _cycle(graph: nx.DiGraph) -> str | None:
+    """A cycle of the graph written as a path (`a -> b -> a`), or None."""
     try:
-        cycle = nx.find_cycle(graph)
+        edges = nx.find_cycle(graph)
     except nx.NetworkXNoCycle:
-        return upstream, tuple(nx.lexicographical_topological_sort(graph))
-    path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-    _invalid(f"{where}: the task dependencies form a cycle ({path}).")
+        return None
+    return " -> ".join([edge[0] for edge in edges] + [edges[0][0]])
 
 
 def _producers(task: Task) -> list[tuple[str, str]]:
@@ -98,12 +105,10 @@ def _check_calls(spec: PipelineSpec) -> None:
                 _invalid(f'{_where(component)} task "{task.name}" calls component "{task.component}", which '
                          "components does not define.")
             calls.add_edge(component.name, task.component)
-    try:
-        cycle = nx.find_cycle(calls)
-    except nx.NetworkXNoCycle:
-        return
-    path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-    _unsupported(f'component "{cycle[0][0]}" calls itself ({path}): recursive pipelines are not supported.')
+    cycle = _cycle(calls)
+    if cycle is not None:
+        _unsupported(f'component "{cycle.split(" -> ")[0]}" calls itself ({cycle}): recursive pipelines are not '
+                     "supported.")
 
 
 def _check_task(spec: PipelineSpec, parent: Component, task: Task) -> None:

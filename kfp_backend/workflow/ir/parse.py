@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.ir.checks import check_references, dag_order
@@ -71,6 +71,7 @@ _STRATEGIES = {"TRIGGER_STRATEGY_UNSPECIFIED": ALL_UPSTREAM_TASKS_SUCCEEDED,
                ALL_UPSTREAM_TASKS_SUCCEEDED: ALL_UPSTREAM_TASKS_SUCCEEDED,
                ALL_UPSTREAM_TASKS_COMPLETED: ALL_UPSTREAM_TASKS_COMPLETED}
 _OTHER_EXECUTORS = {"resolver": "a resolver", "customJob": "a Vertex AI custom job"}
+_Item = TypeVar("_Item")
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)s?\s*")
 
 
@@ -96,16 +97,11 @@ def build_pipeline_spec(document: Mapping[str, Any], platform_spec: Mapping[str,
         _invalid("root must be an object.")
     if raw_root.get("dag") is None:
         _invalid("root must be a DAG (root.dag).")
-    components = {
-        key: _component(key, raw) for key, raw in _named(document.get("components"), "components").items()
-    }
+    components = _each(document.get("components"), "components", lambda key, raw, _: _component(key, raw))
     if ROOT in components:
         _invalid(f'"{ROOT}" cannot be the name of a component: it names the pipeline\'s own DAG.')
     deployment = _mapping(document.get("deploymentSpec"), "deploymentSpec")
-    executors = {
-        key: _executor(key, raw)
-        for key, raw in _named(deployment.get("executors"), "deploymentSpec.executors").items()
-    }
+    executors = _each(deployment.get("executors"), "deploymentSpec.executors", lambda key, raw, _: _executor(key, raw))
     return PipelineSpec(
         name=name,
         root=_component(ROOT, raw_root),
@@ -145,14 +141,9 @@ def _component(name: str, raw: Any) -> Component:
 def _interface(raw: Any, where: str, inputs: bool) -> Interface:
     interface = _mapping(raw, where)
     return Interface(
-        parameters={
-            key: _parameter(key, value, f'{where} parameter "{key}"', inputs)
-            for key, value in _named(interface.get("parameters"), f"{where}.parameters").items()
-        },
-        artifacts={
-            key: _artifact(key, value, f'{where} artifact "{key}"')
-            for key, value in _named(interface.get("artifacts"), f"{where}.artifacts").items()
-        },
+        parameters=_each(interface.get("parameters"), f"{where}.parameters",
+                         lambda key, value, what: _parameter(key, value, what, inputs), f"{where} parameter"),
+        artifacts=_each(interface.get("artifacts"), f"{where}.artifacts", _artifact, f"{where} artifact"),
     )
 
 
@@ -231,20 +222,16 @@ def _dag(raw: Any, where: str) -> Dag:
     if not raw_tasks:
         _invalid(f"{where}: dag.tasks must name at least one task.")
     outputs = _mapping(dag.get("outputs"), f"{where} dag.outputs")
-    tasks = {key: _task(key, value, f'{where} task "{key}"') for key, value in raw_tasks.items()}
+    tasks = _each(raw_tasks, f"{where} dag.tasks", _task, f"{where} task")
     upstream, order = dag_order(tasks, where)
     return Dag(
         tasks=tasks,
         upstream=upstream,
         order=order,
-        output_parameters={
-            key: _dag_output_parameter(key, value, f'{where} dag output parameter "{key}"')
-            for key, value in _named(outputs.get("parameters"), f"{where} dag.outputs.parameters").items()
-        },
-        output_artifacts={
-            key: _dag_output_artifact(key, value, f'{where} dag output artifact "{key}"')
-            for key, value in _named(outputs.get("artifacts"), f"{where} dag.outputs.artifacts").items()
-        },
+        output_parameters=_each(outputs.get("parameters"), f"{where} dag.outputs.parameters", _dag_output_parameter,
+                                f"{where} dag output parameter"),
+        output_artifacts=_each(outputs.get("artifacts"), f"{where} dag.outputs.artifacts", _dag_output_artifact,
+                               f"{where} dag output artifact"),
     )
 
 
@@ -267,14 +254,10 @@ def _task(name: str, raw: Any, where: str) -> Task:
         display_name=display_name,
         component=component,
         dependent_tasks=tuple(dict.fromkeys(_strings(task.get("dependentTasks"), f"{where} dependentTasks"))),
-        parameters={
-            key: _input_parameter(key, value, f'{where} input parameter "{key}"')
-            for key, value in _named(inputs.get("parameters"), f"{where} inputs.parameters").items()
-        },
-        artifacts={
-            key: _input_artifact(key, value, f'{where} input artifact "{key}"')
-            for key, value in _named(inputs.get("artifacts"), f"{where} inputs.artifacts").items()
-        },
+        parameters=_each(inputs.get("parameters"), f"{where} inputs.parameters", _input_parameter,
+                         f"{where} input parameter"),
+        artifacts=_each(inputs.get("artifacts"), f"{where} inputs.artifacts", _input_artifact,
+                        f"{where} input artifact"),
         trigger=_trigger(task.get("triggerPolicy"), f"{where} triggerPolicy"),
         parameter_iterator=_parameter_iterator(task.get("parameterIterator"), f"{where} parameterIterator"),
         artifact_iterator=_artifact_iterator(task.get("artifactIterator"), f"{where} artifactIterator"),
@@ -526,6 +509,11 @@ def _named(value: Any, what: str) -> Mapping[str, Any]:
         if not isinstance(key, str) or not key:
             _invalid(f"{what}: {_text(key)} is not a valid name.")
     return mapping
+
+
+def _each(value: Any, what: str, build: Callable[[str, Any, str], _Item], item: str = "") -> dict[str, _Item]:
+    """A map keyed by names built item by item: `build(name, raw, 'ITEM "name"')`."""
+    return {key: build(key, raw, f'{item} "{key}"') for key, raw in _named(value, what).items()}
 
 
 def _list(value: Any, what: str) -> list[Any]:
