@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +227,14 @@ def test_bad_selectors():
 def test_parameter_names(expression: str, names: set[str] | None):
     found = parameter_names(expression)
     assert (None if found is None else set(found)) == names
+
+
+def test_the_cel_environment_never_lowers_the_recursion_limit():
+    """celpy sets the limit to 2500 when its environment is made: a higher limit stays."""
+    code = ("import sys; sys.setrecursionlimit({limit}); "
+            "from kfp_backend.workflow.ir.conditions import compile_condition; "
+            "compile_condition('1 == 1'); print(sys.getrecursionlimit())")
+    for limit, expected in ((10000, "10000"), (1000, "2500")):
+        result = subprocess.run([sys.executable, "-c", code.format(limit=limit)], capture_output=True, text=True,
+                                check=True, cwd=Path(__file__).resolve().parents[2])
+        assert result.stdout.strip() == expected
