@@ -11,7 +11,7 @@ from kfp_backend.api.request_guard import install as install_request_guard
 from kfp_backend.api.request_guard import install_content_type_check
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
-from kfp_backend.services.container import Services
+from kfp_backend.services.all_services import Services
 from kfp_backend.store.db import Database
 
 BLUEPRINTS = (

@@ -1,26 +1,9 @@
 """Authorization: the one place that decides whether a caller may act on a namespace's resources.
 
-Multi-user mode (upstream's `MULTIUSER=true`) is on exactly when authentication is: a server that
-knows who calls isolates namespaces, one that does not (`KFP_BACKEND_AUTH=disabled`, or `auto` on a
-loopback address) stays single-user and behaves as upstream's single-user server. Healthz reports the
-mode as `multi_user`.
-
-In multi-user mode:
-- experiments live in a namespace (named by their NAMESPACE/OWNER reference at creation); runs and
-  jobs live in their experiment's namespace; pipelines are shared (namespace "") or namespaced;
-- a caller may act on a namespace when its credential is not limited by namespace (a token created
-  without `--namespace`, a user named by the trusted proxy header) or lists that namespace;
-- shared pipelines and their versions need no authorization, as upstream;
-- a refusal is upstream's 403 PermissionDenied with its message chain.
-
-Services call this module with the `Caller` the HTTP layer authenticated (handlers pass `flask.g.caller`
-through; services never see a request). Every service method takes that caller as a required keyword
-argument (default-deny: a forgotten caller is a TypeError, never full rights); internal callers (the
-executor, tests, any in-process caller) pass `SYSTEM` explicitly, which is never refused. Single-user
-mode allows everything and reads nothing. The checks that take an id look the resource's namespace up;
-an unknown id passes, so that the operation itself answers its usual 404. A refusal never names a
-resource the caller may not read: the checks that take an id put that id (the caller's own input) where
-upstream's message has the resource's name.
+Multi-user mode (upstream's `MULTIUSER=true`) is on exactly when authentication is; single-user mode
+allows everything and reads nothing. Services call it with the `Caller` the HTTP layer authenticated, or
+`SYSTEM` for in-process callers. The rules (who may act where, shared pipelines, upstream's 403) are in
+docs/auth.md ("Namespaces" and "For developers").
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.services.job_firing import JobFiring
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store import scheduler_repo
