@@ -41,7 +41,7 @@ from kfp_backend.executor.operator import (
     RunOperator,
     rfc3339,
 )
-from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
+from kfp_backend.services.execution_state import ClaimedRun, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, PENDING, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
