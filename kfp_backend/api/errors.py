@@ -12,7 +12,7 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 
-from kfp_backend.services.errors import ApiError, Internal, InvalidArgument, ValueRefusedError
+from kfp_backend.services.errors import ApiError, Internal
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,6 @@ def _http_error_response(error: HTTPException) -> Response:
     return response
 
 
-def _value_refused_response(error: ValueRefusedError) -> Response:
-    # The database refused a value of the request (e.g. a NUL character, which PostgreSQL text cannot
-    # hold, or a number out of the column's range): the client's input, not a fault.
-    log.warning("database refused a value on %s %s: %s", request.method, request.path, error)
-    return api_error_response(InvalidArgument(f"The database cannot store a value of the request: {error}"))
-
-
 def _unexpected_error_response(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return api_error_response(Internal(f"{type(error).__name__}: {error}"))
@@ -88,5 +81,4 @@ def _unexpected_error_response(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
-    app.register_error_handler(ValueRefusedError, _value_refused_response)
     app.register_error_handler(Exception, _unexpected_error_response)

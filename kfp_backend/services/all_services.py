@@ -27,18 +27,17 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, db: Database) -> Services:
         # One authorizer for every service: multi-user mode (namespaces) when authentication is on.
-        authorizer = Authorizer.from_settings(db, settings)
-        experiments = ExperimentService(db, authorizer)
+        authorizer = Authorizer.from_settings(settings)
         return cls(
             settings=settings,
             db=db,
-            experiments=experiments,
+            experiments=ExperimentService(db, authorizer),
             pipelines=PipelineService(db, settings, authorizer),
             # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
-            runs=RunService(db, settings, experiments, authorizer=authorizer),
+            runs=RunService(db, settings, authorizer=authorizer),
             metrics=MetricsService(db, authorizer),
             # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
-            jobs=JobService(db, settings, experiments, authorizer=authorizer),
+            jobs=JobService(db, settings, authorizer=authorizer),
         )
 
     def bootstrap(self) -> None:

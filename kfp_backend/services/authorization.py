@@ -8,11 +8,14 @@ docs/auth.md ("Namespaces" and "For developers").
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.errors import PermissionDenied
 from kfp_backend.store import experiments_repo, jobs_repo, pipelines_repo, runs_repo
-from kfp_backend.store.db import Database
 
 # The `resource` of upstream's SubjectAccessReview (group pipelines.kubeflow.org, version v1beta1).
 EXPERIMENTS = "experiments"
@@ -70,15 +73,12 @@ def permission_denied(caller: Caller, namespace: str, resource: str, verb: str, 
 class Authorizer:
     """Decides every access in multi-user mode; allows everything in single-user mode."""
 
-    def __init__(self, db: Database | None = None, *, multi_user: bool = False) -> None:
-        if multi_user and db is None:
-            raise ValueError("multi-user authorization needs the database")
-        self._db = db
+    def __init__(self, *, multi_user: bool = False) -> None:
         self.multi_user = multi_user
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings) -> Authorizer:
-        return cls(db, multi_user=multi_user_mode(settings))
+    def from_settings(cls, settings: Settings) -> Authorizer:
+        return cls(multi_user=multi_user_mode(settings))
 
     # -- the decision ----------------------------------------------------------------------------------
 
@@ -97,53 +97,44 @@ class Authorizer:
         if namespace != SHARED_NAMESPACE:
             self.namespace(caller, namespace, PIPELINES, verb, name)
 
-    # -- by id: the resource's namespace is looked up ---------------------------------------------------
+    # -- by id: the resource's namespace is looked up in the operation's own session -------------------
 
-    def experiment(self, caller: Caller, experiment_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            experiment = experiments_repo.get_experiment(session, experiment_id)
-        if experiment is not None:
-            self.namespace(caller, experiment.namespace, EXPERIMENTS, verb, experiment_id)
+    def experiment(self, session: Session, caller: Caller, experiment_id: str, verb: str) -> None:
+        if self.multi_user:
+            self._row(caller, experiments_repo.get_experiment(session, experiment_id), EXPERIMENTS, verb, experiment_id)
 
-    def run(self, caller: Caller, run_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            run = runs_repo.get_run(session, run_id)
-        if run is not None:
-            self.namespace(caller, run.namespace, RUNS, verb, run_id)
+    def run(self, session: Session, caller: Caller, run_id: str, verb: str) -> None:
+        if self.multi_user:
+            self._row(caller, runs_repo.get_run(session, run_id), RUNS, verb, run_id)
 
-    def job(self, caller: Caller, job_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            job = jobs_repo.get_job(session, job_id)
-        if job is not None:
-            self.namespace(caller, job.namespace, JOBS, verb, job_id)
+    def job(self, session: Session, caller: Caller, job_id: str, verb: str) -> None:
+        if self.multi_user:
+            self._row(caller, jobs_repo.get_job(session, job_id), JOBS, verb, job_id)
 
-    def pipeline(self, caller: Caller, pipeline_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            pipeline = pipelines_repo.get_pipeline(session, pipeline_id)
-        if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, pipeline_id)
+    def pipeline(self, session: Session, caller: Caller, pipeline_id: str, verb: str) -> None:
+        if self.multi_user:
+            self._row(caller, pipelines_repo.get_pipeline(session, pipeline_id), PIPELINES, verb, pipeline_id)
 
-    def version(self, caller: Caller, version_id: str, verb: str) -> None:
+    def version(self, session: Session, caller: Caller, version_id: str, verb: str) -> None:
         """A pipeline version is in its pipeline's namespace."""
         if not self.multi_user:
             return
-        with self._transaction() as session:
-            version = pipelines_repo.get_version(session, version_id)
-            pipeline = pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
-        if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, version_id)
+        version = pipelines_repo.get_version(session, version_id)
+        pipeline = pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
+        self._row(caller, pipeline, PIPELINES, verb, version_id)
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
-        assert self._db is not None
-        return self._db.transaction(write=False)
+    def _row(self, caller: Caller, row: HasNamespace | None, resource: str, verb: str, name: str) -> None:
+        """Authorize on the namespace of `row`; no row (an unknown id) passes: the operation answers its 404."""
+        if row is None:
+            return
+        if resource == PIPELINES:
+            self.pipeline_namespace(caller, row.namespace, verb, name)
+        else:
+            self.namespace(caller, row.namespace, resource, verb, name)
+
+
+class HasNamespace(Protocol):
+    namespace: str
 
 
 # The authorizer of services built without one (single-user: everything allowed, nothing read).

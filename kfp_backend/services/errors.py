@@ -9,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# A value the database refused (raised by any service call's transaction): the caller's input. Part of
-# this family so that callers (the API's error handlers) need not know the storage layer.
-from kfp_backend.store.errors import ValueRefusedError  # noqa: F401
-
 
 class ApiError(Exception):
     grpc_code = 2  # Unknown
@@ -35,6 +31,17 @@ class ApiError(Exception):
 class InvalidArgument(ApiError):
     grpc_code = 3
     leaf_prefix = "Invalid input error: "
+
+
+class ValueRefused(InvalidArgument):
+    """A value of the request the database refused (see services/unit_of_work.py): the caller's input, not a
+    fault. Its message names no operation: the operations' contexts do not wrap it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The database cannot store a value of the request: {reason}")
+
+    def wrap(self, context: str) -> ApiError:
+        return self
 
 
 class NotFound(ApiError):
