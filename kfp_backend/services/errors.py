@@ -11,8 +11,18 @@ from contextlib import contextmanager
 
 
 class ApiError(Exception):
+    """A service error: each kind names its gRPC code and the prefix of its internal message's leaf as class
+    keywords (`class NotFound(ApiError, grpc_code=5, leaf_prefix=...)`)."""
+
     grpc_code = 2  # Unknown
     leaf_prefix = ""
+
+    def __init_subclass__(cls, *, grpc_code: int | None = None, leaf_prefix: str | None = None) -> None:
+        super().__init_subclass__()
+        if grpc_code is not None:
+            cls.grpc_code = grpc_code
+        if leaf_prefix is not None:
+            cls.leaf_prefix = leaf_prefix
 
     def __init__(self, message: str, *, internal: str | None = None) -> None:
         super().__init__(message)
@@ -28,9 +38,8 @@ class ApiError(Exception):
         return self.internal_message
 
 
-class InvalidArgument(ApiError):
-    grpc_code = 3
-    leaf_prefix = "Invalid input error: "
+class InvalidArgument(ApiError, grpc_code=3, leaf_prefix="Invalid input error: "):
+    pass
 
 
 class ValueRefused(InvalidArgument):
@@ -44,46 +53,33 @@ class ValueRefused(InvalidArgument):
         return self
 
 
-class NotFound(ApiError):
-    grpc_code = 5
-    leaf_prefix = "ResourceNotFoundError: "
-
+class NotFound(ApiError, grpc_code=5, leaf_prefix="ResourceNotFoundError: "):
     @classmethod
     def resource(cls, kind: str, resource_id: str) -> NotFound:
         return cls(f"{kind} {resource_id} not found.")
 
 
-class AlreadyExists(ApiError):
-    grpc_code = 6
-    leaf_prefix = "Already exist error: "
+class AlreadyExists(ApiError, grpc_code=6, leaf_prefix="Already exist error: "):
+    pass
 
 
-class PermissionDenied(ApiError):
-    grpc_code = 7
-    leaf_prefix = "PermissionDenied: "
+class PermissionDenied(ApiError, grpc_code=7, leaf_prefix="PermissionDenied: "):
+    pass
 
 
-class FailedPrecondition(ApiError):
-    grpc_code = 9
-    leaf_prefix = "FailedPreconditionError: "
+class FailedPrecondition(ApiError, grpc_code=9, leaf_prefix="FailedPreconditionError: "):
+    pass
 
 
-class Aborted(ApiError):
+class Aborted(ApiError, grpc_code=10, leaf_prefix="BadRequestError: "):
     """Upstream's BadRequestError: a request that conflicts with the resource's current state (HTTP 409)."""
 
-    grpc_code = 10
-    leaf_prefix = "BadRequestError: "
+
+class Unauthenticated(ApiError, grpc_code=16, leaf_prefix="Unauthenticated: "):
+    pass
 
 
-class Unauthenticated(ApiError):
-    grpc_code = 16
-    leaf_prefix = "Unauthenticated: "
-
-
-class Internal(ApiError):
-    grpc_code = 13
-    leaf_prefix = "InternalServerError: "
-
+class Internal(ApiError, grpc_code=13, leaf_prefix="InternalServerError: "):
     def __init__(self, detail: str) -> None:
         super().__init__("Internal Server Error", internal=self.leaf_prefix + detail)
 
