@@ -8,6 +8,7 @@ docs/auth.md ("Namespaces" and "For developers").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -100,31 +101,35 @@ class Authorizer:
     # -- by id: the resource's namespace is looked up in the operation's own session -------------------
 
     def experiment(self, session: Session, caller: Caller, experiment_id: str, verb: str) -> None:
-        if self.multi_user:
-            self._row(caller, experiments_repo.get_experiment(session, experiment_id), EXPERIMENTS, verb, experiment_id)
+        load = lambda: experiments_repo.get_experiment(session, experiment_id)  # noqa: E731
+        self._row(caller, EXPERIMENTS, verb, experiment_id, load)
 
     def run(self, session: Session, caller: Caller, run_id: str, verb: str) -> None:
-        if self.multi_user:
-            self._row(caller, runs_repo.get_run(session, run_id), RUNS, verb, run_id)
+        self._row(caller, RUNS, verb, run_id, lambda: runs_repo.get_run(session, run_id))
 
     def job(self, session: Session, caller: Caller, job_id: str, verb: str) -> None:
-        if self.multi_user:
-            self._row(caller, jobs_repo.get_job(session, job_id), JOBS, verb, job_id)
+        self._row(caller, JOBS, verb, job_id, lambda: jobs_repo.get_job(session, job_id))
 
     def pipeline(self, session: Session, caller: Caller, pipeline_id: str, verb: str) -> None:
-        if self.multi_user:
-            self._row(caller, pipelines_repo.get_pipeline(session, pipeline_id), PIPELINES, verb, pipeline_id)
+        self._row(caller, PIPELINES, verb, pipeline_id, lambda: pipelines_repo.get_pipeline(session, pipeline_id))
 
     def version(self, session: Session, caller: Caller, version_id: str, verb: str) -> None:
         """A pipeline version is in its pipeline's namespace."""
+
+        def pipeline_of_version() -> HasNamespace | None:
+            version = pipelines_repo.get_version(session, version_id)
+            return pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
+
+        self._row(caller, PIPELINES, verb, version_id, pipeline_of_version)
+
+    def _row(
+        self, caller: Caller, resource: str, verb: str, name: str, load: Callable[[], HasNamespace | None]
+    ) -> None:
+        """Multi-user mode: authorize on the namespace of the row `load` reads; no row (an unknown id) passes,
+        so that the operation answers its usual 404. Single-user mode reads nothing."""
         if not self.multi_user:
             return
-        version = pipelines_repo.get_version(session, version_id)
-        pipeline = pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
-        self._row(caller, pipeline, PIPELINES, verb, version_id)
-
-    def _row(self, caller: Caller, row: HasNamespace | None, resource: str, verb: str, name: str) -> None:
-        """Authorize on the namespace of `row`; no row (an unknown id) passes: the operation answers its 404."""
+        row = load()
         if row is None:
             return
         if resource == PIPELINES:
