@@ -206,17 +206,13 @@ class PipelineService:
         with transaction(self._db) as session:
             self._authz.pipeline(session, caller, pipeline_id, authz.UPDATE)
             with error_context("Update pipeline default version failed."):
-                self._set_default_version(session, pipeline_id, version_id)
-
-    def _set_default_version(self, session: Session, pipeline_id: str, version_id: str) -> None:
-        if repo.get_pipeline(session, pipeline_id, lock=True) is None:
-            raise NotFound.resource("Pipeline", pipeline_id)
-        version = repo.get_version(session, version_id)
-        if version is None:
-            raise NotFound.resource("Version", version_id)
-        if version.pipeline_id != pipeline_id:
-            raise InvalidArgument(f"Version {version_id} does not belong to pipeline {pipeline_id}.")
-        repo.set_default_version(session, pipeline_id, version_id)
+                _existing_pipeline(session, pipeline_id, lock=True)
+                version = repo.get_version(session, version_id)
+                if version is None:
+                    raise NotFound.resource("Version", version_id)
+                if version.pipeline_id != pipeline_id:
+                    raise InvalidArgument(f"Version {version_id} does not belong to pipeline {pipeline_id}.")
+                repo.set_default_version(session, pipeline_id, version_id)
 
     # -- versions -------------------------------------------------------------------------------------
 
