@@ -40,8 +40,8 @@ from sqlalchemy import func, select, update
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import cron_error
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import Job, JobFire, Run

@@ -15,7 +15,7 @@ from kfp_backend.api.v2 import openapi as v2_openapi
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.scheduler.cron import cron_error
-from kfp_backend.services.container import Services
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.experiment_activity import ExperimentActivity
 from kfp_backend.store.db import Database
 

@@ -155,7 +155,7 @@ def _scheduler(settings: Settings) -> int:
 
     from kfp_backend.scheduler.cron import cron_error
     from kfp_backend.scheduler.worker import build_scheduler
-    from kfp_backend.services.container import Services
+    from kfp_backend.services.all_services import Services
     from kfp_backend.store import migrations
     from kfp_backend.store.db import Database
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from kfp_backend.services.container import Services
+from kfp_backend.services.all_services import Services
 
 API_PREFIX = "/apis/v1beta1"
 

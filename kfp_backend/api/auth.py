@@ -15,8 +15,8 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.datastructures import Headers
 
 from kfp_backend.config import Settings
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller, caller_from_user_header, unauthenticated
-from kfp_backend.services.container import Services
 
 log = logging.getLogger(__name__)
 

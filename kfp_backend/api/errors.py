@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 
 from kfp_backend.api.v2 import is_v2_request
 from kfp_backend.api.v2.errors import routing_error, status_body
-from kfp_backend.services.errors import ApiError, Internal, InvalidArgument, ValueRefusedError
+from kfp_backend.services.errors import ApiError, Internal
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,6 @@ def _http_error_response(error: HTTPException) -> Response:
     return response
 
 
-def _value_refused_response(error: ValueRefusedError) -> Response:
-    # The database refused a value of the request (e.g. a NUL character, which PostgreSQL text cannot
-    # hold, or a number out of the column's range): the client's input, not a fault.
-    log.warning("database refused a value on %s %s: %s", request.method, request.path, error)
-    return api_error_response(InvalidArgument(f"The database cannot store a value of the request: {error}"))
-
-
 def _unexpected_error_response(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return api_error_response(Internal(f"{type(error).__name__}: {error}"))
@@ -95,5 +88,4 @@ def _unexpected_error_response(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
-    app.register_error_handler(ValueRefusedError, _value_refused_response)
     app.register_error_handler(Exception, _unexpected_error_response)

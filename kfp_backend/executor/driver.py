@@ -32,8 +32,7 @@ from kfp_backend.executor.graph_walk import (
     rfc3339,
 )
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
-from kfp_backend.services.execution_state import ExecutionStateService
-from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
+from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow

@@ -9,8 +9,8 @@ from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
 

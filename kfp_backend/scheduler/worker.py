@@ -220,7 +220,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def build_scheduler(settings: Settings, services: object) -> SchedulerWorker:
-    """A scheduler over `services` (a services.container.Services): its runs reach this process's
+    """A scheduler over `services` (a services.all_services.Services): its runs reach this process's
     executor, if any, through RunService's execution hooks."""
     runs = services.runs  # type: ignore[attr-defined]
     state = ScheduleStateService(services.db)  # type: ignore[attr-defined]

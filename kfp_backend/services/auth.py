@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, Unauthenticated
+from kfp_backend.services.unit_of_work import transaction
 from kfp_backend.store import tokens_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, NAMESPACE_LENGTH, ApiToken
@@ -179,17 +180,17 @@ class AuthService:
             expires_at=expires_at,
             revoked_at=None,
         )
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
             repo.add_token(session, row)
         return _info(row), secret
 
     def list_tokens(self) -> list[TokenInfo]:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             return [_info(row) for row in repo.list_tokens(session)]
 
     def revoke_token(self, token_id: str) -> tuple[TokenInfo, bool]:
         """Revoke a token; returns it and whether this call revoked it (False: it already was)."""
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
             revoked = repo.revoke_token(session, token_id, now_seconds())
             row = repo.get_token(session, token_id)
             if row is None:
@@ -201,7 +202,7 @@ class AuthService:
         if not is_well_formed(credential):
             raise unauthenticated("The bearer token is malformed.")
         presented = hash_token(credential)
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             row = repo.find_by_hash(session, presented)
         # The lookup went through the index; compare in constant time all the same.
         if row is None or not hmac.compare_digest(row.token_hash, presented):

@@ -1,35 +1,22 @@
 """Authorization: the one place that decides whether a caller may act on a namespace's resources.
 
-Multi-user mode (upstream's `MULTIUSER=true`) is on exactly when authentication is: a server that
-knows who calls isolates namespaces, one that does not (`KFP_BACKEND_AUTH=disabled`, or `auto` on a
-loopback address) stays single-user and behaves as upstream's single-user server. Healthz reports the
-mode as `multi_user`.
-
-In multi-user mode:
-- experiments live in a namespace (named by their NAMESPACE/OWNER reference at creation); runs and
-  jobs live in their experiment's namespace; pipelines are shared (namespace "") or namespaced;
-- a caller may act on a namespace when its credential is not limited by namespace (a token created
-  without `--namespace`, a user named by the trusted proxy header) or lists that namespace;
-- shared pipelines and their versions need no authorization, as upstream;
-- a refusal is upstream's 403 PermissionDenied with its message chain.
-
-Services call this module with the `Caller` the HTTP layer authenticated (handlers pass `flask.g.caller`
-through; services never see a request). Every service method takes that caller as a required keyword
-argument (default-deny: a forgotten caller is a TypeError, never full rights); internal callers (the
-executor, tests, any in-process caller) pass `SYSTEM` explicitly, which is never refused. Single-user
-mode allows everything and reads nothing. The checks that take an id look the resource's namespace up;
-an unknown id passes, so that the operation itself answers its usual 404. A refusal never names a
-resource the caller may not read: the checks that take an id put that id (the caller's own input) where
-upstream's message has the resource's name.
+Multi-user mode (upstream's `MULTIUSER=true`) is on exactly when authentication is; single-user mode
+allows everything and reads nothing. Services call it with the `Caller` the HTTP layer authenticated, or
+`SYSTEM` for in-process callers. The rules (who may act where, shared pipelines, upstream's 403) are in
+docs/auth.md ("Namespaces" and "For developers").
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.errors import PermissionDenied
 from kfp_backend.store import experiments_repo, jobs_repo, pipelines_repo, runs_repo
-from kfp_backend.store.db import Database
 
 # The `resource` of upstream's SubjectAccessReview (group pipelines.kubeflow.org, version v1beta1).
 EXPERIMENTS = "experiments"
@@ -87,15 +74,12 @@ def permission_denied(caller: Caller, namespace: str, resource: str, verb: str, 
 class Authorizer:
     """Decides every access in multi-user mode; allows everything in single-user mode."""
 
-    def __init__(self, db: Database | None = None, *, multi_user: bool = False) -> None:
-        if multi_user and db is None:
-            raise ValueError("multi-user authorization needs the database")
-        self._db = db
+    def __init__(self, *, multi_user: bool = False) -> None:
         self.multi_user = multi_user
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings) -> Authorizer:
-        return cls(db, multi_user=multi_user_mode(settings))
+    def from_settings(cls, settings: Settings) -> Authorizer:
+        return cls(multi_user=multi_user_mode(settings))
 
     # -- the decision ----------------------------------------------------------------------------------
 
@@ -114,53 +98,48 @@ class Authorizer:
         if namespace != SHARED_NAMESPACE:
             self.namespace(caller, namespace, PIPELINES, verb, name)
 
-    # -- by id: the resource's namespace is looked up ---------------------------------------------------
+    # -- by id: the resource's namespace is looked up in the operation's own session -------------------
 
-    def experiment(self, caller: Caller, experiment_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            experiment = experiments_repo.get_experiment(session, experiment_id)
-        if experiment is not None:
-            self.namespace(caller, experiment.namespace, EXPERIMENTS, verb, experiment_id)
+    def experiment(self, session: Session, caller: Caller, experiment_id: str, verb: str) -> None:
+        load = lambda: experiments_repo.get_experiment(session, experiment_id)  # noqa: E731
+        self._row(caller, EXPERIMENTS, verb, experiment_id, load)
 
-    def run(self, caller: Caller, run_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            run = runs_repo.get_run(session, run_id)
-        if run is not None:
-            self.namespace(caller, run.namespace, RUNS, verb, run_id)
+    def run(self, session: Session, caller: Caller, run_id: str, verb: str) -> None:
+        self._row(caller, RUNS, verb, run_id, lambda: runs_repo.get_run(session, run_id))
 
-    def job(self, caller: Caller, job_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            job = jobs_repo.get_job(session, job_id)
-        if job is not None:
-            self.namespace(caller, job.namespace, JOBS, verb, job_id)
+    def job(self, session: Session, caller: Caller, job_id: str, verb: str) -> None:
+        self._row(caller, JOBS, verb, job_id, lambda: jobs_repo.get_job(session, job_id))
 
-    def pipeline(self, caller: Caller, pipeline_id: str, verb: str) -> None:
-        if not self.multi_user:
-            return
-        with self._transaction() as session:
-            pipeline = pipelines_repo.get_pipeline(session, pipeline_id)
-        if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, pipeline_id)
+    def pipeline(self, session: Session, caller: Caller, pipeline_id: str, verb: str) -> None:
+        self._row(caller, PIPELINES, verb, pipeline_id, lambda: pipelines_repo.get_pipeline(session, pipeline_id))
 
-    def version(self, caller: Caller, version_id: str, verb: str) -> None:
+    def version(self, session: Session, caller: Caller, version_id: str, verb: str) -> None:
         """A pipeline version is in its pipeline's namespace."""
+
+        def pipeline_of_version() -> HasNamespace | None:
+            version = pipelines_repo.get_version(session, version_id)
+            return pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
+
+        self._row(caller, PIPELINES, verb, version_id, pipeline_of_version)
+
+    def _row(
+        self, caller: Caller, resource: str, verb: str, name: str, load: Callable[[], HasNamespace | None]
+    ) -> None:
+        """Multi-user mode: authorize on the namespace of the row `load` reads; no row (an unknown id) passes,
+        so that the operation answers its usual 404. Single-user mode reads nothing."""
         if not self.multi_user:
             return
-        with self._transaction() as session:
-            version = pipelines_repo.get_version(session, version_id)
-            pipeline = pipelines_repo.get_pipeline(session, version.pipeline_id) if version is not None else None
-        if pipeline is not None:
-            self.pipeline_namespace(caller, pipeline.namespace, verb, version_id)
+        row = load()
+        if row is None:
+            return
+        if resource == PIPELINES:
+            self.pipeline_namespace(caller, row.namespace, verb, name)
+        else:
+            self.namespace(caller, row.namespace, resource, verb, name)
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
-        assert self._db is not None
-        return self._db.transaction(write=False)
+
+class HasNamespace(Protocol):
+    namespace: str
 
 
 # The authorizer of services built without one (single-user: everything allowed, nothing read).

@@ -9,14 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# A value the database refused (raised by any service call's transaction): the caller's input. Part of
-# this family so that callers (the API's error handlers) need not know the storage layer.
-from kfp_backend.store.errors import ValueRefusedError  # noqa: F401
-
 
 class ApiError(Exception):
+    """A service error: each kind names its gRPC code and the prefix of its internal message's leaf as class
+    keywords (`class NotFound(ApiError, grpc_code=5, leaf_prefix=...)`)."""
+
     grpc_code = 2  # Unknown
     leaf_prefix = ""
+
+    def __init_subclass__(cls, *, grpc_code: int | None = None, leaf_prefix: str | None = None) -> None:
+        super().__init_subclass__()
+        if grpc_code is not None:
+            cls.grpc_code = grpc_code
+        if leaf_prefix is not None:
+            cls.leaf_prefix = leaf_prefix
 
     def __init__(self, message: str, *, internal: str | None = None) -> None:
         super().__init__(message)
@@ -32,51 +38,48 @@ class ApiError(Exception):
         return self.internal_message
 
 
-class InvalidArgument(ApiError):
-    grpc_code = 3
-    leaf_prefix = "Invalid input error: "
+class InvalidArgument(ApiError, grpc_code=3, leaf_prefix="Invalid input error: "):
+    pass
 
 
-class NotFound(ApiError):
-    grpc_code = 5
-    leaf_prefix = "ResourceNotFoundError: "
+class ValueRefused(InvalidArgument):
+    """A value of the request the database refused (see services/unit_of_work.py): the caller's input, not a
+    fault. Its message names no operation: the operations' contexts do not wrap it."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The database cannot store a value of the request: {reason}")
+
+    def wrap(self, context: str) -> ApiError:
+        return self
+
+
+class NotFound(ApiError, grpc_code=5, leaf_prefix="ResourceNotFoundError: "):
     @classmethod
     def resource(cls, kind: str, resource_id: str) -> NotFound:
         return cls(f"{kind} {resource_id} not found.")
 
 
-class AlreadyExists(ApiError):
-    grpc_code = 6
-    leaf_prefix = "Already exist error: "
+class AlreadyExists(ApiError, grpc_code=6, leaf_prefix="Already exist error: "):
+    pass
 
 
-class PermissionDenied(ApiError):
-    grpc_code = 7
-    leaf_prefix = "PermissionDenied: "
+class PermissionDenied(ApiError, grpc_code=7, leaf_prefix="PermissionDenied: "):
+    pass
 
 
-class FailedPrecondition(ApiError):
-    grpc_code = 9
-    leaf_prefix = "FailedPreconditionError: "
+class FailedPrecondition(ApiError, grpc_code=9, leaf_prefix="FailedPreconditionError: "):
+    pass
 
 
-class Aborted(ApiError):
+class Aborted(ApiError, grpc_code=10, leaf_prefix="BadRequestError: "):
     """Upstream's BadRequestError: a request that conflicts with the resource's current state (HTTP 409)."""
 
-    grpc_code = 10
-    leaf_prefix = "BadRequestError: "
+
+class Unauthenticated(ApiError, grpc_code=16, leaf_prefix="Unauthenticated: "):
+    pass
 
 
-class Unauthenticated(ApiError):
-    grpc_code = 16
-    leaf_prefix = "Unauthenticated: "
-
-
-class Internal(ApiError):
-    grpc_code = 13
-    leaf_prefix = "InternalServerError: "
-
+class Internal(ApiError, grpc_code=13, leaf_prefix="InternalServerError: "):
     def __init__(self, detail: str) -> None:
         super().__init__("Internal Server Error", internal=self.leaf_prefix + detail)
 

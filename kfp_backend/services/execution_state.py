@@ -2,66 +2,28 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable
-
-from sqlalchemy import Connection
 
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.store import execution_repo as repo
+from kfp_backend.store.autocommit_connections import AutocommitConnections
 from kfp_backend.store.db import Database
-from kfp_backend.store.execution_repo import ClaimedRun, NodeRow
 
-# A PostgreSQL connection the progress writes keep between them is used again only this soon (see
-# _writer_connection); at most this many are kept.
-WRITER_CONNECTION_IDLE_SECONDS = 5.0
-WRITER_CONNECTIONS_KEPT = 4
+# The executor's row types, part of this service's interface: the executor takes them from here, not store/.
+from kfp_backend.store.execution_repo import ClaimedRun, NodeRow, node_row
+
+__all__ = ["ClaimedRun", "ExecutionStateService", "NodeRow", "node_row"]
 
 
 class ExecutionStateService:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._lock = threading.Lock()
-        self._idle: list[tuple[float, Connection]] = []  # writer connections kept, with when they were last used
-
-    def _writer_connection(self) -> Connection:
-        """A connection in autocommit for a progress write on PostgreSQL.
-
-        A checkout from the pool pings the server first (the engine's pre-ping): one more round trip per
-        write, each of which takes the GIL back from the steps' launches. Writes come in bursts (a run's
-        passes are milliseconds apart), so the connection of the last write is kept and used again when it
-        was last used moments ago: a connection that just worked needs no ping. One idle for longer goes
-        back to the pool, whose checkout pings."""
-        now = time.monotonic()
-        stale: list[Connection] = []
-        connection = None
-        with self._lock:
-            while self._idle:
-                used, kept = self._idle.pop()
-                if now - used <= WRITER_CONNECTION_IDLE_SECONDS:
-                    connection = kept
-                    break
-                stale.append(kept)
-        for kept in stale:
-            kept.close()
-        if connection is None:
-            connection = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return connection
-
-    def _keep_writer_connection(self, connection: Connection) -> None:
-        with self._lock:
-            if len(self._idle) < WRITER_CONNECTIONS_KEPT:
-                self._idle.append((time.monotonic(), connection))
-                return
-        connection.close()
+        # PostgreSQL's progress writes, one statement each, on connections kept between them.
+        self._writer_connections = AutocommitConnections(db.engine)
 
     def close(self) -> None:
         """Give the kept writer connections back to the pool."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for _used, connection in idle:
-            connection.close()
+        self._writer_connections.close()
 
     def claimable_runs(self, stale_after_seconds: int) -> list[tuple[str, str | None]]:
         with self._db.transaction(write=False) as session:
@@ -106,28 +68,12 @@ class ExecutionStateService:
         status: str,
         finished: bool,
     ) -> bool:
-        """Write node changes (rows from `execution_repo.node_row`) and the workflow status, in one
+        """Write node changes (rows from `node_row`) and the workflow status, in one
         transaction; False if the run is no longer this driver's."""
-        finished_at = now_seconds() if finished else None
+        progress = repo.Progress(inserted, updated, workflow_status, status, now_seconds() if finished else None)
         if self._db.dialect == "postgresql":
             # One statement, atomic on its own: no transaction around it (see save_progress_postgresql).
-            connection = self._writer_connection()
-            try:
-                owned = repo.save_progress_postgresql(
-                    connection, run_id, driver_id, inserted=inserted, updated=updated,
-                    workflow_status=workflow_status, status=status, finished_at=finished_at,
-                )
-            except BaseException:
-                connection.close()
-                raise
-            self._keep_writer_connection(connection)
-            return owned
+            with self._writer_connections.connection() as connection:
+                return repo.save_progress_postgresql(connection, run_id, driver_id, progress)
         with self._db.transaction() as session:
-            owned = repo.update_run_progress(
-                session, run_id, driver_id, workflow_status=workflow_status, status=status,
-                finished_at=finished_at,
-            )
-            if not owned:
-                return False
-            repo.save_nodes(session, run_id, inserted, updated)
-            return True
+            return repo.save_progress(session, run_id, driver_id, progress)

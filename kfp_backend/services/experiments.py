@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound
+from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.references import (
     Relationship,
@@ -20,6 +22,7 @@ from kfp_backend.services.references import (
     describe_key,
 )
 from kfp_backend.services.text_fields import check_texts
+from kfp_backend.services.unit_of_work import refused_as_taken, transaction
 from kfp_backend.store import experiments_repo as repo
 from kfp_backend.store import jobs_repo, runs_repo, settings_repo
 from kfp_backend.store.db import Database
@@ -57,23 +60,12 @@ class ExperimentService:
         except InvalidArgument as exc:
             raise exc.wrap("Validate experiment request failed.") from None
         self._authz.namespace(caller, namespace, authz.EXPERIMENTS, authz.CREATE, request.name)
-        experiment = Experiment(
-            id=str(uuid.uuid4()),
-            name=request.name,
-            description=request.description,
-            description_key=description_key(request.description),
-            namespace=namespace,
-            created_at=now_seconds(),
-            storage_state=STORAGE_AVAILABLE,
+        experiment = _new_experiment(request.name, request.description, namespace)
+        name_taken = (
+            f"Failed to create a new experiment. The name {request.name} already exists. Please specify a new name."
         )
-        with self._db.transaction() as session:
-            try:
-                repo.add_experiment(session, experiment)
-            except DuplicateKeyError:
-                raise AlreadyExists(
-                    f"Failed to create a new experiment. The name {request.name} already exists. "
-                    "Please specify a new name."
-                ).wrap("Create experiment failed.") from None
+        with error_context("Create experiment failed."), transaction(self._db) as session, refused_as_taken(name_taken):
+            repo.add_experiment(session, experiment)
         return experiment
 
     def _namespace_of_new(self, request: NewExperiment) -> str:
@@ -104,7 +96,7 @@ class ExperimentService:
         return namespace
 
     def get(self, experiment_id: str, *, caller: Caller) -> Experiment:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             experiment = repo.get_experiment(session, experiment_id)
         if experiment is None:
             raise NotFound.resource("Experiment", experiment_id).wrap("Get experiment failed.")
@@ -129,21 +121,21 @@ class ExperimentService:
             self._authz.namespace(caller, namespace, authz.EXPERIMENTS, authz.LIST)
         elif key is not None and key.type == ResourceType.NAMESPACE and key.id:
             raise InvalidArgument("In single-user mode, ListExperiment cannot filter by namespace.")
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             page = repo.list_experiments(session, query, namespace)
         return ListResult(page.items, page, next_page_token(query, page))
 
     def delete(self, experiment_id: str, *, caller: Caller) -> None:
-        self._authz.experiment(caller, experiment_id, authz.DELETE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.experiment(session, caller, experiment_id, authz.DELETE)
             if not repo.delete_experiment(session, experiment_id):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Delete experiment failed")
             # A deleted default is re-created the next time a run needs one.
             settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID, only_if=experiment_id)
 
     def archive(self, experiment_id: str, *, caller: Caller) -> None:
-        self._authz.experiment(caller, experiment_id, authz.ARCHIVE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.experiment(session, caller, experiment_id, authz.ARCHIVE)
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Archive experiment failed")
             runs_repo.set_experiment_runs_storage_state(session, experiment_id, STORAGE_ARCHIVED)
@@ -152,43 +144,50 @@ class ExperimentService:
 
     def unarchive(self, experiment_id: str, *, caller: Caller) -> None:
         # Only the experiment comes back: its runs stay archived and its jobs stay disabled, as upstream.
-        self._authz.experiment(caller, experiment_id, authz.UNARCHIVE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.experiment(session, caller, experiment_id, authz.UNARCHIVE)
             if not repo.set_experiment_storage_state(session, experiment_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Experiment", experiment_id).wrap("Unarchive experiment failed")
 
     def ensure_default(self) -> Experiment:
         """The experiment that holds runs created without one; created on first need, as upstream."""
-        with self._db.transaction() as session:
-            recorded = settings_repo.get_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
-            if recorded is not None:
-                experiment = repo.get_experiment(session, recorded)
-                if experiment is not None:
-                    return experiment
-                settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
-            experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
-            if experiment is None:
-                experiment = Experiment(
-                    id=str(uuid.uuid4()),
-                    name=DEFAULT_EXPERIMENT_NAME,
-                    description=DEFAULT_EXPERIMENT_DESCRIPTION,
-                    description_key=description_key(DEFAULT_EXPERIMENT_DESCRIPTION),
-                    namespace="",
-                    created_at=now_seconds(),
-                    storage_state=STORAGE_AVAILABLE,
-                )
-                try:
-                    repo.add_experiment(session, experiment)
-                except DuplicateKeyError:
-                    # Another replica created it a moment ago.
-                    experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
-                    assert experiment is not None
-            recorded = settings_repo.set_setting_if_absent(
-                session, settings_repo.DEFAULT_EXPERIMENT_ID, experiment.id
-            )
-            if recorded != experiment.id:
-                experiment = repo.get_experiment(session, recorded) or experiment
+        with transaction(self._db) as session:
+            return default_experiment(session)
+
+
+def default_experiment(session: Session) -> Experiment:
+    """The Default experiment, created in `session` if there is none yet."""
+    recorded = settings_repo.get_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
+    if recorded is not None:
+        experiment = repo.get_experiment(session, recorded)
+        if experiment is not None:
             return experiment
+        settings_repo.clear_setting(session, settings_repo.DEFAULT_EXPERIMENT_ID)
+    experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
+    if experiment is None:
+        experiment = _new_experiment(DEFAULT_EXPERIMENT_NAME, DEFAULT_EXPERIMENT_DESCRIPTION, "")
+        try:
+            repo.add_experiment(session, experiment)
+        except DuplicateKeyError:
+            # Another replica created it a moment ago.
+            experiment = repo.find_experiment_by_name(session, "", DEFAULT_EXPERIMENT_NAME)
+            assert experiment is not None
+    recorded = settings_repo.set_setting_if_absent(session, settings_repo.DEFAULT_EXPERIMENT_ID, experiment.id)
+    if recorded != experiment.id:
+        experiment = repo.get_experiment(session, recorded) or experiment
+    return experiment
+
+
+def _new_experiment(name: str, description: str, namespace: str) -> Experiment:
+    return Experiment(
+        id=str(uuid.uuid4()),
+        name=name,
+        description=description,
+        description_key=description_key(description),
+        namespace=namespace,
+        created_at=now_seconds(),
+        storage_state=STORAGE_AVAILABLE,
+    )
 
 
 def _validate_new_experiment(request: NewExperiment) -> None:

@@ -17,39 +17,38 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
-from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
-    authorize_sources,
+    check_new,
     check_parameters,
     check_spec_texts,
+    experiment_namespace,
     owner_experiment,
-    resolve_pipeline_source,
     resolve_references,
 )
 from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
-    check_create_references,
     check_filter_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
 from kfp_backend.services.runs import (
-    experiment_namespace,
     multi_user_list_scope,
-    namespace_of_new,
 )
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
+from kfp_backend.services.unit_of_work import transaction
 from kfp_backend.store import jobs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
@@ -64,6 +63,7 @@ MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
 # Why a cron schedule is refused (robfig's message), or None when it parses: the scheduler's parser
 # (scheduler.cron.cron_error), handed in by the wiring so that services import nothing of the scheduler.
 CronCheck = Callable[[str], "str | None"]
+
 
 class JobScheduling(Protocol):
     """What the scheduler is told. Called after the change is committed; the database stays the truth
@@ -121,7 +121,6 @@ class JobService:
         self,
         db: Database,
         settings: Settings,
-        experiments: ExperimentService,
         *,
         cron_check: CronCheck,
         authorizer: Authorizer = SINGLE_USER,
@@ -129,7 +128,6 @@ class JobService:
     ) -> None:
         self._db = db
         self._settings = settings
-        self._experiments = experiments
         self._cron_check = cron_check
         self._authz = authorizer
         self.scheduling = scheduling
@@ -140,18 +138,16 @@ class JobService:
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, request: NewJob, *, caller: Caller) -> JobView:
+        """CreateJob, in one transaction."""
         with error_context("Validate create job request failed."):
             self._validate_fields(request)
-        authorize_sources(self._authz, caller, request)
-        with error_context("Validate create job request failed."):
-            source = resolve_pipeline_source(self._db, request)
-            self._validate_schedule(request)
-            check_create_references(request.resource_references)
-        namespace = namespace_of_new(
-            self._db, self._authz, caller, request.resource_references, authz.JOBS, request.name
-        )
-        with error_context("Failed to create a new job."):
-            view = self._create(request, source, namespace)
+        with transaction(self._db) as session:
+            source, namespace = check_new(
+                session, self._authz, caller, request, authz.JOBS, context="Validate create job request failed.",
+                check_more=lambda: self._validate_schedule(request),
+            )
+            with error_context("Failed to create a new job."):
+                view = self._create(session, request, source, namespace)
         self._notify(view.job.id)
         return view
 
@@ -202,15 +198,15 @@ class JobService:
                 f"({_format_time(start)})."
             )
 
-    def _create(self, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
-        references = resolve_references(self._db, self._experiments, request.resource_references, source)
+    def _create(self, session: Session, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
+        references = resolve_references(session, request.resource_references, source)
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
         with error_context("Failed to verify parameters."):
             check_parameters(source.document, parameters)
         experiment = owner_experiment(references)
         assert experiment is not None  # resolve_references adds the Default experiment
         if namespace is None:  # single-user mode: the experiment's all the same
-            namespace = experiment_namespace(self._db, experiment.key.id)
+            namespace = experiment_namespace(session, experiment.key.id)
         trigger = request.trigger
         scheduled = trigger.kind != TRIGGER_NONE
         now = now_seconds()
@@ -245,14 +241,13 @@ class JobService:
             next_fire_at=repo.DUE_NOW,
         )
         manifest = JobManifest(job_id=job.id, pipeline_spec_manifest=source.spec_manifest)
-        with self._db.transaction() as session:
-            repo.add_job(session, job, manifest)
+        repo.add_job(session, job, manifest)
         return JobView(job, source.spec_manifest)
 
     # -- read ------------------------------------------------------------------------------------------
 
     def get(self, job_id: str, *, caller: Caller) -> JobView:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             job = repo.get_job(session, job_id)
             if job is None:
                 raise NotFound.resource("Job", job_id)
@@ -275,7 +270,7 @@ class JobService:
                 scope.append(repo.scope_nothing())  # no job refers to a job
             elif key.id:
                 scope.append(repo.scope_namespace(key.id))
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             page = repo.list_jobs(session, query, scope)
         return ListResult([JobView(job) for job in page.items], page, next_page_token(query, page))
 
@@ -283,23 +278,22 @@ class JobService:
 
     def delete(self, job_id: str, *, caller: Caller) -> None:
         """DeleteJob: the job and its manifest; the runs it fired stay."""
-        self._authz.job(caller, job_id, authz.DELETE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.job(session, caller, job_id, authz.DELETE)
             if not repo.delete_job(session, job_id):
                 raise NotFound.resource("Job", job_id).wrap("Delete job failed")
         self._notify(job_id)
 
     def enable(self, job_id: str, *, caller: Caller) -> None:
-        self._authz.job(caller, job_id, authz.ENABLE)
-        self._set_enabled(job_id, True)
+        self._set_enabled(job_id, True, authz.ENABLE, caller)
 
     def disable(self, job_id: str, *, caller: Caller) -> None:
-        self._authz.job(caller, job_id, authz.DISABLE)
-        self._set_enabled(job_id, False)
+        self._set_enabled(job_id, False, authz.DISABLE, caller)
 
-    def _set_enabled(self, job_id: str, enabled: bool) -> None:
+    def _set_enabled(self, job_id: str, enabled: bool, verb: str, caller: Caller) -> None:
         """updated_at moves only when `enabled` changes; a repeated call is a no-op that still succeeds."""
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.job(session, caller, job_id, verb)
             changed = repo.set_enabled(session, job_id, enabled, now_seconds())
             if not changed and not repo.job_exists(session, job_id):
                 error = NotFound.resource("Job", job_id)

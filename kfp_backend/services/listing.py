@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from kfp_backend.services.errors import InvalidArgument
+from kfp_backend.services.references import enum_member
 from kfp_backend.store.listing import Listable, ListQuery, Op, Page, Predicate
 
 DEFAULT_PAGE_SIZE = 20
@@ -209,16 +210,10 @@ def _parse_predicate(listable: Listable, raw: object, item: object) -> Predicate
 
 
 def _parse_op(raw: object, op: object) -> Op:
-    try:
-        if isinstance(op, bool):
-            raise ValueError
-        if isinstance(op, int):
-            return Op(op)
-        if isinstance(op, str):
-            return Op[op] if not op.isdigit() else Op(int(op))
-    except (KeyError, ValueError):
-        pass
-    raise _filter_error(raw, f"unknown predicate operation {op!r}")
+    parsed = enum_member(Op, op)
+    if parsed is None:
+        raise _filter_error(raw, f"unknown predicate operation {op!r}")
+    return parsed
 
 
 def _convert(kind: str, value: object, column_kind: type) -> int | str:

@@ -22,6 +22,7 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.errors import InvalidArgument, NotFound
 from kfp_backend.services.text_fields import text_problem
+from kfp_backend.services.unit_of_work import transaction
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.errors import MissingReferenceError
@@ -87,14 +88,14 @@ class MetricsService:
 
     def report(self, run_id: str, metrics: Sequence[ReportedMetric], *, caller: Caller) -> list[ReportResult]:
         """ReportRunMetrics: one result per metric, in order; an unknown run fails the whole call (404)."""
-        self._authz.run(caller, run_id, authz.REPORT_METRICS)
-        if len(metrics) > MAX_METRICS_PER_REPORT:
-            raise InvalidArgument(
-                f"metrics: at most {MAX_METRICS_PER_REPORT} metrics per report, got {len(metrics)}."
-            )
         base = time.time_ns()
         results: list[ReportResult] = []
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.run(session, caller, run_id, authz.REPORT_METRICS)
+            if len(metrics) > MAX_METRICS_PER_REPORT:
+                raise InvalidArgument(
+                    f"metrics: at most {MAX_METRICS_PER_REPORT} metrics per report, got {len(metrics)}."
+                )
             if not repo.run_exists(session, run_id):
                 raise NotFound.resource("Run", run_id)
             for index, metric in enumerate(metrics):
@@ -131,7 +132,7 @@ class MetricsService:
         The node id of every metric is `node_id` (a file's own node_id is ignored, as upstream). Once the
         run holds MAX_METRICS_PER_RUN metrics nothing more is reported.
         """
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             if not repo.run_exists(session, run_id):
                 raise NotFound.resource("Run", run_id)
             quota = MAX_METRICS_PER_RUN - repo.count_metrics(session, run_id)

@@ -1,4 +1,5 @@
-"""What runs and jobs share at creation: the pipeline they execute and the resources they reference.
+"""What runs and jobs share at creation: the pipeline they execute, the resources they reference and the
+namespace they live in, all read in the creating operation's one transaction.
 
 Upstream validates both with one function (ValidatePipelineSpecAndResourceReferences) and resolves their
 references the same way; so does this module. The messages are upstream's; each caller adds its own
@@ -8,20 +9,27 @@ context prefix (`Validate create run request failed.`, `Validate create job requ
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
 
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import Authorizer
-from kfp_backend.services.errors import InvalidArgument, NotFound
-from kfp_backend.services.experiments import ExperimentService
-from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
+from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
+from kfp_backend.services.experiments import default_experiment
+from kfp_backend.services.references import (
+    Relationship,
+    ResourceKey,
+    ResourceReference,
+    ResourceType,
+    check_create_references,
+)
 from kfp_backend.services.run_manifest import unknown_parameter
 from kfp_backend.services.text_fields import check_parameter_texts, check_reference_ids, check_text
 from kfp_backend.store import experiments_repo, pipelines_repo
-from kfp_backend.store.db import Database
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 MAX_PARAMETER_BYTES = 10000
@@ -29,6 +37,9 @@ MAX_PARAMETER_BYTES = 10000
 
 class PipelineSpecRequest(Protocol):
     """The fields of a create request (an api.Run or an api.Job) that say what it executes."""
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def pipeline_id(self) -> str: ...
@@ -64,18 +75,43 @@ class PipelineSource:
     version_name: str
 
 
-def authorize_sources(authorizer: Authorizer, caller: Caller, request: PipelineSpecRequest) -> None:
+def check_new(
+    session: Session,
+    authorizer: Authorizer,
+    caller: Caller,
+    request: PipelineSpecRequest,
+    resource: str,
+    *,
+    context: str,
+    check_more: Callable[[], None] = lambda: None,
+) -> tuple[PipelineSource, str | None]:
+    """What a new run or job (`resource`) executes and, in multi-user mode, the namespace it goes to, in
+    upstream's order: the caller may read the pipelines named, the pipeline spec (`context` prefixes its
+    errors, and those of `check_more`, the caller's own checks that come next, and of the references), then
+    the namespace."""
+    authorize_sources(session, authorizer, caller, request)
+    with error_context(context):
+        source = resolve_pipeline_source(session, request)
+        check_more()
+        check_create_references(request.resource_references)
+    namespace = namespace_of_new(session, authorizer, caller, request.resource_references, resource, request.name)
+    return source, namespace
+
+
+def authorize_sources(
+    session: Session, authorizer: Authorizer, caller: Caller, request: PipelineSpecRequest
+) -> None:
     """Multi-user mode: the caller may read the pipeline and every pipeline version the request names. Checked
     before anything about them is read, so that no answer tells anything of another namespace's pipelines (an
     unknown id passes here: resolving it answers the usual 404)."""
     if request.pipeline_id:
-        authorizer.pipeline(caller, request.pipeline_id, authz.GET)
+        authorizer.pipeline(session, caller, request.pipeline_id, authz.GET)
     for reference in request.resource_references:
         if reference.key.type == ResourceType.PIPELINE_VERSION and reference.key.id:
-            authorizer.version(caller, reference.key.id, authz.GET)
+            authorizer.version(session, caller, reference.key.id, authz.GET)
 
 
-def resolve_pipeline_source(db: Database, request: PipelineSpecRequest) -> PipelineSource:
+def resolve_pipeline_source(session: Session, request: PipelineSpecRequest) -> PipelineSource:
     """Upstream's pipeline-spec validation, in its order: manifest XOR pipeline/version, existence, the
     workflow's format, then parameters vs runtime config and the parameters' size."""
     creator_version = creator_version_id(request.resource_references)
@@ -103,28 +139,27 @@ def resolve_pipeline_source(db: Database, request: PipelineSpecRequest) -> Pipel
                 "Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or "
                 "(pipeline id or/and pipeline version)."
             )
-        with db.transaction(write=False) as session:
-            if request.pipeline_id:
-                pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
-                if pipeline is None:
-                    raise NotFound.resource("Pipeline", request.pipeline_id).wrap("Get pipelineId failed.")
-                pipeline_name = pipeline.name
-            if creator_version:
-                version = pipelines_repo.get_version(session, creator_version)
-                if version is None:
-                    raise NotFound.resource("Version", creator_version).wrap("Get pipelineVersionId failed.")
-                if request.pipeline_id and version.pipeline_id != request.pipeline_id:
-                    raise InvalidArgument("pipeline ID should be parent of pipeline version.")
-            else:
-                default_id = pipeline.default_version_id
-                version = pipelines_repo.get_version(session, default_id) if default_id else None
-                if version is None:
-                    raise InvalidArgument(
-                        f"Pipeline {request.pipeline_id} has no default version to run. Please specify a "
-                        "pipeline version."
-                    )
-            spec_manifest = pipelines_repo.get_template(session, version.id) or ""
-            version_id, version_name = version.id, version.name
+        if request.pipeline_id:
+            pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
+            if pipeline is None:
+                raise NotFound.resource("Pipeline", request.pipeline_id).wrap("Get pipelineId failed.")
+            pipeline_name = pipeline.name
+        if creator_version:
+            version = pipelines_repo.get_version(session, creator_version)
+            if version is None:
+                raise NotFound.resource("Version", creator_version).wrap("Get pipelineVersionId failed.")
+            if request.pipeline_id and version.pipeline_id != request.pipeline_id:
+                raise InvalidArgument("pipeline ID should be parent of pipeline version.")
+        else:
+            default_id = pipeline.default_version_id
+            version = pipelines_repo.get_version(session, default_id) if default_id else None
+            if version is None:
+                raise InvalidArgument(
+                    f"Pipeline {request.pipeline_id} has no default version to run. Please specify a "
+                    "pipeline version."
+                )
+        spec_manifest = pipelines_repo.get_template(session, version.id) or ""
+        version_id, version_name = version.id, version.name
     try:
         document = parse_workflow(spec_manifest).document
     except WorkflowError as exc:
@@ -139,38 +174,34 @@ def resolve_pipeline_source(db: Database, request: PipelineSpecRequest) -> Pipel
 
 
 def resolve_references(
-    db: Database,
-    experiments: ExperimentService,
-    references: Sequence[ResourceReference],
-    source: PipelineSource,
+    session: Session, references: Sequence[ResourceReference], source: PipelineSource
 ) -> list[ResourceReference]:
     """The references with names: the request's, the Default experiment when none owns the object, and the
     pipeline's default version when the request names only a pipeline."""
     resolved: list[ResourceReference] = []
-    with db.transaction(write=False) as session:
-        for reference in references:
-            kind = reference.key.type
-            if kind in (ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE):
-                raise InvalidArgument(f"Unsupported resource type: {kind.name}")
-            name = ""
-            if kind == ResourceType.EXPERIMENT:
-                experiment = experiments_repo.get_experiment(session, reference.key.id)
-                if experiment is None:
-                    raise NotFound.resource("Experiment", reference.key.id)
-                name = experiment.name
-            elif kind == ResourceType.PIPELINE_VERSION:
-                if reference.key.id == source.version_id:
-                    name = source.version_name
-                else:
-                    version = pipelines_repo.get_version(session, reference.key.id)
-                    if version is None:
-                        raise NotFound.resource("Version", reference.key.id)
-                    name = version.name
-            elif kind == ResourceType.NAMESPACE:
-                name = reference.key.id
-            resolved.append(ResourceReference(reference.key, reference.relationship, name))
+    for reference in references:
+        kind = reference.key.type
+        if kind in (ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE):
+            raise InvalidArgument(f"Unsupported resource type: {kind.name}")
+        name = ""
+        if kind == ResourceType.EXPERIMENT:
+            experiment = experiments_repo.get_experiment(session, reference.key.id)
+            if experiment is None:
+                raise NotFound.resource("Experiment", reference.key.id)
+            name = experiment.name
+        elif kind == ResourceType.PIPELINE_VERSION:
+            if reference.key.id == source.version_id:
+                name = source.version_name
+            else:
+                version = pipelines_repo.get_version(session, reference.key.id)
+                if version is None:
+                    raise NotFound.resource("Version", reference.key.id)
+                name = version.name
+        elif kind == ResourceType.NAMESPACE:
+            name = reference.key.id
+        resolved.append(ResourceReference(reference.key, reference.relationship, name))
     if owner_experiment(resolved) is None:
-        default = experiments.ensure_default()
+        default = default_experiment(session)
         resolved.append(
             ResourceReference(ResourceKey(ResourceType.EXPERIMENT, default.id), Relationship.OWNER, default.name)
         )
@@ -189,6 +220,44 @@ def check_parameters(document: Mapping[str, Any], parameters: Sequence[Mapping[s
     unknown = unknown_parameter(document, parameters)
     if unknown is not None:
         raise InvalidArgument(f"Unrecognized input parameter: {unknown}")
+
+
+def namespace_of_new(
+    session: Session,
+    authorizer: Authorizer,
+    caller: Caller,
+    references: Sequence[ResourceReference],
+    resource: str,
+    name: str,
+) -> str | None:
+    """Multi-user mode: the namespace a new run or job lives in, its experiment's, once the caller may
+    create there (upstream's messages, "Job" for runs too). A NAMESPACE reference must name that namespace,
+    which the caller may use. Single-user mode: None, nothing checked."""
+    if not authorizer.multi_user:
+        return None
+    owner = owner_experiment(references)
+    if owner is None or not owner.key.id:
+        raise InvalidArgument("Job has no experiment.")
+    experiment = experiments_repo.get_experiment(session, owner.key.id)
+    if experiment is None:
+        raise NotFound.resource("Experiment", owner.key.id).wrap("Failed to get experiment namespace.")
+    if not experiment.namespace:
+        raise InvalidArgument("Job's experiment has no namespace.")
+    authorizer.namespace(caller, experiment.namespace, resource, authz.CREATE, name)
+    for reference in references:
+        if reference.key.type != ResourceType.NAMESPACE:
+            continue
+        authorizer.namespace(caller, reference.key.id, resource, authz.CREATE, name)
+        if reference.key.id != experiment.namespace:
+            raise InvalidArgument(
+                f"Invalid resource references: namespace {reference.key.id} is not the namespace of the experiment."
+            )
+    return experiment.namespace
+
+
+def experiment_namespace(session: Session, experiment_id: str) -> str:
+    experiment = experiments_repo.get_experiment(session, experiment_id)
+    return experiment.namespace if experiment is not None else ""
 
 
 def owner_experiment(references: Sequence[ResourceReference]) -> ResourceReference | None:

@@ -16,16 +16,18 @@ import stat
 import urllib.request
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.orm import Session
 
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import AlreadyExists, InvalidArgument, NotFound, error_context
+from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_files import extract_manifest, too_large
 from kfp_backend.services.references import (
@@ -36,10 +38,10 @@ from kfp_backend.services.references import (
     find_reference,
 )
 from kfp_backend.services.text_fields import check_reference_ids, check_text
+from kfp_backend.services.unit_of_work import refused_as_taken, transaction
 from kfp_backend.services.url_fetch import DestinationRefused, TooLarge, fetch, fetch_public
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
-from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.models import NAMESPACE_LENGTH, Pipeline, PipelineVersion, description_key
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
@@ -50,6 +52,9 @@ PIPELINE_NAME_LENGTH = 100
 MAX_PARAMETER_BYTES = 10000
 SHARED_NAMESPACE_ALIAS = "-"
 URL_SCHEMES = ("http", "https", "file")
+# What errors call a pipeline and a pipeline version (as field prefixes).
+PIPELINE = "pipeline"
+VERSION = "pipeline_version"
 
 
 @dataclass(frozen=True)
@@ -118,15 +123,12 @@ class PipelineService:
         with error_context("Error read pipeline file."):
             manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
         with error_context("Invalid namespace."):
-            _check_namespace(namespace)
-            if self._authz.multi_user and namespace:
-                validate_namespace(namespace)
+            self._check_namespace(namespace)
         with error_context("Authorization to namespace failed."):
             self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
-        with error_context("Invalid pipeline name."):
-            name = _pipeline_name("pipeline.name", name, package.filename)
-        with error_context("Error read pipeline description."):
-            check_text("pipeline.description", description)
+        name = _name_and_description(
+            PIPELINE, name, package.filename, description, description_context="Error read pipeline description."
+        )
         with error_context("Error creating pipeline"), error_context("Create pipeline failed"):
             return self._create_pipeline(name, description, namespace, manifest)
 
@@ -136,21 +138,17 @@ class PipelineService:
             url = request.url
             _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
-            _check_namespace(namespace)
-            if self._authz.multi_user and namespace:
-                validate_namespace(namespace)
+            self._check_namespace(namespace)
         self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
         with error_context("Create pipeline failed."):
             filename, data = self._download(url)
             with error_context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
-            with error_context("Invalid pipeline name."):
-                name = _pipeline_name("pipeline.name", request.name, filename)
-            check_text("pipeline.description", request.description)
+            name = _name_and_description(PIPELINE, request.name, filename, request.description)
             return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
 
     def get(self, pipeline_id: str, *, caller: Caller) -> PipelineDetail:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline failed.")
@@ -161,7 +159,7 @@ class PipelineService:
         """GetPipelineByName: `-` names the shared namespace ("")."""
         stored_namespace = "" if namespace == SHARED_NAMESPACE_ALIAS else namespace
         self._authz.pipeline_namespace(caller, stored_namespace, authz.GET, name)
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             pipeline = repo.find_pipeline_by_name(session, stored_namespace, name)
             if pipeline is None:
                 raise NotFound.resource("Namespace/Pipeline", f"{namespace}/{name}").wrap(
@@ -174,7 +172,7 @@ class PipelineService:
         namespace = _list_namespace(key)
         query = parse_list_request(repo.PIPELINE_LISTABLE, request)
         self._authz.pipeline_namespace(caller, namespace, authz.LIST)
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             page = repo.list_pipelines(session, query, namespace)
             # All default versions of the page in one query.
             versions = repo.get_versions(
@@ -188,14 +186,14 @@ class PipelineService:
 
     def delete(self, pipeline_id: str, *, caller: Caller) -> None:
         """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
-        self._authz.pipeline(caller, pipeline_id, authz.DELETE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.pipeline(session, caller, pipeline_id, authz.DELETE)
             if not repo.delete_pipeline(session, pipeline_id):
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
 
     def get_template(self, pipeline_id: str, *, caller: Caller) -> str | None:
         """The template of the pipeline's default version; None when it has no default version."""
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             pipeline = repo.get_pipeline(session, pipeline_id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Get pipeline template failed.")
@@ -205,16 +203,16 @@ class PipelineService:
             return repo.get_template(session, pipeline.default_version_id)
 
     def update_default_version(self, pipeline_id: str, version_id: str, *, caller: Caller) -> None:
-        self._authz.pipeline(caller, pipeline_id, authz.UPDATE)
-        with error_context("Update pipeline default version failed."), self._db.transaction() as session:
-            if repo.get_pipeline(session, pipeline_id, lock=True) is None:
-                raise NotFound.resource("Pipeline", pipeline_id)
-            version = repo.get_version(session, version_id)
-            if version is None:
-                raise NotFound.resource("Version", version_id)
-            if version.pipeline_id != pipeline_id:
-                raise InvalidArgument(f"Version {version_id} does not belong to pipeline {pipeline_id}.")
-            repo.set_default_version(session, pipeline_id, version_id)
+        with transaction(self._db) as session:
+            self._authz.pipeline(session, caller, pipeline_id, authz.UPDATE)
+            with error_context("Update pipeline default version failed."):
+                _existing_pipeline(session, pipeline_id, lock=True)
+                version = repo.get_version(session, version_id)
+                if version is None:
+                    raise NotFound.resource("Version", version_id)
+                if version.pipeline_id != pipeline_id:
+                    raise InvalidArgument(f"Version {version_id} does not belong to pipeline {pipeline_id}.")
+                repo.set_default_version(session, pipeline_id, version_id)
 
     # -- versions -------------------------------------------------------------------------------------
 
@@ -227,23 +225,24 @@ class PipelineService:
             message = "Please specify a pipeline id when creating versions."
             raise InvalidArgument(message, internal=message)
         check_text("pipelineid", pipeline_id)
-        with error_context("Failed to get namespace from pipelineId."), error_context(
-            "Failed to get namespace from Pipeline ID"
-        ):
-            self._require_pipeline(pipeline_id)
-        with error_context("Authorization to namespace failed."):
-            self._authz.pipeline(caller, pipeline_id, authz.CREATE)
-        with error_context("Error read pipeline file."):
-            manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
-        with error_context("Invalid pipeline version name."):
-            name = _pipeline_name("pipeline_version.name", name, package.filename)
-        with error_context("Error read pipeline description."):
-            check_text("pipeline_version.description", description)
-        with error_context("Error creating pipeline version"), error_context("Create pipeline version failed"):
-            return self._create_version(pipeline_id, name, description, manifest)
+        with transaction(self._db) as session:
+            with error_context("Failed to get namespace from pipelineId."), error_context(
+                "Failed to get namespace from Pipeline ID"
+            ):
+                pipeline = _existing_pipeline(session, pipeline_id)
+            with error_context("Authorization to namespace failed."):
+                self._authz.pipeline_namespace(caller, pipeline.namespace, authz.CREATE, pipeline_id)
+            with error_context("Error read pipeline file."):
+                manifest = extract_manifest(package.filename, package.data, self._settings.max_upload_bytes)
+            name = _name_and_description(
+                VERSION, name, package.filename, description, description_context="Error read pipeline description."
+            )
+            with error_context("Error creating pipeline version"), error_context("Create pipeline version failed"):
+                return self._add_version(session, pipeline_id, name, description, manifest)
 
     def create_version(self, request: NewPipelineVersion, *, caller: Caller) -> PipelineVersion:
-        """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference."""
+        """CreatePipelineVersion: a new version downloaded from a URL, owned by a PIPELINE reference. The
+        download happens between two transactions: the pipeline is checked before it, written to after."""
         with error_context("Create pipeline version failed."):
             url = request.package_url
             _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
@@ -252,31 +251,33 @@ class PipelineService:
             if owner is None or not owner.key.id:
                 raise InvalidArgument("Create pipeline version failed due to missing pipeline id")
             pipeline_id = owner.key.id
-            self._require_pipeline(pipeline_id)
-        self._authz.pipeline(caller, pipeline_id, authz.CREATE)
+        with transaction(self._db, write=False) as session:
+            with error_context("Create pipeline version failed."):
+                pipeline = _existing_pipeline(session, pipeline_id)
+            self._authz.pipeline_namespace(caller, pipeline.namespace, authz.CREATE, pipeline_id)
         with error_context("Create pipeline version failed."):
             filename, data = self._download(url)
             with error_context("The URL is valid but pipeline system failed to read the file."):
                 manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
-            with error_context("Invalid pipeline version name."):
-                name = _pipeline_name("pipeline_version.name", request.name, filename)
-            check_text("pipeline_version.description", request.description)
+            name = _name_and_description(VERSION, request.name, filename, request.description)
             check_text("pipeline_version.code_source_url", request.code_source_url)
-            return self._create_version(
-                pipeline_id,
-                name,
-                request.description,
-                manifest,
-                code_source_url=request.code_source_url,
-                package_url=url,
-            )
+            with transaction(self._db) as session:
+                return self._add_version(
+                    session,
+                    pipeline_id,
+                    name,
+                    request.description,
+                    manifest,
+                    code_source_url=request.code_source_url,
+                    package_url=url,
+                )
 
     def get_version(self, version_id: str, *, caller: Caller) -> PipelineVersion:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             version = repo.get_version(session, version_id)
-        if version is None:
-            raise NotFound.resource("Version", version_id).wrap("Get pipeline version failed.")
-        self._authz.version(caller, version_id, authz.GET)
+            if version is None:
+                raise NotFound.resource("Version", version_id).wrap("Get pipeline version failed.")
+            self._authz.version(session, caller, version_id, authz.GET)
         return version
 
     def list_versions(self, request: ListRequest, key: ResourceKey | None, *, caller: Caller) -> ListResult:
@@ -288,7 +289,7 @@ class PipelineService:
                 f"Invalid resource key type {key.type.name}: pipeline versions are listed by PIPELINE."
             )
         query = parse_list_request(repo.VERSION_LISTABLE, request)
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             pipeline = repo.get_pipeline(session, key.id)
             if pipeline is None:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
@@ -298,22 +299,23 @@ class PipelineService:
 
     def delete_version(self, version_id: str, *, caller: Caller) -> None:
         """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
-        self._authz.version(caller, version_id, authz.DELETE)
-        with error_context("Delete pipeline version failed."), self._db.transaction() as session:
-            version = repo.get_version(session, version_id)
-            if version is None:
-                raise NotFound.resource("Version", version_id)
-            # Lock the pipeline first, as every version write does, then delete.
-            pipeline = repo.get_pipeline(session, version.pipeline_id, lock=True)
-            if not repo.delete_version(session, version_id):
-                raise NotFound.resource("Version", version_id)
-            if pipeline is not None and pipeline.default_version_id == version_id:
-                latest = repo.latest_version(session, pipeline.id)
-                repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
+        with transaction(self._db) as session:
+            self._authz.version(session, caller, version_id, authz.DELETE)
+            with error_context("Delete pipeline version failed."):
+                version = repo.get_version(session, version_id)
+                if version is None:
+                    raise NotFound.resource("Version", version_id)
+                # Lock the pipeline first, as every version write does, then delete.
+                pipeline = repo.get_pipeline(session, version.pipeline_id, lock=True)
+                if not repo.delete_version(session, version_id):
+                    raise NotFound.resource("Version", version_id)
+                if pipeline is not None and pipeline.default_version_id == version_id:
+                    latest = repo.latest_version(session, pipeline.id)
+                    repo.set_default_version(session, pipeline.id, latest.id if latest is not None else None)
 
     def get_version_template(self, version_id: str, *, caller: Caller) -> str:
-        self._authz.version(caller, version_id, authz.GET)
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
+            self._authz.version(session, caller, version_id, authz.GET)
             template = repo.get_template(session, version_id)
         if template is None:
             raise NotFound.resource("Version", version_id).wrap("Get pipeline version template failed.")
@@ -321,10 +323,10 @@ class PipelineService:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _require_pipeline(self, pipeline_id: str) -> None:
-        with self._db.transaction(write=False) as session:
-            if repo.get_pipeline(session, pipeline_id) is None:
-                raise NotFound.resource("Pipeline", pipeline_id)
+    def _check_namespace(self, namespace: str) -> None:
+        _check_namespace(namespace)
+        if self._authz.multi_user and namespace:
+            validate_namespace(namespace)
 
     def _create_pipeline(
         self, name: str, description: str, namespace: str, manifest: bytes, *, package_url: str = ""
@@ -354,18 +356,16 @@ class PipelineService:
             code_source_url="",
             package_url=package_url,
         )
-        with self._db.transaction() as session:
-            try:
+        name_taken = f"Failed to create a new pipeline. The name {name} already exist. Please specify a new name."
+        with transaction(self._db) as session:
+            with refused_as_taken(name_taken):
                 repo.add_pipeline(session, pipeline)
-            except DuplicateKeyError:
-                raise AlreadyExists(
-                    f"Failed to create a new pipeline. The name {name} already exist. Please specify a new name."
-                ) from None
             repo.add_version(session, version, template)
         return PipelineDetail(pipeline, version)
 
-    def _create_version(
+    def _add_version(
         self,
+        session: Session,
         pipeline_id: str,
         name: str,
         description: str,
@@ -386,20 +386,15 @@ class PipelineService:
             code_source_url=code_source_url,
             package_url=package_url,
         )
-        with self._db.transaction() as session:
-            pipeline = repo.get_pipeline(session, pipeline_id, lock=True)
-            if pipeline is None:
-                raise NotFound.resource("Pipeline", pipeline_id)
-            try:
-                repo.add_version(session, version, template)
-            except DuplicateKeyError:
-                raise AlreadyExists(
-                    f"Failed to create a new pipeline version. The name {name} already exist. "
-                    "Please specify a new name."
-                ) from None
-            # A pipeline left without a default (all versions deleted) takes the new one whatever the setting.
-            if self._settings.auto_update_default_version or not pipeline.default_version_id:
-                repo.set_default_version(session, pipeline_id, version.id)
+        pipeline = _existing_pipeline(session, pipeline_id, lock=True)
+        name_taken = (
+            f"Failed to create a new pipeline version. The name {name} already exist. Please specify a new name."
+        )
+        with refused_as_taken(name_taken):
+            repo.add_version(session, version, template)
+        # A pipeline left without a default (all versions deleted) takes the new one whatever the setting.
+        if self._settings.auto_update_default_version or not pipeline.default_version_id:
+            repo.set_default_version(session, pipeline_id, version.id)
         return version
 
     def _download(self, url: str) -> tuple[str, bytes]:
@@ -434,7 +429,14 @@ class PipelineService:
         return filename, data
 
 
-def _default_version(session: Any, pipeline: Pipeline) -> PipelineVersion | None:
+def _existing_pipeline(session: Session, pipeline_id: str, *, lock: bool = False) -> Pipeline:
+    pipeline = repo.get_pipeline(session, pipeline_id, lock=lock)
+    if pipeline is None:
+        raise NotFound.resource("Pipeline", pipeline_id)
+    return pipeline
+
+
+def _default_version(session: Session, pipeline: Pipeline) -> PipelineVersion | None:
     return repo.get_version(session, pipeline.default_version_id) if pipeline.default_version_id else None
 
 
@@ -458,6 +460,18 @@ def _pipeline_name(field: str, name: str, fallback: str) -> str:
     if len(name) > PIPELINE_NAME_LENGTH:
         raise InvalidArgument(f"Pipeline name too long. Support maximum length of {PIPELINE_NAME_LENGTH}")
     check_text(field, name)
+    return name
+
+
+def _name_and_description(
+    kind: str, name: str, fallback: str, description: str, *, description_context: str = ""
+) -> str:
+    """The name of a new pipeline or version (`kind`), else the package's file name, and its description,
+    checked; `description_context` prefixes a description's error."""
+    with error_context("Invalid pipeline version name." if kind == VERSION else "Invalid pipeline name."):
+        name = _pipeline_name(f"{kind}.name", name, fallback)
+    with error_context(description_context) if description_context else nullcontext():
+        check_text(f"{kind}.description", description)
     return name
 
 

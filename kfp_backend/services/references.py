@@ -6,8 +6,11 @@ import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kfp_backend.services.errors import InvalidArgument
+
+E = TypeVar("E", bound=enum.IntEnum)
 
 
 class ResourceType(enum.IntEnum):
@@ -69,16 +72,24 @@ def check_create_references(references: Sequence[ResourceReference]) -> None:
 
 def parse_enum(enum_type: type[enum.IntEnum], raw: object, what: str) -> enum.IntEnum:
     """Accept an enum by name or number, as the gateway does; anything else is a 400."""
+    member = enum_member(enum_type, raw)
+    if member is None:
+        raise InvalidArgument(f"invalid value for enum type {what}: {raw!r}")
+    return member
+
+
+def enum_member(enum_type: type[E], raw: object) -> E | None:
+    """The member of `enum_type` that `raw` names, by name or number (a JSON number or a string of digits)."""
     try:
         if isinstance(raw, bool):
-            raise ValueError
+            return None
         if isinstance(raw, int):
             return enum_type(raw)
         if isinstance(raw, str):
             return enum_type(int(raw)) if raw.lstrip("-").isdigit() else enum_type[raw]
     except (KeyError, ValueError):
         pass
-    raise InvalidArgument(f"invalid value for enum type {what}: {raw!r}")
+    return None
 
 
 def find_reference(

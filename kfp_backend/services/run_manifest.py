@@ -195,7 +195,7 @@ def format_go_layout(layout: str, moment: datetime) -> str:
     hour12 = moment.hour % 12 or 12
     while i < n:
         rest = layout[i:]
-        token, text = _go_chunk(rest, moment, hour12)
+        token, text = _format_layout_token(rest, moment, hour12)
         if token:
             out.append(text)
             i += len(token)
@@ -205,7 +205,7 @@ def format_go_layout(layout: str, moment: datetime) -> str:
     return "".join(out)
 
 
-def _go_chunk(rest: str, moment: datetime, hour12: int) -> tuple[str, str]:
+def _format_layout_token(rest: str, moment: datetime, hour12: int) -> tuple[str, str]:
     """(matched token, formatted text) for the layout chunk at the start of `rest`, or ("", "")."""
     first = rest[0]
     if first == "J" and rest.startswith("Jan"):

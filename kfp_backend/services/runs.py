@@ -16,20 +16,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from sqlalchemy.orm import Session
+
 from kfp_backend.config import Settings
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
-from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
-    authorize_sources,
+    check_new,
     check_spec_texts,
-    owner_experiment,
-    resolve_pipeline_source,
+    experiment_namespace,
     resolve_references,
 )
 from kfp_backend.services.references import (
@@ -37,7 +37,6 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
-    check_create_references,
     check_filter_key,
     describe_key,
     encode_references,
@@ -47,6 +46,7 @@ from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.run_status import load_object, render_workflow
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
+from kfp_backend.services.unit_of_work import transaction
 from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
@@ -129,46 +129,6 @@ def _run_not_found(run_id: str, operation: str) -> ApiError:
     return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
 
 
-def namespace_of_new(
-    db: Database,
-    authorizer: Authorizer,
-    caller: Caller,
-    references: Sequence[ResourceReference],
-    resource: str,
-    name: str,
-) -> str | None:
-    """Multi-user mode: the namespace a new run or job lives in, its experiment's, once the caller may
-    create there (upstream's messages, "Job" for runs too). A NAMESPACE reference must name that namespace,
-    which the caller may use. Single-user mode: None, nothing checked."""
-    if not authorizer.multi_user:
-        return None
-    owner = owner_experiment(references)
-    if owner is None or not owner.key.id:
-        raise InvalidArgument("Job has no experiment.")
-    with db.transaction(write=False) as session:
-        experiment = experiments_repo.get_experiment(session, owner.key.id)
-    if experiment is None:
-        raise NotFound.resource("Experiment", owner.key.id).wrap("Failed to get experiment namespace.")
-    if not experiment.namespace:
-        raise InvalidArgument("Job's experiment has no namespace.")
-    authorizer.namespace(caller, experiment.namespace, resource, authz.CREATE, name)
-    for reference in references:
-        if reference.key.type != ResourceType.NAMESPACE:
-            continue
-        authorizer.namespace(caller, reference.key.id, resource, authz.CREATE, name)
-        if reference.key.id != experiment.namespace:
-            raise InvalidArgument(
-                f"Invalid resource references: namespace {reference.key.id} is not the namespace of the experiment."
-            )
-    return experiment.namespace
-
-
-def experiment_namespace(db: Database, experiment_id: str) -> str:
-    with db.transaction(write=False) as session:
-        experiment = experiments_repo.get_experiment(session, experiment_id)
-    return experiment.namespace if experiment is not None else ""
-
-
 def multi_user_list_scope(
     authorizer: Authorizer, caller: Caller, key: ResourceKey | None, resource: str, operation: str,
     db: Database,
@@ -182,7 +142,7 @@ def multi_user_list_scope(
             raise InvalidArgument(f"Invalid resource references for {operation}. Namespace is empty.")
         authorizer.namespace(caller, key.id, resource, authz.LIST)
     elif key.type == ResourceType.EXPERIMENT:
-        with db.transaction(write=False) as session:
+        with transaction(db, write=False) as session:
             experiment = experiments_repo.get_experiment(session, key.id)
         if experiment is None:
             raise NotFound.resource("Experiment", key.id).wrap("Failed to get namespace from experiment ID")
@@ -218,7 +178,6 @@ class RunService:
         self,
         db: Database,
         settings: Settings,
-        experiments: ExperimentService,
         *,
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
@@ -228,7 +187,6 @@ class RunService:
     ) -> None:
         self._db = db
         self._settings = settings
-        self._experiments = experiments
         self._authz = authorizer
         self.execution = execution
         self.artifact_reader = artifact_reader
@@ -241,17 +199,19 @@ class RunService:
     # -- create ----------------------------------------------------------------------------------------
 
     def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
+        """CreateRun, in one transaction."""
         with error_context("Validate create run request failed."):
             self._validate_fields(request)
-        authorize_sources(self._authz, caller, request)
-        with error_context("Validate create run request failed."):
-            source = resolve_pipeline_source(self._db, request)
-            check_create_references(request.resource_references)
-        namespace = namespace_of_new(
-            self._db, self._authz, caller, request.resource_references, authz.RUNS, request.name
-        )
-        with error_context("Failed to create a new run."):
-            return self._create(request, source, namespace)
+        with transaction(self._db) as session:
+            source, namespace = check_new(
+                session, self._authz, caller, request, authz.RUNS, context="Validate create run request failed."
+            )
+            with error_context("Failed to create a new run."):
+                detail = self._create(session, request, source, namespace)
+        run = detail.view.run
+        log.info("run %s (%s) created in experiment %s", run.id, run.name, run.experiment_id)
+        self._notify("run_created", run.id)
+        return detail
 
     def _validate_fields(self, request: NewRun) -> None:
         """Upstream's ValidateCreateRunRequest, in its order: the name, then (in create) what the run executes."""
@@ -269,8 +229,8 @@ class RunService:
         ])
         check_spec_texts("run", request)
 
-    def _create(self, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
-        references = resolve_references(self._db, self._experiments, request.resource_references, source)
+    def _create(self, session: Session, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
+        references = resolve_references(session, request.resource_references, source)
         document, spec_manifest = source.document, source.spec_manifest
         run_id = str(uuid.uuid4())
         now = now_seconds()
@@ -289,7 +249,7 @@ class RunService:
             r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
         )
         if namespace is None:  # single-user mode: the experiment's all the same
-            namespace = experiment_namespace(self._db, experiment.key.id)
+            namespace = experiment_namespace(session, experiment.key.id)
         run = Run(**new_run_row(
             run_id=run_id,
             name=request.name,
@@ -309,16 +269,13 @@ class RunService:
         ))
         workflow_json = json.dumps(workflow, separators=(",", ":"), ensure_ascii=False)
         manifest = RunManifest(**new_manifest_row(run_id=run_id, spec_manifest=spec_manifest, workflow=workflow_json))
-        with self._db.transaction() as session:
-            repo.add_run(session, run, manifest)
-        log.info("run %s (%s) created in experiment %s", run_id, request.name, experiment.key.id)
-        self._notify("run_created", run_id)
+        repo.add_run(session, run, manifest)
         return RunDetail(RunView(run, spec_manifest), render_workflow(workflow_json, {}, []))
 
     # -- read ------------------------------------------------------------------------------------------
 
     def get(self, run_id: str, *, caller: Caller) -> RunDetail:
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             run = repo.get_run(session, run_id)
             if run is None:
                 raise NotFound.resource("Run", run_id)
@@ -349,7 +306,7 @@ class RunService:
                 scope.append(repo.scope_pipeline_version(key.id))
             elif key.id:
                 scope.append(repo.scope_namespace(key.id))
-        with self._db.transaction(write=False) as session:
+        with transaction(self._db, write=False) as session:
             page = repo.list_runs(session, query, scope)
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
@@ -359,30 +316,31 @@ class RunService:
     # -- storage state and delete ----------------------------------------------------------------------
 
     def archive(self, run_id: str, *, caller: Caller) -> None:
-        self._authz.run(caller, run_id, authz.ARCHIVE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.run(session, caller, run_id, authz.ARCHIVE)
             if not repo.set_storage_state(session, run_id, STORAGE_ARCHIVED):
                 raise NotFound.resource("Run", run_id).wrap("Archive run failed")
 
     def unarchive(self, run_id: str, *, caller: Caller) -> None:
-        self._authz.run(caller, run_id, authz.UNARCHIVE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.run(session, caller, run_id, authz.UNARCHIVE)
             if not repo.set_storage_state(session, run_id, STORAGE_AVAILABLE):
                 raise NotFound.resource("Run", run_id).wrap("Unarchive run failed")
 
     def delete(self, run_id: str, *, caller: Caller) -> None:
         """DeleteRun: stop what still runs (as deleting the Argo workflow kills its pods), then the rows."""
-        self._authz.run(caller, run_id, authz.DELETE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
                 raise _run_not_found(run_id, "Delete run failed")
+            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.DELETE, run_id)
             unfinished = run.status not in COMPLETED_WORKFLOW_PHASES
             if unfinished:
                 repo.mark_terminating(session, run_id, (run.status,))
         if unfinished:
             self._notify("terminate_requested", run_id)
-        with self._db.transaction() as session:
+        # A second transaction: the executor has been told to stop the run's steps before its rows go.
+        with transaction(self._db) as session:
             if not repo.delete_run(session, run_id):
                 raise _run_not_found(run_id, "Delete run failed")
         self._notify("run_deleted", run_id)
@@ -390,8 +348,8 @@ class RunService:
     # -- terminate and retry ---------------------------------------------------------------------------
 
     def terminate(self, run_id: str, *, caller: Caller) -> None:
-        self._authz.run(caller, run_id, authz.TERMINATE)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
+            self._authz.run(session, caller, run_id, authz.TERMINATE)
             if not repo.run_exists(session, run_id):
                 raise _run_not_found(run_id, "Terminate run failed")
             if not repo.mark_terminating(session, run_id, TERMINABLE_RUN_STATUSES):
@@ -406,11 +364,11 @@ class RunService:
         Succeeded/Skipped nodes stay; Failed/Error/Omitted DAG nodes are reset to Running; every other
         Failed/Error/Omitted node and every node of the exit handler is deleted, so it runs again.
         """
-        self._authz.run(caller, run_id, authz.RETRY)
-        with self._db.transaction() as session:
+        with transaction(self._db) as session:
             run = repo.get_run(session, run_id, lock=True)
             if run is None:
                 raise _run_not_found(run_id, "Retry run failed")
+            self._authz.namespace(caller, run.namespace, authz.RUNS, authz.RETRY, run_id)
             if run.status not in RETRYABLE_RUN_STATUSES:
                 message = "Workflow must be Failed/Error to retry"
                 internal = f"BadRequestError: {message}: workflow cannot be retried"
@@ -456,13 +414,10 @@ class RunService:
 
     def read_artifact(self, run_id: str, node_id: str, artifact_name: str, *, caller: Caller) -> bytes:
         """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
-        self._authz.run(caller, run_id, authz.READ_ARTIFACT)
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
-        with error_context(f"failed to read artifact '{request_text}'."):
-            with self._db.transaction(write=False) as session:
-                if not repo.run_exists(session, run_id):
-                    raise NotFound.resource("Run", run_id)
-                node = repo.get_node(session, run_id, node_id)
+        context = f"failed to read artifact '{request_text}'."
+        node = self._authorized_node(run_id, node_id, authz.READ_ARTIFACT, caller, context)
+        with error_context(context):
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
             size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
             if size is not None and size > self._settings.max_artifact_read_bytes:
@@ -479,12 +434,8 @@ class RunService:
     def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> StepLog:
         """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
         the caller to stream and close (a log is not read into memory: it may be large)."""
-        self._authz.run(caller, run_id, authz.READ_ARTIFACT)
+        node = self._authorized_node(run_id, node_id, authz.READ_ARTIFACT, caller, "Read node log failed.")
         with error_context("Read node log failed."):
-            with self._db.transaction(write=False) as session:
-                if not repo.run_exists(session, run_id):
-                    raise NotFound.resource("Run", run_id)
-                node = repo.get_node(session, run_id, node_id)
             if node is None:
                 raise NotFound.resource("Node", node_id)
             path = load_object(node.data).get("_log_path")
@@ -492,6 +443,15 @@ class RunService:
             if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
             return step_log
+
+    def _authorized_node(self, run_id: str, node_id: str, verb: str, caller: Caller, context: str) -> RunNode | None:
+        """The node of the run, once the caller may `verb` the run (404 under `context` for no run)."""
+        with transaction(self._db, write=False) as session:
+            self._authz.run(session, caller, run_id, verb)
+            with error_context(context):
+                if not repo.run_exists(session, run_id):
+                    raise NotFound.resource("Run", run_id)
+                return repo.get_node(session, run_id, node_id)
 
     # -- internals -------------------------------------------------------------------------------------
 

@@ -112,6 +112,18 @@ def release_run(session: Session, run_id: str, driver_id: str) -> None:
 NodeRow = tuple[str, str, str]  # (node id, phase, data as JSON)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One pass of a driver as written: new and changed node rows, the workflow status, the run's status
+    and, once it is final, when the run finished."""
+
+    inserted: Iterable[NodeRow]
+    updated: Iterable[NodeRow]
+    workflow_status: dict
+    status: str
+    finished_at: int | None
+
+
 def node_row(node: dict) -> NodeRow:
     """A node as it is stored; taken by the driver thread, so later changes to the dict do not leak in."""
     return node["id"], node.get("phase", ""), json.dumps(node, separators=(",", ":"))
@@ -161,29 +173,30 @@ _PG_STATUS_RUNNING = f"status = CASE WHEN terminate_requested THEN '{TERMINATING
 _PG_FINISHED = ", finished_at = %(finished_at)s, driver_id = NULL"
 
 
-def save_progress_postgresql(
-    connection: Connection,
-    run_id: str,
-    driver_id: str,
-    *,
-    inserted: Iterable[NodeRow],
-    updated: Iterable[NodeRow],
-    workflow_status: dict,
-    status: str,
-    finished_at: int | None,
-) -> bool:
-    """`update_run_progress` + `save_nodes` as one statement (see _PG_PROGRESS); the connection must be in
-    autocommit. False (and nothing written) if the run is no longer this driver's."""
+def save_progress_postgresql(connection: Connection, run_id: str, driver_id: str, progress: Progress) -> bool:
+    """`save_progress` as one statement (see _PG_PROGRESS); the connection must be in autocommit. False (and
+    nothing written) if the run is no longer this driver's."""
     sql = _PG_PROGRESS.format(
-        status=_PG_STATUS_FINAL if status in FINAL_RUN_STATUSES else _PG_STATUS_RUNNING,
-        finished="" if finished_at is None else _PG_FINISHED,
+        status=_PG_STATUS_FINAL if progress.status in FINAL_RUN_STATUSES else _PG_STATUS_RUNNING,
+        finished="" if progress.finished_at is None else _PG_FINISHED,
     )
     params = {
-        "run_id": run_id, "driver_id": driver_id, "status": status, "finished_at": finished_at,
-        "workflow_status": json.dumps(workflow_status),
-        "inserted": json.dumps(list(inserted)), "updated": json.dumps(list(updated)),
+        "run_id": run_id, "driver_id": driver_id, "status": progress.status, "finished_at": progress.finished_at,
+        "workflow_status": json.dumps(progress.workflow_status),
+        "inserted": json.dumps(list(progress.inserted)), "updated": json.dumps(list(progress.updated)),
     }
     return bool(connection.exec_driver_sql(sql, params).scalar())
+
+
+def save_progress(session: Session, run_id: str, driver_id: str, progress: Progress) -> bool:
+    """The run's status columns, its workflow status and its node rows, if this driver still owns the run."""
+    owned = update_run_progress(
+        session, run_id, driver_id, workflow_status=progress.workflow_status, status=progress.status,
+        finished_at=progress.finished_at,
+    )
+    if owned:
+        save_nodes(session, run_id, progress.inserted, progress.updated)
+    return owned
 
 
 def delete_nodes(session: Session, run_id: str, node_ids: Iterable[str]) -> None:

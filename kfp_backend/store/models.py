@@ -30,6 +30,23 @@ def description_key(description: str) -> str:
     return description[:DESCRIPTION_KEY_LENGTH]
 
 
+def row_of(table: str, constraint: str) -> Mapped[str]:
+    """A primary-key column naming the row of `table` this row belongs to (and goes with)."""
+    return mapped_column(
+        String(36), ForeignKey(f"{table}.id", ondelete="CASCADE", name=constraint), primary_key=True
+    )
+
+
+class NamedInNamespace:
+    """The columns of every resource with an id, a name and a description, in a namespace ("": shared)."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
+    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
+
+
 class ServerSetting(Base):
     """Small key/value facts the server records once (e.g. the default experiment's id)."""
 
@@ -38,13 +55,8 @@ class ServerSetting(Base):
     value: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-class Experiment(Base):
+class Experiment(NamedInNamespace, Base):
     __tablename__ = "experiments"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
-    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
-    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     storage_state: Mapped[str] = mapped_column(String(32), nullable=False)
 
@@ -58,13 +70,8 @@ class Experiment(Base):
     )
 
 
-class Pipeline(Base):
+class Pipeline(NamedInNamespace, Base):
     __tablename__ = "pipelines"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
-    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
-    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="READY")
     # JSON parameters of the pipeline's first version, as upstream reports them on the pipeline.
@@ -108,29 +115,15 @@ class PipelineTemplate(Base):
     """A version's workflow manifest, kept apart so that listing versions never reads it."""
 
     __tablename__ = "pipeline_templates"
-    version_id: Mapped[str] = mapped_column(
-        String(36),
-        ForeignKey("pipeline_versions.id", ondelete="CASCADE", name="fk_pipeline_templates_version"),
-        primary_key=True,
-    )
+    version_id: Mapped[str] = row_of("pipeline_versions", "fk_pipeline_templates_version")
     template: Mapped[str] = mapped_column(LongText, nullable=False)
 
 
-class Run(Base):
-    """One run. What listing returns lives here; manifests and node state live in their own tables.
+class ExecutesAPipeline(NamedInNamespace):
+    """The columns a run and a job share: their experiment and what pipeline they execute, with which
+    parameters and references."""
 
-    `resource_references` is the rendered JSON list (names included): experiment and version names
-    never change, so listing needs no join. The id columns beside it carry the indexes.
-    """
-
-    __tablename__ = "runs"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)
-    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
-    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
     experiment_id: Mapped[str] = mapped_column(String(36), nullable=False)
-    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     pipeline_id: Mapped[str] = mapped_column(String(36), nullable=False, default="")
     pipeline_name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
     pipeline_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -138,6 +131,24 @@ class Run(Base):
     # JSON list of {"name", "value"}: exactly the parameters the request gave.
     parameters: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
     resource_references: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+
+
+class PipelineSpecManifest:
+    """pipeline_spec.workflow_manifest of a run or a job: the request's manifest verbatim, or the version's
+    template."""
+
+    pipeline_spec_manifest: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+
+
+class Run(ExecutesAPipeline, Base):
+    """One run. What listing returns lives here; manifests and node state live in their own tables.
+
+    `resource_references` is the rendered JSON list (names included): experiment and version names
+    never change, so listing needs no join. The id columns beside it carry the indexes.
+    """
+
+    __tablename__ = "runs"
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
     scheduled_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     finished_at: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
@@ -171,15 +182,11 @@ class Run(Base):
     )
 
 
-class RunManifest(Base):
+class RunManifest(PipelineSpecManifest, Base):
     """The big texts of a run, read only by get, the executor and retry."""
 
     __tablename__ = "run_manifests"
-    run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_manifests_run"), primary_key=True
-    )
-    # pipeline_spec.workflow_manifest: the request's manifest verbatim, or the version's template.
-    pipeline_spec_manifest: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+    run_id: Mapped[str] = row_of("runs", "fk_run_manifests_run")
     # The workflow as submitted (JSON: metadata + spec, parameters overridden, ids substituted).
     workflow: Mapped[str] = mapped_column(LongText, nullable=False, default="")
     # The workflow-level status fields (phase, startedAt, finishedAt, message, progress) as JSON.
@@ -191,9 +198,7 @@ class RunNode(Base):
     executor keys starting with `_` that are never shown."""
 
     __tablename__ = "run_nodes"
-    run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_nodes_run"), primary_key=True
-    )
+    run_id: Mapped[str] = row_of("runs", "fk_run_nodes_run")
     node_id: Mapped[str] = mapped_column(String(NODE_ID_LENGTH), primary_key=True)
     phase: Mapped[str] = mapped_column(String(16), nullable=False)
     data: Mapped[str] = mapped_column(LongText, nullable=False)
@@ -203,9 +208,7 @@ class RunMetric(Base):
     """A reported metric; the primary key makes the first report win."""
 
     __tablename__ = "run_metrics"
-    run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_run_metrics_run"), primary_key=True
-    )
+    run_id: Mapped[str] = row_of("runs", "fk_run_metrics_run")
     node_id: Mapped[str] = mapped_column(String(NODE_ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     number_value: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
@@ -214,23 +217,12 @@ class RunMetric(Base):
     reported_at_ns: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
-class Job(Base):
+class Job(ExecutesAPipeline, Base):
     """A recurring run. Its schedule progress (`last_scheduled_at`, `last_index`, `next_fire_at`) is
     what the scheduler reads and advances; the manifest lives in `job_manifests`."""
 
     __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
-    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    description_key: Mapped[str] = mapped_column(String(DESCRIPTION_KEY_LENGTH), nullable=False, default="")
-    namespace: Mapped[str] = mapped_column(String(NAMESPACE_LENGTH), nullable=False, default="")
-    experiment_id: Mapped[str] = mapped_column(String(36), nullable=False)
-    pipeline_id: Mapped[str] = mapped_column(String(36), nullable=False, default="")
-    pipeline_name: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
-    pipeline_version_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    service_account: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
-    parameters: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
-    resource_references: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
     max_concurrency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
     no_catchup: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
@@ -260,13 +252,9 @@ class Job(Base):
     )
 
 
-class JobManifest(Base):
+class JobManifest(PipelineSpecManifest, Base):
     __tablename__ = "job_manifests"
-    job_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("jobs.id", ondelete="CASCADE", name="fk_job_manifests_job"), primary_key=True
-    )
-    # pipeline_spec.workflow_manifest: the request's manifest verbatim, or the version's template.
-    pipeline_spec_manifest: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+    job_id: Mapped[str] = row_of("jobs", "fk_job_manifests_job")
 
 
 class JobFire(Base):

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring
-from kfp_backend.services.container import Services
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.models import Job, JobManifest, Run
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref

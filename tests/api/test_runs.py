@@ -26,8 +26,8 @@ from sqlalchemy import event, select, update
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error

@@ -13,8 +13,8 @@ import pytest
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.scheduler.firing import JobFiring
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store import scheduler_repo

@@ -13,8 +13,8 @@ import pytest
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.scheduler.worker import SchedulerWorker, attach_to_jobs, build_scheduler
+from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
-from kfp_backend.services.container import Services
 from kfp_backend.services.jobs import NewJob, NewTrigger
 from kfp_backend.store.db import Database
 from tests.scheduler.helpers import fires_of, runs_of

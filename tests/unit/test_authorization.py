@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kfp_backend.config import Settings
@@ -9,6 +11,11 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import ANONYMOUS, Caller
 from kfp_backend.services.authorization import SINGLE_USER, SYSTEM, Authorizer, multi_user_mode
 from kfp_backend.services.errors import PermissionDenied
+from kfp_backend.store import experiments_repo
+from kfp_backend.store.db import Database
+from kfp_backend.store.migrations import upgrade
+from kfp_backend.store.models import Experiment
+from kfp_backend.store.states import STORAGE_AVAILABLE
 
 ALICE = Caller(user="alice", namespaces=("team-a",), token_id="t1")
 BOTH = Caller(user="carol", namespaces=("team-a", "team-b"), token_id="t2")
@@ -16,12 +23,12 @@ ADMIN = Caller(user="admin", token_id="t3")
 PROXIED = Caller(user="dave@example.com", via="user-header")
 
 
-class _NoDatabase:
-    def transaction(self, write: bool = True):  # type: ignore[no-untyped-def]
-        raise AssertionError("the decision on a namespace reads nothing")
+class _NoSession:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError("single-user mode reads nothing")
 
 
-MULTI = Authorizer(_NoDatabase(), multi_user=True)  # type: ignore[arg-type]
+MULTI = Authorizer(multi_user=True)
 
 
 def test_multi_user_mode_is_authentication_on() -> None:
@@ -36,8 +43,8 @@ def test_single_user_mode_allows_everything_and_reads_nothing(caller: Caller) ->
     for namespace in ("", "team-a", "team-z"):
         SINGLE_USER.namespace(caller, namespace, authz.RUNS, authz.DELETE)
     # The checks by id do not even look the resource up.
-    SINGLE_USER.run(caller, "any", authz.GET)
-    SINGLE_USER.pipeline(caller, "any", authz.DELETE)
+    SINGLE_USER.run(_NoSession(), caller, "any", authz.GET)  # type: ignore[arg-type]
+    SINGLE_USER.pipeline(_NoSession(), caller, "any", authz.DELETE)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -76,6 +83,18 @@ def test_the_refusal_is_upstreams() -> None:
         f"{error.external_message}: Unauthorized access")
 
 
-def test_multi_user_needs_the_database() -> None:
-    with pytest.raises(ValueError):
-        Authorizer(None, multi_user=True)
+def test_multi_user_checks_by_id_read_the_namespace_in_the_operations_session(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'authz.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            experiments_repo.add_experiment(session, Experiment(
+                id="e1", name="e", description="", description_key="", namespace="team-b", created_at=0,
+                storage_state=STORAGE_AVAILABLE))
+            MULTI.experiment(session, BOTH, "e1", authz.DELETE)
+            with pytest.raises(PermissionDenied):
+                MULTI.experiment(session, ALICE, "e1", authz.DELETE)
+            MULTI.experiment(session, ALICE, "unknown", authz.DELETE)  # the operation answers its 404
+    finally:
+        db.dispose()

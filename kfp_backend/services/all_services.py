@@ -29,18 +29,17 @@ class Services:
         """`cron_check` is the scheduler's cron parser (scheduler.cron.cron_error), which the Job API
         validates schedules with; the wiring hands it in, as services import nothing of the scheduler."""
         # One authorizer for every service: multi-user mode (namespaces) when authentication is on.
-        authorizer = Authorizer.from_settings(db, settings)
-        experiments = ExperimentService(db, authorizer)
+        authorizer = Authorizer.from_settings(settings)
         return cls(
             settings=settings,
             db=db,
-            experiments=experiments,
+            experiments=ExperimentService(db, authorizer),
             pipelines=PipelineService(db, settings, authorizer),
             # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
-            runs=RunService(db, settings, experiments, authorizer=authorizer),
+            runs=RunService(db, settings, authorizer=authorizer),
             metrics=MetricsService(db, authorizer),
             # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
-            jobs=JobService(db, settings, experiments, cron_check=cron_check, authorizer=authorizer),
+            jobs=JobService(db, settings, cron_check=cron_check, authorizer=authorizer),
         )
 
     def bootstrap(self) -> None:
