@@ -42,8 +42,11 @@ def template_and_parameters(manifest: bytes) -> tuple[str, str]:
 
 def manifest_of_struct(spec: Any) -> bytes:
     """The manifest of a `pipeline_spec` given as a JSON struct (a v2beta1 request body), as JSON text."""
-    if not isinstance(spec, dict) or not spec:
-        raise InvalidArgument("pipeline_spec must be a non-empty object: a KFP v2 pipeline spec or an Argo Workflow.")
+    if not isinstance(spec, dict) or not (is_pipeline_spec(spec) or "apiVersion" in spec or "kind" in spec):
+        raise InvalidArgument(
+            "pipeline_spec must be a KFP v2 pipeline spec (an object with pipelineInfo and root, as the kfp 2.x "
+            "SDK compiles; with a platform spec: {pipeline_spec, platform_spec}) or an Argo Workflow."
+        )
     return json.dumps(spec, ensure_ascii=False).encode()
 
 

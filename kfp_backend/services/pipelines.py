@@ -74,8 +74,10 @@ class NewPipeline:
     name: str = ""
     description: str = ""
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
-    # v2beta1's CreatePipelineAndVersion: the version's description (v1beta1 leaves it empty).
+    # v2beta1's CreatePipelineAndVersion: the version's description (v1beta1 leaves it empty) and, instead of
+    # a url, the pipeline spec given inline as a JSON struct.
     version_description: str = ""
+    pipeline_spec: Any = None
 
 
 @dataclass(frozen=True)
@@ -149,17 +151,19 @@ class PipelineService:
             )
 
     def create(self, request: NewPipeline, *, caller: Caller) -> PipelineDetail:
-        """CreatePipeline: a pipeline and its first version from a package the server downloads."""
+        """CreatePipeline: a pipeline and its first version from a package the server downloads (or, from
+        v2beta1, a pipeline spec given inline)."""
+        url, inline = request.url, request.pipeline_spec is not None
         with error_context("Create pipeline failed."):
-            url = request.url
-            _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
+            if inline and url:
+                raise InvalidArgument("Please specify either a package_url or a pipeline_spec, not both.")
+            if not inline:
+                _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
             self._check_namespace(namespace)
         self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
         with error_context("Create pipeline failed."):
-            filename, data = self._download(url)
-            with error_context("The URL is valid but pipeline system failed to read the file."):
-                manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            filename, manifest = self._inline(request.pipeline_spec) if inline else self._fetch(url)
             name = _name_and_description(PIPELINE, request.name, filename, request.description)
             return self._create_pipeline(
                 name, request.description, namespace, manifest, package_url=url,
@@ -297,14 +301,7 @@ class PipelineService:
                 pipeline = _existing_pipeline(session, pipeline_id)
             self._authz.pipeline_namespace(caller, pipeline.namespace, authz.CREATE, pipeline_id)
         with error_context("Create pipeline version failed."):
-            if inline:
-                filename, manifest = "", manifest_of_struct(request.pipeline_spec)
-                if len(manifest) > self._settings.max_upload_bytes:
-                    raise too_large(self._settings.max_upload_bytes)
-            else:
-                filename, data = self._download(url)
-                with error_context("The URL is valid but pipeline system failed to read the file."):
-                    manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            filename, manifest = self._inline(request.pipeline_spec) if inline else self._fetch(url)
             name = _name_and_description(VERSION, request.name, filename, request.description)
             check_text("pipeline_version.code_source_url", request.code_source_url)
             with transaction(self._db) as session:
@@ -472,6 +469,19 @@ class PipelineService:
         if self._settings.auto_update_default_version or not pipeline.default_version_id:
             repo.set_default_version(session, pipeline_id, version.id)
         return version
+
+    def _inline(self, spec: Any) -> tuple[str, bytes]:
+        """("", the manifest) of a pipeline spec given as a JSON struct."""
+        manifest = manifest_of_struct(spec)
+        if len(manifest) > self._settings.max_upload_bytes:
+            raise too_large(self._settings.max_upload_bytes)
+        return "", manifest
+
+    def _fetch(self, url: str) -> tuple[str, bytes]:
+        """The file name and the manifest of the package at `url`."""
+        filename, data = self._download(url)
+        with error_context("The URL is valid but pipeline system failed to read the file."):
+            return filename, extract_manifest(filename, data, self._settings.max_upload_bytes)
 
     def _download(self, url: str) -> tuple[str, bytes]:
         """The file name (last path segment) and the bytes at `url`; a failure is the client's (400)."""
