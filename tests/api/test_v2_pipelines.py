@@ -14,7 +14,9 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 
-from tests.api.test_v2_experiments import STATUS_TYPE, V2, WORKFLOW, v2_error
+from tests.api.test_v2_experiments import STATUS_TYPE, V2, WORKFLOW, multi_user, v2_error
+
+__all__ = ["multi_user"]  # the fixture, shared with the experiments' tests
 
 V1 = "/apis/v1beta1"
 PIPELINES = f"{V2}/pipelines"
@@ -342,3 +344,44 @@ def test_v1_delete_still_cascades(client: FlaskClient) -> None:
     pipeline_id = ok(upload(client, "p.yaml", IR_YAML, name="v1-delete"))["pipeline_id"]
     assert ok(client.delete(f"{V1}/pipelines/{pipeline_id}")) == {}
     assert ok(client.get(PIPELINES)) == {}
+
+
+def test_v1_create_by_url_of_ir(client: FlaskClient, tmp_path) -> None:
+    package = tmp_path / "by-url.yaml"
+    package.write_text(IR_YAML + PLATFORM_YAML)
+    pipeline = ok(client.post(f"{V1}/pipelines", json={"name": "v1-url", "url": {"pipeline_url": package.as_uri()}}))
+    assert ok(client.get(f"{V1}/pipelines/{pipeline['id']}/templates")) == {"template": IR_YAML + PLATFORM_YAML}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"pipelineInfo": {"name": "x"}, "root": {}}))
+    version = client.post(f"{V1}/pipeline_versions", json={
+        "name": "broken", "package_url": {"pipeline_url": broken.as_uri()},
+        "resource_references": [{"key": {"type": "PIPELINE", "id": pipeline["id"]}, "relationship": "OWNER"}]})
+    assert version.status_code == 400 and "Invalid pipeline spec" in version.get_json()["error"]
+    zipped = tmp_path / "ir.zip"
+    zipped.write_bytes(zip_of({"pipeline.yaml": IR_YAML}))
+    version = ok(client.post(f"{V1}/pipeline_versions", json={
+        "name": "zipped", "package_url": {"pipeline_url": zipped.as_uri()},
+        "resource_references": [{"key": {"type": "PIPELINE", "id": pipeline["id"]}, "relationship": "OWNER"}]}))
+    assert ok(client.get(f"{V1}/pipeline_versions/{version['id']}/templates")) == {"template": IR_YAML}
+    assert ok(client.get(f"{PIPELINES}/{pipeline['id']}/versions/{version['id']}"))["pipeline_spec"] == IR
+
+
+def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str, str]]]) -> None:
+    client, headers = multi_user
+    alice, bob = headers["alice"], headers["bob"]
+    form = {"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}
+    response = client.post(f"{PIPELINES}/upload", query_string={"name": "ours", "namespace": "team-a"}, data=form,
+                           headers=alice, content_type="multipart/form-data")
+    pipeline = ok(response)
+    assert pipeline["namespace"] == "team-a"
+    one = f"{PIPELINES}/{pipeline['pipeline_id']}"
+    listed = ok(client.get(PIPELINES, query_string={"namespace": "team-a"}, headers=alice))
+    assert [p["name"] for p in listed["pipelines"]] == ["ours"]
+    assert ok(client.get(f"{PIPELINES}/names/ours", query_string={"namespace": "team-a"}, headers=alice)) == pipeline
+    v2_error(client.get(PIPELINES, query_string={"namespace": "team-a"}), 401, 16)
+    v2_error(client.get(PIPELINES, query_string={"namespace": "team-a"}, headers=bob), 403, 7)
+    for method, path in (("GET", one), ("GET", f"{one}/versions"), ("GET", f"{one}/versions/{pipeline['pipeline_id']}"),
+                         ("DELETE", one)):
+        v2_error(client.open(path, method=method, headers=bob), 403, 7)
+    v2_error(client.post(PIPELINES, json={"name": "theirs", "namespace": "team-b"}, headers=alice), 403, 7)
+    assert ok(client.delete(one, query_string={"cascade": "true"}, headers=alice)) == {}
