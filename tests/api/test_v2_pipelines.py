@@ -385,3 +385,12 @@ def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str
         v2_error(client.open(path, method=method, headers=bob), 403, 7)
     v2_error(client.post(PIPELINES, json={"name": "theirs", "namespace": "team-b"}, headers=alice), 403, 7)
     assert ok(client.delete(one, query_string={"cascade": "true"}, headers=alice)) == {}
+
+
+def test_argo_upload_through_v2_is_a_v1_pipeline(client: FlaskClient) -> None:
+    """As upstream's server: an Argo Workflow (kfp 1.x) is accepted on v2beta1 too, and reads back the same."""
+    pipeline = ok(upload(client, "argo.yaml", WORKFLOW, name="argo"))
+    (version,) = versions(client, pipeline["pipeline_id"])["pipeline_versions"]
+    assert version["pipeline_spec"] == yaml.safe_load(WORKFLOW)
+    template = ok(client.get(f"{V1}/pipelines/{pipeline['pipeline_id']}/templates"))["template"]
+    assert json.loads(template) == yaml.safe_load(WORKFLOW)
