@@ -27,7 +27,11 @@ GRPC_TO_HTTP = {
 # The gRPC code that best names a plain HTTP failure (unknown route, wrong method, ...).
 HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 1, 409: 6, 413: 8, 415: 3, 416: 11, 429: 8}
 
-UPLOAD_ENDPOINTS = {"pipelines.upload_pipeline", "pipelines.upload_pipeline_version"}
+UPLOAD_ENDPOINTS = {
+    "pipelines.upload_pipeline", "pipelines.upload_pipeline_version",
+    # v2beta1's uploads: upstream's one upload server answers both APIs in this shape.
+    "v2_pipelines.upload_pipeline", "v2_pipelines.upload_pipeline_version",
+}
 
 
 class RequestRefused(HTTPException):

@@ -34,7 +34,7 @@ _version_request = PipelineVersionRequestSchema()
 UPLOAD_FIELD = "uploadfile"
 
 
-def _uploaded_package() -> PackageFile:
+def uploaded_package() -> PackageFile:
     """The multipart `uploadfile` part, read up to one byte past the size limit (the service refuses more)."""
     limit = services().settings.max_upload_bytes
     try:
@@ -61,7 +61,7 @@ def _query(name: str) -> str:
 
 @blueprint.post("/pipelines/upload")
 def upload_pipeline() -> dict:
-    package = _uploaded_package()
+    package = uploaded_package()
     detail = services().pipelines.upload(
         package, name=_query("name"), description=_query("description"), namespace=_query("namespace"),
         caller=current_caller(),
@@ -71,7 +71,7 @@ def upload_pipeline() -> dict:
 
 @blueprint.post("/pipelines/upload_version")
 def upload_pipeline_version() -> dict:
-    package = _uploaded_package()
+    package = uploaded_package()
     version = services().pipelines.upload_version(
         _query("pipelineid"), package, name=_query("name"), description=_query("description"),
         caller=current_caller(),

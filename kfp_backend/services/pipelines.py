@@ -1,7 +1,8 @@
 """Pipeline and pipeline-version rules: creation from uploads and URLs, defaults, cascades, templates.
 
-A pipeline is created together with its first version; both share one id and the version takes the
-pipeline's name. Every version stores its workflow re-serialized as compact JSON (the "template").
+A pipeline is created together with its first version (v2beta1's CreatePipeline: alone); both share one id
+and the version takes the pipeline's name. Every version stores its template: an Argo Workflow re-serialized
+as compact JSON, or a KFP v2 pipeline spec as uploaded (services/pipeline_specs.py).
 Error chains follow the real server's ("Error creating pipeline: Create pipeline failed: Already exist
 error: ..."), but a bad input is always a 4xx here (see docs/compatibility.md).
 """
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.orm import Session
@@ -30,6 +32,7 @@ from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_files import extract_manifest, too_large
+from kfp_backend.services.pipeline_specs import manifest_of_struct, template_and_parameters
 from kfp_backend.services.references import (
     Relationship,
     ResourceKey,
@@ -43,13 +46,11 @@ from kfp_backend.services.url_fetch import DestinationRefused, TooLarge, fetch, 
 from kfp_backend.store import pipelines_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAMESPACE_LENGTH, Pipeline, PipelineVersion, description_key
-from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 # Pipeline and PipelineVersion rows are part of this service's interface: api/ takes these types from here, not store/.
 
 STATUS_READY = "READY"
 PIPELINE_NAME_LENGTH = 100
-MAX_PARAMETER_BYTES = 10000
 SHARED_NAMESPACE_ALIAS = "-"
 URL_SCHEMES = ("http", "https", "file")
 # What errors call a pipeline and a pipeline version (as field prefixes).
@@ -73,6 +74,10 @@ class NewPipeline:
     name: str = ""
     description: str = ""
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+    # v2beta1's CreatePipelineAndVersion: the version's description (v1beta1 leaves it empty) and, instead of
+    # a url, the pipeline spec given inline as a JSON struct.
+    version_description: str = ""
+    pipeline_spec: Any = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,16 @@ class NewPipelineVersion:
     description: str = ""
     code_source_url: str = ""
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
+    # v2beta1: the pipeline spec given inline as a JSON struct, instead of a package_url.
+    pipeline_spec: Any = None
+
+
+@dataclass(frozen=True)
+class VersionWithTemplate:
+    """A version and its stored template (None if it has none)."""
+
+    version: PipelineVersion
+    template: str | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,7 @@ class PipelineService:
         name: str = "",
         description: str = "",
         namespace: str = "",
+        version_description: str = "",
         caller: Caller,
     ) -> PipelineDetail:
         """UploadPipeline: a pipeline and its first version from an uploaded package."""
@@ -130,22 +146,39 @@ class PipelineService:
             PIPELINE, name, package.filename, description, description_context="Error read pipeline description."
         )
         with error_context("Error creating pipeline"), error_context("Create pipeline failed"):
-            return self._create_pipeline(name, description, namespace, manifest)
+            return self._create_pipeline(
+                name, description, namespace, manifest, version_description=version_description
+            )
 
     def create(self, request: NewPipeline, *, caller: Caller) -> PipelineDetail:
-        """CreatePipeline: a pipeline and its first version from a package the server downloads."""
+        """CreatePipeline: a pipeline and its first version from a package the server downloads (or, from
+        v2beta1, a pipeline spec given inline)."""
+        url, inline = request.url, request.pipeline_spec is not None
         with error_context("Create pipeline failed."):
-            url = request.url
-            _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
+            if inline and url:
+                raise InvalidArgument("Please specify either a package_url or a pipeline_spec, not both.")
+            if not inline:
+                _check_url("pipeline.url.pipeline_url", url, allow_files=not self._authz.multi_user)
             namespace = _namespace_of(request.resource_references)
             self._check_namespace(namespace)
         self._authz.pipeline_namespace(caller, namespace, authz.CREATE, request.name)
         with error_context("Create pipeline failed."):
-            filename, data = self._download(url)
-            with error_context("The URL is valid but pipeline system failed to read the file."):
-                manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            filename, manifest = self._inline(request.pipeline_spec) if inline else self._fetch(url)
             name = _name_and_description(PIPELINE, request.name, filename, request.description)
-            return self._create_pipeline(name, request.description, namespace, manifest, package_url=url)
+            return self._create_pipeline(
+                name, request.description, namespace, manifest, package_url=url,
+                version_description=request.version_description,
+            )
+
+    def create_empty(self, name: str, description: str, namespace: str, *, caller: Caller) -> PipelineDetail:
+        """v2beta1's CreatePipeline: a pipeline without any version (and so without a default one)."""
+        with error_context("Failed to create a pipeline due to server error"):
+            if not name:
+                raise InvalidArgument("name is required")
+            self._check_namespace(namespace)
+            self._authz.pipeline_namespace(caller, namespace, authz.CREATE, name)
+            name = _name_and_description(PIPELINE, name, "", description)
+            return self._create_pipeline(name, description, namespace, None)
 
     def get(self, pipeline_id: str, *, caller: Caller) -> PipelineDetail:
         with transaction(self._db, write=False) as session:
@@ -184,10 +217,18 @@ class PipelineService:
         ]
         return ListResult(items, page, next_page_token(query, page))
 
-    def delete(self, pipeline_id: str, *, caller: Caller) -> None:
-        """DeletePipeline: the pipeline and (by cascade) all its versions and templates."""
+    def delete(self, pipeline_id: str, *, cascade: bool = True, caller: Caller) -> None:
+        """DeletePipeline: the pipeline and (by cascade) all its versions and templates. Without `cascade`
+        (v2beta1's default) a pipeline that still has versions is refused, as upstream refuses it."""
         with transaction(self._db) as session:
             self._authz.pipeline(session, caller, pipeline_id, authz.DELETE)
+            if not cascade and repo.get_pipeline(session, pipeline_id, lock=True) is not None:
+                version = repo.latest_version(session, pipeline_id)
+                if version is not None:
+                    raise InvalidArgument(
+                        f"Failed to delete pipeline with id {pipeline_id} as it has existing pipeline versions "
+                        f"(e.g. {version.id}). Delete them first, or set cascade=true."
+                    ).wrap(f"Failed to delete pipeline {pipeline_id}")
             if not repo.delete_pipeline(session, pipeline_id):
                 raise NotFound.resource("Pipeline", pipeline_id).wrap("Delete pipeline failed.")
 
@@ -245,7 +286,11 @@ class PipelineService:
         download happens between two transactions: the pipeline is checked before it, written to after."""
         with error_context("Create pipeline version failed."):
             url = request.package_url
-            _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
+            inline = request.pipeline_spec is not None
+            if inline and url:
+                raise InvalidArgument("Please specify either a package_url or a pipeline_spec, not both.")
+            if not inline:
+                _check_url("pipeline_version.package_url.pipeline_url", url, allow_files=not self._authz.multi_user)
             check_reference_ids("pipeline_version.resource_references", request.resource_references)
             owner = find_reference(list(request.resource_references), ResourceType.PIPELINE, Relationship.OWNER)
             if owner is None or not owner.key.id:
@@ -256,9 +301,7 @@ class PipelineService:
                 pipeline = _existing_pipeline(session, pipeline_id)
             self._authz.pipeline_namespace(caller, pipeline.namespace, authz.CREATE, pipeline_id)
         with error_context("Create pipeline version failed."):
-            filename, data = self._download(url)
-            with error_context("The URL is valid but pipeline system failed to read the file."):
-                manifest = extract_manifest(filename, data, self._settings.max_upload_bytes)
+            filename, manifest = self._inline(request.pipeline_spec) if inline else self._fetch(url)
             name = _name_and_description(VERSION, request.name, filename, request.description)
             check_text("pipeline_version.code_source_url", request.code_source_url)
             with transaction(self._db) as session:
@@ -280,8 +323,29 @@ class PipelineService:
             self._authz.version(session, caller, version_id, authz.GET)
         return version
 
+    def get_version_spec(self, pipeline_id: str, version_id: str, *, caller: Caller) -> VersionWithTemplate:
+        """v2beta1's GetPipelineVersion: the version of `pipeline_id` and its template."""
+        with transaction(self._db, write=False) as session:
+            version = repo.get_version(session, version_id)
+            if version is None or version.pipeline_id != pipeline_id:
+                raise NotFound.resource("PipelineVersion", version_id).wrap(
+                    f"Failed to get a pipeline version {version_id} of pipeline {pipeline_id}"
+                )
+            self._authz.version(session, caller, version_id, authz.GET)
+            return VersionWithTemplate(version, repo.get_template(session, version_id))
+
+    def list_version_specs(self, request: ListRequest, pipeline_id: str, *, caller: Caller) -> ListResult:
+        """v2beta1's ListPipelineVersions: a page of VersionWithTemplate (templates read in one query)."""
+        key = ResourceKey(ResourceType.PIPELINE, pipeline_id)
+        return self._list_versions(request, key, caller, with_templates=True)
+
     def list_versions(self, request: ListRequest, key: ResourceKey | None, *, caller: Caller) -> ListResult:
         """ListPipelineVersions: the versions of the pipeline named by `resource_key`."""
+        return self._list_versions(request, key, caller, with_templates=False)
+
+    def _list_versions(
+        self, request: ListRequest, key: ResourceKey | None, caller: Caller, *, with_templates: bool
+    ) -> ListResult:
         if key is None or not key.id:
             raise InvalidArgument("ResourceKey must be set in the input")
         if key.type not in {ResourceType.PIPELINE, ResourceType.UNKNOWN_RESOURCE_TYPE}:
@@ -295,15 +359,20 @@ class PipelineService:
                 raise NotFound.resource("Pipeline", key.id).wrap("List pipeline versions failed.")
             self._authz.pipeline_namespace(caller, pipeline.namespace, authz.LIST, pipeline.id)
             page = repo.list_versions(session, query, key.id)
-        return ListResult(page.items, page, next_page_token(query, page))
+            if not with_templates:
+                return ListResult(page.items, page, next_page_token(query, page))
+            templates = repo.get_templates(session, [version.id for version in page.items])
+        items = [VersionWithTemplate(version, templates.get(version.id)) for version in page.items]
+        return ListResult(items, page, next_page_token(query, page))
 
-    def delete_version(self, version_id: str, *, caller: Caller) -> None:
-        """DeletePipelineVersion; a deleted default gives way to the most recently created version left."""
+    def delete_version(self, version_id: str, *, pipeline_id: str | None = None, caller: Caller) -> None:
+        """DeletePipelineVersion; a deleted default gives way to the most recently created version left.
+        With `pipeline_id` (v2beta1), the version must belong to that pipeline."""
         with transaction(self._db) as session:
             self._authz.version(session, caller, version_id, authz.DELETE)
             with error_context("Delete pipeline version failed."):
                 version = repo.get_version(session, version_id)
-                if version is None:
+                if version is None or (pipeline_id is not None and version.pipeline_id != pipeline_id):
                     raise NotFound.resource("Version", version_id)
                 # Lock the pipeline first, as every version write does, then delete.
                 pipeline = repo.get_pipeline(session, version.pipeline_id, lock=True)
@@ -329,9 +398,11 @@ class PipelineService:
             validate_namespace(namespace)
 
     def _create_pipeline(
-        self, name: str, description: str, namespace: str, manifest: bytes, *, package_url: str = ""
+        self, name: str, description: str, namespace: str, manifest: bytes | None, *, package_url: str = "",
+        version_description: str = "",
     ) -> PipelineDetail:
-        template, parameters = _template_and_parameters(manifest)
+        """A pipeline and, from `manifest`, its first version (none without a manifest)."""
+        template, parameters = template_and_parameters(manifest) if manifest is not None else (None, "[]")
         pipeline_id = str(uuid.uuid4())
         created_at = now_seconds()
         pipeline = Pipeline(
@@ -343,13 +414,13 @@ class PipelineService:
             created_at=created_at,
             status=STATUS_READY,
             parameters=parameters,
-            default_version_id=pipeline_id,
+            default_version_id=pipeline_id if template is not None else None,
         )
         version = PipelineVersion(
             id=pipeline_id,
             pipeline_id=pipeline_id,
             name=name,
-            description="",
+            description=version_description,
             created_at=created_at,
             status=STATUS_READY,
             parameters=parameters,
@@ -360,6 +431,8 @@ class PipelineService:
         with transaction(self._db) as session:
             with refused_as_taken(name_taken):
                 repo.add_pipeline(session, pipeline)
+            if template is None:
+                return PipelineDetail(pipeline, None)
             repo.add_version(session, version, template)
         return PipelineDetail(pipeline, version)
 
@@ -374,7 +447,7 @@ class PipelineService:
         code_source_url: str = "",
         package_url: str = "",
     ) -> PipelineVersion:
-        template, parameters = _template_and_parameters(manifest)
+        template, parameters = template_and_parameters(manifest)
         version = PipelineVersion(
             id=str(uuid.uuid4()),
             pipeline_id=pipeline_id,
@@ -396,6 +469,19 @@ class PipelineService:
         if self._settings.auto_update_default_version or not pipeline.default_version_id:
             repo.set_default_version(session, pipeline_id, version.id)
         return version
+
+    def _inline(self, spec: Any) -> tuple[str, bytes]:
+        """("", the manifest) of a pipeline spec given as a JSON struct."""
+        manifest = manifest_of_struct(spec)
+        if len(manifest) > self._settings.max_upload_bytes:
+            raise too_large(self._settings.max_upload_bytes)
+        return "", manifest
+
+    def _fetch(self, url: str) -> tuple[str, bytes]:
+        """The file name and the manifest of the package at `url`."""
+        filename, data = self._download(url)
+        with error_context("The URL is valid but pipeline system failed to read the file."):
+            return filename, extract_manifest(filename, data, self._settings.max_upload_bytes)
 
     def _download(self, url: str) -> tuple[str, bytes]:
         """The file name (last path segment) and the bytes at `url`; a failure is the client's (400)."""
@@ -438,18 +524,6 @@ def _existing_pipeline(session: Session, pipeline_id: str, *, lock: bool = False
 
 def _default_version(session: Session, pipeline: Pipeline) -> PipelineVersion | None:
     return repo.get_version(session, pipeline.default_version_id) if pipeline.default_version_id else None
-
-
-def _template_and_parameters(manifest: bytes) -> tuple[str, str]:
-    """The workflow's compact JSON and its parameters' JSON; InvalidArgument naming what is wrong."""
-    try:
-        workflow = parse_workflow(manifest)
-    except WorkflowError as exc:
-        raise InvalidArgument(str(exc)) from None
-    parameters = json.dumps([p.to_dict() for p in workflow.parameters], separators=(",", ":"))
-    if len(parameters.encode()) > MAX_PARAMETER_BYTES:
-        raise InvalidArgument(f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.")
-    return workflow.json, parameters
 
 
 def _pipeline_name(field: str, name: str, fallback: str) -> str:

@@ -1,6 +1,7 @@
 """Pipeline, pipeline-version and template rows.
 
-Templates live in their own table and are read only by the template lookups: listing never loads them.
+Templates live in their own table and are read only by the template lookups: listing never loads them
+(v2beta1's version list reads its page's templates with one more query, get_templates).
 Writes that touch a pipeline's versions lock the pipeline row first, so that concurrent version
 deletes and creates keep the default-version pointer consistent.
 """
@@ -110,3 +111,14 @@ def delete_version(session: Session, version_id: str) -> bool:
 
 def get_template(session: Session, version_id: str) -> str | None:
     return session.scalar(select(PipelineTemplate.template).where(PipelineTemplate.version_id == version_id))
+
+
+def get_templates(session: Session, version_ids: Iterable[str]) -> dict[str, str]:
+    """Templates by version id, in one query."""
+    wanted = sorted(set(version_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(PipelineTemplate.version_id, PipelineTemplate.template).where(PipelineTemplate.version_id.in_(wanted))
+    )
+    return {version_id: template for version_id, template in rows}

@@ -245,7 +245,6 @@ def test_upstream_malformed_packages_are_400(client, shared_dir: Path):
         "non_yaml_zip/non_yaml_file.zip": "Error extracting pipeline from the zip file. Expecting a pipeline.yaml "
                                           "file inside the zip. Got: non_yaml_file.foo",
         "invalid-workflow.yaml": "Unexpected resource type. Expected: Workflow. Received: ",
-        "v2-hello-world.json": "KFP v2 pipeline specs (pipelineInfo/root) are not supported",
     }
     for relative, message in cases.items():
         path = fixtures / relative
@@ -302,7 +301,7 @@ INVALID_WORKFLOWS = [
     ("nan.yaml", workflow_yaml(parameters={}).replace(
         "  templates:", "  arguments:\n    parameters:\n    - name: a\n      value: .nan\n  templates:"),
      "JSON cannot represent"),
-    ("v2.yaml", "pipelineInfo: {name: x}\nroot: {dag: {}}\n", "are not supported"),
+    ("v2.yaml", "pipelineInfo: {name: x}\nroot: {dag: {}}\n", "Invalid pipeline spec: root: dag.tasks must name"),
     ("deep.json", "[" * 50000 + "]" * 50000, "Failed to parse the workflow template"),
 ]
 

@@ -6,6 +6,7 @@ examples) check that nothing answers a 5xx or leaves the document. See tests/api
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from kfp_backend.api.v2.openapi import V2_OPENAPI_PATH, load_v2_document
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.store.migrations import upgrade
+from tests.api.test_v2_pipelines import IR, IR_YAML
 
 SCHEMA_URL = f"{V2_PREFIX}/openapi.json"
 ANY_METHOD_PATHS = {f"{V2_PREFIX}/healthz"}  # answered on every method, documented as GET
@@ -113,6 +115,52 @@ def test_hand_written_calls_match_the_document(v2_app: Flask) -> None:
                              ("POST", "/experiments/{experiment_id}:archive"),
                              ("POST", "/experiments/{experiment_id}:unarchive")):
         call(method, template, 404, path=one)
+
+
+def test_hand_written_pipeline_calls_match_the_document(v2_app: Flask) -> None:
+    client = v2_app.test_client()
+    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
+
+    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
+        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
+        assert response.status_code == status, response.get_data(as_text=True)
+        operation = schema[V2_PREFIX + template][method]
+        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
+        operation.validate_response(response)
+        return response.get_json()
+
+    def upload(template: str, status: int = 200, **query: str) -> Any:
+        form = {"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}
+        return call("POST", template, status, query_string=query, data=form, content_type="multipart/form-data")
+
+    pipeline = upload("/pipelines/upload", name="documented")
+    one = {"pipeline_id": pipeline["pipeline_id"]}
+    upload("/pipelines/upload", 409, name="documented")
+    upload("/pipelines/upload", 400, name="a", display_name="b")
+    version = upload("/pipelines/upload_version", pipelineid=pipeline["pipeline_id"], name="second")
+    upload("/pipelines/upload_version", 404, pipelineid="nowhere")
+    call("POST", "/pipelines/upload", 415, data="x", content_type="text/plain")
+    both = {**one, "pipeline_version_id": version["pipeline_version_id"]}
+    call("GET", "/pipelines/{pipeline_id}", path=one)
+    call("GET", "/pipelines/names/{name}", path={"name": "documented"})
+    call("GET", "/pipelines/names/{name}", 404, path={"name": "nowhere"})
+    call("GET", "/pipelines", query_string={"page_size": 1, "sort_by": "display_name desc"})
+    call("GET", "/pipelines", 400, query_string={"filter": "{"})
+    call("GET", "/pipelines/{pipeline_id}/versions", path=one, query_string={"page_size": 1})
+    call("GET", "/pipelines/{pipeline_id}/versions/{pipeline_version_id}", path=both)
+    call("POST", "/pipelines/{pipeline_id}/versions", path=one, json={"name": "inline", "pipeline_spec": IR})
+    call("POST", "/pipelines/{pipeline_id}/versions", 409, path=one, json={"name": "inline", "pipeline_spec": IR})
+    call("POST", "/pipelines/{pipeline_id}/versions", 400, path=one, json={"name": "x"})
+    empty = call("POST", "/pipelines", json={"name": "empty"})
+    call("POST", "/pipelines", 409, json={"name": "empty"})
+    call("POST", "/pipelines/create", json={"pipeline": {"name": "created"}, "pipeline_version": {"pipeline_spec": IR}})
+    call("POST", "/pipelines/create", 400, json={"pipeline": {"name": "x"}})
+    call("DELETE", "/pipelines/{pipeline_id}", 400, path=one)
+    call("DELETE", "/pipelines/{pipeline_id}/versions/{pipeline_version_id}", path=both)
+    call("DELETE", "/pipelines/{pipeline_id}/versions/{pipeline_version_id}", 404, path=both)
+    call("DELETE", "/pipelines/{pipeline_id}", path=one, query_string={"cascade": "true"})
+    call("DELETE", "/pipelines/{pipeline_id}", path={"pipeline_id": empty["pipeline_id"]})
+    call("GET", "/pipelines/{pipeline_id}", 404, path=one)
 
 
 def _can_be_made_invalid(operation: dict) -> bool:

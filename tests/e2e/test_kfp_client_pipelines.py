@@ -179,8 +179,6 @@ GOOD_UPSTREAM_FILES = {
 }
 
 BROKEN_UPSTREAM_FILES = [
-    "backend-test-resources/v2-hello-world.json",  # KFP v2 IR: not supported by this server
-    "upload-fixtures/v2-hello-world.json",
     "upload-fixtures/invalid-workflow.yaml",
     "upload-fixtures/empty_tarball/empty.tar.gz",
     "upload-fixtures/empty_zip/empty.zip",
@@ -231,10 +229,29 @@ def test_broken_upstream_resource_is_refused(kfp_client, unique, upstream_resour
     assert kfp_client.list_pipeline_versions(parent.id).total_size == 1
 
 
-def test_v2_ir_refusal_says_why(kfp_client, unique, upstream_resources):
-    package = upstream_resources / "backend-test-resources/v2-hello-world.json"
+@pytest.mark.parametrize("relative", ["backend-test-resources/v2-hello-world.json"])
+def test_v2_ir_upload_is_listed_and_its_template_returned_as_uploaded(kfp_client, unique, upstream_resources,
+                                                                     shared_dir, relative):
+    """KFP v2 pipeline specs (IR) are accepted on v1beta1, as KFP 2.x servers accept them: the pipeline is listed,
+    reports no parameters, and its template is the uploaded text (JSON here, YAML from the kfp 2.x compiler)."""
+    for package in (upstream_resources / relative, shared_dir / "pipelines-v2" / "container_component.yaml"):
+        name = f"{unique}-{package.name}"
+        uploaded = kfp_client.upload_pipeline(str(package), pipeline_name=name)
+        assert parameters_of(uploaded) == []
+        assert kfp_client.get_pipeline_id(name) == uploaded.id
+        listed = kfp_client.list_pipelines(page_size=200, filter=name_contains(name)).pipelines
+        assert [pipeline.id for pipeline in listed] == [uploaded.id]
+        uploaded_text = package.read_text()
+        assert kfp_client.pipelines.get_template(id=uploaded.id).template == uploaded_text
+        version = kfp_client.upload_pipeline_version(str(package), f"{unique}-ir-version", pipeline_id=uploaded.id)
+        assert kfp_client.pipelines.get_pipeline_version_template(version_id=version.id).template == uploaded_text
+
+
+def test_broken_v2_ir_refusal_says_why(kfp_client, unique, tmp_path):
+    package = tmp_path / "broken-ir.yaml"
+    package.write_text("pipelineInfo: {name: broken}\nroot: {dag: {tasks: {}}}\n")
     body = api_exception(lambda: kfp_client.upload_pipeline(str(package), pipeline_name=unique), 400)
-    assert "v2" in error_text(body).lower() or "ir" in error_text(body).lower(), body
+    assert "Invalid pipeline spec" in error_text(body), body
 
 
 # --- versions ----------------------------------------------------------------------------------------------
