@@ -68,6 +68,9 @@ class StepEnvironments:
         # pip runs one at a time in this process (and across processes by the file lock beside it).
         self._pip_lock = threading.Lock()
         self._failures: dict[str, tuple[float, str]] = {}
+        if not self.root.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.chmod(0o755)  # sandboxed steps, another user, must reach the environments
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StepEnvironments | None:
@@ -159,6 +162,7 @@ class StepEnvironments:
                     # kfp without its dependencies imports its executor only in its runtime mode.
                     self._run(requirement, [python, "-c", "import kfp.dsl.executor_main"],
                               "importing kfp.dsl.executor_main", extra_env={"_KFP_RUNTIME": "true"})
+                _open_for_reading(env_dir)
             except BaseException:
                 shutil.rmtree(env_dir, ignore_errors=True)
                 raise
@@ -233,10 +237,23 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _open_for_reading(env_dir: Path) -> None:
+    """Let every user read and run the environment whatever the server's umask: sandboxed steps run as
+    another user. Nobody but the server may write it."""
+    for directory, _, files in os.walk(env_dir):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, 0o755 if mode & 0o100 else 0o644)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)

@@ -59,7 +59,11 @@ def kfp_bin(kfp_envs: StepEnvironments) -> Path:
     """The environment of a plain lightweight component (kfp==2.17.3, no packages), made once."""
     requirement = step_requirement(lightweight_command(DOUBLE))
     assert requirement is not None
-    return kfp_envs.prepare(requirement)
+    umask = os.umask(0o077)  # a server that keeps its files to itself still makes environments all can read
+    try:
+        return kfp_envs.prepare(requirement)
+    finally:
+        os.umask(umask)
 
 
 @pytest.fixture
@@ -72,13 +76,16 @@ def count_creations(text: str) -> int:
     return text.count(CREATING)
 
 
-def test_the_environment_holds_kfp_and_is_not_the_servers_interpreter(kfp_bin: Path) -> None:
+def test_the_environment_holds_kfp_is_readable_by_all_and_is_not_the_servers_interpreter(kfp_bin: Path) -> None:
     probe = "import importlib.metadata as m, sys; print(sys.prefix); print(m.version('kfp'))"
     done = subprocess.run([str(kfp_bin / "python3"), "-c", probe], capture_output=True, text=True, check=True,
                           env={"PATH": "/usr/bin:/bin"})
     prefix, version = done.stdout.splitlines()
     assert (Path(prefix), version) == (kfp_bin.parent, KFP_VERSION)
     assert Path(prefix) != Path(sys.prefix)
+    unreadable = [str(path) for path in kfp_bin.parent.rglob("*")
+                  if not path.is_symlink() and not path.stat().st_mode & 0o004]
+    assert unreadable == []
     ready = json.loads((kfp_bin.parent / READY_FILE).read_text())
     assert ready["requirement"].startswith(f"kfp=={KFP_VERSION}")
 
