@@ -39,6 +39,17 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 _KFP_PIN = re.compile(r"kfp\s*==\s*([A-Za-z0-9.+!_-]+)", re.IGNORECASE)
 
 
+# The compiler's install script opens with this: it installs pip when the image has none.
+_ENSURE_PIP_BLOCK = re.compile(
+    r'\s*if ! \[ -x "\$\(command -v pip\)" \]; then\n'
+    r"\s*python3 -m ensurepip \|\| python3 -m ensurepip --user \|\| apt-get install python3-pip\n"
+    r"\s*fi\n"
+)
+_RUN_NEXT_PROGRAM = '"$0" "$@"'
+# What replaces an install script whose pip lines the step's environment satisfies.
+RUN_NEXT_PROGRAM_AT_ONCE = 'exec "$0" "$@"'
+
+
 class UnsupportedInstall(ValueError):
     """A pip line this module cannot turn into an environment (a requirements file, an editable path...)."""
 
@@ -141,8 +152,15 @@ def _simple_commands(script: str) -> list[list[str]]:
         except ValueError:
             continue
         words: list[str] = []
+        redirected = False
         for token in [*tokens, ";"]:
-            if token in _SIMPLE_COMMAND_SEPARATORS:
+            if redirected:  # the target of a redirection is no word of the command
+                redirected = False
+            elif set(token) <= set("<>&") and token not in _SIMPLE_COMMAND_SEPARATORS:
+                redirected = True
+                if words and words[-1].isdigit():  # `2>&1`: the descriptor number
+                    words.pop()
+            elif token in _SIMPLE_COMMAND_SEPARATORS:
                 while words and _ASSIGNMENT.fullmatch(words[0]):
                     words.pop(0)
                 if words:
@@ -195,3 +213,50 @@ def _pip_install(words: list[str]) -> PipInstall:
         if requirement.startswith((".", "/", "~")):
             raise UnsupportedInstall(f"pip install of a local path ({requirement}) cannot be prepared ahead")
     return PipInstall(tuple(sorted(set(requirements))), tuple(index_options), no_deps, pre)
+
+
+def without_install_script(argv: Sequence[str]) -> list[str]:
+    """`argv` with its leading install script replaced by `exec "$0" "$@"` when that script is exactly
+    the compiler's: pip made sure of, the pip lines, then the next program and nothing else. Any other
+    script (a command besides pip, an expansion, another separator than `&&`) is left as it is.
+
+    Only for a step whose PATH starts at the environment prepared for `step_requirement(argv)`: there
+    each pip line is a no-op, which costs pip's start-up (about half a second) when run.
+    """
+    argv = list(argv)
+    script = _shell_script(argv)
+    try:
+        if script is None or step_requirement(argv) is None:
+            return argv
+    except UnsupportedInstall:
+        return argv
+    opening = _ENSURE_PIP_BLOCK.match(script)
+    rest = script[opening.end():].strip() if opening else ""
+    if not rest.endswith(_RUN_NEXT_PROGRAM) or "\n" in rest:
+        return argv
+    body = rest[: -len(_RUN_NEXT_PROGRAM)]
+    if "$" in body or "`" in body:
+        return argv
+    lexer = shlex.shlex(body, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:
+        return argv
+    if not tokens or tokens[-1] != "&&":
+        return argv
+    commands: list[list[str]] = [[]]
+    for token in tokens[:-1]:
+        if token == "&&":
+            commands.append([])
+        elif token in _SIMPLE_COMMAND_SEPARATORS or set(token) <= set("();<>|&"):
+            return argv
+        else:
+            commands[-1].append(token)
+    for words in commands:
+        while words and _ASSIGNMENT.fullmatch(words[0]):
+            words.pop(0)
+        if not words or not _is_pip_install(words):
+            return argv
+    argv[2] = RUN_NEXT_PROGRAM_AT_ONCE
+    return argv

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from kfp_backend.executor.step_requirements import PipInstall, UnsupportedInstall, step_requirement
+from kfp_backend.executor.step_requirements import (
+    PipInstall,
+    UnsupportedInstall,
+    step_requirement,
+    without_install_script,
+)
 from tests.step_commands import KFP_VERSION, executor_arguments, install_script, lightweight_command
 
 SOURCE = "def double(x: int) -> int:\n    return 2 * x\n\n"
@@ -80,6 +87,7 @@ def test_only_the_leading_script_counts_not_the_component_source() -> None:
      [PipInstall(("six",), (("--index-url", "https://i.example"),), pre=True)]),
     ("python3.11 -m pip install --upgrade --no-cache-dir 'a>=1' ; python3 -m pip install b",
      [PipInstall(("a>=1",)), PipInstall(("b",))]),
+    ("python3 -m pip install e > /tmp/pip.log 2>&1", [PipInstall(("e",))]),  # redirections are no requirements
     ("set -e; python -m pip install -f /srv/wheels c # a comment with pip install d",
      [PipInstall(("c",), (("--find-links", "/srv/wheels"),))]),
 ])
@@ -105,3 +113,31 @@ def test_a_custom_kfp_package_is_a_package_not_a_version() -> None:
 def test_lines_that_cannot_be_prepared_ahead_are_refused(line: str) -> None:
     with pytest.raises(UnsupportedInstall):
         step_requirement(["sh", "-c", install_script() + line])
+
+
+@pytest.mark.parametrize("options", [{}, {"packages": ["a", "b==1"]}, {"packages": ["x"], "index_options": INDEXES},
+                                     {"kfp_version": None, "packages": ["six"]}])
+def test_the_compilers_install_script_can_be_replaced_by_running_the_program(options: dict) -> None:
+    argv = lightweight_command(SOURCE, **options) + executor_arguments("double", {})
+    assert without_install_script(argv) == [*argv[:2], 'exec "$0" "$@"', *argv[3:]]
+
+
+@pytest.mark.parametrize("change", [
+    lambda script: script.replace(' && "$0"', ' && echo more && "$0"'),  # a command besides pip
+    lambda script: script.replace(' && "$0"', ' ; "$0"'),
+    lambda script: script.replace("'kfp==2.17.3'", "\"kfp==$(cat /etc/version)\""),
+    lambda script: script.replace("'kfp==2.17.3'", "kfp==2.17.3 > /tmp/log"),
+    lambda script: script.replace("ensurepip --user", "ensurepip --user || true"),  # another opening
+    lambda script: script.replace('"$0" "$@"', '"$0" "$@" --more'),
+    lambda script: script + "echo after\n",
+], ids=["other-command", "semicolon", "substitution", "redirection", "opening", "arguments", "trailing-line"])
+def test_any_other_install_script_is_kept(change: Callable[[str], str]) -> None:
+    argv = lightweight_command(SOURCE)
+    argv[2] = change(argv[2])
+    assert argv[2] != install_script()
+    assert without_install_script(argv) == argv
+
+
+def test_steps_without_an_install_script_are_kept() -> None:
+    for argv in (["sh", "-c", "echo hi"], ["python3", "-c", "pass"], lightweight_command(SOURCE)[3:]):
+        assert without_install_script(argv) == argv
