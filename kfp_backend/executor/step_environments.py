@@ -11,6 +11,7 @@ it. See docs/execution.md ("Python environments for kfp 2.x components").
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -27,7 +28,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kfp_backend.config import Settings
-from kfp_backend.executor.step_requirements import StepRequirement, UnsupportedInstall, step_requirement
+from kfp_backend.executor.step_requirements import (
+    StepRequirement,
+    UnsupportedInstall,
+    step_requirement,
+    without_install_script,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,18 @@ FAILURE_MEMORY_SECONDS = 60.0
 
 class StepEnvironmentError(RuntimeError):
     """An environment could not be prepared; the message says which and carries pip's output."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedStep:
+    """A step ready to run: its argv, and the bin dir to put first on its PATH (None: leave PATH)."""
+
+    argv: list[str]
+    bin_dir: Path | None
+
+    def path(self, path: str | None) -> str | None:
+        """The step's PATH, given the one it would otherwise get."""
+        return path if self.bin_dir is None else prepend_to_path(self.bin_dir, path)
 
 
 class StepEnvironments:
@@ -83,6 +101,15 @@ class StepEnvironments:
             pip_options=shlex.split(settings.step_envs_pip_options),
             timeout_seconds=settings.step_envs_timeout_seconds,
         )
+
+    def prepare_step(self, argv: Sequence[str]) -> PreparedStep:
+        """What the executor calls for each step (command + args): the environment the step needs,
+        prepared, and the argv to run in it (the compiler's install script skipped: its pip lines
+        are satisfied there). Raises StepEnvironmentError; the step then fails with its message."""
+        bin_dir = self.bin_dir_for(argv)
+        if bin_dir is None:
+            return PreparedStep(list(argv), None)
+        return PreparedStep(without_install_script(argv), bin_dir)
 
     def bin_dir_for(self, argv: Sequence[str]) -> Path | None:
         """The bin dir the step `argv` (command + args) should find first on PATH, preparing it if

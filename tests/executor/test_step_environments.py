@@ -154,6 +154,18 @@ def test_a_second_request_reuses_the_environment_without_pip(
 
 def test_steps_that_install_nothing_get_no_environment(kfp_envs: StepEnvironments) -> None:
     assert kfp_envs.bin_dir_for(["sh", "-c", "echo hi"]) is None
+    prepared = kfp_envs.prepare_step(["sh", "-c", "echo hi"])
+    assert (prepared.argv, prepared.bin_dir, prepared.path("/usr/bin")) == (["sh", "-c", "echo hi"], None, "/usr/bin")
+
+
+def test_a_prepared_step_runs_in_its_environment_without_its_install_script(
+    kfp_envs: StepEnvironments, kfp_bin: Path
+) -> None:
+    argv = lightweight_command(DOUBLE) + executor_arguments("double", {})
+    prepared = kfp_envs.prepare_step(argv)
+    assert prepared.bin_dir == kfp_bin
+    assert prepared.argv == without_install_script(argv) != argv
+    assert prepared.path("/usr/bin:/bin") == f"{kfp_bin}:/usr/bin:/bin"
 
 
 def test_an_unpreparable_line_is_a_clear_error(kfp_envs: StepEnvironments) -> None:
