@@ -9,6 +9,7 @@ here, as data, so that the executor can give the step a prepared environment in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -121,8 +122,12 @@ def step_requirement(argv: Sequence[str]) -> StepRequirement | None:
     effect cannot be prepared ahead (a requirements file, an editable or local path...).
     """
     script = _shell_script(argv)
-    if script is None:
-        return None
+    return None if script is None else _script_requirement(script)
+
+
+# Many steps share one script (every task of a component, every run): each is read once.
+@functools.lru_cache(maxsize=512)
+def _script_requirement(script: str) -> StepRequirement | None:
     installs = tuple(_pip_install(words) for words in _simple_commands(script) if _is_pip_install(words))
     return StepRequirement(installs) if installs else None
 
@@ -225,38 +230,44 @@ def without_install_script(argv: Sequence[str]) -> list[str]:
     """
     argv = list(argv)
     script = _shell_script(argv)
+    if script is not None and _is_compiled_install_script(script):
+        argv[2] = RUN_NEXT_PROGRAM_AT_ONCE
+    return argv
+
+
+@functools.lru_cache(maxsize=512)
+def _is_compiled_install_script(script: str) -> bool:
     try:
-        if script is None or step_requirement(argv) is None:
-            return argv
+        if _script_requirement(script) is None:
+            return False
     except UnsupportedInstall:
-        return argv
+        return False
     opening = _ENSURE_PIP_BLOCK.match(script)
     rest = script[opening.end():].strip() if opening else ""
     if not rest.endswith(_RUN_NEXT_PROGRAM) or "\n" in rest:
-        return argv
+        return False
     body = rest[: -len(_RUN_NEXT_PROGRAM)]
     if "$" in body or "`" in body:
-        return argv
+        return False
     lexer = shlex.shlex(body, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:
         tokens = list(lexer)
     except ValueError:
-        return argv
+        return False
     if not tokens or tokens[-1] != "&&":
-        return argv
+        return False
     commands: list[list[str]] = [[]]
     for token in tokens[:-1]:
         if token == "&&":
             commands.append([])
         elif token in _SIMPLE_COMMAND_SEPARATORS or set(token) <= set("();<>|&"):
-            return argv
+            return False
         else:
             commands[-1].append(token)
     for words in commands:
         while words and _ASSIGNMENT.fullmatch(words[0]):
             words.pop(0)
         if not words or not _is_pip_install(words):
-            return argv
-    argv[2] = RUN_NEXT_PROGRAM_AT_ONCE
-    return argv
+            return False
+    return True
