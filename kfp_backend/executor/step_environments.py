@@ -86,9 +86,6 @@ class StepEnvironments:
         # pip runs one at a time in this process (and across processes by the file lock beside it).
         self._pip_lock = threading.Lock()
         self._failures: dict[str, tuple[float, str]] = {}
-        if not self.root.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.root.chmod(0o755)  # sandboxed steps, another user, must reach the environments
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StepEnvironments | None:
@@ -129,6 +126,9 @@ class StepEnvironments:
         env_dir = self.root / self.env_name(requirement)
         if (env_dir / READY_FILE).is_file():
             return env_dir / "bin"
+        if not self.root.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.chmod(0o755)  # sandboxed steps, another user, must reach the environments
         with self._key_lock(env_dir.name), _file_lock(self.root / f"{env_dir.name}.lock"):
             if (env_dir / READY_FILE).is_file():
                 return env_dir / "bin"
