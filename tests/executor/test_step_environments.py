@@ -258,3 +258,16 @@ def test_settings_choose_the_directory_the_pip_options_or_no_environments(tmp_pa
     assert StepEnvironments.from_settings(settings.replace(step_envs=False)) is None
     with pytest.raises(ValueError, match="KFP_BACKEND_STEP_ENVS_PIP_OPTIONS"):
         Settings(step_envs_pip_options="--index-url 'unterminated")
+
+
+def test_another_base_interpreter_gets_other_environments(tmp_path: Path) -> None:
+    requirement = step_requirement(lightweight_command(DOUBLE))
+    assert requirement is not None
+    other = "/usr/bin/python3"
+    if not Path(other).exists() or Path(other).resolve() == Path(sys.executable).resolve():
+        pytest.skip("no second Python here")
+    ours, theirs = StepEnvironments(tmp_path), StepEnvironments(tmp_path, python=other)
+    assert ours.env_name(requirement) == StepEnvironments(tmp_path / "x").env_name(requirement)
+    assert ours.env_name(requirement) != theirs.env_name(requirement)
+    with pytest.raises(StepEnvironmentError, match="does not run"):
+        StepEnvironments(tmp_path, python=str(tmp_path / "no-python")).prepare(requirement)
