@@ -9,6 +9,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ _MINIMUMS: dict[str, float] = {
     "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
     "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
-    "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0,
+    "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0, "step_envs_timeout_seconds": 1,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
 }
 
@@ -104,6 +105,16 @@ class Settings:
     # A step's stored log keeps at most this many bytes (its head and tail, and a line saying how much
     # was cut between them), applied when the step ends; 0: no cap.
     step_log_max_bytes: int = 64 << 20
+    # kfp 2.x lightweight Python components run with a venv prepared once per kfp version and package
+    # set (executor/step_environments.py), so their `pip install` lines are no-ops. `step_envs` off runs
+    # them with whatever `python3` PATH finds. The dir (empty: <data dir>/step-envs), the interpreter the
+    # venvs are made from (empty: the server's), pip options added to every install (e.g. a mirror's
+    # `--index-url`) and how long one pip command may take.
+    step_envs: bool = True
+    step_envs_dir: str = ""
+    step_envs_python: str = ""
+    step_envs_pip_options: str = ""
+    step_envs_timeout_seconds: float = 900.0
     # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
     # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
     scheduler_enabled: bool = True
@@ -158,6 +169,10 @@ class Settings:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
         if 0 < self.step_log_max_bytes < STEP_LOG_MIN_MAX_BYTES:
             refuse("step_log_max_bytes", f"must be 0 (no cap) or at least {STEP_LOG_MIN_MAX_BYTES}")
+        try:
+            shlex.split(self.step_envs_pip_options)
+        except ValueError as exc:
+            refuse("step_envs_pip_options", str(exc))
         if self.port > 65535:
             refuse("port", f"{self.port} is not a TCP port")
         try:
@@ -203,6 +218,10 @@ class Settings:
     @property
     def effective_max_parallel_steps(self) -> int:
         return self.max_parallel_steps if self.max_parallel_steps > 0 else 2 * (os.cpu_count() or 1)
+
+    @property
+    def effective_step_envs_dir(self) -> Path:
+        return Path(self.step_envs_dir) if self.step_envs_dir else self.data_dir / "step-envs"
 
     @property
     def effective_database_url(self) -> str:
