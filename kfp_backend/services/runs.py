@@ -24,6 +24,7 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
+from kfp_backend.services.list_scope import ScopeFilters, list_scope
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
@@ -38,7 +39,6 @@ from kfp_backend.services.references import (
     ResourceReference,
     ResourceType,
     check_filter_key,
-    describe_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
@@ -47,7 +47,6 @@ from kfp_backend.services.run_status import load_object, render_workflow
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.services.unit_of_work import transaction
-from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode
@@ -75,6 +74,11 @@ _RERUN_PHASES = frozenset({FAILED, ERROR, OMITTED})
 ArtifactReader = Callable[[str], "bytes | None"]
 ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
 LogReader = Callable[[str], "StepLog | None"]
+# What a ListRuns key scopes the runs to.
+_RUN_SCOPES = ScopeFilters(
+    experiment=repo.scope_experiment, job=repo.scope_job,
+    pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
+)
 
 
 class RunExecution(Protocol):
@@ -127,28 +131,6 @@ class RunDetail:
 
 def _run_not_found(run_id: str, operation: str) -> ApiError:
     return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
-
-
-def multi_user_list_scope(
-    authorizer: Authorizer, caller: Caller, key: ResourceKey | None, resource: str, operation: str,
-    db: Database,
-) -> None:
-    """Multi-user ListRuns / ListJobs: the key must name a namespace or an experiment, which the caller
-    may list (the scope itself is the single-user one)."""
-    if key is None or (key.type == ResourceType.UNKNOWN_RESOURCE_TYPE and not key.id):
-        raise InvalidArgument(f"{operation} must filter by resource reference in multi-user mode.")
-    if key.type == ResourceType.NAMESPACE:
-        if not key.id:
-            raise InvalidArgument(f"Invalid resource references for {operation}. Namespace is empty.")
-        authorizer.namespace(caller, key.id, resource, authz.LIST)
-    elif key.type == ResourceType.EXPERIMENT:
-        with transaction(db, write=False) as session:
-            experiment = experiments_repo.get_experiment(session, key.id)
-        if experiment is None:
-            raise NotFound.resource("Experiment", key.id).wrap("Failed to get namespace from experiment ID")
-        authorizer.namespace(caller, experiment.namespace, resource, authz.LIST)
-    else:
-        raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
 
 
 @dataclass(frozen=True)
@@ -292,21 +274,11 @@ class RunService:
         return RunDetail(RunView(run, spec_manifest, metrics), rendered)
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
+        """ListRuns, in one transaction."""
         query = parse_list_request(repo.RUN_LISTABLE, request)
-        scope = []
         check_filter_key(key)
-        if self._authz.multi_user:
-            multi_user_list_scope(self._authz, caller, key, authz.RUNS, "ListRuns", self._db)
-        if key is not None:
-            if key.type == ResourceType.EXPERIMENT:
-                scope.append(repo.scope_experiment(key.id))
-            elif key.type == ResourceType.JOB:
-                scope.append(repo.scope_job(key.id))
-            elif key.type == ResourceType.PIPELINE_VERSION:
-                scope.append(repo.scope_pipeline_version(key.id))
-            elif key.id:
-                scope.append(repo.scope_namespace(key.id))
         with transaction(self._db, write=False) as session:
+            scope = list_scope(session, self._authz, caller, key, _RUN_SCOPES, authz.RUNS, "ListRuns")
             page = repo.list_runs(session, query, scope)
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
