@@ -71,14 +71,20 @@ log = logging.getLogger(__name__)
 # Node phases retry keeps as they are, and those it runs again.
 _KEPT_PHASES = frozenset({SUCCEEDED, SKIPPED})
 _RERUN_PHASES = frozenset({FAILED, ERROR, OMITTED})
-ArtifactReader = Callable[[str], "bytes | None"]
-ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
 LogReader = Callable[[str], "StepLog | None"]
 # What a ListRuns key scopes the runs to.
 _RUN_SCOPES = ScopeFilters(
     experiment=repo.scope_experiment, job=repo.scope_job,
     pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
 )
+
+
+class StoredArtifacts(Protocol):
+    """The artifact store as ReadArtifact reads it (the executor's store, handed in by the wiring)."""
+
+    def read(self, key: str) -> bytes | None: ...
+
+    def size(self, key: str) -> int | None: ...  # a stored artifact's length, without reading it
 
 
 class RunExecution(Protocol):
@@ -163,16 +169,14 @@ class RunService:
         *,
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
-        artifact_reader: ArtifactReader | None = None,
-        artifact_sizer: ArtifactSizer | None = None,
+        artifacts: StoredArtifacts | None = None,
         log_reader: LogReader | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._authz = authorizer
         self.execution = execution
-        self.artifact_reader = artifact_reader
-        self.artifact_sizer = artifact_sizer
+        self._artifacts = artifacts
         self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
@@ -391,14 +395,14 @@ class RunService:
         node = self._authorized_node(run_id, node_id, authz.READ_ARTIFACT, caller, context)
         with error_context(context):
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
-            size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
+            size = self._artifacts.size(key) if key and self._artifacts is not None else None
             if size is not None and size > self._settings.max_artifact_read_bytes:
                 # Its answer (base64 in JSON) is built in memory: refused rather than read.
                 raise FailedPrecondition(
                     f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
                     f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
                 )
-            data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
+            data = self._artifacts.read(key) if key and self._artifacts is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data
