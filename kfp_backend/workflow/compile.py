@@ -26,7 +26,7 @@ from kfp_backend.workflow.graph import (
     Template,
     WorkflowGraph,
 )
-from kfp_backend.workflow.values import INVALID, quoted, scalar
+from kfp_backend.workflow.values import INVALID, optional_string, quoted, scalar
 
 _UNSUPPORTED = "Unsupported workflow"
 
@@ -226,14 +226,14 @@ def _input_default(raw: dict[str, Any], where: str) -> str | None:
 def _input_artifact(raw: dict[str, Any], where: str, is_container: bool) -> ArtifactDecl:
     name = raw["name"]
     _refuse_locations(raw, f'{where} input artifact "{name}"')
-    path = _optional_string(raw.get("path"), f'{where} input artifact "{name}" path')
+    path = optional_string(raw.get("path"), f'{where} input artifact "{name}" path')
     if is_container and not path:
         _invalid(f'{where}: input artifact "{name}" has no path.')
     return ArtifactDecl(
         name=name,
         path=path,
         raw=_raw_data(raw, f'{where} input artifact "{name}"'),
-        source=_optional_string(raw.get("from"), f'{where} input artifact "{name}" from'),
+        source=optional_string(raw.get("from"), f'{where} input artifact "{name}" from'),
         optional=raw.get("optional") is True,
     )
 
@@ -245,8 +245,8 @@ def _output_parameter(raw: dict[str, Any], where: str, is_container: bool) -> Ou
     refused = sorted(set(value_from) - {"path", "parameter", "default"})
     if refused:
         _unsupported(f"{what}: valueFrom.{refused[0]} is not supported.")
-    path = _optional_string(value_from.get("path"), f"{what} valueFrom.path")
-    expression = _optional_string(value_from.get("parameter"), f"{what} valueFrom.parameter")
+    path = optional_string(value_from.get("path"), f"{what} valueFrom.path")
+    expression = optional_string(value_from.get("parameter"), f"{what} valueFrom.parameter")
     default = scalar(value_from.get("default"), f"{what} valueFrom.default")
     if raw.get("value") is not None and not value_from:
         default = scalar(raw.get("value"), f"{what} value")
@@ -266,11 +266,11 @@ def _output_artifact(raw: dict[str, Any], where: str, is_container: bool) -> Art
         _unsupported(f"{what}: fromExpression is not supported.")
     optional = name in ALWAYS_OPTIONAL_ARTIFACTS or raw.get("optional") is True
     if is_container:
-        path = _optional_string(raw.get("path"), f"{what} path")
+        path = optional_string(raw.get("path"), f"{what} path")
         if not path:
             _invalid(f"{what} has no path.")
         return ArtifactDecl(name=name, path=path, optional=optional)
-    source = _optional_string(raw.get("from"), f"{what} from")
+    source = optional_string(raw.get("from"), f"{what} from")
     if not source:
         _unsupported(f"{what} has no 'from': a DAG exports one of its tasks' artifacts.")
     return ArtifactDecl(name=name, source=source, optional=optional)
@@ -280,7 +280,7 @@ def _argument_artifact(raw: dict[str, Any], where: str) -> ArtifactDecl:
     name = raw["name"]
     what = f'{where} artifact "{name}"'
     _refuse_locations(raw, what)
-    source = _optional_string(raw.get("from"), f"{what} from")
+    source = optional_string(raw.get("from"), f"{what} from")
     data = _raw_data(raw, what)
     if source is None and data is None:
         _unsupported(f"{what} has neither 'from' nor 'raw'.")
@@ -681,14 +681,6 @@ def _string_list(value: Any, what: str) -> list[str]:
             _invalid(f"{what} must hold strings.")
         items.append(text)
     return items
-
-
-def _optional_string(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        _invalid(f"{what} must be a string.")
-    return value
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:

@@ -25,6 +25,16 @@ def scalar(value: Any, what: str) -> str | None:
     raise WorkflowError(f"{INVALID}: {what} must be a string, number or boolean.")
 
 
+def optional_string(value: Any, what: str, invalid: str = INVALID) -> str | None:
+    """A string field: None when absent, else WorkflowError `<invalid>: <what> must be a string.` if it is not one
+    (`invalid` is the wording of the document it is in)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise WorkflowError(f"{invalid}: {what} must be a string.")
+    return value
+
+
 def quoted(value: Any) -> str:
     """A value as an error message shows it: text cut at 200 characters, `<dict>` or `<list>` for a structure."""
     if isinstance(value, str):

@@ -60,6 +60,7 @@ from kfp_backend.workflow.ir.model import (
     TaskOutputParameter,
     TriggerPolicy,
 )
+from kfp_backend.workflow.values import optional_string
 
 _INVALID = "Invalid pipeline spec"
 _UNSUPPORTED = "Unsupported pipeline spec"
@@ -538,11 +539,7 @@ def _name(value: Any, what: str) -> str:
 
 
 def _optional_string(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        _invalid(f"{what} must be a string.")
-    return value
+    return optional_string(value, what, _INVALID)
 
 
 def _boolean(value: Any, what: str) -> bool:
