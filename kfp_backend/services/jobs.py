@@ -25,8 +25,8 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
-from kfp_backend.services.list_scope import ScopeFilters, list_scope
-from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
+from kfp_backend.services.list_scope import ScopedListing, scoped_query
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_new,
@@ -39,7 +39,6 @@ from kfp_backend.services.pipeline_source import (
 from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
-    check_filter_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
@@ -60,8 +59,9 @@ MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
 # Why a cron schedule is refused (robfig's message), or None when it parses: the scheduler's parser
 # (scheduler.cron.cron_error), handed in by the wiring so that services import nothing of the scheduler.
 CronCheck = Callable[[str], "str | None"]
-# What a ListJobs key scopes the jobs to.
-_JOB_SCOPES = ScopeFilters(
+# What ListJobs lists, and what its key scopes the jobs to.
+_JOB_LISTING = ScopedListing(
+    repo.JOB_LISTABLE, authz.JOBS, "ListJobs",
     experiment=repo.scope_experiment,
     job=lambda _job_id: repo.scope_nothing(),  # no job refers to a job
     pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
@@ -260,10 +260,8 @@ class JobService:
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         """ListJobs, in one transaction."""
-        query = parse_list_request(repo.JOB_LISTABLE, request)
-        check_filter_key(key)
         with transaction(self._db, write=False) as session:
-            scope = list_scope(session, self._authz, caller, key, _JOB_SCOPES, authz.JOBS, "ListJobs")
+            query, scope = scoped_query(session, self._authz, caller, request, key, _JOB_LISTING)
             page = repo.list_jobs(session, query, scope)
         return ListResult([JobView(job) for job in page.items], page, next_page_token(query, page))
 

@@ -1,5 +1,6 @@
-"""The scope of ListRuns and ListJobs: the resource key a list call filters by, checked (in multi-user mode
-the caller must be allowed to list what it names) and turned into the store's filter, in the list's session."""
+"""The query and scope of ListRuns and ListJobs: the request's paging, sorting and filter, and the resource
+key the call filters by, checked (in multi-user mode the caller must be allowed to list what it names) and
+turned into the store's filters, in the list's own session."""
 
 from __future__ import annotations
 
@@ -13,41 +14,53 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import Authorizer
 from kfp_backend.services.errors import InvalidArgument, NotFound
-from kfp_backend.services.references import ResourceKey, ResourceType, describe_key
+from kfp_backend.services.listing import ListRequest, parse_list_request
+from kfp_backend.services.references import ResourceKey, ResourceType, check_filter_key, describe_key
 from kfp_backend.store import experiments_repo
+from kfp_backend.store.listing import Listable, ListQuery
 
 ScopeFilter = Callable[[str], ColumnElement[bool]]
 
 
 @dataclass(frozen=True)
-class ScopeFilters:
-    """A listed resource's store filters, one per type of key a list call may name (a namespace key, or a
-    key of no type with an id, scopes to a namespace)."""
+class ScopedListing:
+    """What a list call lists (`listable`; `resource` and `operation` name it to the authorizer and in
+    messages: authz.RUNS, "ListRuns"), and its store filters by the type of key the call names (a namespace
+    key, or a key of no type with an id, scopes to a namespace)."""
 
+    listable: Listable
+    resource: str
+    operation: str
     experiment: ScopeFilter
     job: ScopeFilter
     pipeline_version: ScopeFilter
     namespace: ScopeFilter
 
 
-def list_scope(
-    session: Session, authorizer: Authorizer, caller: Caller, key: ResourceKey | None, filters: ScopeFilters,
-    resource: str, operation: str,
-) -> list[ColumnElement[bool]]:
-    """The store filters of a list call scoped by `key` (already checked by check_filter_key); `resource` and
-    `operation` name what is listed, for the authorizer and the messages (authz.RUNS, "ListRuns")."""
+def scoped_query(
+    session: Session, authorizer: Authorizer, caller: Caller, request: ListRequest, key: ResourceKey | None,
+    listing: ScopedListing,
+) -> tuple[ListQuery, list[ColumnElement[bool]]]:
+    """The query of a list call and the store filters of its `key`, in the list's own session: the request
+    is checked first, then the key, then (in multi-user mode) that the caller may list what it names."""
+    query = parse_list_request(listing.listable, request)
+    check_filter_key(key)
     if authorizer.multi_user:
-        _check_multi_user_scope(session, authorizer, caller, key, resource, operation)
+        _check_multi_user_scope(session, authorizer, caller, key, listing.resource, listing.operation)
+    return query, _scope(key, listing)
+
+
+def _scope(key: ResourceKey | None, listing: ScopedListing) -> list[ColumnElement[bool]]:
     if key is None:
         return []
     if key.type == ResourceType.EXPERIMENT:
-        return [filters.experiment(key.id)]
+        return [listing.experiment(key.id)]
     if key.type == ResourceType.JOB:
-        return [filters.job(key.id)]
+        return [listing.job(key.id)]
     if key.type == ResourceType.PIPELINE_VERSION:
-        return [filters.pipeline_version(key.id)]
+        return [listing.pipeline_version(key.id)]
     if key.id:
-        return [filters.namespace(key.id)]
+        return [listing.namespace(key.id)]
     return []
 
 

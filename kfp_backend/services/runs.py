@@ -24,8 +24,8 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
-from kfp_backend.services.list_scope import ScopeFilters, list_scope
-from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
+from kfp_backend.services.list_scope import ScopedListing, scoped_query
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_new,
@@ -38,7 +38,6 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
-    check_filter_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
@@ -72,8 +71,9 @@ log = logging.getLogger(__name__)
 _KEPT_PHASES = frozenset({SUCCEEDED, SKIPPED})
 _RERUN_PHASES = frozenset({FAILED, ERROR, OMITTED})
 LogReader = Callable[[str], "StepLog | None"]
-# What a ListRuns key scopes the runs to.
-_RUN_SCOPES = ScopeFilters(
+# What ListRuns lists, and what its key scopes the runs to.
+_RUN_LISTING = ScopedListing(
+    repo.RUN_LISTABLE, authz.RUNS, "ListRuns",
     experiment=repo.scope_experiment, job=repo.scope_job,
     pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
 )
@@ -279,10 +279,8 @@ class RunService:
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
         """ListRuns, in one transaction."""
-        query = parse_list_request(repo.RUN_LISTABLE, request)
-        check_filter_key(key)
         with transaction(self._db, write=False) as session:
-            scope = list_scope(session, self._authz, caller, key, _RUN_SCOPES, authz.RUNS, "ListRuns")
+            query, scope = scoped_query(session, self._authz, caller, request, key, _RUN_LISTING)
             page = repo.list_runs(session, query, scope)
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
