@@ -29,6 +29,7 @@ from kfp_backend.executor.factory import artifact_store
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+from tests.api.recorded_hooks import RecordingExecution, recording_app
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
 
@@ -94,24 +95,7 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-# -- app with a recording execution and an artifact reader -----------------------------------------------------
-
-
-class RecordingExecution:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def run_created(self, run_id: str) -> None:
-        self.calls.append(("run_created", run_id))
-
-    def terminate_requested(self, run_id: str) -> None:
-        self.calls.append(("terminate_requested", run_id))
-
-    def retry_requested(self, run_id: str) -> None:
-        self.calls.append(("retry_requested", run_id))
-
-    def run_deleted(self, run_id: str) -> None:
-        self.calls.append(("run_deleted", run_id))
+# -- app with a recording execution, and its artifact store ---------------------------------------------------
 
 
 @pytest.fixture
@@ -122,16 +106,7 @@ def artifacts_dir(settings: Settings) -> Path:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(settings.replace(executor_enabled=False))
-    services: Services = application.extensions["kfp_backend.services"]
-    services.runs.attach_execution(RecordingExecution())
-    yield application
-    services.db.dispose()
-
-
-@pytest.fixture
-def services(app: Flask) -> Services:
-    return app.extensions["kfp_backend.services"]
+    yield from recording_app(settings)
 
 
 @pytest.fixture
