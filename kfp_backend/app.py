@@ -30,7 +30,8 @@ BLUEPRINTS = (
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """The WSGI app. With `settings.executor_enabled` it also starts this process's executor
     (`app.extensions["kfp_backend.executor"]`), with `settings.scheduler_enabled` its scheduler
-    (`app.extensions["kfp_backend.scheduler"]`); call `shutdown(app)` to stop them."""
+    (`app.extensions["kfp_backend.scheduler"]`); call `shutdown(app)` to stop them. `services`, when
+    given, are used as they were built (their artifact store included)."""
     app = Flask(__name__)
     # Flask answers oversize bodies with 413 before any handler runs; the upload endpoints refuse
     # files above the limit themselves, so the body limit leaves room for multipart framing.
@@ -39,14 +40,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.json.compact = True  # type: ignore[attr-defined]
     if services is None:
         services = Services.build(
-            settings, Database(settings.effective_database_url, pool_size=settings.threads), cron_check=cron_error
+            settings, Database(settings.effective_database_url, pool_size=settings.threads), cron_check=cron_error,
+            artifacts=artifact_store(settings),
         )
     app.extensions["kfp_backend.services"] = services
     services.bootstrap()
     app.extensions[v2_experiments.ACTIVITY_EXTENSION] = ExperimentActivity(services.db)
-    store = artifact_store(settings)
-    services.runs.artifact_reader = store.read
-    services.runs.artifact_sizer = store.size
     executor = None
     if settings.executor_enabled:
         executor = build_executor(settings, services)

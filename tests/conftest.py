@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
+from kfp_backend.services.all_services import Services
 from tests.databases import BACKENDS, DatabaseFactory, in_ci
 from tests.skip_summary import summary_lines
 
@@ -58,6 +59,12 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    """The services behind `app`."""
+    return app.extensions["kfp_backend.services"]
 
 
 @pytest.fixture(scope="session")

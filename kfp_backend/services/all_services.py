@@ -10,7 +10,7 @@ from kfp_backend.services.experiments import ExperimentService
 from kfp_backend.services.jobs import CronCheck, JobService
 from kfp_backend.services.metrics import MetricsService
 from kfp_backend.services.pipelines import PipelineService
-from kfp_backend.services.runs import RunService
+from kfp_backend.services.runs import RunService, StoredArtifacts
 from kfp_backend.store.db import Database
 
 
@@ -25,20 +25,25 @@ class Services:
     jobs: JobService
 
     @classmethod
-    def build(cls, settings: Settings, db: Database, *, cron_check: CronCheck) -> Services:
+    def build(
+        cls, settings: Settings, db: Database, *, cron_check: CronCheck, artifacts: StoredArtifacts | None = None
+    ) -> Services:
         """`cron_check` is the scheduler's cron parser (scheduler.cron.cron_error), which the Job API
-        validates schedules with; the wiring hands it in, as services import nothing of the scheduler."""
+        validates schedules with, and `artifacts` the executor's artifact store, which ReadArtifact reads
+        (none: no artifact is found); the wiring hands them in, as services import nothing of the scheduler
+        or the executor."""
         # One authorizer for every service: multi-user mode (namespaces) when authentication is on.
         authorizer = Authorizer.from_settings(settings)
+        # The executor and the scheduler are built from these services and attach themselves afterwards
+        # (runs.attach_execution, jobs.attach_scheduling), to hear of changes at once: the only collaborators
+        # not given at construction, as each side of those pairs needs the other.
         return cls(
             settings=settings,
             db=db,
             experiments=ExperimentService(db, authorizer),
             pipelines=PipelineService(db, settings, authorizer),
-            # The executor attaches itself (runs.attach_execution) and the artifact store's reader.
-            runs=RunService(db, settings, authorizer=authorizer),
+            runs=RunService(db, settings, authorizer=authorizer, artifacts=artifacts),
             metrics=MetricsService(db, authorizer),
-            # The scheduler attaches itself (jobs.attach_scheduling) to hear of changes at once.
             jobs=JobService(db, settings, cron_check=cron_check, authorizer=authorizer),
         )
 

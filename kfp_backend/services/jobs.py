@@ -25,7 +25,8 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
-from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
+from kfp_backend.services.list_scope import ScopedListing, scoped_query
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_new,
@@ -38,14 +39,9 @@ from kfp_backend.services.pipeline_source import (
 from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
-    ResourceType,
-    check_filter_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
-from kfp_backend.services.runs import (
-    multi_user_list_scope,
-)
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.services.unit_of_work import transaction
@@ -63,6 +59,13 @@ MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
 # Why a cron schedule is refused (robfig's message), or None when it parses: the scheduler's parser
 # (scheduler.cron.cron_error), handed in by the wiring so that services import nothing of the scheduler.
 CronCheck = Callable[[str], "str | None"]
+# What ListJobs lists, and what its key scopes the jobs to.
+_JOB_LISTING = ScopedListing(
+    repo.JOB_LISTABLE, authz.JOBS, "ListJobs",
+    experiment=repo.scope_experiment,
+    job=lambda _job_id: repo.scope_nothing(),  # no job refers to a job
+    pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
+)
 
 
 class JobScheduling(Protocol):
@@ -256,21 +259,9 @@ class JobService:
         return JobView(job, manifest.pipeline_spec_manifest if manifest is not None else "")
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
-        query = parse_list_request(repo.JOB_LISTABLE, request)
-        scope = []
-        check_filter_key(key)
-        if self._authz.multi_user:
-            multi_user_list_scope(self._authz, caller, key, authz.JOBS, "ListJobs", self._db)
-        if key is not None:
-            if key.type == ResourceType.EXPERIMENT:
-                scope.append(repo.scope_experiment(key.id))
-            elif key.type == ResourceType.PIPELINE_VERSION:
-                scope.append(repo.scope_pipeline_version(key.id))
-            elif key.type == ResourceType.JOB:
-                scope.append(repo.scope_nothing())  # no job refers to a job
-            elif key.id:
-                scope.append(repo.scope_namespace(key.id))
+        """ListJobs, in one transaction."""
         with transaction(self._db, write=False) as session:
+            query, scope = scoped_query(session, self._authz, caller, request, key, _JOB_LISTING)
             page = repo.list_jobs(session, query, scope)
         return ListResult([JobView(job) for job in page.items], page, next_page_token(query, page))
 

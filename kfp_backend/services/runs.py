@@ -24,7 +24,8 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
-from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
+from kfp_backend.services.list_scope import ScopedListing, scoped_query
+from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
     check_new,
@@ -37,8 +38,6 @@ from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
     ResourceType,
-    check_filter_key,
-    describe_key,
     encode_references,
 )
 from kfp_backend.services.run_manifest import runtime_workflow
@@ -47,7 +46,6 @@ from kfp_backend.services.run_status import load_object, render_workflow
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
 from kfp_backend.services.unit_of_work import transaction
-from kfp_backend.store import experiments_repo
 from kfp_backend.store import runs_repo as repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Run, RunManifest, RunMetric, RunNode
@@ -72,9 +70,21 @@ log = logging.getLogger(__name__)
 # Node phases retry keeps as they are, and those it runs again.
 _KEPT_PHASES = frozenset({SUCCEEDED, SKIPPED})
 _RERUN_PHASES = frozenset({FAILED, ERROR, OMITTED})
-ArtifactReader = Callable[[str], "bytes | None"]
-ArtifactSizer = Callable[[str], "int | None"]  # a stored artifact's length, without reading it
 LogReader = Callable[[str], "StepLog | None"]
+# What ListRuns lists, and what its key scopes the runs to.
+_RUN_LISTING = ScopedListing(
+    repo.RUN_LISTABLE, authz.RUNS, "ListRuns",
+    experiment=repo.scope_experiment, job=repo.scope_job,
+    pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
+)
+
+
+class StoredArtifacts(Protocol):
+    """The artifact store as ReadArtifact reads it (the executor's store, handed in by the wiring)."""
+
+    def read(self, key: str) -> bytes | None: ...
+
+    def size(self, key: str) -> int | None: ...  # a stored artifact's length, without reading it
 
 
 class RunExecution(Protocol):
@@ -129,28 +139,6 @@ def _run_not_found(run_id: str, operation: str) -> ApiError:
     return NotFound.resource("Run", run_id).wrap("Check run exist failed").wrap(operation)
 
 
-def multi_user_list_scope(
-    authorizer: Authorizer, caller: Caller, key: ResourceKey | None, resource: str, operation: str,
-    db: Database,
-) -> None:
-    """Multi-user ListRuns / ListJobs: the key must name a namespace or an experiment, which the caller
-    may list (the scope itself is the single-user one)."""
-    if key is None or (key.type == ResourceType.UNKNOWN_RESOURCE_TYPE and not key.id):
-        raise InvalidArgument(f"{operation} must filter by resource reference in multi-user mode.")
-    if key.type == ResourceType.NAMESPACE:
-        if not key.id:
-            raise InvalidArgument(f"Invalid resource references for {operation}. Namespace is empty.")
-        authorizer.namespace(caller, key.id, resource, authz.LIST)
-    elif key.type == ResourceType.EXPERIMENT:
-        with transaction(db, write=False) as session:
-            experiment = experiments_repo.get_experiment(session, key.id)
-        if experiment is None:
-            raise NotFound.resource("Experiment", key.id).wrap("Failed to get namespace from experiment ID")
-        authorizer.namespace(caller, experiment.namespace, resource, authz.LIST)
-    else:
-        raise InvalidArgument(f"Invalid resource references for {operation}. Got {describe_key(key)}")
-
-
 @dataclass(frozen=True)
 class StepLog:
     """A step's log, open for reading. Its reader closes `file` and reads no more than `size` bytes, its
@@ -181,16 +169,14 @@ class RunService:
         *,
         authorizer: Authorizer = SINGLE_USER,
         execution: RunExecution | None = None,
-        artifact_reader: ArtifactReader | None = None,
-        artifact_sizer: ArtifactSizer | None = None,
+        artifacts: StoredArtifacts | None = None,
         log_reader: LogReader | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._authz = authorizer
         self.execution = execution
-        self.artifact_reader = artifact_reader
-        self.artifact_sizer = artifact_sizer
+        self._artifacts = artifacts
         self.log_reader: LogReader = log_reader or open_local_file
 
     def attach_execution(self, execution: RunExecution | None) -> None:
@@ -292,21 +278,9 @@ class RunService:
         return RunDetail(RunView(run, spec_manifest, metrics), rendered)
 
     def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
-        query = parse_list_request(repo.RUN_LISTABLE, request)
-        scope = []
-        check_filter_key(key)
-        if self._authz.multi_user:
-            multi_user_list_scope(self._authz, caller, key, authz.RUNS, "ListRuns", self._db)
-        if key is not None:
-            if key.type == ResourceType.EXPERIMENT:
-                scope.append(repo.scope_experiment(key.id))
-            elif key.type == ResourceType.JOB:
-                scope.append(repo.scope_job(key.id))
-            elif key.type == ResourceType.PIPELINE_VERSION:
-                scope.append(repo.scope_pipeline_version(key.id))
-            elif key.id:
-                scope.append(repo.scope_namespace(key.id))
+        """ListRuns, in one transaction."""
         with transaction(self._db, write=False) as session:
+            query, scope = scoped_query(session, self._authz, caller, request, key, _RUN_LISTING)
             page = repo.list_runs(session, query, scope)
             # The page's metrics in one query.
             metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
@@ -419,14 +393,14 @@ class RunService:
         node = self._authorized_node(run_id, node_id, authz.READ_ARTIFACT, caller, context)
         with error_context(context):
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
-            size = self.artifact_sizer(key) if key and self.artifact_sizer is not None else None
+            size = self._artifacts.size(key) if key and self._artifacts is not None else None
             if size is not None and size > self._settings.max_artifact_read_bytes:
                 # Its answer (base64 in JSON) is built in memory: refused rather than read.
                 raise FailedPrecondition(
                     f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
                     f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
                 )
-            data = self.artifact_reader(key) if key and self.artifact_reader is not None else None
+            data = self._artifacts.read(key) if key and self._artifacts is not None else None
             if data is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
             return data

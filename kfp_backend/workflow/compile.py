@@ -26,7 +26,7 @@ from kfp_backend.workflow.graph import (
     Template,
     WorkflowGraph,
 )
-from kfp_backend.workflow.values import INVALID, quoted, scalar
+from kfp_backend.workflow.values import INVALID, mapping, optional_string, quoted, scalar
 
 _UNSUPPORTED = "Unsupported workflow"
 
@@ -49,7 +49,7 @@ _REFUSED_TASK_FIELDS = {
 
 def compile_workflow(document: dict[str, Any]) -> WorkflowGraph:
     """The typed graph of a workflow document already accepted by `manifest.validate_workflow`'s checks."""
-    spec = _mapping(document.get("spec"), "spec")
+    spec = mapping(document.get("spec"), "spec")
     metadata = document.get("metadata") or {}
     for key in ("templateDefaults", "hooks"):
         if spec.get(key):
@@ -72,7 +72,7 @@ def compile_workflow(document: dict[str, Any]) -> WorkflowGraph:
     if on_exit is not None and (not isinstance(on_exit, str) or on_exit not in templates):
         _invalid(f'spec.onExit "{quoted(on_exit)}" is not the name of a template.')
 
-    arguments = _mapping(spec.get("arguments"), "spec.arguments")
+    arguments = mapping(spec.get("arguments"), "spec.arguments")
     parameters = tuple(
         ParameterDecl(name=p["name"], value=scalar(p.get("value"), f'spec.arguments parameter "{p["name"]}"'))
         for p in _named_list(arguments.get("parameters"), "spec.arguments.parameters")
@@ -123,9 +123,9 @@ def _template(raw: dict[str, Any]) -> Template:
         _unsupported(f"{where} is a daemon template, which is not supported.")
 
     is_container = kind == "container"
-    inputs = _mapping(raw.get("inputs"), f"{where} inputs")
-    outputs = _mapping(raw.get("outputs"), f"{where} outputs")
-    metadata = _mapping(raw.get("metadata"), f"{where} metadata")
+    inputs = mapping(raw.get("inputs"), f"{where} inputs")
+    outputs = mapping(raw.get("outputs"), f"{where} outputs")
+    metadata = mapping(raw.get("metadata"), f"{where} metadata")
     template = Template(
         name=name,
         kind="container" if is_container else "dag",
@@ -157,7 +157,7 @@ def _template(raw: dict[str, Any]) -> Template:
     if is_container:
         template.container = _container(raw["container"], where)
     elif kind == "dag":
-        dag = _mapping(raw["dag"], f"{where} dag")
+        dag = mapping(raw["dag"], f"{where} dag")
         if dag.get("target"):
             _unsupported(f"{where}: dag.target is not supported.")
         template.tasks = _tasks(dag.get("tasks"), where, "dag.tasks")
@@ -177,7 +177,7 @@ def _template(raw: dict[str, Any]) -> Template:
 
 
 def _container(raw: Any, where: str) -> ContainerSpec:
-    container = _mapping(raw, f"{where} container")
+    container = mapping(raw, f"{where} container")
     image = container.get("image")
     if not isinstance(image, str) or not image:
         _invalid(f"{where}: container.image is missing.")
@@ -226,14 +226,14 @@ def _input_default(raw: dict[str, Any], where: str) -> str | None:
 def _input_artifact(raw: dict[str, Any], where: str, is_container: bool) -> ArtifactDecl:
     name = raw["name"]
     _refuse_locations(raw, f'{where} input artifact "{name}"')
-    path = _optional_string(raw.get("path"), f'{where} input artifact "{name}" path')
+    path = optional_string(raw.get("path"), f'{where} input artifact "{name}" path')
     if is_container and not path:
         _invalid(f'{where}: input artifact "{name}" has no path.')
     return ArtifactDecl(
         name=name,
         path=path,
         raw=_raw_data(raw, f'{where} input artifact "{name}"'),
-        source=_optional_string(raw.get("from"), f'{where} input artifact "{name}" from'),
+        source=optional_string(raw.get("from"), f'{where} input artifact "{name}" from'),
         optional=raw.get("optional") is True,
     )
 
@@ -241,12 +241,12 @@ def _input_artifact(raw: dict[str, Any], where: str, is_container: bool) -> Arti
 def _output_parameter(raw: dict[str, Any], where: str, is_container: bool) -> OutputParameterDecl:
     name = raw["name"]
     what = f'{where} output parameter "{name}"'
-    value_from = _mapping(raw.get("valueFrom"), f"{what} valueFrom")
+    value_from = mapping(raw.get("valueFrom"), f"{what} valueFrom")
     refused = sorted(set(value_from) - {"path", "parameter", "default"})
     if refused:
         _unsupported(f"{what}: valueFrom.{refused[0]} is not supported.")
-    path = _optional_string(value_from.get("path"), f"{what} valueFrom.path")
-    expression = _optional_string(value_from.get("parameter"), f"{what} valueFrom.parameter")
+    path = optional_string(value_from.get("path"), f"{what} valueFrom.path")
+    expression = optional_string(value_from.get("parameter"), f"{what} valueFrom.parameter")
     default = scalar(value_from.get("default"), f"{what} valueFrom.default")
     if raw.get("value") is not None and not value_from:
         default = scalar(raw.get("value"), f"{what} value")
@@ -266,11 +266,11 @@ def _output_artifact(raw: dict[str, Any], where: str, is_container: bool) -> Art
         _unsupported(f"{what}: fromExpression is not supported.")
     optional = name in ALWAYS_OPTIONAL_ARTIFACTS or raw.get("optional") is True
     if is_container:
-        path = _optional_string(raw.get("path"), f"{what} path")
+        path = optional_string(raw.get("path"), f"{what} path")
         if not path:
             _invalid(f"{what} has no path.")
         return ArtifactDecl(name=name, path=path, optional=optional)
-    source = _optional_string(raw.get("from"), f"{what} from")
+    source = optional_string(raw.get("from"), f"{what} from")
     if not source:
         _unsupported(f"{what} has no 'from': a DAG exports one of its tasks' artifacts.")
     return ArtifactDecl(name=name, source=source, optional=optional)
@@ -280,7 +280,7 @@ def _argument_artifact(raw: dict[str, Any], where: str) -> ArtifactDecl:
     name = raw["name"]
     what = f'{where} artifact "{name}"'
     _refuse_locations(raw, what)
-    source = _optional_string(raw.get("from"), f"{what} from")
+    source = optional_string(raw.get("from"), f"{what} from")
     data = _raw_data(raw, what)
     if source is None and data is None:
         _unsupported(f"{what} has neither 'from' nor 'raw'.")
@@ -297,7 +297,7 @@ def _refuse_locations(raw: dict[str, Any], what: str) -> None:
 def _raw_data(raw: dict[str, Any], what: str) -> str | None:
     if raw.get("raw") is None:
         return None
-    data = _mapping(raw["raw"], f"{what} raw").get("data")
+    data = mapping(raw["raw"], f"{what} raw").get("data")
     return scalar(data, f"{what} raw.data") or ""
 
 
@@ -330,7 +330,7 @@ def parse_duration(value: Any, what: str) -> float:
 
 
 def _retry(raw: Any, where: str) -> RetryStrategy:
-    strategy = _mapping(raw, f"{where} retryStrategy")
+    strategy = mapping(raw, f"{where} retryStrategy")
     if strategy.get("expression"):
         _unsupported(f"{where}: retryStrategy.expression is not supported.")
     limit = strategy.get("limit")
@@ -339,7 +339,7 @@ def _retry(raw: Any, where: str) -> RetryStrategy:
     policy = strategy.get("retryPolicy") or "OnFailure"
     if policy not in RETRY_POLICIES:
         _invalid(f'{where}: retryStrategy.retryPolicy "{quoted(policy)}" is not one of {", ".join(RETRY_POLICIES)}.')
-    backoff = _mapping(strategy.get("backoff"), f"{where} retryStrategy.backoff")
+    backoff = mapping(strategy.get("backoff"), f"{where} retryStrategy.backoff")
     duration = backoff.get("duration")
     factor = backoff.get("factor")
     max_duration = backoff.get("maxDuration")
@@ -433,7 +433,7 @@ def _task(raw: Any, where: str, field: str) -> DagTask:
     dependencies = _string_list(raw.get("dependencies"), f"{what} dependencies")
     if len(set(dependencies)) != len(dependencies):
         dependencies = list(dict.fromkeys(dependencies))
-    arguments = _mapping(raw.get("arguments"), f"{what} arguments")
+    arguments = mapping(raw.get("arguments"), f"{what} arguments")
     with_items = raw.get("withItems")
     with_param = raw.get("withParam")
     if with_items is not None and with_param is not None:
@@ -646,14 +646,6 @@ def _workflow_name(metadata: Mapping[str, Any]) -> str:
     return "workflow"
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        _invalid(f"{what} must be an object.")
-    return value
-
-
 def _named_list(value: Any, what: str) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -683,17 +675,8 @@ def _string_list(value: Any, what: str) -> list[str]:
     return items
 
 
-def _optional_string(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        _invalid(f"{what} must be a string.")
-    return value
-
-
 def _string_map(value: Any, what: str) -> dict[str, str]:
-    mapping = _mapping(value, what)
-    return {str(key): scalar(item, what) or "" for key, item in mapping.items()}
+    return {str(key): scalar(item, what) or "" for key, item in mapping(value, what).items()}
 
 
 def _invalid(message: str) -> NoReturn:

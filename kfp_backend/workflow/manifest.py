@@ -13,9 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from kfp_backend.workflow.compile import check_executable
+from kfp_backend.workflow.documents import read_document
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.values import INVALID, quoted, scalar
 
@@ -23,9 +22,6 @@ ARGO_API_VERSION = "argoproj.io/v1alpha1"
 WORKFLOW_KIND = "Workflow"
 
 _PARSE_FAILED = "Failed to parse the workflow template"
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-# How many more values than characters a document may expand to through YAML aliases.
-_ALIAS_SLACK = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,19 +51,6 @@ class Workflow:
         return {template["name"]: template for template in self.document["spec"]["templates"]}
 
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """The safe loader without implicit timestamps: a date in a manifest stays the string it was."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP_TAG]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_workflow(text: str | bytes) -> Workflow:
     """Parse YAML or JSON text into a validated Workflow."""
     return validate_workflow(load_document(text))
@@ -75,56 +58,7 @@ def parse_workflow(text: str | bytes) -> Workflow:
 
 def load_document(text: str | bytes) -> Any:
     """The YAML/JSON document in `text`; WorkflowError when it cannot be read as one."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise WorkflowError(f"{_PARSE_FAILED}: the file is not UTF-8 text.") from None
-    try:
-        if text.lstrip().startswith(("{", "[")):
-            try:
-                document = json.loads(text, parse_constant=_reject_constant)
-            except ValueError:
-                document = _load_yaml(text)  # YAML flow style also starts with a bracket
-        else:
-            document = _load_yaml(text)
-    except RecursionError:
-        raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
-    # Aliases can make a small file expand into an enormous (or cyclic) document. A document without
-    # aliases holds fewer values than characters; anchors reused in moderation stay well within the slack.
-    _check_size(document, budget=len(text) + _ALIAS_SLACK)
-    return document
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # a safe loader (no arbitrary objects)
-    except yaml.MarkedYAMLError as exc:
-        # Our own wording: never echo the offending line (the file may come from a URL).
-        where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
-        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
-        raise WorkflowError(f"{_PARSE_FAILED}: {problem}{where}.") from None
-    except yaml.YAMLError as exc:
-        raise WorkflowError(f"{_PARSE_FAILED}: {type(exc).__name__}.") from None
-
-
-def _check_size(document: Any, budget: int) -> None:
-    stack = [document]
-    seen = 0
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > budget:
-            raise WorkflowError(f"{_PARSE_FAILED}: the document expands to too many values (YAML aliases?).")
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+    return read_document(text, _PARSE_FAILED)
 
 
 def validate_workflow(document: Any) -> Workflow:

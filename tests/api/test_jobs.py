@@ -19,12 +19,12 @@ from kfp import compiler, dsl
 from kfp.components import create_component_from_func
 from sqlalchemy import update
 
-from kfp_backend.app import create_app
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.models import Job, JobManifest, Run
+from tests.api.recorded_hooks import RecordingScheduling, recording_app
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
 
@@ -69,26 +69,9 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 # -- app with a recording scheduler hook ------------------------------------------------------------------------
 
 
-class RecordingScheduling:
-    def __init__(self) -> None:
-        self.changed: list[str] = []
-
-    def job_changed(self, job_id: str) -> None:
-        self.changed.append(job_id)
-
-
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(settings.replace(executor_enabled=False))
-    services: Services = application.extensions["kfp_backend.services"]
-    services.jobs.attach_scheduling(RecordingScheduling())
-    yield application
-    services.db.dispose()
-
-
-@pytest.fixture
-def services(app: Flask) -> Services:
-    return app.extensions["kfp_backend.services"]
+    yield from recording_app(settings)
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ from sqlalchemy import event, select, update
 
 from kfp_backend.app import create_app
 from kfp_backend.config import Settings
-from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.executor.factory import artifact_store
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
+from tests.api.recorded_hooks import RecordingExecution, recording_app
 from tests.api.run_references import experiment, experiment_ref, upload, version_ref
 from tests.gateway_errors import error_message, gateway_error
 
@@ -94,48 +95,18 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-# -- app with a recording execution and an artifact reader -----------------------------------------------------
-
-
-class RecordingExecution:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def run_created(self, run_id: str) -> None:
-        self.calls.append(("run_created", run_id))
-
-    def terminate_requested(self, run_id: str) -> None:
-        self.calls.append(("terminate_requested", run_id))
-
-    def retry_requested(self, run_id: str) -> None:
-        self.calls.append(("retry_requested", run_id))
-
-    def run_deleted(self, run_id: str) -> None:
-        self.calls.append(("run_deleted", run_id))
+# -- app with a recording execution, and its artifact store ---------------------------------------------------
 
 
 @pytest.fixture
-def artifacts_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "artifacts"
-    directory.mkdir()
-    return directory
+def artifacts_dir(settings: Settings) -> Path:
+    """The root of the app's artifact store: the tests write its files themselves."""
+    return artifact_store(settings).root
 
 
 @pytest.fixture
-def app(settings: Settings, artifacts_dir: Path) -> Iterator[Flask]:
-    application = create_app(settings.replace(executor_enabled=False))
-    services: Services = application.extensions["kfp_backend.services"]
-    services.runs.attach_execution(RecordingExecution())
-
-    store = LocalArtifactStore(artifacts_dir)  # the tests write its files themselves
-    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
-    yield application
-    services.db.dispose()
-
-
-@pytest.fixture
-def services(app: Flask) -> Services:
-    return app.extensions["kfp_backend.services"]
+def app(settings: Settings) -> Iterator[Flask]:
+    yield from recording_app(settings)
 
 
 @pytest.fixture
@@ -842,8 +813,6 @@ def test_read_artifact_refuses_an_artifact_over_the_limit(
 ) -> None:
     application = create_app(settings.replace(executor_enabled=False, max_artifact_read_bytes=1000))
     services: Services = application.extensions["kfp_backend.services"]
-    store = LocalArtifactStore(artifacts_dir)
-    services.runs.artifact_reader, services.runs.artifact_sizer = store.read, store.size
     try:
         client = application.test_client()
         run_id = manifest_run(client, manifests["json"])["id"]

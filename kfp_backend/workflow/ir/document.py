@@ -12,10 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from kfp_backend.workflow.documents import read_documents
 from kfp_backend.workflow.errors import WorkflowError
-from kfp_backend.workflow.manifest import _ALIAS_SLACK, _check_size, _Loader, load_document
 
 _PARSE_FAILED = "Failed to parse the pipeline spec"
 _INVALID = "Invalid pipeline spec"
@@ -44,26 +42,7 @@ def is_pipeline_spec(document: Any) -> bool:
 
 def load_documents(text: str | bytes) -> list[Any]:
     """The documents of a YAML (possibly several, separated by `---`) or JSON file, empty ones left out."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise WorkflowError(f"{_PARSE_FAILED}: the file is not UTF-8 text.") from None
-    if text.lstrip().startswith(("{", "[")):
-        return [load_document(text)]  # JSON, or YAML in flow style: always one document
-    try:
-        documents = [document for document in yaml.load_all(text, Loader=_Loader) if document is not None]
-    except yaml.MarkedYAMLError as exc:
-        # Never echo the offending line: the file may come from a URL.
-        where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
-        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
-        raise WorkflowError(f"{_PARSE_FAILED}: {problem}{where}.") from None
-    except yaml.YAMLError as exc:
-        raise WorkflowError(f"{_PARSE_FAILED}: {type(exc).__name__}.") from None
-    except RecursionError:
-        raise WorkflowError(f"{_PARSE_FAILED}: the document is nested too deeply.") from None
-    _check_size(documents, budget=len(text) + _ALIAS_SLACK)  # YAML aliases can expand enormously
-    return documents
+    return read_documents(text, _PARSE_FAILED)
 
 
 def split_documents(source: str | bytes | Mapping[str, Any] | Sequence[Any]) -> SpecDocuments:

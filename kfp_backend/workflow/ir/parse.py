@@ -60,6 +60,7 @@ from kfp_backend.workflow.ir.model import (
     TaskOutputParameter,
     TriggerPolicy,
 )
+from kfp_backend.workflow.values import mapping, optional_string
 
 _INVALID = "Invalid pipeline spec"
 _UNSUPPORTED = "Unsupported pipeline spec"
@@ -495,20 +496,16 @@ def _importer(raw: Any, where: str) -> ImporterExecutor:
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        _invalid(f"{what} must be an object.")
-    return value
+    return mapping(value, what, _INVALID)
 
 
 def _named(value: Any, what: str) -> Mapping[str, Any]:
     """A map keyed by names (components, tasks, parameters...): keys must be non-empty strings."""
-    mapping = _mapping(value, what)
-    for key in mapping:
+    named = _mapping(value, what)
+    for key in named:
         if not isinstance(key, str) or not key:
             _invalid(f"{what}: {_text(key)} is not a valid name.")
-    return mapping
+    return named
 
 
 def _each(value: Any, what: str, build: Callable[[str, Any, str], _Item], item: str = "") -> dict[str, _Item]:
@@ -538,11 +535,7 @@ def _name(value: Any, what: str) -> str:
 
 
 def _optional_string(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        _invalid(f"{what} must be a string.")
-    return value
+    return optional_string(value, what, _INVALID)
 
 
 def _boolean(value: Any, what: str) -> bool:
