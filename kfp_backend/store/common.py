@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kfp_backend.store.errors import DuplicateKeyError, MissingReferenceError
 
@@ -36,3 +40,13 @@ def is_foreign_key_violation(error: BaseException) -> bool:
     if sqlstate is not None:
         return sqlstate == _PG_FOREIGN_KEY_VIOLATION
     return "FOREIGN KEY constraint failed" in str(error)  # SQLite
+
+
+def values_by_key(
+    session: Session, key: InstrumentedAttribute[str], value: InstrumentedAttribute[Any], keys: Iterable[str]
+) -> dict[str, Any]:
+    """`value` of the rows whose `key` is one of `keys`, by key, in one query (none for no keys)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    return {found: got for found, got in session.execute(select(key, value).where(key.in_(wanted)))}

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from kfp_backend.store.common import insert
+from kfp_backend.store.common import insert, values_by_key
 from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
 from kfp_backend.store.models import Pipeline, PipelineTemplate, PipelineVersion
 
@@ -115,10 +115,4 @@ def get_template(session: Session, version_id: str) -> str | None:
 
 def get_templates(session: Session, version_ids: Iterable[str]) -> dict[str, str]:
     """Templates by version id, in one query."""
-    wanted = sorted(set(version_ids))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(PipelineTemplate.version_id, PipelineTemplate.template).where(PipelineTemplate.version_id.in_(wanted))
-    )
-    return {version_id: template for version_id, template in rows}
+    return values_by_key(session, PipelineTemplate.version_id, PipelineTemplate.template, version_ids)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kfp_backend.store.common import insert as insert_rows
+from kfp_backend.store.common import values_by_key
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.jobs_repo import one_off_fired
 from kfp_backend.store.models import (
@@ -89,13 +90,7 @@ def active_run_counts(session: Session, job_ids: Iterable[str]) -> dict[str, int
 
 
 def job_manifests(session: Session, job_ids: Iterable[str]) -> dict[str, str]:
-    wanted = sorted(set(job_ids))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(JobManifest.job_id, JobManifest.pipeline_spec_manifest).where(JobManifest.job_id.in_(wanted))
-    )
-    return {job_id: text for job_id, text in rows}
+    return values_by_key(session, JobManifest.job_id, JobManifest.pipeline_spec_manifest, job_ids)
 
 
 def experiment_names(session: Session, experiment_ids: Iterable[str]) -> dict[str, str]:
