@@ -1,0 +1,172 @@
+"""KFP v2 (IR) runs executed in-process (real step processes, the real executor, each database): created
+from a pipeline spec sent as v1beta1 `workflow_manifest`, parameters typed, outputs flowing between
+container components, artifacts through the artifact store, and honest end states."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kfp_backend.app import create_app, shutdown
+from kfp_backend.config import Settings
+from tests import ir_pipelines as ir
+
+RUNS = "/apis/v1beta1/runs"
+FINISHED = {"Succeeded", "Failed", "Error"}
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings.replace(executor_enabled=True))
+    yield application
+    shutdown(application)
+
+
+def create_run(client: FlaskClient, spec: dict, parameters: list[dict] | None = None) -> dict:
+    pipeline_spec: dict = {"workflow_manifest": ir.manifest(spec)}
+    if parameters is not None:
+        pipeline_spec["parameters"] = parameters
+    response = client.post(RUNS, json={"name": "ir run", "pipeline_spec": pipeline_spec})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def run_to_the_end(client: FlaskClient, spec: dict, parameters: list[dict] | None = None,
+                   timeout: float = 60) -> tuple[str, dict]:
+    """Create a run of the spec and wait for it: its status and its nodes (by display name; a name that
+    occurs more than once maps to the list of its nodes)."""
+    run_id = create_run(client, spec, parameters)["run"]["id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = client.get(f"{RUNS}/{run_id}").get_json()
+        if detail["run"].get("status") in FINISHED:
+            status = json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"]
+            return detail["run"]["status"], status.get("nodes", {})
+        assert time.monotonic() < deadline, f"run not finished: {detail['run'].get('status')}"
+        time.sleep(0.05)
+
+
+def by_display(nodes: dict) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for node in nodes.values():
+        found.setdefault(node["displayName"], node)
+    return found
+
+
+def phases(nodes: dict) -> dict[str, str]:
+    return {node["displayName"]: node["phase"] for node in nodes.values() if node["type"] != "DAG"}
+
+
+# -- a: creation -----------------------------------------------------------------------------------------
+
+
+def _echo_pipeline() -> dict:
+    echo = ir.sh_component("echo", 'echo "$0"', ["{{$.inputs.parameters['word']}}"],
+                           inputs={"parameters": ir.parameters(word="STRING")})
+    return ir.pipeline("echo", [echo], {
+        "dag": {"tasks": {"echo": ir.task("comp-echo", parameters={"word": ir.pipeline_input("word")})}},
+        "inputDefinitions": {"parameters": ir.parameters(word=("STRING", "hi"), n=("NUMBER_INTEGER", 2.0))},
+    })
+
+
+def test_an_ir_run_is_created_with_typed_parameters_and_defaults(client: FlaskClient) -> None:
+    created = create_run(client, _echo_pipeline(), [{"name": "n", "value": "7"}])
+    run = created["run"]
+    assert run["pipeline_spec"]["parameters"] == [{"name": "n", "value": "7"}]
+    document = json.loads(created["pipeline_runtime"]["workflow_manifest"])
+    assert document["runtime_config"]["parameter_values"] == {"n": 7, "word": "hi"}
+    assert document["pipeline_spec"]["pipelineInfo"] == {"name": "echo"}
+    assert document["metadata"]["name"].startswith("echo-")
+
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ([{"name": "nope", "value": "1"}], "Unrecognized input parameter: nope"),
+    ([{"name": "n", "value": "2.5"}], "is not a whole number"),
+])
+def test_bad_parameters_of_an_ir_run_are_refused(client: FlaskClient, parameters: list, message: str) -> None:
+    response = client.post(RUNS, json={"name": "r", "pipeline_spec": {
+        "workflow_manifest": ir.manifest(_echo_pipeline()), "parameters": parameters}})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert message in response.get_json()["error"]
+
+
+def test_an_invalid_ir_spec_is_refused(client: FlaskClient) -> None:
+    spec = _echo_pipeline()
+    spec["root"]["dag"]["tasks"]["echo"]["componentRef"]["name"] = "comp-missing"
+    response = client.post(RUNS, json={"name": "r", "pipeline_spec": {"workflow_manifest": ir.manifest(spec)}})
+    assert response.status_code == 400
+    assert "Invalid IR spec format" in response.get_json()["error"]
+
+
+# -- b: parameters between container components ----------------------------------------------------------
+
+
+def _typed_pipeline() -> dict:
+    produce = ir.sh_component(
+        "produce",
+        'mkdir -p "$(dirname "$5")"; printf "%s|%s|%s|%s|%s" "$0" "$1" "$2" "$3" "$4" > "$5"; '
+        'printf "%s" $(( $0 + 4 )) > "$6"; printf "%s" "$2" > "$7"; printf "%s" "[$0, 2.5]" > "$8"',
+        ["{{$.inputs.parameters['n']}}", "{{$.inputs.parameters['r']}}", "{{$.inputs.parameters['b']}}",
+         "{{$.inputs.parameters['l']}}", "{{$.inputs.parameters['s']}}",
+         "{{$.outputs.parameters['text'].output_file}}", "{{$.outputs.parameters['total'].output_file}}",
+         "{{$.outputs.parameters['flag'].output_file}}", "{{$.outputs.parameters['pair'].output_file}}"],
+        inputs={"parameters": ir.parameters(n="NUMBER_INTEGER", r="NUMBER_DOUBLE", b="BOOLEAN", l="LIST",
+                                            s="STRUCT")},
+        outputs={"parameters": ir.parameters(text="STRING", total="NUMBER_INTEGER", flag="BOOLEAN", pair="LIST")},
+    )
+    check = ir.sh_component("check", ir.EXPECT, ["{{$.inputs.parameters['got']}}", "{{$.inputs.parameters['want']}}"],
+                            inputs={"parameters": ir.parameters(got="STRING", want="STRING")})
+    check_number = ir.sh_component(
+        "check-number", ir.EXPECT, ["{{$.inputs.parameters['got']}}", "{{$.inputs.parameters['want']}}"],
+        inputs={"parameters": ir.parameters(got="NUMBER_INTEGER", want="STRING")})
+    check_list = ir.sh_component(
+        "check-list", ir.EXPECT, ["{{$.inputs.parameters['got']}}", "{{$.inputs.parameters['want']}}"],
+        inputs={"parameters": ir.parameters(got="LIST", want="STRING")})
+    return ir.pipeline("typed", [produce, check, check_number, check_list], {
+        "dag": {"tasks": {
+            "produce": ir.task("comp-produce", parameters={
+                "n": ir.pipeline_input("n"), "r": ir.const(0.5), "b": ir.pipeline_input("b"),
+                "l": ir.const([1, "a"]), "s": ir.pipeline_input("s")}),
+            "check-text": ir.task("comp-check", display="check-text", parameters={
+                "got": ir.output_of("produce", "text"), "want": ir.pipeline_input("want_text")}),
+            "check-total": ir.task("comp-check-number", display="check-total", parameters={
+                "got": ir.output_of("produce", "total"), "want": ir.pipeline_input("want_total")}),
+            "check-pair": ir.task("comp-check-list", display="check-pair", parameters={
+                "got": ir.output_of("produce", "pair"), "want": ir.pipeline_input("want_pair")}),
+        }},
+        "inputDefinitions": {"parameters": ir.parameters(
+            n=("NUMBER_INTEGER", 3.0), b=("BOOLEAN", True), s=("STRUCT", {"k": 1.0}),
+            want_text="STRING", want_total="STRING", want_pair="STRING")},
+    })
+
+
+def test_typed_parameters_flow_between_container_components(client: FlaskClient) -> None:
+    status, nodes = run_to_the_end(client, _typed_pipeline(), [
+        {"name": "want_text", "value": '5|0.5|false|[1,"a"]|{"k":1.0}'},
+        {"name": "want_total", "value": "9"}, {"name": "want_pair", "value": "[5,2.5]"},
+        {"name": "n", "value": "5.0"}, {"name": "b", "value": "false"},
+    ])
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    assert phases(nodes) == {"produce": "Succeeded", "check-text": "Succeeded", "check-total": "Succeeded",
+                             "check-pair": "Succeeded"}
+    produced = {p["name"]: p["value"] for p in by_display(nodes)["produce"]["outputs"]["parameters"]}
+    assert produced == {"text": '5|0.5|false|[1,"a"]|{"k":1.0}', "total": "9", "flag": "false",
+                        "pair": "[5,2.5]"}
+
+
+def test_a_failed_task_fails_the_run_and_its_dependents_do_not_run(client: FlaskClient) -> None:
+    fail = ir.sh_component("fail", "echo boom; exit 3", [])
+    after = ir.sh_component("after", "echo should not run", [])
+    aside = ir.sh_component("aside", "echo independent", [])
+    spec = ir.pipeline("failing", [fail, after, aside], {"dag": {"tasks": {
+        "fail": ir.task("comp-fail"), "after": ir.task("comp-after", after=["fail"]), "aside": ir.task("comp-aside"),
+    }}})
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Failed"
+    assert phases(nodes) == {"fail": "Failed", "after": "Omitted", "aside": "Succeeded"}
+    assert by_display(nodes)["fail"]["message"] == "Error (exit code 3)"
