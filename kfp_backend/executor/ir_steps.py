@@ -79,6 +79,7 @@ def artifact_key(run_id: str, node_id: str, name: str) -> str:
 def build_step(
     node: Mapping[str, Any], component: Component, executor: ContainerExecutor, parameters: Mapping[str, Any],
     input_artifacts: Mapping[str, list[dict]], *, run_id: str, job_name: str, pipeline_root: str,
+    create_time: str = "",
 ) -> IrStep:
     """The step of a container task whose inputs are resolved. Raises WorkflowError for a placeholder that
     names nothing the task has."""
@@ -92,7 +93,7 @@ def build_step(
     inputs = {name: [RuntimeArtifact.from_json(a) for a in artifacts] for name, artifacts in input_artifacts.items()}
     executor_input = build_executor_input(component.inputs, component.outputs, parameters, inputs, outputs)
     context = TaskContext(job_name=job_name, job_uuid=run_id, task_name=str(node.get("displayName", "")),
-                          task_uuid=node_id, pipeline_root=pipeline_root)
+                          task_uuid=node_id, pipeline_root=pipeline_root, create_time=create_time)
     argv = resolve_command([*executor.command, *executor.args], executor_input, context)
     env = {name: "".join(resolve_command([value], executor_input, context)) for name, value in executor.env}
     placements = [(a["key"], local_path(str(a.get("uri", ""))))

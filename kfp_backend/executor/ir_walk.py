@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfp_backend.executor.ir_steps import IrStep, build_step
-from kfp_backend.executor.node_table import DEADLINE_MESSAGE, Inputs, NodeTable, StepHost, is_fulfilled
+from kfp_backend.executor.node_table import DEADLINE_MESSAGE, Inputs, NodeTable, StepHost, is_fulfilled, rfc3339
 from kfp_backend.store.states import (
     ERROR,
     FAILED,
@@ -33,7 +33,13 @@ from kfp_backend.store.states import (
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.ir.conditions import evaluate_condition, select
 from kfp_backend.workflow.ir.document import split_documents
-from kfp_backend.workflow.ir.executor_input import RuntimeArtifact, parameter_text, typed_parameter
+from kfp_backend.workflow.ir.executor_input import (
+    RuntimeArtifact,
+    TaskContext,
+    parameter_text,
+    substitute_context,
+    typed_parameter,
+)
 from kfp_backend.workflow.ir.model import (
     ArtifactIterator,
     Component,
@@ -194,6 +200,7 @@ class PipelineRunOperator(NodeTable):
             step = build_step(
                 node, component, executor, inputs.parameters, _runtime_artifacts(inputs),
                 run_id=self.run_id, job_name=self.workflow_name, pipeline_root=self.run.pipeline_root,
+                create_time=rfc3339(self.started_at),
             )
         except WorkflowError as exc:
             self._finish(node, ERROR, str(exc))
@@ -363,6 +370,8 @@ class PipelineRunOperator(NodeTable):
                 value = outputs["parameters"][source.output_key]
             elif isinstance(source, Constant):
                 value = source.value
+                if isinstance(value, str):
+                    value = substitute_context(value, self._context(f"{dag_name}.{task.name}", task.display_name))
             elif isinstance(source, TaskFinalStatus):
                 value = self._final_status(self.nodes.get(f"{dag_name}.{source.producer_task}"), source.producer_task)
             else:  # pragma: no cover - the model has no other kind
@@ -389,6 +398,11 @@ class PipelineRunOperator(NodeTable):
                             f"{source.output_key!r}")
             resolved.artifacts[name] = list(outputs["artifacts"][source.output_key])
         return resolved
+
+    def _context(self, node_name: str, display_name: str) -> TaskContext:
+        return TaskContext(job_name=self.workflow_name, job_uuid=self.run_id, task_name=display_name,
+                           task_uuid=self._node_id(node_name), pipeline_root=self.run.pipeline_root,
+                           create_time=rfc3339(self.started_at))
 
     def _final_status(self, producer: dict | None, producer_task: str) -> dict[str, Any]:
         """A PipelineTaskFinalStatus: the producer's state, and its error when it failed."""

@@ -79,6 +79,7 @@ class TaskContext:
     task_name: str
     task_uuid: str  # the node id
     pipeline_root: str = ""
+    create_time: str = ""  # the run's start, RFC 3339
 
 
 def local_path(uri: str) -> str:
@@ -216,16 +217,30 @@ def _substitute(text: str, executor_input: Mapping[str, Any], context: TaskConte
     return _PLACEHOLDER.sub(lambda match: _value_of(match.group(0)[3:-2], executor_input, context), text)
 
 
+def substitute_context(text: str, context: TaskContext) -> str:
+    """A constant input's text with the run's and the task's placeholders (`{{$.pipeline_job_uuid}}`...)
+    replaced, as the kfp driver resolves them; other text stays as it is."""
+    if "{{$." not in text:
+        return text
+    simple = _context_values(context)
+    return _PLACEHOLDER.sub(lambda match: simple.get(match.group(0)[4:-2], match.group(0)), text)
+
+
+def _context_values(context: TaskContext) -> dict[str, str]:
+    return {
+        "pipeline_job_name": context.job_name, "pipeline_job_resource_name": context.job_name,
+        "pipeline_job_uuid": context.job_uuid, "pipeline_task_name": context.task_name,
+        "pipeline_task_uuid": context.task_uuid, "pipeline_root": context.pipeline_root,
+        "pipeline_job_create_time_utc": context.create_time, "pipeline_job_schedule_time_utc": context.create_time,
+    }
+
+
 def _value_of(path: str, executor_input: Mapping[str, Any], context: TaskContext) -> str:
     """The text of one placeholder (`path` is what follows `{{$`: "" or ".inputs...")."""
     if path == "":
         return json.dumps(executor_input, separators=(",", ":"))
     path = path[1:]
-    simple = {
-        "pipeline_job_name": context.job_name, "pipeline_job_resource_name": context.job_name,
-        "pipeline_job_uuid": context.job_uuid, "pipeline_task_name": context.task_name,
-        "pipeline_task_uuid": context.task_uuid, "pipeline_root": context.pipeline_root,
-    }
+    simple = _context_values(context)
     if path in simple:
         return simple[path]
     inputs = executor_input.get("inputs") or {}
