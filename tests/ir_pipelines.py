@@ -1,10 +1,17 @@
 """Hand-written KFP v2 pipeline specs (IR) for the executor's tests: container components (`sh -c`) only,
-so they run without kfp installed. `pipeline(...)` assembles a spec from components and a root DAG."""
+so they run without kfp installed. `pipeline(...)` assembles a spec from components and a root DAG;
+`run_to_the_end` runs one over v1beta1."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
+
+from flask.testing import FlaskClient
+
+RUNS = "/apis/v1beta1/runs"
+FINISHED = {"Succeeded", "Failed", "Error"}
 
 
 def parameters(**types: str | tuple[str, Any]) -> dict[str, Any]:
@@ -96,3 +103,40 @@ def manifest(spec: dict[str, Any]) -> str:
 
 # A check in sh: fail (exit 1) with a message unless "$a" = "$b".
 EXPECT = 'if [ "$0" != "$1" ]; then echo "got [$0] want [$1]"; exit 1; fi; echo ok'
+
+
+def create_run(client: FlaskClient, spec: dict, parameters: list[dict] | None = None) -> dict:
+    pipeline_spec: dict = {"workflow_manifest": manifest(spec)}
+    if parameters is not None:
+        pipeline_spec["parameters"] = parameters
+    response = client.post(RUNS, json={"name": "ir run", "pipeline_spec": pipeline_spec})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def run_to_the_end(client: FlaskClient, spec: dict, parameters: list[dict] | None = None,
+                   timeout: float = 60) -> tuple[str, dict]:
+    """Create a run of the spec and wait for it: its status and its nodes (Argo's `status.nodes`, by id)."""
+    return wait_for(client, create_run(client, spec, parameters)["run"]["id"], timeout)
+
+
+def wait_for(client: FlaskClient, run_id: str, timeout: float = 60) -> tuple[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = client.get(f"{RUNS}/{run_id}").get_json()
+        if detail["run"].get("status") in FINISHED:
+            status = json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"]
+            return detail["run"]["status"], status.get("nodes", {})
+        assert time.monotonic() < deadline, f"run not finished: {detail['run'].get('status')}"
+        time.sleep(0.05)
+
+
+def by_display(nodes: dict) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for node in nodes.values():
+        found.setdefault(node["displayName"], node)
+    return found
+
+
+def phases(nodes: dict) -> dict[str, str]:
+    return {node["displayName"]: node["phase"] for node in nodes.values() if node["type"] != "DAG"}

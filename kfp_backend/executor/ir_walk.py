@@ -209,6 +209,7 @@ class PipelineRunOperator(NodeTable):
         problem = self.host.start_pod(node, step)
         if problem is None:
             node["phase"] = RUNNING
+            node["startedAt"] = rfc3339(self.clock())
             node["_started"] = self.clock()
             self._running_pods += 1
             self._touch(node)

@@ -48,7 +48,7 @@ def _tasks(nodes: dict) -> dict[str, list[str]]:
     attempts = {child for node in nodes.values() if node["type"] == "Retry" for child in node.get("children", [])}
     tasks: dict[str, list[str]] = {}
     for node_id, node in nodes.items():
-        if node_id in attempts or not node.get("boundaryID") and node["type"] == "DAG":
+        if node_id in attempts or (not node.get("boundaryID") and node["type"] == "DAG"):
             continue
         tasks.setdefault(node["displayName"], []).append(STATES.get(node["phase"], node["phase"]))
     return tasks

@@ -5,7 +5,6 @@ container components, artifacts through the artifact store, and honest end state
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,9 +14,7 @@ from flask.testing import FlaskClient
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests import ir_pipelines as ir
-
-RUNS = "/apis/v1beta1/runs"
-FINISHED = {"Succeeded", "Failed", "Error"}
+from tests.ir_pipelines import RUNS, by_display, create_run, phases, run_to_the_end
 
 
 @pytest.fixture
@@ -25,41 +22,6 @@ def app(settings: Settings) -> Iterator[Flask]:
     application = create_app(settings.replace(executor_enabled=True))
     yield application
     shutdown(application)
-
-
-def create_run(client: FlaskClient, spec: dict, parameters: list[dict] | None = None) -> dict:
-    pipeline_spec: dict = {"workflow_manifest": ir.manifest(spec)}
-    if parameters is not None:
-        pipeline_spec["parameters"] = parameters
-    response = client.post(RUNS, json={"name": "ir run", "pipeline_spec": pipeline_spec})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def run_to_the_end(client: FlaskClient, spec: dict, parameters: list[dict] | None = None,
-                   timeout: float = 60) -> tuple[str, dict]:
-    """Create a run of the spec and wait for it: its status and its nodes (by display name; a name that
-    occurs more than once maps to the list of its nodes)."""
-    run_id = create_run(client, spec, parameters)["run"]["id"]
-    deadline = time.monotonic() + timeout
-    while True:
-        detail = client.get(f"{RUNS}/{run_id}").get_json()
-        if detail["run"].get("status") in FINISHED:
-            status = json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"]
-            return detail["run"]["status"], status.get("nodes", {})
-        assert time.monotonic() < deadline, f"run not finished: {detail['run'].get('status')}"
-        time.sleep(0.05)
-
-
-def by_display(nodes: dict) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for node in nodes.values():
-        found.setdefault(node["displayName"], node)
-    return found
-
-
-def phases(nodes: dict) -> dict[str, str]:
-    return {node["displayName"]: node["phase"] for node in nodes.values() if node["type"] != "DAG"}
 
 
 # -- a: creation -----------------------------------------------------------------------------------------
@@ -170,3 +132,41 @@ def test_a_failed_task_fails_the_run_and_its_dependents_do_not_run(client: Flask
     assert status == "Failed"
     assert phases(nodes) == {"fail": "Failed", "after": "Omitted", "aside": "Succeeded"}
     assert by_display(nodes)["fail"]["message"] == "Error (exit code 3)"
+
+
+# -- c: artifacts ----------------------------------------------------------------------------------------
+
+
+def _artifact_pipeline() -> dict:
+    write = ir.sh_component(
+        "write", 'mkdir -p "$(dirname "$0")"; printf "line 1\\nline 2\\n" > "$0"; echo "$1" > "$(dirname "$0")/uri"',
+        ["{{$.outputs.artifacts['data'].path}}", "{{$.outputs.artifacts['data'].uri}}"],
+        outputs={"artifacts": ir.artifacts("data")})
+    read = ir.sh_component(
+        "read", 'test "$(cat "$0")" = "$(printf "line 1\\nline 2")" || exit 1; '
+                'case "$1" in minio://mlpipeline/v2/artifacts/*/data) ;; *) echo "uri $1"; exit 1;; esac; '
+                'case "$0" in /minio/mlpipeline/v2/artifacts/*/data) ;; *) echo "path $0"; exit 1;; esac; '
+                'test "$2" = "{}" || exit 1',
+        ["{{$.inputs.artifacts['data'].path}}", "{{$.inputs.artifacts['data'].uri}}",
+         "{{$.inputs.artifacts['data'].metadata}}"],
+        inputs={"artifacts": ir.artifacts("data")})
+    return ir.pipeline("artifacts", [write, read], {"dag": {"tasks": {
+        "write": ir.task("comp-write"),
+        "read": ir.task("comp-read", after=["write"], artifacts={"data": ir.artifact_of("write", "data")}),
+    }}})
+
+
+def test_artifacts_are_stored_and_placed_at_the_path_their_uri_maps_to(client: FlaskClient, app: Flask) -> None:
+    run_id = create_run(client, _artifact_pipeline())["run"]["id"]
+    status, nodes = ir.wait_for(client, run_id)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    write = by_display(nodes)["write"]
+    (artifact,) = write["outputs"]["artifacts"]
+    assert artifact["name"] == "data"
+    assert artifact["uri"] == f"minio://mlpipeline/v2/artifacts/{run_id}/{write['id']}/data"
+    assert artifact["s3"] == {"key": f"artifacts/{run_id}/{write['id']}/data.tgz"}
+    read = by_display(nodes)["read"]
+    assert read["inputs"]["artifacts"] == [{"name": "data", **artifact}]
+    # The stored artifact is what ReadArtifact serves (a .tgz of the file, as for v1 outputs).
+    response = client.get(f"{RUNS}/{run_id}/nodes/{write['id']}/artifacts/data:read")
+    assert response.status_code == 200 and response.get_json()["data"]
