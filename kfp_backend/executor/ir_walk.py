@@ -126,7 +126,7 @@ class PipelineRunOperator(NodeTable):
     def reconcile(self) -> None:
         self.next_wake = None
         inputs = ResolvedInputs(parameters=dict(self.run.parameter_values))
-        root = self._execute_component(self.workflow_name, self.spec.root, None, inputs, "", self.spec.name, ())
+        root = self._execute_component(self.workflow_name, self.spec.root, None, inputs, "", self.workflow_name, ())
         if not is_fulfilled(root):
             return
         phase = {SKIPPED: SUCCEEDED, OMITTED: SUCCEEDED}.get(root["phase"], root["phase"])

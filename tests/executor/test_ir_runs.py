@@ -5,7 +5,10 @@ container components, artifacts through the artifact store, and honest end state
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -170,3 +173,75 @@ def test_artifacts_are_stored_and_placed_at_the_path_their_uri_maps_to(client: F
     # The stored artifact is what ReadArtifact serves (a .tgz of the file, as for v1 outputs).
     response = client.get(f"{RUNS}/{run_id}/nodes/{write['id']}/artifacts/data:read")
     assert response.status_code == 200 and response.get_json()["data"]
+
+
+# -- lifecycle: terminate, retry, importer ---------------------------------------------------------------
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_terminating_an_ir_run_stops_its_steps(client: FlaskClient) -> None:
+    marker = f"kfp-backend-ir-terminate-{uuid.uuid4().hex[:8]}"
+    slow = ir.sh_component("slow", f"sleep 30; echo {marker}", [])
+    after = ir.sh_component("after", "echo never", [])
+    spec = ir.pipeline("slow", [slow, after], {"dag": {"tasks": {
+        "slow": ir.task("comp-slow"), "after": ir.task("comp-after", after=["slow"])}}})
+    run_id = create_run(client, spec)["run"]["id"]
+    deadline = time.monotonic() + 30
+    while not _processes_with(marker):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    assert client.post(f"{RUNS}/{run_id}/terminate").status_code == 200
+    status, nodes = ir.wait_for(client, run_id, timeout=30)
+    assert status == "Failed"
+    assert phases(nodes) == {"slow": "Failed", "after": "Omitted"}
+    assert _processes_with(marker) == []
+
+
+def test_retrying_an_ir_run_keeps_its_succeeded_tasks(client: FlaskClient) -> None:
+    trace = Path(f"/var/tmp/kfp-backend-ir-retry-{uuid.uuid4().hex[:8]}")
+    once = ir.sh_component("once", f'echo ran >> "{trace}.count"', [])
+    gate = ir.sh_component("gate", f'test -e "{trace}.open"', [])
+    spec = ir.pipeline("retried", [once, gate], {"dag": {"tasks": {
+        "once": ir.task("comp-once"), "gate": ir.task("comp-gate", after=["once"])}}})
+    try:
+        run_id = create_run(client, spec)["run"]["id"]
+        status, nodes = ir.wait_for(client, run_id)
+        assert (status, phases(nodes)) == ("Failed", {"once": "Succeeded", "gate": "Failed"})
+        Path(f"{trace}.open").touch()
+        assert client.post(f"{RUNS}/{run_id}/retry").status_code == 200
+        status, nodes = ir.wait_for(client, run_id)
+        assert (status, phases(nodes)) == ("Succeeded", {"once": "Succeeded", "gate": "Succeeded"})
+        assert Path(f"{trace}.count").read_text() == "ran\n"
+    finally:
+        for suffix in (".count", ".open"):
+            Path(f"{trace}{suffix}").unlink(missing_ok=True)
+
+
+def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None:
+    spec = ir.pipeline("importer", [
+        ("comp-importer", {"executorLabel": "exec-importer",
+                           "inputDefinitions": {"parameters": ir.parameters(uri="STRING")},
+                           "outputDefinitions": {"artifacts": ir.artifacts("artifact")}},
+         {"importer": {"artifactUri": {"runtimeParameter": "uri"},
+                       "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
+                       "metadata": {"source": "test"}}}),
+        ir.sh_component("show", ir.EXPECT, ["{{$.inputs.artifacts['data'].uri}}", "gs://bucket/data.csv"],
+                        inputs={"artifacts": ir.artifacts("data")}),
+    ], {"dag": {"tasks": {
+        "importer": ir.task("comp-importer", parameters={"uri": ir.const("gs://bucket/data.csv")}),
+        "show": ir.task("comp-show", artifacts={"data": ir.artifact_of("importer", "artifact")}),
+    }}})
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact",
+                                                                        "uri": "gs://bucket/data.csv"}]}
