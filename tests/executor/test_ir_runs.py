@@ -245,3 +245,35 @@ def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None
     assert status == "Succeeded", json.dumps(nodes, indent=1)
     assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact",
                                                                         "uri": "gs://bucket/data.csv"}]}
+
+
+def test_a_restarted_executor_adopts_the_running_step_of_an_ir_run(settings: Settings) -> None:
+    """The step is kept on its node: a new executor adopts it from the row, runs nothing twice."""
+    marker = uuid.uuid4().hex[:8]
+    counters = {name: Path(f"/var/tmp/kfp-backend-ir-adopt-{marker}-{name}") for name in ("first", "slow", "last")}
+
+    def counted(name: str, seconds: float) -> tuple[str, dict, dict]:
+        return ir.sh_component(name, f'echo ran >> "{counters[name]}"; sleep {seconds}', [])
+
+    spec = ir.pipeline("adopt", [counted("first", 0), counted("slow", 3), counted("last", 0)], {"dag": {"tasks": {
+        "first": ir.task("comp-first"), "slow": ir.task("comp-slow", after=["first"]),
+        "last": ir.task("comp-last", after=["slow"])}}})
+    enabled = settings.replace(executor_enabled=True)
+    first_app = create_app(enabled)
+    try:
+        run_id = create_run(first_app.test_client(), spec)["run"]["id"]
+        deadline = time.monotonic() + 30
+        while not counters["slow"].exists():
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.05)
+    finally:
+        shutdown(first_app)  # a graceful stop leaves the step running
+    second_app = create_app(enabled)
+    try:
+        status, nodes = ir.wait_for(second_app.test_client(), run_id)
+        assert status == "Succeeded", json.dumps(nodes, indent=1)
+        assert {name: path.read_text() for name, path in counters.items()} == {n: "ran\n" for n in counters}
+    finally:
+        shutdown(second_app)
+        for path in counters.values():
+            path.unlink(missing_ok=True)
