@@ -35,6 +35,7 @@ from kfp_backend.executor.graph_walk import (
 from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
 from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
+from kfp_backend.executor.step_cache import StepCache
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
@@ -186,10 +187,12 @@ class RunDriver:
         driver_id: str,
         heartbeat_seconds: float,
         step_environment: StepEnvironment | None = None,
+        step_cache: StepCache | None = None,
     ) -> None:
         self.host = host
         # KFP v2 steps: the environment (PATH, say) each step's programs are found in; None: the server's.
         self.step_environment = step_environment
+        self.step_cache = step_cache  # KFP v2 tasks' cached outputs; None: no caching
         self.launcher = launcher
         # Adopting steps launched by an earlier process, when the launcher can (see StepRecovery).
         self.recovery: StepRecovery | None = launcher if isinstance(launcher, StepRecovery) else None
@@ -525,6 +528,17 @@ class RunDriver:
             line = f"[kfp-backend {rfc3339(time.time())}] {note}; the step starts again\n"
             log_file.write(start + line.encode())
         log.warning("run %s: %s %s", self.run_id, node["name"], note)
+
+    def cached_outputs(self, key: str) -> dict[str, Any] | None:
+        return self.step_cache.get(key) if self.step_cache is not None else None
+
+    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None:
+        if self.step_cache is None:
+            return
+        try:
+            self.step_cache.put(key, outputs, self.run_id, node_id)
+        except OSError:
+            log.exception("run %s: could not cache the outputs of %s", self.run_id, node_id)
 
     def kill_pod(self, node: dict) -> None:
         handle = self.handles.get(node["name"])

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kfp_backend.executor.ir_steps import IrStep, build_step
 from kfp_backend.executor.node_table import DEADLINE_MESSAGE, Inputs, NodeTable, StepHost, is_fulfilled, rfc3339
@@ -36,6 +36,7 @@ from kfp_backend.workflow.ir.document import split_documents
 from kfp_backend.workflow.ir.executor_input import (
     RuntimeArtifact,
     TaskContext,
+    cache_key,
     parameter_text,
     substitute_context,
     typed_parameter,
@@ -101,6 +102,16 @@ class ResolvedInputs:
         return ResolvedInputs(dict(raw.get("parameters") or {}), dict(raw.get("artifacts") or {}))
 
 
+@runtime_checkable
+class CachingHost(Protocol):
+    """A host that keeps the outputs of cached tasks (`cachingOptions.enableCache`)."""
+
+    def cached_outputs(self, key: str) -> dict[str, Any] | None:
+        """{"outputs": {"parameters", "artifacts"}, "run_id", "node_id"} of an earlier task, or None."""
+
+    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None: ...
+
+
 class _Skip(Exception):
     """The task cannot run: an input comes from a task that was skipped or produced nothing."""
 
@@ -141,6 +152,9 @@ class PipelineRunOperator(NodeTable):
         node = self.nodes.get(node_name)
         if typed is not None and node is not None and not is_fulfilled(node):
             node["_ir_outputs"] = typed
+            key = node.get("_cache_key")
+            if phase == SUCCEEDED and key and isinstance(self.host, CachingHost):
+                self.host.store_outputs(key, typed, node["id"])
         super().pod_exited(node_name, phase, message, outputs)
 
     def workflow_scope(self) -> dict[str, str]:
@@ -164,9 +178,29 @@ class PipelineRunOperator(NodeTable):
         executor = self.spec.executors[component.executor_label]
         if isinstance(executor, ImporterExecutor):
             return self._execute_importer(name, component, executor, inputs, boundary, display, parents)
+        key = None
+        if node is None and task is not None and task.enable_cache:
+            key = cache_key(component.inputs, component.outputs, executor.image,
+                            [*executor.command, *executor.args], executor.env, inputs.parameters,
+                            {n: [str(a.get("uri", "")) for a in items] for n, items in inputs.artifacts.items()})
+            hit = self.host.cached_outputs(key) if isinstance(self.host, CachingHost) else None
+            if hit is not None:
+                return self._reuse(name, component, inputs, boundary, display, parents, hit)
         if task is not None and task.retry is not None:
-            return self._execute_retry(name, component, task, inputs, boundary, display, parents)
-        return self._execute_pod(name, component, inputs, boundary, display, parents)
+            return self._execute_retry(name, component, task, inputs, boundary, display, parents, key)
+        return self._execute_pod(name, component, inputs, boundary, display, parents, key)
+
+    def _reuse(
+        self, name: str, component: Component, inputs: ResolvedInputs, boundary: str, display: str,
+        parents: tuple[str, ...], hit: Mapping[str, Any],
+    ) -> dict:
+        """A cache hit: the task's node is done at once, with the outputs of the run that computed them."""
+        node = self._create_ir(name, node_type="Pod", component=component, display=display, boundary=boundary,
+                               phase=RUNNING, inputs=inputs, parents=parents)
+        node["_cached_from"] = {"run_id": hit.get("run_id"), "node_id": hit.get("node_id")}
+        self._set_outputs(node, dict(hit["outputs"]))
+        self._finish(node, SUCCEEDED)
+        return node
 
     def _create_ir(
         self, name: str, *, node_type: str, component: Component, display: str, boundary: str, phase: str,
@@ -182,12 +216,14 @@ class PipelineRunOperator(NodeTable):
 
     def _execute_pod(
         self, name: str, component: Component, inputs: ResolvedInputs, boundary: str, display: str,
-        parents: tuple[str, ...],
+        parents: tuple[str, ...], key: str | None = None,
     ) -> dict:
         node = self.nodes.get(name)
         if node is None:
             node = self._create_ir(name, node_type="Pod", component=component, display=display, boundary=boundary,
                                    phase=PENDING, inputs=inputs, parents=parents)
+            if key is not None:
+                node["_cache_key"] = key
         if node["phase"] != PENDING:
             return node
         if self.stop_reason is not None:
@@ -219,7 +255,7 @@ class PipelineRunOperator(NodeTable):
 
     def _execute_retry(
         self, name: str, component: Component, task: Task, inputs: ResolvedInputs, boundary: str, display: str,
-        parents: tuple[str, ...],
+        parents: tuple[str, ...], key: str | None = None,
     ) -> dict:
         policy = task.retry
         assert policy is not None
@@ -227,6 +263,8 @@ class PipelineRunOperator(NodeTable):
         if node is None:
             node = self._create_ir(name, node_type="Retry", component=component, display=display,
                                    boundary=boundary, phase=RUNNING, inputs=inputs, parents=parents)
+            if key is not None:
+                node["_cache_key"] = key
         attempts = [self.nodes[child] for child in node.get("_attempts", []) if child in self.nodes]
         if attempts and not is_fulfilled(attempts[-1]):
             last = attempts[-1]
@@ -251,7 +289,8 @@ class PipelineRunOperator(NodeTable):
         attempt_name = f"{name}({index})"
         node.setdefault("_attempts", []).append(attempt_name)
         self._touch(node)
-        self._execute_pod(attempt_name, component, inputs, boundary, f"{display}({index})", (name,))
+        self._execute_pod(attempt_name, component, inputs, boundary, f"{display}({index})", (name,),
+                          node.get("_cache_key"))
         return node
 
     def _execute_importer(

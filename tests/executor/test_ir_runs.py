@@ -277,3 +277,31 @@ def test_a_restarted_executor_adopts_the_running_step_of_an_ir_run(settings: Set
         shutdown(second_app)
         for path in counters.values():
             path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cache-on", "cache-off"])
+def test_a_cached_task_reuses_the_outputs_of_an_earlier_run(client: FlaskClient, cached: bool) -> None:
+    trace = Path(f"/var/tmp/kfp-backend-ir-cache-{uuid.uuid4().hex[:8]}")
+    make = ir.sh_component(
+        "make", f'echo ran >> "{trace}"; mkdir -p "$(dirname "$1")" "$(dirname "$2")"; '
+                'printf "%s" "$0-made" > "$1"; echo data > "$2"',
+        ["{{$.inputs.parameters['word']}}", "{{$.outputs.parameters['out'].output_file}}",
+         "{{$.outputs.artifacts['data'].path}}"],
+        inputs={"parameters": ir.parameters(word="STRING")},
+        outputs={"parameters": ir.parameters(out="STRING"), "artifacts": ir.artifacts("data")})
+    use = ir.sh_component("use", ir.EXPECT + '; test "$(cat "$2")" = data',
+                          ["{{$.inputs.parameters['got']}}", "hi-made", "{{$.inputs.artifacts['data'].path}}"],
+                          inputs={"parameters": ir.parameters(got="STRING"), "artifacts": ir.artifacts("data")})
+    spec = ir.pipeline("cached", [make, use], {"dag": {"tasks": {
+        "make": ir.task("comp-make", parameters={"word": ir.const("hi")},
+                        cachingOptions={"enableCache": cached}),
+        "use": ir.task("comp-use", parameters={"got": ir.output_of("make", "out")},
+                       artifacts={"data": ir.artifact_of("make", "data")}),
+    }}})
+    try:
+        for _ in range(2):
+            status, nodes = run_to_the_end(client, spec)
+            assert status == "Succeeded", json.dumps(nodes, indent=1)
+        assert trace.read_text() == ("ran\n" if cached else "ran\nran\n")
+    finally:
+        trace.unlink(missing_ok=True)
