@@ -80,9 +80,13 @@ def load_pipeline_run(document: Mapping[str, Any], run_id: str) -> PipelineRun:
     config = document.get("runtime_config") or {}
     metadata = document.get("metadata") or {}
     root = str(config.get("pipeline_root") or spec.default_pipeline_root or DEFAULT_PIPELINE_ROOT).rstrip("/")
+    values = dict(config.get("parameter_values") or {})
+    for name, parameter in spec.root.inputs.parameters.items():
+        if name not in values and parameter.has_default:  # normally applied at creation already
+            values[name] = parameter.default
     return PipelineRun(
-        spec=spec, name=str(metadata.get("name") or spec.name or run_id),
-        parameter_values=dict(config.get("parameter_values") or {}), pipeline_root=root,
+        spec=spec, name=str(metadata.get("name") or spec.name or run_id), parameter_values=values,
+        pipeline_root=root,
     )
 
 

@@ -1,7 +1,8 @@
 """Lightweight Python components (kfp 2.x `@dsl.component`) executed in-process: the pipeline is compiled at
 test time by the kfp 2.x SDK (`tests.kfp2_python`), its steps run `python3 -m kfp.dsl.executor_main` with
 the `{{$}}` ExecutorInput, and their outputs (return values, NamedTuples, artifacts with metadata,
-metrics) come back from the executor output file as the kfp launcher reads them."""
+metrics) come back from the executor output file as the kfp launcher reads them; collected artifacts reach
+a `List[Dataset]` input."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.ir_pipelines import RUNS, by_display, phases, wait_for
 from tests.kfp2_python import require_kfp2_bin
 
 PIPELINE = '''
-from typing import NamedTuple
+from typing import List, NamedTuple
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -65,6 +66,21 @@ def add_up(values: list, half: float) -> str:
     return "sum=%d" % sum(values)
 
 
+@dsl.component(base_image="python:3.11")
+def part(i: int, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write("part %d" % i)
+    out.metadata["i"] = i
+
+
+@dsl.component(base_image="python:3.11")
+def join(parts: Input[List[Dataset]]) -> str:
+    texts = sorted(open(p.path).read() for p in parts)
+    assert texts == ["part 1", "part 2"], texts
+    assert sorted(p.metadata["i"] for p in parts) == [1, 2]
+    return ",".join(texts)
+
+
 @dsl.pipeline(name="python-components")
 def pipeline(n: int = 4):
     made = make(n=n, scale=1.0, flag=True, tags=["a", 1], conf={"k": "v"})
@@ -73,6 +89,9 @@ def pipeline(n: int = 4):
     with dsl.ParallelFor([1, 2, 3]) as x:
         squared = square(x=x)
     add_up(values=dsl.Collected(squared.output), half=used.output)
+    with dsl.ParallelFor([1, 2], parallelism=1) as i:
+        parted = part(i=i)
+    join(parts=dsl.Collected(parted.outputs["out"]))
 
 
 compiler.Compiler().compile(pipeline, OUT)
@@ -107,12 +126,14 @@ def test_python_components_pass_parameters_artifacts_and_metrics(client: FlaskCl
     summary = {n["displayName"]: (n["phase"], n.get("message", "")) for n in nodes.values()}
     assert status == "Succeeded", json.dumps(summary, indent=1)
     assert {name: phase for name, phase in phases(nodes).items() if not name.startswith("for-loop")} == {
-        "make": "Succeeded", "use": "Succeeded", "square": "Succeeded", "add-up": "Succeeded"}
+        "make": "Succeeded", "use": "Succeeded", "square": "Succeeded", "add-up": "Succeeded",
+        "part": "Succeeded", "join": "Succeeded"}
     made = by_display(nodes)["make"]["outputs"]
     assert {p["name"]: p["value"] for p in made["parameters"]} == {"total": "8", "label": "made-4"}
     assert sorted(a["name"] for a in made["artifacts"]) == ["data", "metrics", "model"]
     assert by_display(nodes)["use"]["outputs"]["parameters"] == [{"name": "Output", "value": "0.5"}]
     assert by_display(nodes)["add-up"]["outputs"]["parameters"] == [{"name": "Output", "value": "sum=14"}]
+    assert by_display(nodes)["join"]["outputs"]["parameters"] == [{"name": "Output", "value": "part 1,part 2"}]
 
 
 def test_the_step_environment_is_what_path_gives(compiled: str) -> None:
