@@ -432,10 +432,13 @@ class RunDriver:
         if not self.host.try_acquire_slot(self):
             return ""
         try:
-            spec = self._step_spec(node, template)
+            spec = self._step_spec(node, template, prepare=True)
         except ex.UnresolvedPlaceholder as exc:
             self.host.release_slot(self)
             return f"Unable to resolve: {exc}"
+        except ir_steps.StepPreparationError as exc:
+            self.host.release_slot(self)
+            return f"could not prepare the step: {exc}"
         name = node["name"]
         try:
             existing = spec.work_dir.exists()
@@ -547,11 +550,13 @@ class RunDriver:
 
     # ------------------------------------------------------------ steps
 
-    def _step_spec(self, node: dict, template: Template | IrStep) -> StepSpec:
+    def _step_spec(self, node: dict, template: Template | IrStep, prepare: bool = False) -> StepSpec:
+        """The step of a Pod node; `prepare`: about to launch it (a KFP v2 step's environment is made
+        ready then; adopting or collecting a step needs only where its files are)."""
         if isinstance(template, IrStep):
             return ir_steps.step_spec(template, key=f"{self.run_id}/{node['id']}",
                                       work_dir=self.host.step_dir(self.run_id, node["id"]),
-                                      environment=self.step_environment)
+                                      environment=self.step_environment if prepare else None)
         assert template.container is not None
         parameters = {p["name"]: p.get("value", "") for p in (node.get("inputs") or {}).get("parameters", [])}
         workflow_scope = {

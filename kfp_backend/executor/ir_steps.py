@@ -7,14 +7,16 @@ in the artifact store) and lists what to place before it starts. The driver then
 reads the outputs after it ends (`collect`). The step is kept on its node (`_ir_step`), so a restarted
 driver adopts or collects it from the row alone.
 
-The program a step runs is found on PATH; `StepEnvironment` lets the server choose it per step (e.g. a
-`python3` from an environment prepared for the task's kfp version).
+The programs a step runs are found on PATH; a `StepEnvironment` (the executor's `step_environment`) lets
+the server prepare an environment per step instead (e.g. a venv for the task's kfp version) and run the
+step there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,10 +43,24 @@ from kfp_backend.workflow.ir.model import Component, ContainerExecutor
 TERMINATED_MESSAGE = "Step exceeded its deadline"
 
 
-class StepEnvironment(Protocol):
-    """Extra environment for a step (PATH first of all), chosen from its image and argv."""
+class PreparedStep(Protocol):
+    """A step ready to run in its environment: the argv to run, and its PATH given the server's."""
 
-    def environment(self, image: str, argv: list[str]) -> Mapping[str, str]: ...
+    argv: list[str]
+
+    def path(self, path: str | None) -> str | None: ...
+
+
+class StepEnvironment(Protocol):
+    """Where a step's programs come from (e.g. a venv per kfp version for lightweight Python components):
+    `prepare_step(argv)` readies the environment the step needs and says how to run it there. May take
+    long the first time; raises when the environment cannot be made (the step then fails with why)."""
+
+    def prepare_step(self, argv: Sequence[str]) -> PreparedStep: ...
+
+
+class StepPreparationError(Exception):
+    """The step's environment could not be prepared; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +133,20 @@ def _mounts(paths: list[str]) -> list[str]:
 
 
 def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnvironment | None) -> StepSpec:
-    env = dict(step.env)
+    """The step to launch; with `environment`, run in the environment it prepares (StepPreparationError
+    when it cannot)."""
+    argv, env = list(step.argv), dict(step.env)
     if environment is not None:
-        env = {**environment.environment(step.image, step.argv), **env}
-    return StepSpec(key=key, argv=list(step.argv), env=env, work_dir=work_dir, private_paths=list(step.mounts),
+        try:
+            prepared = environment.prepare_step(argv)
+        except Exception as exc:
+            raise StepPreparationError(str(exc) or type(exc).__name__) from exc
+        argv = list(prepared.argv)
+        server_path = os.environ.get("PATH")
+        path = prepared.path(server_path)
+        if path and path != server_path and "PATH" not in env:
+            env["PATH"] = path
+    return StepSpec(key=key, argv=argv, env=env, work_dir=work_dir, private_paths=list(step.mounts),
                     deadline_seconds=None)
 
 

@@ -5,6 +5,7 @@ container components, artifacts through the artifact store, and honest end state
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -305,3 +306,44 @@ def test_a_cached_task_reuses_the_outputs_of_an_earlier_run(client: FlaskClient,
         assert trace.read_text() == ("ran\n" if cached else "ran\nran\n")
     finally:
         trace.unlink(missing_ok=True)
+
+
+class _ToolEnvironment:
+    """A step environment that puts a directory holding a `greet` program first on PATH, or fails."""
+
+    def __init__(self, bin_dir: Path, problem: str = "") -> None:
+        self.bin_dir, self.problem, self.asked = bin_dir, problem, []
+
+    def prepare_step(self, argv: list[str]) -> _ToolEnvironment:
+        self.asked.append(list(argv))
+        if self.problem:
+            raise RuntimeError(self.problem)
+        self.argv = list(argv)
+        return self
+
+    def path(self, path: str | None) -> str | None:
+        return f"{self.bin_dir}:{path}"
+
+
+@pytest.mark.parametrize("problem", ["", "pip install kfp==9.9 failed"], ids=["prepared", "failed"])
+def test_a_step_environment_chooses_the_programs_a_step_runs(
+    client: FlaskClient, app: Flask, problem: str
+) -> None:
+    bin_dir = Path(f"/var/tmp/kfp-backend-ir-env-{uuid.uuid4().hex[:8]}")  # the step's /tmp is its own
+    bin_dir.mkdir()
+    (bin_dir / "greet").write_text("#!/bin/sh\necho hello from the environment\n")
+    (bin_dir / "greet").chmod(0o755)
+    environment = _ToolEnvironment(bin_dir, problem)
+    app.extensions["kfp_backend.executor"].step_environment = environment
+    spec = ir.pipeline("environment", [ir.sh_component("greet", "greet", [])], {"dag": {"tasks": {
+        "greet": ir.task("comp-greet")}}})
+    try:
+        status, nodes = run_to_the_end(client, spec)
+    finally:
+        shutil.rmtree(bin_dir)
+    assert environment.asked == [["sh", "-c", "greet"]]
+    if problem:
+        assert (status, by_display(nodes)["greet"]["phase"]) == ("Error", "Error")
+        assert by_display(nodes)["greet"]["message"] == f"could not prepare the step: {problem}"
+    else:
+        assert status == "Succeeded", json.dumps(nodes, indent=1)
