@@ -190,3 +190,61 @@ def test_parallel_for_keeps_to_its_parallelism_limit(client: FlaskClient) -> Non
     assert len(squares) == 3
     # One at a time: each starts once the one before has finished.
     assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(squares))
+
+
+def test_one_of_takes_the_output_of_the_branch_that_ran(client: FlaskClient) -> None:
+    pick = ir.sh_component("pick", WRITE_OUT, ["7", "{{$.outputs.parameters['out'].output_file}}"],
+                           outputs={"parameters": ir.parameters(out="NUMBER_INTEGER")})
+    big = ir.sh_component("big", WRITE_OUT, ["big", "{{$.outputs.parameters['out'].output_file}}"],
+                          outputs={"parameters": ir.parameters(out="STRING")})
+    small = ir.sh_component("small", WRITE_OUT, ["small", "{{$.outputs.parameters['out'].output_file}}"],
+                            outputs={"parameters": ir.parameters(out="STRING")})
+    channel = "pipelinechannel--pick-out"
+    inputs = {"parameters": {channel: {"parameterType": "NUMBER_INTEGER"}}}
+
+    def branch(name: str, task: str) -> tuple[str, dict, None]:
+        return ir.dag_component(
+            name, {task: ir.task(f"comp-{task}")}, inputs=inputs,
+            outputs={"parameters": {f"pipelinechannel--{task}-out": {"valueFromParameter": {
+                "producerSubtask": task, "outputParameterKey": "out"}}}},
+            output_definitions={"parameters": ir.parameters(**{f"pipelinechannel--{task}-out": "STRING"})})
+
+    def conditional(component: str, condition: str) -> dict:
+        return ir.task(component, parameters={channel: ir.pipeline_input(channel)},
+                       triggerPolicy={"condition": condition})
+
+    branches = ir.dag_component(
+        "condition-branches-1",
+        {"condition-2": conditional("comp-condition-2", f"int(inputs.parameter_values['{channel}']) > 5"),
+         "condition-3": conditional("comp-condition-3", f"!(int(inputs.parameter_values['{channel}']) > 5)")},
+        inputs=inputs,
+        outputs={"parameters": {"pipelinechannel--size": {"valueFromOneof": {"parameterSelectors": [
+            {"producerSubtask": "condition-2", "outputParameterKey": "pipelinechannel--big-out"},
+            {"producerSubtask": "condition-3", "outputParameterKey": "pipelinechannel--small-out"}]}}}},
+        output_definitions={"parameters": ir.parameters(**{"pipelinechannel--size": "STRING"})})
+    spec = ir.pipeline("one-of", [pick, big, small, branch("condition-2", "big"), branch("condition-3", "small"),
+                                  branches, _check()], {"dag": {"tasks": {
+        "pick": ir.task("comp-pick"),
+        "condition-branches-1": ir.task("comp-condition-branches-1",
+                                        parameters={channel: ir.output_of("pick", "out")}),
+        "check": ir.task("comp-check-string", display="check", parameters={
+            "got": ir.output_of("condition-branches-1", "pipelinechannel--size"), "want": ir.const("big")}),
+    }}})
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    assert phases(nodes) == {"pick": "Succeeded", "big": "Succeeded", "condition-3": "Skipped",
+                             "check": "Succeeded"}
+
+
+def test_artifacts_go_under_the_pipeline_root_the_spec_names(client: FlaskClient) -> None:
+    write = ir.sh_component("write", 'mkdir -p "$(dirname "$0")"; echo hi > "$0"',
+                            ["{{$.outputs.artifacts['data'].path}}"], outputs={"artifacts": ir.artifacts("data")})
+    read = ir.sh_component("read", 'test "$(cat "$0")" = hi && case "$0" in /s3/bucket/root/*) ;; *) exit 1;; esac',
+                           ["{{$.inputs.artifacts['data'].path}}"], inputs={"artifacts": ir.artifacts("data")})
+    spec = ir.pipeline("rooted", [write, read], {"dag": {"tasks": {
+        "write": ir.task("comp-write"),
+        "read": ir.task("comp-read", artifacts={"data": ir.artifact_of("write", "data")})}}})
+    spec["defaultPipelineRoot"] = "s3://bucket/root"
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    assert by_display(nodes)["write"]["outputs"]["artifacts"][0]["uri"].startswith("s3://bucket/root/")
