@@ -61,6 +61,15 @@ def test_bad_parameters_of_an_ir_run_are_refused(client: FlaskClient, parameters
     assert message in response.get_json()["error"]
 
 
+def test_an_ir_run_can_come_as_pipeline_manifest(client: FlaskClient) -> None:
+    response = client.post(RUNS, json={"name": "r", "pipeline_spec": {
+        "pipeline_manifest": ir.manifest(_echo_pipeline()), "parameters": [{"name": "word", "value": "yo"}]}})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    status, nodes = ir.wait_for(client, response.get_json()["run"]["id"])
+    assert status == "Succeeded"
+    assert by_display(nodes)["echo"]["inputs"] == {"parameters": [{"name": "word", "value": "yo"}]}
+
+
 def test_an_invalid_ir_spec_is_refused(client: FlaskClient) -> None:
     spec = _echo_pipeline()
     spec["root"]["dag"]["tasks"]["echo"]["componentRef"]["name"] = "comp-missing"
