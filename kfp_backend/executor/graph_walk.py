@@ -206,15 +206,7 @@ class RunOperator(NodeTable):
             return node
         if self.graph.parallelism and self._running_pods >= self.graph.parallelism:
             return node
-        problem = self.host.start_pod(node, template)
-        if problem is None:
-            node["phase"] = RUNNING
-            node["startedAt"] = rfc3339(self.clock())
-            node["_started"] = self.clock()
-            self._running_pods += 1
-            self._touch(node)
-        elif problem:
-            self._finish(node, ERROR, problem)
+        self._launch(node, template)
         return node
 
     def _execute_retry(

@@ -246,15 +246,7 @@ class PipelineRunOperator(NodeTable):
             self._finish(node, ERROR, str(exc))
             return node
         node["_ir_step"] = step.to_json()
-        problem = self.host.start_pod(node, step)
-        if problem is None:
-            node["phase"] = RUNNING
-            node["startedAt"] = rfc3339(self.clock())
-            node["_started"] = self.clock()
-            self._running_pods += 1
-            self._touch(node)
-        elif problem:
-            self._finish(node, ERROR, problem)
+        self._launch(node, step)
         return node
 
     def _execute_retry(

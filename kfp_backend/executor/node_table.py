@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from kfp_backend.store.states import (
+    ERROR,
     FAILED,
     FULFILLED_NODE_PHASES,
     PENDING,
@@ -182,6 +183,19 @@ class NodeTable:
                 parent["children"].append(node["id"])
                 self._touch(parent)
         return node
+
+    def _launch(self, node: dict, template: Any) -> None:
+        """Ask the host to start a Pending Pod node: Running once started, Error when it cannot start, still
+        Pending when no slot is free."""
+        problem = self.host.start_pod(node, template)
+        if problem is None:
+            node["phase"] = RUNNING
+            node["startedAt"] = rfc3339(self.clock())
+            node["_started"] = self.clock()
+            self._running_pods += 1
+            self._touch(node)
+        elif problem:
+            self._finish(node, ERROR, problem)
 
     def _touch(self, node: dict) -> None:
         self.updated[node["id"]] = node
