@@ -478,15 +478,22 @@ class PipelineRunOperator(NodeTable):
             if child is None:
                 if active >= limit:
                     continue
-                child_inputs = ResolvedInputs(dict(inputs.parameters), dict(inputs.artifacts))
+                child_inputs: ResolvedInputs | None = ResolvedInputs(dict(inputs.parameters), dict(inputs.artifacts))
                 if isinstance(iterator, ArtifactIterator):
                     child_inputs.artifacts[iterator.item_input] = [item]
                 else:
                     spec = called.inputs.parameters.get(iterator.item_input)
-                    child_inputs.parameters[iterator.item_input] = typed_parameter(
-                        item, spec.type if spec else None, f'task "{task.name}" loop item')
-                child = self._execute_component(child_name, called, None, child_inputs, boundary,
-                                                f"{task.display_name}({index})", (name,))
+                    try:
+                        child_inputs.parameters[iterator.item_input] = typed_parameter(
+                            item, spec.type if spec else None, f'task "{task.name}" loop item {index}')
+                    except WorkflowError as exc:
+                        child_inputs = None
+                        child = self._create_ir(child_name, node_type="Skipped", component=called,
+                                                display=f"{task.display_name}({index})", boundary=boundary,
+                                                phase=ERROR, message=str(exc), parents=(name,))
+                if child_inputs is not None:
+                    child = self._execute_component(child_name, called, None, child_inputs, boundary,
+                                                    f"{task.display_name}({index})", (name,))
             elif not is_fulfilled(child):
                 child = self._execute_component(child_name, called, None, inputs, boundary, child["displayName"], ())
             children.append(child)

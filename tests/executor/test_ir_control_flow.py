@@ -248,3 +248,22 @@ def test_artifacts_go_under_the_pipeline_root_the_spec_names(client: FlaskClient
     status, nodes = run_to_the_end(client, spec)
     assert status == "Succeeded", json.dumps(nodes, indent=1)
     assert by_display(nodes)["write"]["outputs"]["artifacts"][0]["uri"].startswith("s3://bucket/root/")
+
+
+def test_a_loop_item_of_the_wrong_type_fails_its_iteration_only(client: FlaskClient) -> None:
+    echo = ir.sh_component("echo", 'echo "$0"', ["{{$.inputs.parameters['x']}}"],
+                           inputs={"parameters": ir.parameters(x="NUMBER_INTEGER")})
+    item = "pipelinechannel--loop-item"
+    loop = ir.dag_component("for-loop-1", {"echo": ir.task("comp-echo", parameters={
+        "x": ir.pipeline_input(item)})}, inputs={"parameters": {item: {"parameterType": "NUMBER_INTEGER"}}})
+    spec = ir.pipeline("bad-item", [echo, loop], {"dag": {"tasks": {
+        "for-loop-1": ir.task("comp-for-loop-1", parameterIterator={"itemInput": item,
+                                                                    "items": {"raw": '[1, "x"]'}}),
+    }}})
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Error", json.dumps(nodes, indent=1)
+    iterations = {n["displayName"]: (n["type"], n["phase"]) for n in nodes.values()
+                  if n["displayName"].startswith("for-loop-1(")}
+    assert iterations == {"for-loop-1(0)": ("DAG", "Succeeded"), "for-loop-1(1)": ("Skipped", "Error")}
+    failed = next(n for n in nodes.values() if n["displayName"] == "for-loop-1(1)")
+    assert "is not a NUMBER_INTEGER" in failed["message"]
