@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from kfp_backend.executor import ir_steps
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
 from kfp_backend.executor.graph_walk import (
@@ -31,13 +32,18 @@ from kfp_backend.executor.graph_walk import (
     RunOperator,
     rfc3339,
 )
+from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
+from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
+from kfp_backend.executor.step_cache import StepCache
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.graph import Template, WorkflowGraph
+from kfp_backend.workflow.ir.document import is_pipeline_spec
+from kfp_backend.workflow.ir.model import PipelineSpec
 
 log = logging.getLogger(__name__)
 METRICS_ARTIFACT = "mlpipeline-metrics"
@@ -180,8 +186,13 @@ class RunDriver:
         artifacts: ArtifactStore,
         driver_id: str,
         heartbeat_seconds: float,
+        step_environment: StepEnvironment | None = None,
+        step_cache: StepCache | None = None,
     ) -> None:
         self.host = host
+        # KFP v2 steps: the environment (PATH, say) each step's programs are found in; None: the server's.
+        self.step_environment = step_environment
+        self.step_cache = step_cache  # KFP v2 tasks' cached outputs; None: no caching
         self.launcher = launcher
         # Adopting steps launched by an earlier process, when the launcher can (see StepRecovery).
         self.recovery: StepRecovery | None = launcher if isinstance(launcher, StepRecovery) else None
@@ -193,7 +204,7 @@ class RunDriver:
         self.claimed = claimed
         self.events: queue.Queue[DriverMessage] = queue.Queue()
         self.handles: dict[str, StepHandle] = {}
-        self.templates_by_node: dict[str, Template] = {}
+        self.templates_by_node: dict[str, Template | IrStep] = {}
         self.specs_by_node: dict[str, StepSpec] = {}
         self._wave: list[tuple[dict, StepSpec, Callable[[StepResult], None]]] = []  # steps to start after the pass
         # Nodes whose process was lost (vanished, or its host is gone) -> what happened: started again.
@@ -201,8 +212,9 @@ class RunDriver:
         self.writer = _ProgressWriter(state, self.run_id, driver_id, lambda: self.post(Wake()))
         self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
-        self.operator: RunOperator | None = None
+        self.operator: RunOperator | PipelineRunOperator | None = None
         self.graph: WorkflowGraph | None = None
+        self.pipeline_spec: PipelineSpec | None = None  # a KFP v2 run's spec (its walk is PipelineRunOperator)
         self.workflow_name = ""
         self._deleted = False
         self._shutdown = False
@@ -238,24 +250,13 @@ class RunDriver:
             self.host.driver_done(self)
 
     def _drive(self) -> None:
-        document = json.loads(self.claimed.workflow)
-        try:
-            graph = compile_workflow(document)
-        except WorkflowError as exc:
-            self._fail_run(f"invalid workflow: {exc}", phase=ERROR)
+        operator = self._make_operator(json.loads(self.claimed.workflow))
+        if operator is None:
             return
-        self.workflow_name = document.get("metadata", {}).get("name") or graph.name
         status = self.claimed.workflow_status
-        started_at = _parse_time(status.get("startedAt")) or time.time()
-        operator = RunOperator(
-            graph, workflow_name=self.workflow_name, run_id=self.run_id, nodes=self.claimed.nodes,
-            host=self, started_at=started_at,
-        )
-        self.operator = operator
-        self.graph = graph
         resumed = bool(self.claimed.nodes or status.get("startedAt"))
         log.info("run %s (%s) %s", self.run_id, self.claimed.name, "resumed" if resumed else "started")
-        self._adopt_running_steps(operator, graph)
+        self._adopt_running_steps(operator)
         if self.claimed.terminate_requested:
             operator.request_stop("terminate")
         next_heartbeat = time.monotonic() + self.heartbeat_seconds
@@ -303,7 +304,38 @@ class RunDriver:
                 if beat[1]:
                     operator.request_stop("terminate")
 
-    def _handle(self, event: DriverMessage, operator: RunOperator) -> None:
+    def _make_operator(self, document: Any) -> RunOperator | PipelineRunOperator | None:
+        """The walk of the run: Argo's for a workflow, the pipeline spec's for a KFP v2 run (None: the run
+        cannot be read, and has been failed)."""
+        status = self.claimed.workflow_status
+        started_at = _parse_time(status.get("startedAt")) or time.time()
+        operator: RunOperator | PipelineRunOperator
+        if is_pipeline_spec(document):
+            try:
+                run = load_pipeline_run(document, self.run_id)
+            except WorkflowError as exc:
+                self._fail_run(f"invalid pipeline spec: {exc}", phase=ERROR)
+                return None
+            self.workflow_name = run.name
+            self.pipeline_spec = run.spec
+            operator = PipelineRunOperator(run, run_id=self.run_id, nodes=self.claimed.nodes, host=self,
+                                           started_at=started_at)
+        else:
+            try:
+                graph = compile_workflow(document)
+            except WorkflowError as exc:
+                self._fail_run(f"invalid workflow: {exc}", phase=ERROR)
+                return None
+            self.workflow_name = document.get("metadata", {}).get("name") or graph.name
+            self.graph = graph
+            operator = RunOperator(
+                graph, workflow_name=self.workflow_name, run_id=self.run_id, nodes=self.claimed.nodes,
+                host=self, started_at=started_at,
+            )
+        self.operator = operator
+        return operator
+
+    def _handle(self, event: DriverMessage, operator: RunOperator | PipelineRunOperator) -> None:
         if isinstance(event, StepExited):
             self.handles.pop(event.node_name, None)
             self.host.release_slot(self)
@@ -323,7 +355,7 @@ class RunDriver:
         elif isinstance(event, Shutdown):
             self._shutdown = True
 
-    def _flush(self, operator: RunOperator) -> None:
+    def _flush(self, operator: RunOperator | PipelineRunOperator) -> None:
         """Hand this pass's changes to the writer (no waiting); nothing when nothing changed."""
         inserted, updated = operator.take_changes()
         status = operator.workflow_status()
@@ -332,7 +364,7 @@ class RunDriver:
         self._last_status = status
         self.writer.submit([node_row(n) for n in inserted], [node_row(n) for n in updated], status, RUNNING)
 
-    def _flush_final(self, operator: RunOperator) -> None:
+    def _flush_final(self, operator: RunOperator | PipelineRunOperator) -> None:
         """The run's final state, written after everything before it."""
         self.writer.drain()
         self.writer.close()
@@ -396,14 +428,17 @@ class RunDriver:
 
     # ------------------------------------------------------------ StepHost
 
-    def start_pod(self, node: dict, template: Template) -> str | None:
+    def start_pod(self, node: dict, template: Template | IrStep) -> str | None:
         if not self.host.try_acquire_slot(self):
             return ""
         try:
-            spec = self._step_spec(node, template)
+            spec = self._step_spec(node, template, prepare=True)
         except ex.UnresolvedPlaceholder as exc:
             self.host.release_slot(self)
             return f"Unable to resolve: {exc}"
+        except ir_steps.StepPreparationError as exc:
+            self.host.release_slot(self)
+            return f"could not prepare the step: {exc}"
         name = node["name"]
         try:
             existing = spec.work_dir.exists()
@@ -432,7 +467,7 @@ class RunDriver:
         self.specs_by_node[name] = spec
         return None
 
-    def _launch_wave(self, operator: RunOperator) -> bool:
+    def _launch_wave(self, operator: RunOperator | PipelineRunOperator) -> bool:
         """Start the steps the pass queued, all at once; True if some could not be started."""
         if not self._wave:
             return False
@@ -497,6 +532,17 @@ class RunDriver:
             log_file.write(start + line.encode())
         log.warning("run %s: %s %s", self.run_id, node["name"], note)
 
+    def cached_outputs(self, key: str) -> dict[str, Any] | None:
+        return self.step_cache.get(key) if self.step_cache is not None else None
+
+    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None:
+        if self.step_cache is None:
+            return
+        try:
+            self.step_cache.put(key, outputs, self.run_id, node_id)
+        except OSError:
+            log.exception("run %s: could not cache the outputs of %s", self.run_id, node_id)
+
     def kill_pod(self, node: dict) -> None:
         handle = self.handles.get(node["name"])
         if handle is not None:
@@ -504,7 +550,13 @@ class RunDriver:
 
     # ------------------------------------------------------------ steps
 
-    def _step_spec(self, node: dict, template: Template) -> StepSpec:
+    def _step_spec(self, node: dict, template: Template | IrStep, prepare: bool = False) -> StepSpec:
+        """The step of a Pod node; `prepare`: about to launch it (a KFP v2 step's environment is made
+        ready then; adopting or collecting a step needs only where its files are)."""
+        if isinstance(template, IrStep):
+            return ir_steps.step_spec(template, key=f"{self.run_id}/{node['id']}",
+                                      work_dir=self.host.step_dir(self.run_id, node["id"]),
+                                      environment=self.step_environment if prepare else None)
         assert template.container is not None
         parameters = {p["name"]: p.get("value", "") for p in (node.get("inputs") or {}).get("parameters", [])}
         workflow_scope = {
@@ -535,8 +587,11 @@ class RunDriver:
             working_dir=container.working_dir,
         )
 
-    def _place_inputs(self, node: dict, template: Template, spec: StepSpec) -> None:
+    def _place_inputs(self, node: dict, template: Template | IrStep, spec: StepSpec) -> None:
         launcher = self.launcher
+        if isinstance(template, IrStep):
+            ir_steps.place_inputs(template, spec, launcher, self.artifacts)
+            return
         given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
         for decl in template.inputs_artifacts:
             artifact = given.get(decl.name)
@@ -553,10 +608,16 @@ class RunDriver:
 
     def _collect(self, node: dict, result: StepResult) -> tuple[str, str, dict | None]:
         """The node's phase, message and outputs from its exit and the files it left."""
-        assert self.graph is not None
-        template = self.templates_by_node.get(node["name"]) or self.graph.templates[node["templateName"]]
+        template = self.templates_by_node.get(node["name"]) or self._recipe(node)
+        assert template is not None
         spec = self.specs_by_node.get(node["name"]) or self._step_spec(node, template)
         launcher = self.launcher
+        if isinstance(template, IrStep):
+            assert self.pipeline_spec is not None
+            return ir_steps.collect(
+                template, self.pipeline_spec.component(template.component), result,
+                bool(node.get("_stopping")), spec, launcher, self.artifacts,
+            )
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
@@ -609,11 +670,20 @@ class RunDriver:
             outputs["artifacts"] = artifacts
         return phase, message, outputs or None
 
-    def _adopt_running_steps(self, operator: RunOperator, graph: WorkflowGraph) -> None:
+    def _recipe(self, node: dict) -> Template | IrStep | None:
+        """What a Pod node runs, from the run's graph or (KFP v2) the step kept on the node."""
+        if self.pipeline_spec is not None:
+            raw = node.get("_ir_step")
+            return IrStep.from_json(raw) if isinstance(raw, dict) else None
+        assert self.graph is not None
+        template = self.graph.templates.get(node["templateName"])
+        return template if template is not None and template.container is not None else None
+
+    def _adopt_running_steps(self, operator: RunOperator | PipelineRunOperator) -> None:
         launcher = self.recovery
         for node in operator.running_pods():
-            template = graph.templates.get(node["templateName"])
-            if template is None or template.container is None:
+            template = self._recipe(node)
+            if template is None:
                 continue
             spec = self._step_spec(node, template)
             self.templates_by_node[node["name"]] = template

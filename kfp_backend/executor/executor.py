@@ -29,7 +29,9 @@ from kfp_backend.executor import sandbox, step_logs
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver import RunDriver
 from kfp_backend.executor.driver_messages import RunDeleted, Shutdown, Terminate, Wake
+from kfp_backend.executor.ir_steps import StepEnvironment
 from kfp_backend.executor.launcher import StepLauncher
+from kfp_backend.executor.step_cache import StepCache
 from kfp_backend.services.execution_state import ExecutionStateService
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,9 @@ class Executor:
         self.launcher = launcher
         self.artifacts = artifacts
         self.metrics_reporter = metrics_reporter
+        # KFP v2 steps: where their programs come from (e.g. per-kfp-version environments); None: PATH.
+        self.step_environment: StepEnvironment | None = None
+        self.step_cache = StepCache(Path(settings.data_dir) / "cache" / "v2", artifacts)
         self.poll_seconds = poll_seconds
         self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._runs_dir = (Path(settings.data_dir) / "runs").resolve()
@@ -257,6 +262,7 @@ class Executor:
             driver = RunDriver(
                 claimed, host=self, launcher=self.launcher, state=self.state, artifacts=self.artifacts,
                 driver_id=self.driver_id, heartbeat_seconds=self.settings.driver_heartbeat_seconds,
+                step_environment=self.step_environment, step_cache=self.step_cache,
             )
             with self._lock:
                 self._drivers[run_id] = driver

@@ -20,6 +20,7 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import Authorizer
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
 from kfp_backend.services.experiments import default_experiment
+from kfp_backend.services.ir_run_manifest import wrapped_spec
 from kfp_backend.services.references import (
     Relationship,
     ResourceKey,
@@ -30,6 +31,7 @@ from kfp_backend.services.references import (
 from kfp_backend.services.run_manifest import unknown_parameter
 from kfp_backend.services.text_fields import check_parameter_texts, check_reference_ids, check_text
 from kfp_backend.store import experiments_repo, pipelines_repo
+from kfp_backend.workflow.ir.document import is_pipeline_spec, load_documents
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
 MAX_PARAMETER_BYTES = 10000
@@ -64,7 +66,7 @@ class PipelineSpecRequest(Protocol):
 class PipelineSource:
     """The workflow a request executes and where it came from."""
 
-    # The parsed Argo Workflow.
+    # The parsed Argo Workflow, or a KFP v2 pipeline spec wrapped as {"pipeline_spec", "platform_spec"}.
     document: dict[str, Any]
     # pipeline_spec.workflow_manifest as shown: the request's manifest verbatim, or the version's template.
     spec_manifest: str
@@ -127,12 +129,7 @@ def resolve_pipeline_source(session: Session, request: PipelineSpecRequest) -> P
                 "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest "
                 "or pipeline manifest."
             )
-        if request.pipeline_manifest:
-            raise InvalidArgument(
-                "Invalid IR spec format. KFP v2 pipeline specs are not supported: compile the pipeline "
-                "with the kfp 1.x SDK in v1 mode and send it as workflow_manifest."
-            )
-        spec_manifest = request.workflow_manifest
+        spec_manifest = request.workflow_manifest or request.pipeline_manifest
     else:
         if not request.pipeline_id and not creator_version:
             raise InvalidArgument(
@@ -160,10 +157,7 @@ def resolve_pipeline_source(session: Session, request: PipelineSpecRequest) -> P
                 )
         spec_manifest = pipelines_repo.get_template(session, version.id) or ""
         version_id, version_name = version.id, version.name
-    try:
-        document = parse_workflow(spec_manifest).document
-    except WorkflowError as exc:
-        raise InvalidArgument(f"Invalid argo workflow format. {exc}") from None
+    document = _parse_spec(spec_manifest, ir_only=bool(request.pipeline_manifest))
     if request.parameters is not None and request.has_runtime_config:
         raise InvalidArgument("Please don't specify both parameters and runtime config.")
     if request.parameters:
@@ -171,6 +165,29 @@ def resolve_pipeline_source(session: Session, request: PipelineSpecRequest) -> P
         if size > MAX_PARAMETER_BYTES:
             raise InvalidArgument(f"The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.")
     return PipelineSource(document, spec_manifest, pipeline_name, version_id, version_name)
+
+
+def _parse_spec(spec_manifest: str, *, ir_only: bool) -> dict[str, Any]:
+    """The Argo workflow, or the KFP v2 pipeline spec in its wrapped form (`is_ir`), the manifest holds.
+    `pipeline_manifest` holds a pipeline spec only."""
+    try:
+        loaded = load_documents(spec_manifest)
+    except WorkflowError:
+        loaded = []
+    if is_pipeline_spec(loaded) or ir_only:
+        try:
+            return wrapped_spec(loaded if loaded else spec_manifest)[0]
+        except WorkflowError as exc:
+            raise InvalidArgument(f"Invalid IR spec format. {exc}") from None
+    try:
+        return parse_workflow(spec_manifest).document
+    except WorkflowError as exc:
+        raise InvalidArgument(f"Invalid argo workflow format. {exc}") from None
+
+
+def is_ir(document: Mapping[str, Any]) -> bool:
+    """Whether a source's document is a KFP v2 pipeline spec (else an Argo workflow)."""
+    return is_pipeline_spec(document)
 
 
 def resolve_references(

@@ -24,6 +24,7 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import Aborted, ApiError, FailedPrecondition, InvalidArgument, NotFound, error_context
+from kfp_backend.services.ir_run_manifest import runtime_pipeline_run
 from kfp_backend.services.list_scope import ScopedListing, scoped_query
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
@@ -31,6 +32,7 @@ from kfp_backend.services.pipeline_source import (
     check_new,
     check_spec_texts,
     experiment_namespace,
+    is_ir,
     resolve_references,
 )
 from kfp_backend.services.references import (
@@ -222,15 +224,20 @@ class RunService:
         now = now_seconds()
         parameters = [{"name": p["name"], "value": p.get("value", "")} for p in request.parameters or ()]
         with error_context("Failed to verify parameters."):
-            workflow = runtime_workflow(
-                document,
-                run_id=run_id,
-                run_name=request.name,
-                parameters=parameters,
-                now=now,
-                service_account=request.service_account,
-                default_service_account=self._settings.default_service_account,
-            )
+            if is_ir(document):
+                workflow = runtime_pipeline_run(
+                    document, run_id=run_id, run_name=request.name, now=now, parameters=parameters,
+                )
+            else:
+                workflow = runtime_workflow(
+                    document,
+                    run_id=run_id,
+                    run_name=request.name,
+                    parameters=parameters,
+                    now=now,
+                    service_account=request.service_account,
+                    default_service_account=self._settings.default_service_account,
+                )
         experiment = next(
             r for r in references if r.key.type == ResourceType.EXPERIMENT and r.relationship == Relationship.OWNER
         )
@@ -246,7 +253,7 @@ class RunService:
             pipeline_id=request.pipeline_id,
             pipeline_name=source.pipeline_name,
             pipeline_version_id=source.version_id,
-            service_account=workflow["spec"].get("serviceAccountName", ""),
+            service_account=(workflow.get("spec") or {}).get("serviceAccountName", "") or request.service_account,
             parameters=parameters,
             resource_references=encode_references(references),
             created_at=now,
