@@ -40,7 +40,8 @@ serve: install
 	$(BIN)/kfp-backend serve
 
 ## test: install the test extras and run ruff, the whole suite, then the kfp 2.x SDK's tests (tests/kfp2)
-test: install-test lint
+# The main suite needs the kfp 2 venv too: it compiles kfp 2.x pipelines there for the IR execution tests.
+test: install-test $(KFP2_VENV)/.installed lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) test-kfp2
 

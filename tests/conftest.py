@@ -40,12 +40,20 @@ def db_url(backend: str, database_factories: dict[str, DatabaseFactory]) -> Iter
         yield url
 
 
+@pytest.fixture(scope="session")
+def step_envs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kfp 2.x step environments of every test server: one directory for the whole session (and every
+    xdist worker: they share the base's parent), so each environment is prepared once, under its lock."""
+    return tmp_path_factory.getbasetemp().parent / "step-envs"
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def settings(db_url: str, tmp_path: Path, step_envs_dir: Path) -> Settings:
     # API tests look at runs and jobs as created; tests of execution and scheduling turn the executor
     # and the scheduler on themselves.
     return Settings(
-        database_url=db_url, data_dir=tmp_path / "data", threads=4, executor_enabled=False, scheduler_enabled=False
+        database_url=db_url, data_dir=tmp_path / "data", threads=4, executor_enabled=False, scheduler_enabled=False,
+        step_envs_dir=str(step_envs_dir),
     )
 
 

@@ -59,6 +59,7 @@ class Executor:
         artifacts: ArtifactStore,
         metrics_reporter: MetricsReporter | None = None,
         poll_seconds: float = 1.0,
+        step_environment: StepEnvironment | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
@@ -66,7 +67,7 @@ class Executor:
         self.artifacts = artifacts
         self.metrics_reporter = metrics_reporter
         # KFP v2 steps: where their programs come from (e.g. per-kfp-version environments); None: PATH.
-        self.step_environment: StepEnvironment | None = None
+        self.step_environment = step_environment
         self.step_cache = StepCache(Path(settings.data_dir) / "cache" / "v2", artifacts)
         self.poll_seconds = poll_seconds
         self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

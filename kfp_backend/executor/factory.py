@@ -9,6 +9,7 @@ from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
+from kfp_backend.executor.step_environments import StepEnvironments
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.execution_state import ExecutionStateService
@@ -45,4 +46,6 @@ def build_executor(settings: Settings, services: Services) -> Executor:
         launcher,
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
+        # kfp 2.x lightweight components run with a prepared python per kfp version (None: turned off).
+        step_environment=StepEnvironments.from_settings(settings),
     )
