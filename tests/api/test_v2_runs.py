@@ -140,14 +140,35 @@ def test_create_from_a_version_reference(client: FlaskClient, argo: dict) -> Non
     assert only["pipeline_version_reference"] == reference and only["experiment_id"] == other
 
 
+def typed_ir() -> dict:
+    """IR with root parameters of several types."""
+    spec = json.loads(json.dumps(IR))
+    spec["root"]["inputDefinitions"]["parameters"].update({
+        "n": {"parameterType": "NUMBER_INTEGER", "defaultValue": 1, "isOptional": True},
+        "flag": {"parameterType": "BOOLEAN", "defaultValue": False, "isOptional": True},
+        "items": {"parameterType": "LIST", "defaultValue": [], "isOptional": True},
+    })
+    return spec
+
+
 def test_ir_runs_take_typed_parameters(client: FlaskClient) -> None:
+    given = {"word": "hello", "n": 3, "flag": True, "items": [1, "a"]}
     response = client.post(f"{V2}/runs", json={
-        "display_name": "ir", "pipeline_spec": IR, "runtime_config": {"parameters": {"text": "hello"}}})
+        "display_name": "ir", "pipeline_spec": typed_ir(), "runtime_config": {"parameters": given}})
     if ir_refused(response):
         pytest.skip("this server refuses KFP v2 run creation (IR execution not merged yet)")
     run = ok(response)
-    assert run["runtime_config"]["parameters"] == {"text": "hello"}
+    assert run["runtime_config"]["parameters"] == given
     assert run["pipeline_spec"]["pipelineInfo"] == IR["pipelineInfo"]
+    assert get(client, run["run_id"])["runtime_config"]["parameters"] == given
+    # The v1 view and the list keep the text form.
+    v1 = ok(client.get(f"{V1}/runs/{run['run_id']}"))["run"]["pipeline_spec"]["parameters"]
+    assert {p["name"]: p["value"] for p in v1} == {"word": "hello", "n": "3", "flag": "true", "items": '[1,"a"]'}
+    listed = ok(client.get(f"{V2}/runs"))["runs"][0]["runtime_config"]["parameters"]
+    assert listed == {"word": "hello", "n": "3", "flag": "true", "items": '[1,"a"]'}
+    bad = client.post(f"{V2}/runs", json={"display_name": "ir", "pipeline_spec": typed_ir(),
+                                           "runtime_config": {"parameters": {"n": "three"}}})
+    v2_error(bad, 400, 3)
 
 
 @pytest.mark.parametrize("body, message", [
