@@ -18,8 +18,10 @@ from kfp_backend.services.all_services import Services
 from kfp_backend.store.models import Run, RunManifest, RunNode
 from tests import exit_retry_pipelines as pipelines
 from tests.api.recorded_hooks import RecordingExecution, recording_app
-from tests.api.test_v2_experiments import v2_error
+from tests.api.test_v2_experiments import multi_user, v2_error
 from tests.api.test_v2_pipelines import IR
+
+__all__ = ["multi_user"]  # the fixture, shared with the experiments' tests
 
 V2 = "/apis/v2beta1"
 V1 = "/apis/v1beta1"
@@ -372,3 +374,29 @@ def test_a_job_run_names_its_recurring_run(client: FlaskClient, services: Servic
     run_id = create(client, {"display_name": "fired", "pipeline_spec": argo})["run_id"]
     set_run(services, run_id, job_id="job-1")
     assert get(client, run_id)["recurring_run_id"] == "job-1"
+
+
+# -- multi-user mode -------------------------------------------------------------------------------------------
+
+
+def test_multi_user_runs(multi_user: tuple[FlaskClient, dict[str, dict[str, str]]], argo: dict) -> None:
+    client, headers = multi_user
+    alice, bob = headers["alice"], headers["bob"]
+    experiment_id = ok(client.post(f"{V2}/experiments", json={"display_name": "e", "namespace": "team-a"},
+                                   headers=alice))["experiment_id"]
+    run = ok(client.post(f"{V2}/runs", json={"display_name": "r", "pipeline_spec": argo,
+                                             "experiment_id": experiment_id}, headers=alice))
+    one = f"{V2}/runs/{run['run_id']}"
+    assert ok(client.get(one, headers=alice))["run_id"] == run["run_id"]
+    for query in ({"namespace": "team-a"}, {"experiment_id": experiment_id}):
+        listed = ok(client.get(f"{V2}/runs", query_string=query, headers=alice))
+        assert [r["run_id"] for r in listed["runs"]] == [run["run_id"]]
+        v2_error(client.get(f"{V2}/runs", query_string=query, headers=bob), 403, 7)
+    v2_error(client.get(f"{V2}/runs", headers=alice), 400, 3)  # a namespace is required
+    v2_error(client.get(one), 401, 16)
+    for method, path in (("GET", one), ("POST", f"{one}:archive"), ("POST", f"{one}:terminate"),
+                         ("POST", f"{one}:retry"), ("DELETE", one)):
+        v2_error(client.open(path, method=method, headers=bob), 403, 7)
+    v2_error(client.post(f"{V2}/runs", json={"display_name": "r", "pipeline_spec": argo,
+                                             "experiment_id": experiment_id}, headers=bob), 403, 7)
+    assert ok(client.delete(one, headers=alice)) == {}
