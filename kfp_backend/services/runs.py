@@ -116,6 +116,8 @@ class NewRun:
     has_runtime_config: bool = False
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
     service_account: str = ""
+    # The pipeline root of a KFP v2 run (v2beta1 runtime_config.pipeline_root); "" for the default.
+    pipeline_root: str = ""
 
 
 @dataclass
@@ -124,6 +126,8 @@ class RunView(SpecView[Run]):
     and its metrics (report order)."""
 
     metrics: list[RunMetric] = field(default_factory=list)
+    # The stored workflow status (phase, startedAt, finishedAt, message): on get, and on list when asked for.
+    workflow_status: dict[str, Any] | None = None
 
     @property
     def run(self) -> Run:
@@ -135,6 +139,8 @@ class RunDetail:
     view: RunView
     # pipeline_runtime.workflow_manifest: the runtime workflow with its status.
     workflow_manifest: str
+    # The run's node rows as (node id, node data) pairs, node-id order (get only).
+    nodes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _run_not_found(run_id: str, operation: str) -> ApiError:
@@ -277,21 +283,32 @@ class RunService:
             nodes = repo.list_nodes(session, run_id)
             metrics = repo.metrics_of_runs(session, [run_id]).get(run_id, [])
         spec_manifest = manifest.pipeline_spec_manifest if manifest is not None else ""
+        status = load_object(manifest.workflow_status if manifest is not None else "")
+        pairs = _node_pairs(nodes)
         rendered = ""
         if manifest is not None and manifest.workflow:
-            rendered = render_workflow(
-                manifest.workflow, load_object(manifest.workflow_status), _node_pairs(nodes)
-            )
-        return RunDetail(RunView(run, spec_manifest, metrics), rendered)
+            rendered = render_workflow(manifest.workflow, status, pairs)
+        return RunDetail(RunView(run, spec_manifest, metrics, workflow_status=status), rendered, pairs)
 
-    def list(self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller) -> ListResult:
-        """ListRuns, in one transaction."""
+    def list(
+        self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller, with_status: bool = False
+    ) -> ListResult:
+        """ListRuns, in one transaction. `with_status`: each view carries its stored workflow status too
+        (one more query for the page)."""
         with transaction(self._db, write=False) as session:
             query, scope = scoped_query(session, self._authz, caller, request, key, _RUN_LISTING)
             page = repo.list_runs(session, query, scope)
-            # The page's metrics in one query.
-            metrics = repo.metrics_of_runs(session, [run.id for run in page.items])
-        items = [RunView(run, metrics=metrics.get(run.id, [])) for run in page.items]
+            run_ids = [run.id for run in page.items]
+            # The page's metrics (and statuses) in one query each.
+            metrics = repo.metrics_of_runs(session, run_ids)
+            statuses = repo.workflow_statuses(session, run_ids) if with_status else {}
+        items = [
+            RunView(
+                run, metrics=metrics.get(run.id, []),
+                workflow_status=load_object(statuses.get(run.id)) if with_status else None,
+            )
+            for run in page.items
+        ]
         return ListResult(items, page, next_page_token(query, page))
 
     # -- storage state and delete ----------------------------------------------------------------------

@@ -95,6 +95,17 @@ def get_node(session: Session, run_id: str, node_id: str) -> RunNode | None:
     return session.get(RunNode, (run_id, node_id))
 
 
+def workflow_statuses(session: Session, run_ids: Iterable[str]) -> dict[str, str]:
+    """The stored workflow status (JSON text) of several runs, in one query."""
+    wanted = sorted(set(run_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(RunManifest.run_id, RunManifest.workflow_status).where(RunManifest.run_id.in_(wanted))
+    )
+    return {run_id: status for run_id, status in rows}
+
+
 def list_runs(session: Session, query: ListQuery, scope: Sequence[ColumnElement[bool]] = ()) -> Page[Run]:
     return list_page(session, RUN_LISTABLE, query, scope)
 

@@ -165,7 +165,7 @@ def test_missing_experiment_is_404_everywhere(client: FlaskClient) -> None:
 
 @only_sqlite
 def test_unknown_route_and_wrong_method(client: FlaskClient) -> None:
-    for path in (f"{V2}/nope", f"{EXPERIMENTS}/a/b", f"{V2}/runs"):
+    for path in (f"{V2}/nope", f"{EXPERIMENTS}/a/b", f"{V2}/runs/a/b"):
         assert v2_error(client.get(path), 404, 5, detail=False)["message"] == "Not Found"
     for method, path in (("PUT", EXPERIMENTS), ("DELETE", EXPERIMENTS), ("POST", f"{EXPERIMENTS}/x"),
                          ("PATCH", f"{EXPERIMENTS}/x"), ("PUT", f"{EXPERIMENTS}/x:archive")):

@@ -7,6 +7,7 @@ examples) check that nothing answers a 5xx or leaves the document. See tests/api
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from kfp_backend.api.v2.openapi import V2_OPENAPI_PATH, load_v2_document
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.store.migrations import upgrade
+from tests import exit_retry_pipelines
 from tests.api.test_v2_pipelines import IR, IR_YAML
 
 SCHEMA_URL = f"{V2_PREFIX}/openapi.json"
@@ -191,3 +193,39 @@ def test_generated_requests_conform(v2_app: Flask, label: str, mode: GenerationM
         case.call_and_validate(checks=CHECKS)
 
     run()
+
+
+def test_hand_written_run_calls_match_the_document(v2_app: Flask) -> None:
+    client = v2_app.test_client()
+    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
+
+    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
+        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
+        assert response.status_code == status, response.get_data(as_text=True)
+        operation = schema[V2_PREFIX + template][method]
+        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
+        operation.validate_response(response)
+        return response.get_json()
+
+    argo = json.loads(exit_retry_pipelines.workflow_manifest(exit_retry_pipelines.exit_with_parameter("openapi")))
+    run = call("POST", "/runs", json={"display_name": "documented", "pipeline_spec": argo,
+                                      "runtime_config": {"parameters": {"message": "m"}}})
+    one = {"run_id": run["run_id"]}
+    call("POST", "/runs", 400, json={"display_name": "x"})
+    call("POST", "/runs", 404, json={"display_name": "x", "pipeline_spec": argo, "experiment_id": "nowhere"})
+    call("POST", "/runs", 415, data="x", content_type="text/plain")
+    call("GET", "/runs/{run_id}", path=one)
+    call("GET", "/runs", query_string={"page_size": 1, "sort_by": "display_name desc"})
+    call("GET", "/runs", 400, query_string={"filter": "{"})
+    call("GET", "/runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}:read", 404,
+         path={**one, "node_id": "n", "artifact_name": "a"})
+    call("POST", "/runs/{run_id}:archive", path=one)
+    call("POST", "/runs/{run_id}:unarchive", path=one)
+    call("POST", "/runs/{run_id}:retry", 400, path=one)
+    call("POST", "/runs/{run_id}:terminate", path=one)
+    call("GET", "/runs/{run_id}", path=one)
+    call("DELETE", "/runs/{run_id}", path=one)
+    for method, template in (("GET", "/runs/{run_id}"), ("DELETE", "/runs/{run_id}"),
+                             ("POST", "/runs/{run_id}:archive"), ("POST", "/runs/{run_id}:unarchive"),
+                             ("POST", "/runs/{run_id}:terminate"), ("POST", "/runs/{run_id}:retry")):
+        call(method, template, 404, path=one)

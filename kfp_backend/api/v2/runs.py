@@ -1,0 +1,83 @@
+"""RunService of the v2beta1 API over HTTP: the same RunService calls, and so the same rows, as v1beta1's
+handlers. A run created through either API is seen by both."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from kfp_backend.api import services
+from kfp_backend.api.auth import current_caller
+from kfp_backend.api.listing import list_response
+from kfp_backend.api.request_parsing import load_body
+from kfp_backend.api.run_schemas import dump_artifact
+from kfp_backend.api.v2 import V2_PREFIX
+from kfp_backend.api.v2.listing import v2_list_request
+from kfp_backend.api.v2.run_schemas import RUN_FIELDS, RunRequestSchema, dump_run, dump_run_detail, to_new_run
+from kfp_backend.services.references import ResourceKey, ResourceType
+
+blueprint = Blueprint("v2_runs", __name__, url_prefix=V2_PREFIX)
+_run_request = RunRequestSchema()
+
+
+def _list_key() -> ResourceKey | None:
+    """The runs of an experiment, else of a namespace: as v2 experiments, a namespace counts in multi-user
+    mode only (single-user mode ignores it, as upstream)."""
+    experiment_id = request.args.get("experiment_id") or request.args.get("experimentId")
+    if experiment_id:
+        return ResourceKey(ResourceType.EXPERIMENT, experiment_id)
+    if not services().experiments.authorizer.multi_user:
+        return None
+    return ResourceKey(ResourceType.NAMESPACE, request.args.get("namespace", ""))
+
+
+@blueprint.post("/runs")
+def create_run() -> dict:
+    body = load_body(_run_request)
+    new_run = to_new_run(body, request.args.get("experiment_id", ""))
+    return dump_run_detail(services().runs.create(new_run, caller=current_caller()))
+
+
+@blueprint.get("/runs/<run_id>")
+def get_run(run_id: str) -> dict:
+    return dump_run_detail(services().runs.get(run_id, caller=current_caller()))
+
+
+@blueprint.get("/runs")
+def list_runs() -> dict:
+    result = services().runs.list(v2_list_request(RUN_FIELDS), _list_key(), caller=current_caller(), with_status=True)
+    return list_response("runs", [dump_run(item) for item in result.items], result)
+
+
+@blueprint.delete("/runs/<run_id>")
+def delete_run(run_id: str) -> dict:
+    services().runs.delete(run_id, caller=current_caller())
+    return {}
+
+
+@blueprint.post("/runs/<run_id>:archive")
+def archive_run(run_id: str) -> dict:
+    services().runs.archive(run_id, caller=current_caller())
+    return {}
+
+
+@blueprint.post("/runs/<run_id>:unarchive")
+def unarchive_run(run_id: str) -> dict:
+    services().runs.unarchive(run_id, caller=current_caller())
+    return {}
+
+
+@blueprint.post("/runs/<run_id>:terminate")
+def terminate_run(run_id: str) -> dict:
+    services().runs.terminate(run_id, caller=current_caller())
+    return {}
+
+
+@blueprint.get("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read")
+def read_artifact(run_id: str, node_id: str, artifact_name: str) -> dict:
+    return dump_artifact(services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller()))
+
+
+@blueprint.post("/runs/<run_id>:retry")
+def retry_run(run_id: str) -> dict:
+    services().runs.retry(run_id, caller=current_caller())
+    return {}
