@@ -233,6 +233,7 @@ class RunService:
             if is_ir(document):
                 workflow = runtime_pipeline_run(
                     document, run_id=run_id, run_name=request.name, now=now, parameters=parameters,
+                    pipeline_root=request.pipeline_root,
                 )
             else:
                 workflow = runtime_workflow(

@@ -26,7 +26,6 @@ __all__ = ["multi_user"]  # the fixture, shared with the experiments' tests
 V2 = "/apis/v2beta1"
 V1 = "/apis/v1beta1"
 STATUS_TYPE = "type.googleapis.com/google.rpc.Status"
-IR_REFUSED = "KFP v2 pipeline specs are not supported"
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +84,6 @@ def upload(client: FlaskClient, text: str, name: str) -> dict:
     form = {"uploadfile": (io.BytesIO(text.encode()), "p.yaml")}
     return ok(client.post(f"{V2}/pipelines/upload", query_string={"name": name}, data=form,
                           content_type="multipart/form-data"))
-
-
-def ir_refused(response: Any) -> bool:
-    """Whether this server refuses KFP v2 run creation (IR execution not there yet)."""
-    return response.status_code == 400 and IR_REFUSED in response.get_data(as_text=True)
 
 
 # -- create and get --------------------------------------------------------------------------------------------
@@ -155,12 +149,13 @@ def typed_ir() -> dict:
 
 def test_ir_runs_take_typed_parameters(client: FlaskClient) -> None:
     given = {"word": "hello", "n": 3, "flag": True, "items": [1, "a"]}
+    root = "minio://bucket/team-root"
     response = client.post(f"{V2}/runs", json={
-        "display_name": "ir", "pipeline_spec": typed_ir(), "runtime_config": {"parameters": given}})
-    if ir_refused(response):
-        pytest.skip("this server refuses KFP v2 run creation (IR execution not merged yet)")
+        "display_name": "ir", "pipeline_spec": typed_ir(),
+        "runtime_config": {"parameters": given, "pipeline_root": root}})
     run = ok(response)
-    assert run["runtime_config"]["parameters"] == given
+    assert run["runtime_config"] == {"parameters": given, "pipeline_root": root}
+    assert get(client, run["run_id"])["runtime_config"]["pipeline_root"] == root
     assert run["pipeline_spec"]["pipelineInfo"] == IR["pipelineInfo"]
     assert get(client, run["run_id"])["runtime_config"]["parameters"] == given
     # The v1 view and the list keep the text form.

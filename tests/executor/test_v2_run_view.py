@@ -20,7 +20,6 @@ from tests.api.test_v2_pipelines import IR
 
 V2_RUNS = "/apis/v2beta1/runs"
 FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
-IR_REFUSED = "KFP v2 pipeline specs are not supported"
 
 
 @pytest.fixture
@@ -104,8 +103,6 @@ def test_terminate_is_canceling_then_canceled(client: FlaskClient, marker: str) 
 def test_task_details_of_an_executed_kfp_v2_run(client: FlaskClient) -> None:
     response = client.post(V2_RUNS, json={"display_name": "ir", "pipeline_spec": IR,
                                           "runtime_config": {"parameters": {"word": "hi"}}})
-    if response.status_code == 400 and IR_REFUSED in response.get_data(as_text=True):
-        pytest.skip("this server refuses KFP v2 run creation (IR execution not merged yet)")
     assert response.status_code == 200, response.get_data(as_text=True)
     run = wait_for(client, response.get_json()["run_id"], FINAL)
     assert run["state"] == "SUCCEEDED", json.dumps(run, indent=1)

@@ -1,6 +1,6 @@
 """Runs through the unchanged kfp 2.x client (v2beta1) against a live server: get, list paging, archive,
 terminate, delete of runs of an Argo pipeline (which this server runs as a v1 run), and a KFP v2 pipeline
-run from a function (skipped while this server refuses KFP v2 run creation)."""
+run from a function."""
 
 # No `from __future__ import annotations`: the kfp compiler reads the components' annotations as types.
 import time
@@ -14,7 +14,6 @@ from kfp_server_api.exceptions import ApiException
 
 pytestmark = pytest.mark.kfp2
 
-IR_REFUSED = "KFP v2 pipeline specs are not supported"
 FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
 
 # A one-step Argo workflow (as kfp 1.8 compiles), written by hand: the kfp 2.x compiler makes no Argo.
@@ -128,13 +127,8 @@ def test_create_run_from_pipeline_func(client: Any, unique: str, tmp_path: Path)
     def arithmetic(a: float = 1.0, b: float = 2.0) -> float:
         return add(a=a, b=b).output
 
-    try:
-        result = client.create_run_from_pipeline_func(arithmetic, arguments={"a": 3}, run_name=f"{unique}-func",
-                                                      experiment_name=f"{unique}-func")
-    except ApiException as error:
-        if error.status == 400 and IR_REFUSED in (error.body or ""):
-            pytest.skip("this server refuses KFP v2 run creation (IR execution not merged yet)")
-        raise
+    result = client.create_run_from_pipeline_func(arithmetic, arguments={"a": 3}, run_name=f"{unique}-func",
+                                                  experiment_name=f"{unique}-func")
     run = client.wait_for_run_completion(result.run_id, timeout=300, sleep_duration=0.5)
     assert run.state == "SUCCEEDED", run
     assert run.runtime_config.parameters["a"] == 3
