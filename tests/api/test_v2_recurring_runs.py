@@ -177,6 +177,7 @@ def test_inline_argo_spec_camel_case_and_defaults(client: FlaskClient) -> None:
     # No trigger: an empty trigger, as for a v1 job (fires once when enabled).
     once = create(client, pipeline_spec=yaml.safe_load(WORKFLOW), trigger={})
     assert once["trigger"] == {}
+    assert "runtime_config" not in once  # without parameters, as upstream
 
 
 def test_pipeline_id_alone_runs_its_default_version(client: FlaskClient) -> None:

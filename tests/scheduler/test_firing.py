@@ -279,13 +279,19 @@ def test_two_firers_at_once_fire_each_slot_exactly_once(db: Database, manifest: 
         assert len({r.name for r in runs}) == 20
 
 
-@pytest.mark.parametrize("broken", ["manifest", "parameter"])
+# A KFP v2 pipeline spec: the Job API refuses recurring runs of these; a row holding one does not fire yet.
+IR_SPEC = json.dumps({"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {}}}, "schemaVersion": "2.1.0"})
+
+
+@pytest.mark.parametrize("broken", ["manifest", "parameter", "ir"])
 def test_a_job_that_cannot_make_a_run_does_not_stop_the_others(
     db: Database, manifest: str, broken: str
 ) -> None:
     clock = FakeClock(T0 + 10)
     if broken == "manifest":
         bad = add_job(db, "not: [a workflow", interval=10, created_at=T0)
+    elif broken == "ir":
+        bad = add_job(db, IR_SPEC, interval=10, created_at=T0)
     else:
         bad = add_job(db, manifest, interval=10, created_at=T0, parameters=[{"name": "nope", "value": "1"}])
     good = add_job(db, manifest, interval=10, created_at=T0)

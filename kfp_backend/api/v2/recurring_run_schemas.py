@@ -170,7 +170,8 @@ def dump_recurring_run(view: JobView) -> dict[str, Any]:
     if job.description:
         body["description"] = job.description
     body.update(_pipeline_source(view))
-    body["runtime_config"] = {"parameters": parameters} if parameters else {}
+    if parameters:  # no runtime_config without parameters, as upstream
+        body["runtime_config"] = {"parameters": parameters}
     if job.service_account:
         body["service_account"] = job.service_account
     if job.max_concurrency:
