@@ -11,10 +11,17 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from marshmallow import RAISE, ValidationError, fields, validates_schema
+from marshmallow import RAISE, fields
 
-from kfp_backend.api.job_schemas import Bool, ScheduleTime, dump_trigger, to_trigger
-from kfp_backend.api.schemas import Enum, Int64, ProtoSchema, Timestamp
+from kfp_backend.api.job_schemas import (
+    Bool,
+    CronScheduleSchema,
+    PeriodicScheduleSchema,
+    TriggerSchema,
+    dump_trigger,
+    to_trigger,
+)
+from kfp_backend.api.schemas import Enum, Int64, ProtoSchema, Timestamp, format_timestamp
 from kfp_backend.api.v2.listing import FieldNames
 from kfp_backend.services.errors import InvalidArgument
 from kfp_backend.services.jobs import JobView, NewJob
@@ -43,26 +50,19 @@ class _Strict(ProtoSchema):
         unknown = RAISE
 
 
-class _CronSchedule(_Strict):
-    start_time = ScheduleTime(load_default=None)
-    end_time = ScheduleTime(load_default=None)
-    cron = fields.String(load_default="")
+class _CronSchedule(CronScheduleSchema, _Strict):
+    pass
 
 
-class _PeriodicSchedule(_Strict):
-    start_time = ScheduleTime(load_default=None)
-    end_time = ScheduleTime(load_default=None)
-    interval_second = Int64(load_default=0)
+class _PeriodicSchedule(PeriodicScheduleSchema, _Strict):
+    pass
 
 
-class _Trigger(_Strict):
+class _Trigger(TriggerSchema, _Strict):
+    """v1's Trigger (one schedule or none), refusing unknown keys."""
+
     cron_schedule = fields.Nested(_CronSchedule, load_default=None)
     periodic_schedule = fields.Nested(_PeriodicSchedule, load_default=None)
-
-    @validates_schema
-    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("cron_schedule") is not None and data.get("periodic_schedule") is not None:
-            raise ValidationError("trigger: set cron_schedule or periodic_schedule, not both (they are a oneof)")
 
 
 class _VersionReference(_Strict):
@@ -178,8 +178,8 @@ def dump_recurring_run(view: JobView) -> dict[str, Any]:
         body["max_concurrency"] = str(job.max_concurrency)
     body["trigger"] = dump_trigger(view)
     body["mode"] = (Mode.ENABLE if job.enabled else Mode.DISABLE).name
-    body["created_at"] = Timestamp()._serialize(job.created_at, None, None)
-    body["updated_at"] = Timestamp()._serialize(job.updated_at, None, None)
+    body["created_at"] = format_timestamp(job.created_at)
+    body["updated_at"] = format_timestamp(job.updated_at)
     body["status"] = (Status.ENABLED if job.enabled else Status.DISABLED).name
     if job.no_catchup:
         body["no_catchup"] = True
