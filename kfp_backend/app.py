@@ -13,6 +13,7 @@ from kfp_backend.api.v2 import experiments as v2_experiments
 from kfp_backend.api.v2 import healthz as v2_healthz
 from kfp_backend.api.v2 import openapi as v2_openapi
 from kfp_backend.api.v2 import pipelines as v2_pipelines
+from kfp_backend.api.v2 import recurring_runs as v2_recurring_runs
 from kfp_backend.api.v2 import runs as v2_runs
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
@@ -25,6 +26,7 @@ BLUEPRINTS = (
     healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint, jobs.blueprint,
     # v2beta1: the same services behind the kfp 2.x SDK's wire.
     v2_healthz.blueprint, v2_experiments.blueprint, v2_openapi.blueprint, v2_pipelines.blueprint, v2_runs.blueprint,
+    v2_recurring_runs.blueprint,
 )
 
 

@@ -87,13 +87,13 @@ class JobRequestSchema(SpecRequestSchema):
         return NewJob(
             **self.spec_fields(body),
             max_concurrency=body["max_concurrency"],
-            trigger=_to_trigger(body["trigger"] or {}),
+            trigger=to_trigger(body["trigger"] or {}),
             enabled=body["enabled"],
             no_catchup=body["no_catchup"],
         )
 
 
-def _to_trigger(trigger: dict[str, Any]) -> NewTrigger:
+def to_trigger(trigger: dict[str, Any]) -> NewTrigger:
     cron = trigger.get("cron_schedule")
     if cron is not None:
         return NewTrigger(TRIGGER_CRON, cron=cron["cron"], start_time=cron["start_time"], end_time=cron["end_time"])
@@ -108,7 +108,7 @@ def _to_trigger(trigger: dict[str, Any]) -> NewTrigger:
     return NewTrigger(TRIGGER_NONE)
 
 
-def _dump_trigger(view: JobView) -> dict[str, Any]:
+def dump_trigger(view: JobView) -> dict[str, Any]:
     job = view.job
     schedule: dict[str, Any] = {}
     if job.start_time:
@@ -131,7 +131,7 @@ def dump_job(view: JobView) -> dict[str, Any]:
     body.update(dump_spec_fields(view))
     if job.max_concurrency:
         body["max_concurrency"] = str(job.max_concurrency)
-    body["trigger"] = _dump_trigger(view)
+    body["trigger"] = dump_trigger(view)
     body["created_at"] = format_timestamp(job.created_at)
     body["updated_at"] = format_timestamp(job.updated_at)
     if job.status:

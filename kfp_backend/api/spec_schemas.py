@@ -16,6 +16,7 @@ from kfp_backend.api.schemas import (
     omit_zero,
 )
 from kfp_backend.services.spec_views import SpecView
+from kfp_backend.services.typed_parameters import v1_parameters
 
 
 class PipelineSpecRequestSchema(ProtoSchema):
@@ -62,7 +63,7 @@ def dump_spec_fields(view: SpecView) -> dict[str, Any]:
             "pipeline_id": row.pipeline_id,
             "pipeline_name": row.pipeline_name,
             "workflow_manifest": view.pipeline_spec_manifest,
-            "parameters": [{k: v for k, v in p.items() if v} for p in view.parameters],
+            "parameters": [{k: v for k, v in p.items() if v} for p in v1_parameters(view.parameters)],
         }),
         "resource_references": [dump_reference(r) for r in view.references],
         "service_account": row.service_account,

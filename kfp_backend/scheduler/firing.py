@@ -14,13 +14,14 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_slot
 from kfp_backend.services.errors import ApiError
+from kfp_backend.services.pipeline_specs import is_ir_template
 from kfp_backend.services.references import (
     Relationship,
     ResourceKey,
@@ -32,6 +33,7 @@ from kfp_backend.services.run_manifest import runtime_workflow, substitute_macro
 from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.runs import RunExecution
 from kfp_backend.services.schedule_state import Job, ScheduleStateService, ScheduleTransaction, SlotAlreadyFired
+from kfp_backend.services.typed_parameters import parameter_values, stored_parameters
 from kfp_backend.store.states import JOB_ENABLED, JOB_RUNNING, JOB_SUCCEEDED
 from kfp_backend.workflow.manifest import WorkflowError, parse_workflow
 
@@ -104,9 +106,21 @@ class FireResult:
     still_due: bool = False
 
 
+class IrRunDocument(Protocol):
+    """The seam for firing KFP v2 pipeline specs (IR): run creation's function that makes the runtime document
+    of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values`, raising
+    ApiError for values the spec refuses. Handed to JobFiring by the wiring; without one, IR jobs do not fire
+    (and JobService refuses to create them: services/jobs.py, refuse_ir)."""
+
+    def __call__(
+        self, spec_manifest: str, *, run_id: str, run_name: str, now: int, parameter_values: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class _Template:
-    """A job's runtime workflow with placeholders, and what every one of its runs shares."""
+    """A job's runtime workflow with placeholders, and what every one of its runs shares. For an IR job
+    (`typed` set) `text` is empty: each fire makes its document with the IR run creation function."""
 
     text: str
     spec_manifest: str
@@ -114,6 +128,7 @@ class _Template:
     parameters: tuple[tuple[str, str], ...]
     swf: str
     references: str
+    typed: tuple[tuple[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,7 @@ class JobFiring:
         settings: Settings,
         *,
         execution: Callable[[], RunExecution | None] | None = None,
+        ir_run_document: IrRunDocument | None = None,
         cron_parser: CronParser | None = None,
         clock_ms: Clock = wall_clock_ms,
         batch_size: int = 500,
@@ -163,6 +179,7 @@ class JobFiring:
         self._state = state
         self._settings = settings
         self._execution = execution
+        self._ir_run_document = ir_run_document
         self._cron_parser = cron_parser
         self._clock_ms = clock_ms
         self.batch_size = batch_size
@@ -316,16 +333,16 @@ class JobFiring:
                         break
                     if fired_here >= MAX_FIRES_PER_JOB:
                         break
+                    index = state.last_index + 1
+                    ready = prepared.pop(job.id, None)
                     try:
                         template = self._template(job)
+                        if ready is None or (ready.now, ready.slot, ready.index) != (now, slot, index):
+                            ready = self._build(job, template, slot, index, now)
                     except _Broken as exc:
                         log.error("job %s cannot fire: %s (retrying in %d s)", job.id, exc, BROKEN_RETRY_SECONDS)
                         next_fire_at = now + BROKEN_RETRY_SECONDS
                         break
-                    index = state.last_index + 1
-                    ready = prepared.pop(job.id, None)
-                    if ready is None or (ready.now, ready.slot, ready.index) != (now, slot, index):
-                        ready = self._build(job, template, slot, index, now)
                     fires.append(ready.fire)
                     runs.append(ready.run)
                     manifests.append(ready.manifest)
@@ -374,7 +391,10 @@ class JobFiring:
             except Exception:
                 continue
             if slot is not None and slot <= at:
-                prepared[job.id] = self._build(job, template, slot, job.last_index + 1, at)
+                try:
+                    prepared[job.id] = self._build(job, template, slot, job.last_index + 1, at)
+                except _Broken:
+                    continue  # logged when it falls due
         self._prepared = prepared
         return len(prepared)
 
@@ -429,6 +449,8 @@ class JobFiring:
         return template
 
     def _build_template(self, job: Job, spec_manifest: str, experiment_name: str) -> _Template:
+        if is_ir_template(spec_manifest):
+            return self._ir_template(job, spec_manifest, experiment_name)
         try:
             document = parse_workflow(spec_manifest).document
         except WorkflowError as exc:
@@ -460,23 +482,52 @@ class JobFiring:
         labels[LABEL_EPOCH] = f"{token}EPOCH@@"
         labels[LABEL_INDEX] = f"{token}INDEX@@"
         labels[LABEL_OWNED] = "true"
-        references = encode_references([
-            ResourceReference(ResourceKey(ResourceType.EXPERIMENT, job.experiment_id), Relationship.OWNER,
-                              experiment_name),
-            ResourceReference(ResourceKey(ResourceType.JOB, job.id), Relationship.CREATOR, job.name),
-        ])
         return _Template(
             text=json.dumps(workflow, separators=(",", ":"), ensure_ascii=False),
             spec_manifest=spec_manifest,
             service_account=workflow["spec"].get("serviceAccountName", ""),
             parameters=tuple(given),
             swf=swf,
-            references=references,
+            references=_fired_references(job, experiment_name),
         )
+
+    def _ir_template(self, job: Job, spec_manifest: str, experiment_name: str) -> _Template:
+        """What the runs of an IR job share. Its spec and parameters are tried once here (placeholder run id
+        and name), so that a job the IR run creation refuses is broken before any fire."""
+        if self._ir_run_document is None:
+            raise _Broken("KFP v2 pipeline specs (IR) are not fired by this scheduler yet")
+        try:
+            typed = parameter_values(json.loads(job.parameters or "[]"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _Broken(f"invalid job parameters: {exc}") from None
+        template = _Template(
+            text="",
+            spec_manifest=spec_manifest,
+            service_account=job.service_account or self._settings.default_service_account,
+            parameters=(),
+            swf=swf_name(job.name, job.id),
+            references=_fired_references(job, experiment_name),
+            typed=tuple(typed.items()),
+        )
+        self._ir_document(template, run_id=str(uuid.uuid4()), name="check", now=0, values=typed)
+        return template
+
+    def _ir_document(
+        self, template: _Template, *, run_id: str, name: str, now: int, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        assert self._ir_run_document is not None
+        try:
+            return self._ir_run_document(
+                template.spec_manifest, run_id=run_id, run_name=name, now=now, parameter_values=values
+            )
+        except ApiError as exc:
+            raise _Broken(str(exc)) from None
 
     def _run_rows(
         self, job: Job, template: _Template, run_id: str, name: str, slot: int, index: int, now: int
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if template.typed is not None:
+            return self._ir_run_rows(job, template, run_id, name, slot, index, now)
         values = [
             substitute_macros(value, run_id=run_id, now=now, scheduled_at=slot, index=index)
             for _, value in template.parameters
@@ -494,6 +545,33 @@ class JobFiring:
         )
         return run, new_manifest_row(run_id=run_id, spec_manifest=template.spec_manifest, workflow=workflow)
 
+    def _ir_run_rows(
+        self, job: Job, template: _Template, run_id: str, name: str, slot: int, index: int, now: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An IR job's fire: the macros of its text values substituted, the document made by run creation's
+        IR function, labelled as a fired run."""
+        assert template.typed is not None
+        values = {
+            key: substitute_macros(value, run_id=run_id, now=now, scheduled_at=slot, index=index)
+            if isinstance(value, str) else value
+            for key, value in template.typed
+        }
+        document = self._ir_document(template, run_id=run_id, name=name, now=now, values=values)
+        metadata = document.get("metadata")
+        if isinstance(metadata, dict):
+            labels = metadata.setdefault("labels", {})
+            labels.update({LABEL_SWF_NAME: template.swf, LABEL_EPOCH: str(slot), LABEL_INDEX: str(index),
+                           LABEL_OWNED: "true"})
+        run = new_run_row(
+            run_id=run_id, name=name, description="", namespace=job.namespace, experiment_id=job.experiment_id,
+            job_id=job.id, pipeline_id=job.pipeline_id, pipeline_name=job.pipeline_name,
+            pipeline_version_id=job.pipeline_version_id, service_account=template.service_account,
+            parameters=stored_parameters(values), resource_references=template.references, created_at=now,
+            scheduled_at=slot,
+        )
+        workflow = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        return run, new_manifest_row(run_id=run_id, spec_manifest=template.spec_manifest, workflow=workflow)
+
     def _notify(self, fired: Sequence[FiredRun]) -> None:
         """Say what was fired (committed by now) in the log, and tell the executor."""
         for run in fired:
@@ -507,3 +585,12 @@ class JobFiring:
                 execution.run_created(run.run_id)
             except Exception:  # committed: the executor finds the run in the rows anyway
                 log.exception("run_created hook failed for run %s", run.run_id)
+
+
+def _fired_references(job: Job, experiment_name: str) -> str:
+    """A fired run's references: the job's experiment (owner) and the job (creator)."""
+    return encode_references([
+        ResourceReference(ResourceKey(ResourceType.EXPERIMENT, job.experiment_id), Relationship.OWNER,
+                          experiment_name),
+        ResourceReference(ResourceKey(ResourceType.JOB, job.id), Relationship.CREATOR, job.name),
+    ])

@@ -22,7 +22,7 @@ def new_run_row(
     pipeline_name: str,
     pipeline_version_id: str | None,
     service_account: str,
-    parameters: Sequence[Mapping[str, str]],
+    parameters: Sequence[Mapping[str, Any]],
     resource_references: str,
     created_at: int,
     scheduled_at: int,

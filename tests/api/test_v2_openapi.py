@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import yaml
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -33,6 +34,7 @@ from kfp_backend.config import Settings
 from kfp_backend.store.migrations import upgrade
 from tests import exit_retry_pipelines
 from tests.api.test_v2_pipelines import IR, IR_YAML
+from tests.api.test_v2_recurring_runs import WORKFLOW as RECURRING_WORKFLOW
 
 SCHEMA_URL = f"{V2_PREFIX}/openapi.json"
 ANY_METHOD_PATHS = {f"{V2_PREFIX}/healthz"}  # answered on every method, documented as GET
@@ -193,6 +195,45 @@ def test_generated_requests_conform(v2_app: Flask, label: str, mode: GenerationM
         case.call_and_validate(checks=CHECKS)
 
     run()
+
+
+def test_hand_written_recurring_run_calls_match_the_document(v2_app: Flask) -> None:
+    client = v2_app.test_client()
+    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
+
+    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
+        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
+        assert response.status_code == status, response.get_data(as_text=True)
+        operation = schema[V2_PREFIX + template][method]
+        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
+        operation.validate_response(response)
+        return response.get_json()
+
+    workflow = yaml.safe_load(RECURRING_WORKFLOW)
+    body = {"display_name": "documented", "pipeline_spec": workflow, "max_concurrency": "2", "mode": "ENABLE",
+            "trigger": {"cron_schedule": {"cron": "0 0 * * * *", "start_time": "2999-01-01T00:00:00Z"}},
+            "runtime_config": {"parameters": {"word": "hi", "count": 2, "flags": {"a": [1]}}}}
+    created = call("POST", "/recurringruns", json=body)
+    one = {"recurring_run_id": created["recurring_run_id"]}
+    call("POST", "/recurringruns", json={**body, "trigger": {"periodic_schedule": {"interval_second": 60}},
+                                         "mode": "DISABLE"})
+    call("POST", "/recurringruns", 400, json={**body, "max_concurrency": 0})
+    call("POST", "/recurringruns", 400, json={**body, "pipeline_spec": IR})
+    call("POST", "/recurringruns", 404, json={**body, "experiment_id": "nowhere"})
+    call("POST", "/recurringruns", 415, data="x", content_type="text/plain")
+    call("GET", "/recurringruns/{recurring_run_id}", path=one)
+    page = call("GET", "/recurringruns", query_string={"page_size": 1, "sort_by": "display_name desc"})
+    assert page["next_page_token"]
+    call("GET", "/recurringruns", query_string={"experiment_id": created["experiment_id"]})
+    call("GET", "/recurringruns", 400, query_string={"filter": "{"})
+    call("POST", "/recurringruns/{recurring_run_id}:disable", path=one)
+    call("POST", "/recurringruns/{recurring_run_id}:enable", path=one)
+    call("DELETE", "/recurringruns/{recurring_run_id}", path=one)
+    for method, template in (("GET", "/recurringruns/{recurring_run_id}"),
+                             ("DELETE", "/recurringruns/{recurring_run_id}"),
+                             ("POST", "/recurringruns/{recurring_run_id}:enable"),
+                             ("POST", "/recurringruns/{recurring_run_id}:disable")):
+        call(method, template, 404, path=one)
 
 
 def test_hand_written_run_calls_match_the_document(v2_app: Flask) -> None:

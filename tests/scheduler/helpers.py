@@ -72,7 +72,7 @@ def add_job(
     no_catchup: bool = False,
     max_concurrency: int = 1,
     enabled: bool = True,
-    parameters: list[dict[str, str]] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
     next_fire_at: int | None = 0,
 ) -> Job:
     """A job row as the Job API creates it (next_fire_at 0: "look at it now")."""

@@ -15,6 +15,7 @@ import pytest
 
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring, fired_run_name, fnv32a, swf_name
+from kfp_backend.services.errors import InvalidArgument
 from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import JobFire
@@ -279,13 +280,20 @@ def test_two_firers_at_once_fire_each_slot_exactly_once(db: Database, manifest: 
         assert len({r.name for r in runs}) == 20
 
 
-@pytest.mark.parametrize("broken", ["manifest", "parameter"])
+# A KFP v2 pipeline spec: the Job API refuses recurring runs of these; without an IR run creation function
+# (the IrRunDocument seam) a row holding one does not fire.
+IR_SPEC = json.dumps({"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {}}}, "schemaVersion": "2.1.0"})
+
+
+@pytest.mark.parametrize("broken", ["manifest", "parameter", "ir"])
 def test_a_job_that_cannot_make_a_run_does_not_stop_the_others(
     db: Database, manifest: str, broken: str
 ) -> None:
     clock = FakeClock(T0 + 10)
     if broken == "manifest":
         bad = add_job(db, "not: [a workflow", interval=10, created_at=T0)
+    elif broken == "ir":
+        bad = add_job(db, IR_SPEC, interval=10, created_at=T0)
     else:
         bad = add_job(db, manifest, interval=10, created_at=T0, parameters=[{"name": "nope", "value": "1"}])
     good = add_job(db, manifest, interval=10, created_at=T0)
@@ -293,6 +301,50 @@ def test_a_job_that_cannot_make_a_run_does_not_stop_the_others(
     assert [f.job_id for f in fired] == [good.id]
     assert get_job(db, bad.id).next_fire_at == T0 + 10 + 60  # retried later
     assert runs_of(db, bad.id) == []
+
+
+class FakeIrRuns:
+    """Stands in for run creation's IR function: records its calls, refuses a parameter `n` of "bad"."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, spec_manifest: str, *, run_id: str, run_name: str, now: int,
+                 parameter_values: Any) -> dict[str, Any]:
+        self.calls.append({"run_id": run_id, "run_name": run_name, "now": now, "values": dict(parameter_values)})
+        if parameter_values.get("n") == "bad":
+            raise InvalidArgument("Invalid input parameter: n is not a NUMBER_INTEGER")
+        return {"pipeline_spec": json.loads(spec_manifest), "metadata": {"name": run_name, "labels": {}},
+                "runtime_config": {"parameter_values": dict(parameter_values)}}
+
+
+def test_an_ir_job_fires_through_the_ir_run_creation_seam(db: Database) -> None:
+    clock = FakeClock(T0 + 20)
+    ir_runs = FakeIrRuns()
+    parameters = [{"name": "n", "value": "3", "typed_value": 3},
+                  {"name": "w", "value": "at [[Index]]", "typed_value": "at [[Index]]"}]
+    job = add_job(db, IR_SPEC, name="IR job", interval=10, created_at=T0, max_concurrency=5,
+                  parameters=parameters)
+    bad = add_job(db, IR_SPEC, interval=10, created_at=T0,
+                  parameters=[{"name": "n", "value": "bad", "typed_value": "bad"}])
+    fired = firing(db, clock, ir_run_document=ir_runs).fire_due(clock()).fired
+    assert [(f.job_id, f.index) for f in fired] == [(job.id, 1), (job.id, 2)]
+    runs = runs_of(db, job.id)
+    assert [r.id for r in runs] == [f.run_id for f in fired]
+    for run, item in zip(runs, fired, strict=True):
+        document = workflow_of(db, run.id)
+        assert document["runtime_config"]["parameter_values"] == {"n": 3, "w": f"at {item.index}"}
+        assert document["metadata"]["name"] == run.name == item.run_name
+        labels = document["metadata"]["labels"]
+        assert labels["scheduledworkflows.kubeflow.org/workflowIndex"] == str(item.index)
+        assert labels["scheduledworkflows.kubeflow.org/scheduledWorkflowName"] == swf_name("IR job", job.id)
+        assert json.loads(run.parameters) == [{"name": "n", "value": "3", "typed_value": 3},
+                                              {"name": "w", "value": f"at {item.index}",
+                                               "typed_value": f"at {item.index}"}]
+        assert run.scheduled_at == T0 + 10 * item.index
+    # The refused one is broken before any fire (tried once when its template is built) and retried later.
+    assert runs_of(db, bad.id) == []
+    assert get_job(db, bad.id).next_fire_at == T0 + 20 + 60
 
 
 def test_fires_built_ahead_are_used_only_when_still_right(db: Database, manifest: str) -> None:
