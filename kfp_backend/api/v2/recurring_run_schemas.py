@@ -104,8 +104,8 @@ class RecurringRunRequestSchema(_Strict):
         config = body["runtime_config"] or {}
         if config.get("pipeline_root"):
             raise InvalidArgument(
-                "runtime_config.pipeline_root is not supported for recurring runs: this server schedules Argo "
-                "workflows (kfp 1.x pipelines) only, which have no pipeline root."
+                "runtime_config.pipeline_root is not supported for recurring runs by this server: their runs use "
+                "the server's pipeline root."
             )
         references: list[ResourceReference] = []
         if body["experiment_id"]:
