@@ -108,12 +108,20 @@ class FireResult:
 
 class IrRunDocument(Protocol):
     """The seam for firing KFP v2 pipeline specs (IR): run creation's function that makes the runtime document
-    of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values`, raising
+    of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values` and the job's
+    `pipeline_root` ("" for the default), raising
     ApiError for values the spec refuses: services/ir_run_manifest.py's `fired_ir_document`, handed to JobFiring
     by the wiring (scheduler/worker.py); without one, IR jobs do not fire (they are broken, retried later)."""
 
     def __call__(
-        self, spec_manifest: str, *, run_id: str, run_name: str, now: int, parameter_values: Mapping[str, Any]
+        self,
+        spec_manifest: str,
+        *,
+        run_id: str,
+        run_name: str,
+        now: int,
+        parameter_values: Mapping[str, Any],
+        pipeline_root: str,
     ) -> dict[str, Any]: ...
 
 
@@ -129,6 +137,7 @@ class _Template:
     swf: str
     references: str
     typed: tuple[tuple[str, Any], ...] | None = None
+    pipeline_root: str = ""
 
 
 @dataclass(frozen=True)
@@ -508,6 +517,7 @@ class JobFiring:
             swf=swf_name(job.name, job.id),
             references=_fired_references(job, experiment_name),
             typed=tuple(typed.items()),
+            pipeline_root=job.pipeline_root or "",
         )
         run_id = str(uuid.uuid4())
         first = _job_run_values(typed, run_id=run_id, now=0, slot=0, index=1)
@@ -520,7 +530,8 @@ class JobFiring:
         assert self._ir_run_document is not None
         try:
             return self._ir_run_document(
-                template.spec_manifest, run_id=run_id, run_name=name, now=now, parameter_values=values
+                template.spec_manifest, run_id=run_id, run_name=name, now=now, parameter_values=values,
+                pipeline_root=template.pipeline_root,
             )
         except ApiError as exc:
             raise _Broken(str(exc)) from None

@@ -91,17 +91,25 @@ def runtime_pipeline_run(
 
 
 def fired_ir_document(
-    spec_manifest: str, *, run_id: str, run_name: str, now: int, parameter_values: Mapping[str, Any]
+    spec_manifest: str,
+    *,
+    run_id: str,
+    run_name: str,
+    now: int,
+    parameter_values: Mapping[str, Any],
+    pipeline_root: str = "",
 ) -> dict[str, Any]:
     """The runtime document of a run fired from a job of an IR spec (`spec_manifest` as the job stores it),
-    its typed `parameter_values` with the job-run macros already substituted (the scheduler's IrRunDocument).
-    The workflow name is the fired run's name, as for a fired Argo run. InvalidArgument as runtime_pipeline_run."""
+    its typed `parameter_values` with the job-run macros already substituted, and the job's `pipeline_root`
+    (the scheduler's IrRunDocument). The workflow name is the fired run's name, as for a fired Argo run.
+    InvalidArgument as runtime_pipeline_run."""
     try:
         document, _ = wrapped_spec(spec_manifest)
     except WorkflowError as exc:
         raise InvalidArgument(f"Invalid IR spec format. {exc}") from None
     run = runtime_pipeline_run(
-        document, run_id=run_id, run_name=run_name, now=now, parameter_values=parameter_values
+        document, run_id=run_id, run_name=run_name, now=now, parameter_values=parameter_values,
+        pipeline_root=pipeline_root,
     )
     run["metadata"]["name"] = run_name
     return run

@@ -104,6 +104,8 @@ class NewJob:
     # v2beta1's typed runtime_config.parameters (instead of `parameters`); None when not given.
     parameter_values: dict[str, Any] | None = None
     has_runtime_config: bool = False
+    # v2beta1's runtime_config.pipeline_root, for the runs of a KFP v2 (IR) spec; "" for the default.
+    pipeline_root: str = ""
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
     service_account: str = ""
     max_concurrency: int = 0
@@ -182,6 +184,7 @@ class JobService:
             ("job.name", request.name), ("job.description", request.description),
             ("job.service_account", request.service_account),
             ("job.trigger.cron_schedule.cron", request.trigger.cron),
+            ("job.runtime_config.pipeline_root", request.pipeline_root),
         ])
         check_spec_texts("job", request)
 
@@ -225,6 +228,8 @@ class JobService:
                 check_job_parameters(source.document, parameter_values(parameters), now=now)
             else:
                 check_parameters(source.document, parameters)
+        if request.pipeline_root and not is_ir(source.document):
+            raise InvalidArgument("runtime_config.pipeline_root applies to KFP v2 pipeline specs, not Argo workflows.")
         experiment = owner_experiment(references)
         assert experiment is not None  # resolve_references adds the Default experiment
         if namespace is None:  # single-user mode: the experiment's all the same
@@ -260,6 +265,7 @@ class JobService:
             last_scheduled_at=0,
             last_index=0,
             next_fire_at=repo.DUE_NOW,
+            pipeline_root=request.pipeline_root or None,
         )
         manifest = JobManifest(job_id=job.id, pipeline_spec_manifest=source.spec_manifest)
         repo.add_job(session, job, manifest)

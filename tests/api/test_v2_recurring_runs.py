@@ -219,7 +219,10 @@ def test_bad_input_is_a_400_in_the_v2_body(client: FlaskClient) -> None:
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"unknown": 1}}},
          "Unrecognized input parameter: unknown"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"word": "x"}, "pipeline_root": "/tmp/r"}},
-         "pipeline_root is not supported"),
+         "pipeline_root applies to KFP v2 pipeline specs, not Argo workflows"),
+        ({"pipeline_version_reference": reference, "runtime_config": {"pipeline_root": "/tmp/r"}},
+         "pipeline_root applies to KFP v2 pipeline specs"),
+        ({"pipeline_spec": spec, "runtime_config": {"pipeline_root": "a\u0000b"}}, "NUL"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": ["word"]}}, "parameters"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"word": "a\u0000b"}}}, "NUL"),
         ({"pipeline_spec": spec, "plugins_input": {"x": 1}}, "plugins_input is not supported"),
@@ -393,13 +396,19 @@ def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str
 def test_ir_recurring_runs_fire_typed_runs(client: FlaskClient, services: Services) -> None:
     """A v2beta1 recurring run of an IR version with a past start time catches up: each fired run is an IR run
     (its runtime document typed per the spec, `[[Index]]` substituted in a string), seen with its typed
-    parameters through v2beta1. A v1beta1 job of the same version fires too, its text `[[Index]]` an integer."""
+    parameters and its pipeline root through v2beta1. A v1beta1 job of the same version fires too, its text
+    `[[Index]]` an integer, with the default pipeline root."""
     now = int(time.time())
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 30))
     reference = ir_version(client, "fired-ir")
     created = create(client, display_name="fired-ir", pipeline_version_reference=reference, mode="ENABLE",
                      max_concurrency=10, trigger={"periodic_schedule": {"interval_second": 10, "start_time": start}},
-                     runtime_config={"parameters": {"word": "at [[Index]]", "n": 3, "items": [1, "a"]}})
+                     runtime_config={"parameters": {"word": "at [[Index]]", "n": 3, "items": [1, "a"]},
+                                     "pipeline_root": "minio://bucket/team-root"})
+    assert created["runtime_config"]["pipeline_root"] == "minio://bucket/team-root"
+    assert ok(client.get(f"{RECURRING}/{created['recurring_run_id']}"))["runtime_config"] == created["runtime_config"]
+    listed = ok(client.get(RECURRING))["recurringRuns"]
+    assert listed[0]["runtime_config"] == created["runtime_config"]
     v1 = ok(client.post(f"{V1}/jobs", json={
         "name": "fired-v1", "max_concurrency": 10, "enabled": True,
         "pipeline_spec": {"parameters": [{"name": "n", "value": "[[Index]]"}]},
@@ -417,13 +426,14 @@ def test_ir_recurring_runs_fire_typed_runs(client: FlaskClient, services: Servic
     for item in by_job[created["recurring_run_id"]]:
         expected = {"word": f"at {item.index}", "n": 3, "items": [1, "a"]}
         document = documents[item.run_id]
-        assert document["runtime_config"]["parameter_values"] == {**expected, "flag": False}
+        assert document["runtime_config"] == {"parameter_values": {**expected, "flag": False},
+                                              "pipeline_root": "minio://bucket/team-root"}
         assert document["metadata"]["name"] == item.run_name
         run = ok(client.get(f"{V2}/runs/{item.run_id}"))
-        assert run["runtime_config"]["parameters"] == expected
+        assert run["runtime_config"] == {"parameters": expected, "pipeline_root": "minio://bucket/team-root"}
         assert run["recurring_run_id"] == created["recurring_run_id"]
         assert run["pipeline_version_reference"] == reference
         assert run["state"] == "PENDING"
     for item in by_job[v1["id"]]:
-        assert documents[item.run_id]["runtime_config"]["parameter_values"] == {
-            "word": "hello", "n": item.index, "flag": False, "items": []}
+        assert documents[item.run_id]["runtime_config"] == {
+            "parameter_values": {"word": "hello", "n": item.index, "flag": False, "items": []}, "pipeline_root": ""}

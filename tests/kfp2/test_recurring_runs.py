@@ -140,15 +140,18 @@ def wait_for_fires(server_url: str, job_id: str, count: int) -> list[dict]:
 
 def test_ir_recurring_runs_fire_runs_that_succeed(client: Any, server_url: str, unique: str, tmp_path: Path) -> None:
     """A KFP v2 pipeline with a past start: the scheduler catches up, each run executes with the typed
-    parameters (`[[Index]]` substituted). A v1beta1 job of the uploaded IR version fires too."""
+    parameters (`[[Index]]` substituted) and the recurring run's pipeline root. A v1beta1 job of the uploaded
+    IR version fires too."""
     package = compile_typed_check_pipeline(tmp_path / "typed.yaml")
     experiment = client.create_experiment(f"{unique}-ir")
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 25))
     created = client.create_recurring_run(
         experiment.experiment_id, f"{unique}-ir", start_time=start, interval_second=10, max_concurrency=5,
         params={"word": "at [[Index]]", "n": 3}, pipeline_package_path=str(package),
+        pipeline_root=f"minio://bucket/{unique}",
     )
     assert created.runtime_config.parameters == {"word": "at [[Index]]", "n": 3}
+    assert created.runtime_config.pipeline_root == f"minio://bucket/{unique}"
     pipeline = client.upload_pipeline(str(package), pipeline_name=f"{unique}-ir")
     version = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
     v1 = requests.post(f"{server_url}/apis/v1beta1/jobs", timeout=30, json={
@@ -166,7 +169,9 @@ def test_ir_recurring_runs_fire_runs_that_succeed(client: Any, server_url: str, 
         done = client.wait_for_run_completion(run["id"], timeout=120, sleep_duration=0.2)
         assert done.state == "SUCCEEDED", done
         index = int(run["name"].split("-")[-2])
-        assert done.runtime_config.parameters in ({"word": f"at {index}", "n": 3},
-                                                  {"word": f"at {index}", "n": "3"})
+        # Typed as the run's runtime document has them (the v1beta1 job's text "3" too).
+        assert done.runtime_config.parameters == {"word": f"at {index}", "n": 3}
+        if run in fired:
+            assert done.runtime_config.pipeline_root == f"minio://bucket/{unique}"
     client.delete_recurring_run(created.recurring_run_id)
     client.delete_recurring_run(v1.json()["id"])

@@ -312,7 +312,7 @@ class FakeIrRuns:
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, spec_manifest: str, *, run_id: str, run_name: str, now: int,
-                 parameter_values: Any) -> dict[str, Any]:
+                 parameter_values: Any, pipeline_root: str) -> dict[str, Any]:
         self.calls.append({"run_id": run_id, "run_name": run_name, "now": now, "values": dict(parameter_values)})
         if parameter_values.get("n") == "bad":
             raise InvalidArgument("Invalid input parameter: n is not a NUMBER_INTEGER")
