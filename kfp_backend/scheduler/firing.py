@@ -109,9 +109,9 @@ class FireResult:
 class IrRunDocument(Protocol):
     """The seam for firing KFP v2 pipeline specs (IR): run creation's function that makes the runtime document
     of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values` and the job's
-    `pipeline_root` ("" for the default), raising
-    ApiError for values the spec refuses: services/ir_run_manifest.py's `fired_ir_document`, handed to JobFiring
-    by the wiring (scheduler/worker.py); without one, IR jobs do not fire (they are broken, retried later)."""
+    `pipeline_root` ("" for the default), raising ApiError for values the spec refuses: services/ir_run_manifest.py's
+    `fired_ir_document`, handed to JobFiring by the wiring (scheduler/worker.py). Without one, IR jobs do not fire
+    (they are broken, retried later)."""
 
     def __call__(
         self,
