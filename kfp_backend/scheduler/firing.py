@@ -108,12 +108,20 @@ class FireResult:
 
 class IrRunDocument(Protocol):
     """The seam for firing KFP v2 pipeline specs (IR): run creation's function that makes the runtime document
-    of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values`, raising
-    ApiError for values the spec refuses. Handed to JobFiring by the wiring; without one, IR jobs do not fire
-    (and JobService refuses to create them: services/jobs.py, refuse_ir)."""
+    of one run of an IR spec (`spec_manifest` as the job stores it) with typed `parameter_values` and the job's
+    `pipeline_root` ("" for the default), raising ApiError for values the spec refuses: services/ir_run_manifest.py's
+    `fired_ir_document`, handed to JobFiring by the wiring (scheduler/worker.py). Without one, IR jobs do not fire
+    (they are broken, retried later)."""
 
     def __call__(
-        self, spec_manifest: str, *, run_id: str, run_name: str, now: int, parameter_values: Mapping[str, Any]
+        self,
+        spec_manifest: str,
+        *,
+        run_id: str,
+        run_name: str,
+        now: int,
+        parameter_values: Mapping[str, Any],
+        pipeline_root: str,
     ) -> dict[str, Any]: ...
 
 
@@ -129,6 +137,7 @@ class _Template:
     swf: str
     references: str
     typed: tuple[tuple[str, Any], ...] | None = None
+    pipeline_root: str = ""
 
 
 @dataclass(frozen=True)
@@ -508,8 +517,11 @@ class JobFiring:
             swf=swf_name(job.name, job.id),
             references=_fired_references(job, experiment_name),
             typed=tuple(typed.items()),
+            pipeline_root=job.pipeline_root or "",
         )
-        self._ir_document(template, run_id=str(uuid.uuid4()), name="check", now=0, values=typed)
+        run_id = str(uuid.uuid4())
+        first = _job_run_values(typed, run_id=run_id, now=0, slot=0, index=1)
+        self._ir_document(template, run_id=run_id, name="check", now=0, values=first)
         return template
 
     def _ir_document(
@@ -518,7 +530,8 @@ class JobFiring:
         assert self._ir_run_document is not None
         try:
             return self._ir_run_document(
-                template.spec_manifest, run_id=run_id, run_name=name, now=now, parameter_values=values
+                template.spec_manifest, run_id=run_id, run_name=name, now=now, parameter_values=values,
+                pipeline_root=template.pipeline_root,
             )
         except ApiError as exc:
             raise _Broken(str(exc)) from None
@@ -551,11 +564,7 @@ class JobFiring:
         """An IR job's fire: the macros of its text values substituted, the document made by run creation's
         IR function, labelled as a fired run."""
         assert template.typed is not None
-        values = {
-            key: substitute_macros(value, run_id=run_id, now=now, scheduled_at=slot, index=index)
-            if isinstance(value, str) else value
-            for key, value in template.typed
-        }
+        values = _job_run_values(dict(template.typed), run_id=run_id, now=now, slot=slot, index=index)
         document = self._ir_document(template, run_id=run_id, name=name, now=now, values=values)
         metadata = document.get("metadata")
         if isinstance(metadata, dict):
@@ -585,6 +594,18 @@ class JobFiring:
                 execution.run_created(run.run_id)
             except Exception:  # committed: the executor finds the run in the rows anyway
                 log.exception("run_created hook failed for run %s", run.run_id)
+
+
+def _job_run_values(
+    values: Mapping[str, Any], *, run_id: str, now: int, slot: int, index: int
+) -> dict[str, Any]:
+    """Typed parameter values with the job-run macros of their text values substituted (`[[Index]]` may stand
+    for an integer: it is typed afterwards)."""
+    return {
+        key: substitute_macros(value, run_id=run_id, now=now, scheduled_at=slot, index=index)
+        if isinstance(value, str) else value
+        for key, value in values.items()
+    }
 
 
 def _fired_references(job: Job, experiment_name: str) -> str:

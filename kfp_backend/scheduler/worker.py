@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring, wall_clock_ms
 from kfp_backend.scheduler.lease import Lease
+from kfp_backend.services.ir_run_manifest import fired_ir_document
 from kfp_backend.services.schedule_state import ScheduleStateService
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def build_scheduler(settings: Settings, services: object) -> SchedulerWorker:
     executor, if any, through RunService's execution hooks."""
     runs = services.runs  # type: ignore[attr-defined]
     state = ScheduleStateService(services.db)  # type: ignore[attr-defined]
-    firing = JobFiring(state, settings, execution=lambda: runs.execution)
+    firing = JobFiring(state, settings, execution=lambda: runs.execution, ir_run_document=fired_ir_document)
     return SchedulerWorker(state, settings, firing)
 
 

@@ -1,4 +1,5 @@
-"""What run creation makes of a KFP v2 pipeline spec (IR): the runtime document the executor runs.
+"""What run creation makes of a KFP v2 pipeline spec (IR): the runtime document the executor runs, for a
+one-off run and for a run the scheduler fires from a job (`fired_ir_document`).
 
 The document wraps the pipeline spec as the v2beta1 API does (`pipeline_spec`, `platform_spec`) and adds
 the run's `runtime_config` (parameter values typed as the root's inputDefinitions declare them, defaults
@@ -87,3 +88,40 @@ def runtime_pipeline_run(
         },
         "runtime_config": {"parameter_values": values, "pipeline_root": pipeline_root},
     }
+
+
+def fired_ir_document(
+    spec_manifest: str,
+    *,
+    run_id: str,
+    run_name: str,
+    now: int,
+    parameter_values: Mapping[str, Any],
+    pipeline_root: str = "",
+) -> dict[str, Any]:
+    """The runtime document of a run fired from a job of an IR spec (`spec_manifest` as the job stores it),
+    its typed `parameter_values` with the job-run macros already substituted, and the job's `pipeline_root`
+    (the scheduler's IrRunDocument). The workflow name is the fired run's name, as for a fired Argo run.
+    InvalidArgument as runtime_pipeline_run."""
+    try:
+        document, _ = wrapped_spec(spec_manifest)
+    except WorkflowError as exc:
+        raise InvalidArgument(f"Invalid IR spec format. {exc}") from None
+    run = runtime_pipeline_run(
+        document, run_id=run_id, run_name=run_name, now=now, parameter_values=parameter_values,
+        pipeline_root=pipeline_root,
+    )
+    run["metadata"]["name"] = run_name
+    return run
+
+
+def check_job_parameters(document: Mapping[str, Any], parameter_values: Mapping[str, Any], *, now: int) -> None:
+    """What a job of an IR spec (`document`, wrapped) checks of its parameters at creation: as a run of it would,
+    once the job-run macros of text values are substituted (its first fire's), so that `[[Index]]` may stand for
+    an integer. InvalidArgument for an undeclared parameter, a value of the wrong type or a missing one."""
+    values = {
+        name: substitute_macros(value, run_id="", now=now, scheduled_at=now, index=1)
+        if isinstance(value, str) else value
+        for name, value in parameter_values.items()
+    }
+    runtime_pipeline_run(document, run_id="", run_name="", now=now, parameter_values=values)

@@ -26,20 +26,19 @@ from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
+from kfp_backend.services.ir_run_manifest import check_job_parameters
 from kfp_backend.services.list_scope import ScopedListing, scoped_query
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token
 from kfp_backend.services.pipeline_source import (
     PipelineSource,
-    authorize_sources,
     check_new,
     check_parameters,
     check_spec_texts,
-    creator_version_id,
     experiment_namespace,
+    is_ir,
     owner_experiment,
     resolve_references,
 )
-from kfp_backend.services.pipeline_specs import is_ir_template
 from kfp_backend.services.references import (
     ResourceKey,
     ResourceReference,
@@ -48,10 +47,9 @@ from kfp_backend.services.references import (
 from kfp_backend.services.run_manifest import DEFAULT_SERVICE_ACCOUNT
 from kfp_backend.services.spec_views import SpecView
 from kfp_backend.services.text_fields import check_texts
-from kfp_backend.services.typed_parameters import TYPED_KEY, stored_parameters
+from kfp_backend.services.typed_parameters import TYPED_KEY, parameter_values, stored_parameters
 from kfp_backend.services.unit_of_work import transaction
 from kfp_backend.store import jobs_repo as repo
-from kfp_backend.store import pipelines_repo
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import NAME_LENGTH, Job, JobManifest, description_key
 from kfp_backend.store.states import JOB_NO_STATUS
@@ -62,11 +60,6 @@ TRIGGER_CRON = "cron"
 TRIGGER_PERIODIC = "periodic"
 TRIGGER_NONE = ""  # neither schedule: upstream fires such a job once, at creation
 MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 10
-IR_REFUSAL = (
-    "Recurring runs of KFP v2 pipeline specs (IR, compiled by the kfp 2.x SDK) are not supported yet by this "
-    "server: the scheduler can fire Argo workflows (kfp 1.x pipelines) only. Create one-off runs of this "
-    "pipeline instead."
-)
 # Why a cron schedule is refused (robfig's message), or None when it parses: the scheduler's parser
 # (scheduler.cron.cron_error), handed in by the wiring so that services import nothing of the scheduler.
 CronCheck = Callable[[str], "str | None"]
@@ -111,6 +104,8 @@ class NewJob:
     # v2beta1's typed runtime_config.parameters (instead of `parameters`); None when not given.
     parameter_values: dict[str, Any] | None = None
     has_runtime_config: bool = False
+    # v2beta1's runtime_config.pipeline_root, for the runs of a KFP v2 (IR) spec; "" for the default.
+    pipeline_root: str = ""
     resource_references: Sequence[ResourceReference] = field(default_factory=tuple)
     service_account: str = ""
     max_concurrency: int = 0
@@ -167,9 +162,6 @@ class JobService:
         with error_context("Validate create job request failed."):
             self._validate_fields(request)
         with transaction(self._db) as session:
-            authorize_sources(session, self._authz, caller, request)
-            with error_context("Validate create job request failed."):
-                refuse_ir(session, request)
             source, namespace = check_new(
                 session, self._authz, caller, request, authz.JOBS, context="Validate create job request failed.",
                 check_more=lambda: self._validate_schedule(request),
@@ -192,6 +184,7 @@ class JobService:
             ("job.name", request.name), ("job.description", request.description),
             ("job.service_account", request.service_account),
             ("job.trigger.cron_schedule.cron", request.trigger.cron),
+            ("job.runtime_config.pipeline_root", request.pipeline_root),
         ])
         check_spec_texts("job", request)
 
@@ -229,15 +222,20 @@ class JobService:
     def _create(self, session: Session, request: NewJob, source: PipelineSource, namespace: str | None) -> JobView:
         references = resolve_references(session, request.resource_references, source)
         parameters = [_stored_entry(p) for p in request.parameters or ()]
+        now = now_seconds()
         with error_context("Failed to verify parameters."):
-            check_parameters(source.document, parameters)
+            if is_ir(source.document):  # typed as its runs will type them (v2beta1 values, or v1's text)
+                check_job_parameters(source.document, parameter_values(parameters), now=now)
+            else:
+                check_parameters(source.document, parameters)
+        if request.pipeline_root and not is_ir(source.document):
+            raise InvalidArgument("runtime_config.pipeline_root applies to KFP v2 pipeline specs, not Argo workflows.")
         experiment = owner_experiment(references)
         assert experiment is not None  # resolve_references adds the Default experiment
         if namespace is None:  # single-user mode: the experiment's all the same
             namespace = experiment_namespace(session, experiment.key.id)
         trigger = request.trigger
         scheduled = trigger.kind != TRIGGER_NONE
-        now = now_seconds()
         job = Job(
             id=str(uuid.uuid4()),
             name=request.name,
@@ -267,6 +265,7 @@ class JobService:
             last_scheduled_at=0,
             last_index=0,
             next_fire_at=repo.DUE_NOW,
+            pipeline_root=request.pipeline_root or None,
         )
         manifest = JobManifest(job_id=job.id, pipeline_spec_manifest=source.spec_manifest)
         repo.add_job(session, job, manifest)
@@ -336,27 +335,6 @@ def _stored_entry(parameter: Mapping[str, Any]) -> dict[str, Any]:
     if TYPED_KEY in parameter:
         entry[TYPED_KEY] = parameter[TYPED_KEY]
     return entry
-
-
-def refuse_ir(session: Session, request: NewJob) -> None:
-    """Recurring runs of KFP v2 (IR) pipeline specs are refused until the scheduler can fire them: it builds
-    a fired run's runtime workflow from an Argo workflow (scheduler/firing.py). Checked before the pipeline
-    spec is resolved (which refuses an IR spec with a message about one-off runs); whatever the request names
-    that does not exist is left for that resolution to refuse."""
-    version_id = creator_version_id(request.resource_references)
-    if request.workflow_manifest or request.pipeline_manifest:
-        if (request.workflow_manifest and request.pipeline_manifest) or request.pipeline_id or version_id:
-            return  # a conflicting pipeline source: resolution refuses it
-        if request.pipeline_manifest:
-            raise InvalidArgument(IR_REFUSAL)
-        template: str | None = request.workflow_manifest
-    else:
-        if not version_id and request.pipeline_id:
-            pipeline = pipelines_repo.get_pipeline(session, request.pipeline_id)
-            version_id = pipeline.default_version_id if pipeline is not None else ""
-        template = pipelines_repo.get_template(session, version_id) if version_id else None
-    if is_ir_template(template):
-        raise InvalidArgument(IR_REFUSAL)
 
 
 def _service_account(document: dict[str, Any], requested: str, default: str) -> str:

@@ -239,6 +239,9 @@ class Job(ExecutesAPipeline, Base):
     last_index: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     # When the scheduler should look at the job next (None: never, e.g. past its end time).
     next_fire_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The pipeline root of the runs of a KFP v2 (IR) job (v2beta1 runtime_config.pipeline_root); None: the
+    # default. Nullable, so that adding it to a table with rows needs no default on any database.
+    pipeline_root: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
     __table_args__ = (
         Index("ix_jobs_created_at", "created_at", "id"),

@@ -1,7 +1,7 @@
 """The v2beta1 RecurringRunService over HTTP on every database: create (wire shape, triggers, typed runtime
 parameters, modes), get, list (experiment, filter with v2 names, paging, sort), enable/disable, delete; bad
 input as 4xx JSON in the v2 error body; one set of job rows seen from both APIs; a recurring run created
-through v2beta1 fired by the scheduler. IR specs are refused until the scheduler can fire them."""
+through v2beta1 fired by the scheduler; recurring runs of KFP v2 (IR) specs, typed parameters and fires."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from flask.testing import FlaskClient
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring
 from kfp_backend.services.all_services import Services
-from kfp_backend.services.jobs import IR_REFUSAL
+from kfp_backend.services.ir_run_manifest import fired_ir_document
 from kfp_backend.services.schedule_state import ScheduleStateService
-from kfp_backend.store.models import Job, Run
+from kfp_backend.store.models import Job, Run, RunManifest
 from tests.api.recorded_hooks import RecordingScheduling, recording_app
 from tests.api.test_v2_experiments import V2, multi_user, v2_error
-from tests.api.test_v2_pipelines import IR, IR_YAML, upload
+from tests.api.test_v2_pipelines import PLATFORM, upload
+from tests.api.test_v2_runs import typed_ir
 
 __all__ = ["multi_user"]  # the fixture, shared with the experiments' tests
 
@@ -218,7 +219,10 @@ def test_bad_input_is_a_400_in_the_v2_body(client: FlaskClient) -> None:
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"unknown": 1}}},
          "Unrecognized input parameter: unknown"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"word": "x"}, "pipeline_root": "/tmp/r"}},
-         "pipeline_root is not supported"),
+         "pipeline_root applies to KFP v2 pipeline specs, not Argo workflows"),
+        ({"pipeline_version_reference": reference, "runtime_config": {"pipeline_root": "/tmp/r"}},
+         "pipeline_root applies to KFP v2 pipeline specs"),
+        ({"pipeline_spec": spec, "runtime_config": {"pipeline_root": "a\u0000b"}}, "NUL"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": ["word"]}}, "parameters"),
         ({"pipeline_spec": spec, "runtime_config": {"parameters": {"word": "a\u0000b"}}}, "NUL"),
         ({"pipeline_spec": spec, "plugins_input": {"x": 1}}, "plugins_input is not supported"),
@@ -247,21 +251,45 @@ def create_response(client: FlaskClient, **fields: Any) -> Any:
     return client.post(RECURRING, json={"display_name": "r", "max_concurrency": 1, "trigger": PERIODIC, **fields})
 
 
-def test_ir_specs_are_refused_until_the_scheduler_fires_them(client: FlaskClient) -> None:
-    """IR recurring runs need IR run creation in the scheduler's firing (not built yet): a clear 400 for an IR
-    version (by reference, or as its pipeline's default version) and for an inline IR spec."""
-    pipeline = ok(upload(client, "ir.yaml", IR_YAML, name="ir"))
+def ir_version(client: FlaskClient, name: str = "ir") -> dict:
+    """The typed IR spec (word: STRING, n: NUMBER_INTEGER, flag: BOOLEAN, items: LIST) uploaded through v2beta1:
+    (pipeline id, version id)."""
+    pipeline = ok(upload(client, "ir.yaml", yaml.safe_dump(typed_ir()), name=name))
     versions = ok(client.get(f"{V2}/pipelines/{pipeline['pipeline_id']}/versions"))["pipeline_versions"]
-    reference = {"pipeline_id": pipeline["pipeline_id"], "pipeline_version_id": versions[0]["pipeline_version_id"]}
+    return {"pipeline_id": pipeline["pipeline_id"], "pipeline_version_id": versions[0]["pipeline_version_id"]}
+
+
+def test_ir_recurring_runs_from_every_source_with_typed_parameters(client: FlaskClient) -> None:
+    """IR specs are recurring runs like Argo workflows: by version reference, by their pipeline's default version,
+    inline (with or without a platform spec), and as a v1beta1 job of the version. Their parameters are checked
+    as an IR run's: typed per the spec's root inputs, undeclared ones refused."""
+    reference = ir_version(client)
+    values = {"word": "at [[Index]]", "n": 3, "flag": True, "items": [1, "a"]}
     for fields in ({"pipeline_version_reference": reference},
-                   {"pipeline_version_reference": {"pipeline_id": pipeline["pipeline_id"]}},
-                   {"pipeline_spec": IR}, {"pipeline_spec": {"pipeline_spec": IR, "platform_spec": {}}}):
-        refused(create_response(client, **fields), IR_REFUSAL)
-    # v1beta1 says the same for a job of that version.
-    v1 = client.post(f"{V1}/jobs", json={"name": "ir", "max_concurrency": 1, "resource_references": [
-        {"key": {"type": "PIPELINE_VERSION", "id": reference["pipeline_version_id"]}, "relationship": "CREATOR"}]})
-    assert v1.status_code == 400 and IR_REFUSAL in v1.get_json()["error"]
-    assert ok(client.get(RECURRING)) == {}
+                   {"pipeline_version_reference": {"pipeline_id": reference["pipeline_id"]}},
+                   {"pipeline_spec": typed_ir()},
+                   {"pipeline_spec": {"pipeline_spec": typed_ir(), "platform_spec": PLATFORM}}):
+        created = create(client, runtime_config={"parameters": values}, **fields)
+        assert created["runtime_config"] == {"parameters": values}
+        if "pipeline_spec" in fields:
+            assert created["pipeline_spec"] == fields["pipeline_spec"]
+        else:
+            assert created["pipeline_version_reference"] == reference
+    v1 = ok(client.post(f"{V1}/jobs", json={
+        "name": "ir", "max_concurrency": 1, "pipeline_spec": {"parameters": [{"name": "n", "value": "[[Index]]"}]},
+        "resource_references": [{"key": {"type": "PIPELINE_VERSION", "id": reference["pipeline_version_id"]},
+                                 "relationship": "CREATOR"}]}))
+    assert v1["pipeline_spec"]["parameters"] == [{"name": "n", "value": "[[Index]]"}]
+    for parameters, message in (({"n": "three"}, "Invalid input parameter"), ({"n": 1.5}, "Invalid input parameter"),
+                                ({"word": 3}, "is not a STRING"), ({"nope": 1}, "Unrecognized input parameter: nope")):
+        refused(create_response(client, pipeline_version_reference=reference,
+                                runtime_config={"parameters": parameters}), message)
+    bad_v1 = client.post(f"{V1}/jobs", json={
+        "name": "ir", "max_concurrency": 1, "pipeline_spec": {"parameters": [{"name": "n", "value": "x"}]},
+        "resource_references": [{"key": {"type": "PIPELINE_VERSION", "id": reference["pipeline_version_id"]},
+                                 "relationship": "CREATOR"}]})
+    assert bad_v1.status_code == 400 and "Invalid input parameter" in bad_v1.get_json()["error"]
+    assert ok(client.get(RECURRING))["total_size"] == 5
 
 
 # -- list, enable, disable, delete ---------------------------------------------------------------------------
@@ -315,6 +343,11 @@ def test_enable_disable_and_delete(client: FlaskClient, scheduling: RecordingSch
 # -- firing ----------------------------------------------------------------------------------------------------
 
 
+def firing(services: Services) -> JobFiring:
+    """The scheduler's firing, wired as the server wires it."""
+    return JobFiring(ScheduleStateService(services.db), services.settings, ir_run_document=fired_ir_document)
+
+
 def test_a_v2_periodic_recurring_run_fires_runs(client: FlaskClient, services: Services) -> None:
     """A past start time: the scheduler catches up on the slots since then, each a run of the job with the
     recurring run's parameters (text, as the Argo workflow takes them)."""
@@ -325,7 +358,7 @@ def test_a_v2_periodic_recurring_run_fires_runs(client: FlaskClient, services: S
                      max_concurrency=10, runtime_config={"parameters": {"word": "at [[Index]]", "count": 2}},
                      trigger={"periodic_schedule": {"interval_second": 10, "start_time": start}})
     job_id = created["recurring_run_id"]
-    fired = JobFiring(ScheduleStateService(services.db), services.settings).fire_due(now * 1000).fired
+    fired = firing(services).fire_due(now * 1000).fired
     assert [f.index for f in fired] == [1, 2, 3]
     with services.db.transaction(write=False) as session:
         runs = {run.id: run for run in session.query(Run).filter(Run.job_id == job_id)}
@@ -358,3 +391,49 @@ def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str
     v2_error(client.get(RECURRING, query_string={"namespace": "team-a"}, headers=bob), 403, 7)
     v2_error(client.get(f"{RECURRING}/{created['recurring_run_id']}", headers=bob), 403, 7)
     v2_error(client.get(RECURRING), 401, 16)
+
+
+def test_ir_recurring_runs_fire_typed_runs(client: FlaskClient, services: Services) -> None:
+    """A v2beta1 recurring run of an IR version with a past start time catches up: each fired run is an IR run
+    (its runtime document typed per the spec, `[[Index]]` substituted in a string), seen with its typed
+    parameters and its pipeline root through v2beta1. A v1beta1 job of the same version fires too, its text
+    `[[Index]]` an integer, with the default pipeline root."""
+    now = int(time.time())
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 30))
+    reference = ir_version(client, "fired-ir")
+    created = create(client, display_name="fired-ir", pipeline_version_reference=reference, mode="ENABLE",
+                     max_concurrency=10, trigger={"periodic_schedule": {"interval_second": 10, "start_time": start}},
+                     runtime_config={"parameters": {"word": "at [[Index]]", "n": 3, "items": [1, "a"]},
+                                     "pipeline_root": "minio://bucket/team-root"})
+    assert created["runtime_config"]["pipeline_root"] == "minio://bucket/team-root"
+    assert ok(client.get(f"{RECURRING}/{created['recurring_run_id']}"))["runtime_config"] == created["runtime_config"]
+    listed = ok(client.get(RECURRING))["recurringRuns"]
+    assert listed[0]["runtime_config"] == created["runtime_config"]
+    v1 = ok(client.post(f"{V1}/jobs", json={
+        "name": "fired-v1", "max_concurrency": 10, "enabled": True,
+        "pipeline_spec": {"parameters": [{"name": "n", "value": "[[Index]]"}]},
+        "trigger": {"periodic_schedule": {"interval_second": 10, "start_time": start}},
+        "resource_references": [{"key": {"type": "PIPELINE_VERSION", "id": reference["pipeline_version_id"]},
+                                 "relationship": "CREATOR"}]}))
+    fired = firing(services).fire_due(now * 1000).fired
+    by_job: dict[str, list[Any]] = {}
+    for item in fired:
+        by_job.setdefault(item.job_id, []).append(item)
+    assert [f.index for f in by_job[created["recurring_run_id"]]] == [1, 2, 3]
+    assert [f.index for f in by_job[v1["id"]]] == [1, 2, 3]
+    with services.db.transaction(write=False) as session:
+        documents = {m.run_id: json.loads(m.workflow) for m in session.query(RunManifest)}
+    for item in by_job[created["recurring_run_id"]]:
+        expected = {"word": f"at {item.index}", "n": 3, "items": [1, "a"]}
+        document = documents[item.run_id]
+        assert document["runtime_config"] == {"parameter_values": {**expected, "flag": False},
+                                              "pipeline_root": "minio://bucket/team-root"}
+        assert document["metadata"]["name"] == item.run_name
+        run = ok(client.get(f"{V2}/runs/{item.run_id}"))
+        assert run["runtime_config"] == {"parameters": expected, "pipeline_root": "minio://bucket/team-root"}
+        assert run["recurring_run_id"] == created["recurring_run_id"]
+        assert run["pipeline_version_reference"] == reference
+        assert run["state"] == "PENDING"
+    for item in by_job[v1["id"]]:
+        assert documents[item.run_id]["runtime_config"] == {
+            "parameter_values": {"word": "hello", "n": item.index, "flag": False, "items": []}, "pipeline_root": ""}

@@ -1,6 +1,6 @@
 """Recurring runs through the unchanged kfp 2.x client (v2beta1) against a live server: create from an uploaded
 pipeline version, get, list, disable/enable, delete; the scheduler fires the runs; the same job seen through
-v1beta1 (plain HTTP). A KFP v2 pipeline spec is refused with a 400 until the scheduler can fire IR runs."""
+v1beta1 (plain HTTP); recurring runs of KFP v2 pipeline specs fire runs that execute with typed parameters."""
 
 # No `from __future__ import annotations`: the kfp compiler reads the components' annotations as types.
 import json
@@ -12,11 +12,11 @@ import pytest
 import requests
 from kfp_server_api.exceptions import ApiException
 
-from tests.kfp2.test_pipelines import compile_container_pipeline, error_body
+from tests.kfp2.test_pipelines import error_body
 
 pytestmark = pytest.mark.kfp2
 
-# An Argo workflow (what the kfp 1.x SDK compiles): the kind of pipeline the scheduler fires so far.
+# An Argo workflow (what the kfp 1.x SDK compiles): the scheduler fires these as well as KFP v2 pipeline specs.
 ARGO_WORKFLOW = """\
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -111,17 +111,67 @@ def test_an_enabled_periodic_recurring_run_fires(client: Any, server_url: str, u
     client.delete_recurring_run(created.recurring_run_id)
 
 
-def test_ir_recurring_runs_are_refused(client: Any, unique: str, tmp_path: Path) -> None:
-    package = compile_container_pipeline(tmp_path / "ir.yaml")
+def compile_typed_check_pipeline(path: Path) -> Path:
+    """A KFP v2 pipeline whose one step succeeds only if `word` is "at <digits>" and the integer `n` is 3."""
+    from kfp import compiler, dsl
+
+    @dsl.container_component
+    def check(word: str, n: int) -> dsl.ContainerSpec:
+        script = 'case "$0" in "at "[0-9]*) ;; *) exit 1 ;; esac; test "$1" = 3'
+        return dsl.ContainerSpec(image="python:3.11", command=["sh", "-c", script], args=[word, n])
+
+    @dsl.pipeline(name="typed-check")
+    def typed_check(word: str = "none", n: int = 0) -> None:
+        check(word=word, n=n)
+
+    compiler.Compiler().compile(typed_check, str(path))
+    return path
+
+
+def wait_for_fires(server_url: str, job_id: str, count: int) -> list[dict]:
+    deadline = time.monotonic() + 60
+    runs = job_runs(server_url, job_id)
+    while time.monotonic() < deadline and len(runs) < count:
+        time.sleep(0.2)
+        runs = job_runs(server_url, job_id)
+    assert len(runs) >= count, f"the scheduler fired {len(runs)} runs within 60 s"
+    return runs
+
+
+def test_ir_recurring_runs_fire_runs_that_succeed(client: Any, server_url: str, unique: str, tmp_path: Path) -> None:
+    """A KFP v2 pipeline with a past start: the scheduler catches up, each run executes with the typed
+    parameters (`[[Index]]` substituted) and the recurring run's pipeline root. A v1beta1 job of the uploaded
+    IR version fires too."""
+    package = compile_typed_check_pipeline(tmp_path / "typed.yaml")
     experiment = client.create_experiment(f"{unique}-ir")
-    with pytest.raises(ApiException) as inline:
-        client.create_recurring_run(experiment.experiment_id, f"{unique}-ir", interval_second=60,
-                                    pipeline_package_path=str(package))
-    assert "not supported yet" in error_body(inline.value, 400)["message"]
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 25))
+    created = client.create_recurring_run(
+        experiment.experiment_id, f"{unique}-ir", start_time=start, interval_second=10, max_concurrency=5,
+        params={"word": "at [[Index]]", "n": 3}, pipeline_package_path=str(package),
+        pipeline_root=f"minio://bucket/{unique}",
+    )
+    assert created.runtime_config.parameters == {"word": "at [[Index]]", "n": 3}
+    assert created.runtime_config.pipeline_root == f"minio://bucket/{unique}"
     pipeline = client.upload_pipeline(str(package), pipeline_name=f"{unique}-ir")
     version = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
-    with pytest.raises(ApiException) as by_version:
-        client.create_recurring_run(experiment.experiment_id, f"{unique}-ir", interval_second=60,
-                                    pipeline_id=pipeline.pipeline_id, version_id=version.pipeline_version_id)
-    assert "not supported yet" in error_body(by_version.value, 400)["message"]
-    assert client.list_recurring_runs(experiment_id=experiment.experiment_id).total_size in (0, None)
+    v1 = requests.post(f"{server_url}/apis/v1beta1/jobs", timeout=30, json={
+        "name": f"{unique}-ir-v1", "enabled": True, "max_concurrency": 5,
+        "pipeline_spec": {"parameters": [{"name": "word", "value": "at [[Index]]"}, {"name": "n", "value": "3"}]},
+        "trigger": {"periodic_schedule": {"interval_second": 10, "start_time": start}},
+        "resource_references": [{"key": {"type": "PIPELINE_VERSION", "id": version.pipeline_version_id},
+                                 "relationship": "CREATOR"}]})
+    assert v1.status_code == 200, v1.text
+    fired = wait_for_fires(server_url, created.recurring_run_id, 2)
+    fired_v1 = wait_for_fires(server_url, v1.json()["id"], 2)
+    client.disable_recurring_run(created.recurring_run_id)
+    client.disable_recurring_run(v1.json()["id"])
+    for run in fired + fired_v1:
+        done = client.wait_for_run_completion(run["id"], timeout=120, sleep_duration=0.2)
+        assert done.state == "SUCCEEDED", done
+        index = int(run["name"].split("-")[-2])
+        # Typed as the run's runtime document has them (the v1beta1 job's text "3" too).
+        assert done.runtime_config.parameters == {"word": f"at {index}", "n": 3}
+        if run in fired:
+            assert done.runtime_config.pipeline_root == f"minio://bucket/{unique}"
+    client.delete_recurring_run(created.recurring_run_id)
+    client.delete_recurring_run(v1.json()["id"])

@@ -16,9 +16,11 @@ import pytest
 from kfp_backend.config import Settings
 from kfp_backend.scheduler.firing import JobFiring, fired_run_name, fnv32a, swf_name
 from kfp_backend.services.errors import InvalidArgument
+from kfp_backend.services.ir_run_manifest import fired_ir_document
 from kfp_backend.services.schedule_state import ScheduleStateService
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import JobFire
+from tests.api.test_v2_pipelines import IR
 from tests.scheduler.helpers import (
     FakeClock,
     add_job,
@@ -280,8 +282,8 @@ def test_two_firers_at_once_fire_each_slot_exactly_once(db: Database, manifest: 
         assert len({r.name for r in runs}) == 20
 
 
-# A KFP v2 pipeline spec: the Job API refuses recurring runs of these; without an IR run creation function
-# (the IrRunDocument seam) a row holding one does not fire.
+# A KFP v2 pipeline spec: fired through the IR run creation function (the IrRunDocument seam, which the wiring
+# hands to JobFiring); a JobFiring without one treats a row holding one as broken.
 IR_SPEC = json.dumps({"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {}}}, "schemaVersion": "2.1.0"})
 
 
@@ -310,7 +312,7 @@ class FakeIrRuns:
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, spec_manifest: str, *, run_id: str, run_name: str, now: int,
-                 parameter_values: Any) -> dict[str, Any]:
+                 parameter_values: Any, pipeline_root: str) -> dict[str, Any]:
         self.calls.append({"run_id": run_id, "run_name": run_name, "now": now, "values": dict(parameter_values)})
         if parameter_values.get("n") == "bad":
             raise InvalidArgument("Invalid input parameter: n is not a NUMBER_INTEGER")
@@ -447,3 +449,21 @@ def test_each_fire_is_logged_with_job_scheduled_time_and_run(
         f"job {job.id} (Nightly) fired for {stamp}: run {f.run_id} ({f.run_name}) created"
         for f, stamp in zip(fired, ("2024-05-01T12:00:10Z", "2024-05-01T12:00:20Z"), strict=True)
     ]
+
+
+def test_an_ir_job_fires_with_run_creations_ir_function(db: Database) -> None:
+    """Wired with services' fired_ir_document: an integer given as v1beta1 text `[[Index]]` is typed per fire
+    (its first fire's value is tried when the template is built), a string keeps its substituted text."""
+    typed = json.loads(json.dumps(IR))  # say(word) of an optional STRING `word`, plus:
+    typed["root"]["inputDefinitions"]["parameters"]["n"] = {"parameterType": "NUMBER_INTEGER"}
+    spec = json.dumps(typed)
+    clock = FakeClock(T0 + 20)
+    job = add_job(db, spec, name="typed", interval=10, created_at=T0, max_concurrency=5,
+                  parameters=[{"name": "n", "value": "[[Index]]"}, {"name": "word", "value": "run [[Index]]"}])
+    fired = firing(db, clock, ir_run_document=fired_ir_document).fire_due(clock()).fired
+    assert [f.index for f in fired] == [1, 2]
+    for run, item in zip(runs_of(db, job.id), fired, strict=True):
+        document = workflow_of(db, run.id)
+        assert document["runtime_config"]["parameter_values"] == {"n": item.index, "word": f"run {item.index}"}
+        assert document["metadata"]["name"] == item.run_name
+        assert document["pipeline_spec"]["pipelineInfo"] == IR["pipelineInfo"]

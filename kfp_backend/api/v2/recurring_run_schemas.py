@@ -102,11 +102,6 @@ class RecurringRunRequestSchema(_Strict):
         if body["plugins_input"]:
             raise InvalidArgument("recurring_run.plugins_input is not supported by this server.")
         config = body["runtime_config"] or {}
-        if config.get("pipeline_root"):
-            raise InvalidArgument(
-                "runtime_config.pipeline_root is not supported for recurring runs: this server schedules Argo "
-                "workflows (kfp 1.x pipelines) only, which have no pipeline root."
-            )
         references: list[ResourceReference] = []
         if body["experiment_id"]:
             references.append(_reference(ResourceType.EXPERIMENT, body["experiment_id"], Relationship.OWNER))
@@ -136,6 +131,7 @@ class RecurringRunRequestSchema(_Strict):
             workflow_manifest=workflow_manifest,
             pipeline_manifest=pipeline_manifest,
             parameter_values=config.get("parameters"),
+            pipeline_root=config.get("pipeline_root", ""),
             resource_references=references,
             service_account=body["service_account"],
             max_concurrency=body["max_concurrency"],
@@ -170,8 +166,13 @@ def dump_recurring_run(view: JobView) -> dict[str, Any]:
     if job.description:
         body["description"] = job.description
     body.update(_pipeline_source(view))
-    if parameters:  # no runtime_config without parameters, as upstream
-        body["runtime_config"] = {"parameters": parameters}
+    config: dict[str, Any] = {}  # none without parameters or a pipeline root, as upstream
+    if parameters:
+        config["parameters"] = parameters
+    if job.pipeline_root:
+        config["pipeline_root"] = job.pipeline_root
+    if config:
+        body["runtime_config"] = config
     if job.service_account:
         body["service_account"] = job.service_account
     if job.max_concurrency:
