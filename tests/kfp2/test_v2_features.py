@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import pytest
 from kfp import compiler, dsl
@@ -201,6 +201,35 @@ def needs_gate(token: str):
     assert os.path.exists(f"/var/tmp/kfp2e2e-gate-{token}"), "the gate is closed"
 
 
+@dsl.container_component
+def placeholders(word: str, data: Input[Dataset], report: OutputPath(str), maybe: Optional[str] = None):  # noqa: UP045 (the DSL reads Optional)
+    """Writes `|`-separated what its placeholders became (sh -c: $0 is the report file)."""
+    return dsl.ContainerSpec(
+        image="alpine", command=["sh", "-c", 'printf "%s|" "$@" > "$0"'],
+        args=[report, dsl.ConcatPlaceholder(["w=", word]),
+              dsl.IfPresentPlaceholder(input_name="maybe", then=["m=", maybe], else_=["no-maybe"]),
+              data.uri, data.path, dsl.PIPELINE_JOB_ID_PLACEHOLDER, dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+              dsl.PIPELINE_TASK_NAME_PLACEHOLDER, dsl.PIPELINE_TASK_ID_PLACEHOLDER],
+    )
+
+
+@dsl.component(base_image=IMAGE)
+def check_placeholders(report: str, job: str, data: Input[Dataset]):
+    parts = report.split("|")
+    assert parts[:4] == ["w=hey", "no-maybe", data.uri, data.path], parts
+    assert parts[4] == job and parts[5] and parts[6] == "fill in" and parts[7], parts
+    assert "{{" not in report, report
+
+
+@dsl.component(base_image=IMAGE)
+def check_uri(data: Input[Dataset], prefix: str, mount: str):
+    """An artifact under a `minio://` pipeline root is read at the path kfp maps it to (/minio/...)."""
+    assert data.uri.startswith(prefix), data.uri
+    assert data.path == mount + data.uri[len("minio://"):], (data.uri, data.path)
+    with open(data.path) as file:
+        assert file.read() == "a,b\n1,2\n"
+
+
 # ---- pipelines --------------------------------------------------------------------------------------------
 
 @dsl.pipeline(name="inner")
@@ -299,6 +328,26 @@ def caching(token: str):
     expect_int(got=counted.output, want=32).set_display_name("check count")
 
 
+@dsl.pipeline(name="caching-off")
+def caching_off(token: str):
+    counted = count_calls(token=token).set_display_name("counted")
+    counted.set_caching_options(False)
+
+
+@dsl.pipeline(name="placeholders")
+def placeholder_pipeline():
+    data = make_artifacts()
+    filled = placeholders(word="hey", data=data.outputs["data"]).set_display_name("fill in")
+    check_placeholders(report=filled.outputs["report"], job=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                       data=data.outputs["data"])
+
+
+@dsl.pipeline(name="pipeline-root")
+def pipeline_root():
+    made = make_artifacts()
+    check_uri(data=made.outputs["data"], prefix="minio://kfp2e2e/root/", mount="/minio/")
+
+
 @dsl.pipeline(name="sleeper")
 def sleeper(seconds: int = 60):
     sleep_after_start(seconds=seconds, job=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
@@ -388,6 +437,9 @@ def runs(client: Any, experiment: str, imported_uri: str, cache_token: str) -> d
         "container": start(client, experiment, "container", container),
         "importer": start(client, experiment, "importer", importing(imported_uri)),
         "cache_first": start(client, experiment, "cache-first", caching, {"token": cache_token}),
+        "placeholders": start(client, experiment, "placeholders", placeholder_pipeline),
+        "pipeline_root": start(client, experiment, "pipeline-root", pipeline_root,
+                               pipeline_root="minio://kfp2e2e/root"),
     }
 
 
@@ -488,7 +540,25 @@ def test_caching_reuses_outputs_unless_turned_off(client: Any, runs: dict[str, s
                                      enable_caching=False), FINAL)
     assert third.state == "SUCCEEDED", summary(third)
     assert calls.read_text() == "ran\nran\n"
+    # Caching off for the task (its cache key is the same as before).
+    fourth = wait_until(client, start(client, experiment, "cache-task-off", caching_off, {"token": cache_token}),
+                        FINAL)
+    assert fourth.state == "SUCCEEDED", summary(fourth)
+    assert calls.read_text() == "ran\nran\nran\n"
     calls.unlink()
+
+
+def test_every_placeholder_of_a_container_component(client: Any, runs: dict[str, str]) -> None:
+    run = finished(client, runs, "placeholders")
+    assert run.state == "SUCCEEDED", summary(run)
+    assert tasks_of(run)["fill in"] == ["SUCCEEDED"] and tasks_of(run)["check-placeholders"] == ["SUCCEEDED"]
+
+
+def test_a_minio_pipeline_root_maps_to_local_paths(client: Any, runs: dict[str, str]) -> None:
+    run = finished(client, runs, "pipeline_root")
+    assert run.state == "SUCCEEDED", summary(run)
+    assert run.runtime_config.pipeline_root == "minio://kfp2e2e/root"
+    assert tasks_of(run)["check-uri"] == ["SUCCEEDED"]
 
 
 # ---- client flows -----------------------------------------------------------------------------------------
