@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 import pytest
+import requests
+import yaml
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output, OutputPath
 from kfp_server_api.exceptions import ApiException
@@ -592,7 +594,7 @@ def test_upload_pipeline_and_version_then_run_pipeline(client: Any, experiment: 
     assert caught.value.status == 404
 
 
-def test_terminate_a_running_ir_run(client: Any, experiment: str) -> None:
+def test_terminate_a_running_ir_run(client: Any, server_url: str, experiment: str) -> None:
     run_id = start(client, experiment, "sleeper", sleeper, {"seconds": 60})
     pid_file = STATE_DIR / f"kfp2e2e-sleep-{run_id}"
     deadline = time.monotonic() + 60
@@ -607,6 +609,8 @@ def test_terminate_a_running_ir_run(client: Any, experiment: str) -> None:
     assert [status.state for status in ended.state_history][-1] == "CANCELED"
     pid_file.unlink()
     assert processes_naming(run_id) == []  # the step's processes are gone
+    v1 = requests.get(f"{server_url}/apis/v1beta1/runs/{run_id}", timeout=10).json()
+    assert v1["run"]["status"] == "Failed"  # the v1beta1 view of a terminated run
 
 
 def test_retry_of_a_failed_run_keeps_its_succeeded_tasks(client: Any, experiment: str) -> None:
@@ -651,3 +655,40 @@ def test_archive_and_delete_runs_and_experiments(client: Any, experiment: str) -
     with pytest.raises(ApiException) as caught:
         client.get_experiment(experiment_id=exp.experiment_id)
     assert caught.value.status == 404
+
+
+def test_list_runs_pages_through_the_feature_runs(client: Any, runs: dict[str, str], experiment: str) -> None:
+    exp = client.get_experiment(experiment_name=experiment)
+    seen, token = [], ""
+    while True:
+        page = client.list_runs(experiment_id=exp.experiment_id, page_size=4, page_token=token,
+                                sort_by="created_at desc")
+        assert len(page.runs) <= 4 and page.total_size >= len(runs)
+        seen += [run.run_id for run in page.runs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) and set(seen) >= set(runs.values())
+
+
+# A one-step Argo workflow (as kfp 1.8 compiles): the kfp 2.x compiler makes no Argo.
+ARGO_NAP = {
+    "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "nap-"},
+    "spec": {"entrypoint": "nap", "templates": [
+        {"name": "nap", "container": {"image": "alpine", "command": ["sh", "-c", "sleep 3"]}}]},
+}
+
+
+def test_a_v1_and_a_v2_run_side_by_side(client: Any, experiment: str, tmp_path: Path) -> None:
+    path = tmp_path / "nap.yaml"
+    path.write_text(yaml.safe_dump(ARGO_NAP))
+    pipeline = client.upload_pipeline(str(path), pipeline_name=f"{experiment}-argo")  # the client parses no Argo
+    exp = client.create_experiment(experiment)
+    version = client.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
+    argo = client.run_pipeline(exp.experiment_id, f"{experiment}-argo", pipeline_id=pipeline.pipeline_id,
+                               version_id=version.pipeline_version_id).run_id
+    ir_run = start(client, experiment, "beside-argo", exit_handler)
+    beside = wait_until(client, ir_run, FINAL)
+    assert beside.state == "SUCCEEDED", summary(beside)
+    assert client.get_run(argo).state == "RUNNING"  # the v1 run is still sleeping: they ran side by side
+    assert wait_until(client, argo, FINAL).state == "SUCCEEDED"
