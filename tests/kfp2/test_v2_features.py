@@ -440,8 +440,9 @@ def runs(client: Any, experiment: str, imported_uri: str, cache_token: str) -> d
         "importer": start(client, experiment, "importer", importing(imported_uri)),
         "cache_first": start(client, experiment, "cache-first", caching, {"token": cache_token}),
         "placeholders": start(client, experiment, "placeholders", placeholder_pipeline),
+        # No cache: make-artifacts of another run (under the default root) would serve its outputs.
         "pipeline_root": start(client, experiment, "pipeline-root", pipeline_root,
-                               pipeline_root="minio://kfp2e2e/root"),
+                               pipeline_root="minio://kfp2e2e/root", enable_caching=False),
     }
 
 
@@ -675,7 +676,7 @@ def test_list_runs_pages_through_the_feature_runs(client: Any, runs: dict[str, s
 ARGO_NAP = {
     "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "nap-"},
     "spec": {"entrypoint": "nap", "templates": [
-        {"name": "nap", "container": {"image": "alpine", "command": ["sh", "-c", "sleep 3"]}}]},
+        {"name": "nap", "container": {"image": "alpine", "command": ["sh", "-c", "sleep 60"]}}]},
 }
 
 
@@ -691,4 +692,5 @@ def test_a_v1_and_a_v2_run_side_by_side(client: Any, experiment: str, tmp_path: 
     beside = wait_until(client, ir_run, FINAL)
     assert beside.state == "SUCCEEDED", summary(beside)
     assert client.get_run(argo).state == "RUNNING"  # the v1 run is still sleeping: they ran side by side
-    assert wait_until(client, argo, FINAL).state == "SUCCEEDED"
+    client.terminate_run(argo)
+    assert wait_until(client, argo, FINAL, seconds=30).state == "CANCELED"
