@@ -129,6 +129,14 @@ def fail_first_attempt(job: str) -> str:
 
 
 @dsl.component(base_image=IMAGE)
+def always_fail(job: str):
+    """Fails every attempt, counting them in /var/tmp/kfp2e2e-exhaust-<run id>."""
+    with open(f"/var/tmp/kfp2e2e-exhaust-{job}", "a") as file:
+        file.write("attempt\n")
+    raise RuntimeError("always fails")
+
+
+@dsl.component(base_image=IMAGE)
 def read_imported(data: Input[Dataset], want: str):
     with open(data.path) as file:
         assert file.read() == want
@@ -300,6 +308,16 @@ def retries():
     expect_str(got=flaky.output, want="attempt 2").set_display_name("after retry")
 
 
+@dsl.pipeline(name="failing-body")
+def failing_body():
+    status = final_status(want="FAILED").set_display_name("final status")
+    with dsl.ExitHandler(status):
+        failing = always_fail(job=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_display_name("exhausted")
+        failing.set_retry(num_retries=1, backoff_duration="0s")
+        failing.set_caching_options(False)
+        must_not_run(why="upstream failed").after(failing).set_display_name("after failure")
+
+
 @dsl.pipeline(name="artifacts")
 def artifacts():
     made = make_artifacts()
@@ -435,6 +453,7 @@ def runs(client: Any, experiment: str, imported_uri: str, cache_token: str) -> d
         "loops": start(client, experiment, "loops", loops, {"gate_root": gate}),
         "exit_handler": start(client, experiment, "exit-handler", exit_handler),
         "retries": start(client, experiment, "retries", retries),
+        "failing_body": start(client, experiment, "failing-body", failing_body),
         "artifacts": start(client, experiment, "artifacts", artifacts),
         "container": start(client, experiment, "container", container),
         "importer": start(client, experiment, "importer", importing(imported_uri)),
@@ -459,6 +478,11 @@ def test_nested_pipelines_and_inputs(client: Any, runs: dict[str, str]) -> None:
     # The sub-pipeline runs twice, each of its tasks with it: 2 -> 13 -> 24.
     assert tasks["inner plus one"] == ["SUCCEEDED"] * 2 and tasks["inner plus ten"] == ["SUCCEEDED"] * 2
     assert tasks["check nested"] == ["SUCCEEDED"]
+    # Each inner task is a child of its sub-pipeline's DAG task.
+    by_id = {task.task_id: task for task in run.run_details.task_details}
+    parents = [by_id[task.parent_task_id].display_name for task in run.run_details.task_details
+               if task.display_name == "inner plus one"]
+    assert sorted(parents) == ["inner", "inner-2"]
     assert run.runtime_config.parameters == {"x": 2, "want": 24}
 
 
@@ -499,9 +523,21 @@ def test_a_retried_task_succeeds_on_its_second_attempt(client: Any, runs: dict[s
     run = finished(client, runs, "retries")
     assert run.state == "SUCCEEDED", summary(run)
     assert tasks_of(run)["after retry"] == ["SUCCEEDED"]
-    assert "SUCCEEDED" in tasks_of(run)["flaky"]
+    assert tasks_of(run)["flaky"] == ["SUCCEEDED"], summary(run)  # one task: the state of its last attempt
     attempts = STATE_DIR / f"kfp2e2e-retry-{run.run_id}"  # the job uuid placeholder is the run id
     assert attempts.read_text() == "attempt\nattempt\n"
+    attempts.unlink()
+
+
+def test_spent_retries_fail_the_body_and_the_exit_task_sees_it(client: Any, runs: dict[str, str]) -> None:
+    run = finished(client, runs, "failing_body")
+    assert run.state == "FAILED" and run.error is not None, summary(run)
+    tasks = tasks_of(run)
+    assert tasks["exhausted"] == ["FAILED"], summary(run)
+    assert set(tasks.get("after failure", [])) <= {"SKIPPED"}
+    assert tasks["final status"] == ["SUCCEEDED"]  # it asserted the body's state: FAILED
+    attempts = STATE_DIR / f"kfp2e2e-exhaust-{run.run_id}"
+    assert attempts.read_text() == "attempt\n" * 2  # the first attempt and one retry
     attempts.unlink()
 
 
