@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from kfp_backend.executor.artifacts import ArtifactStore
@@ -27,6 +27,7 @@ from kfp_backend.store.states import ERROR, FAILED, SUCCEEDED
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.ir.executor_input import (
     EXECUTOR_OUTPUT_FILE,
+    OUTPUT_PARAMETERS_DIR,
     URI_MOUNTS,
     RuntimeArtifact,
     TaskContext,
@@ -151,9 +152,16 @@ def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnviro
 
 
 def place_inputs(step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts: ArtifactStore) -> None:
-    """Each mount made a directory (a bind source), each input artifact unpacked at its path."""
+    """Each mount made a directory (a bind source), each input artifact unpacked at its path, and the
+    directories of the output files made, as the kfp launcher makes them before the step runs (a container
+    component may write `> {{$.outputs...}}` without a `mkdir -p`)."""
     for mount in step.mounts:
         launcher.host_path(spec, mount).mkdir(parents=True, exist_ok=True)
+    outputs = [OUTPUT_PARAMETERS_DIR] + [str(PurePosixPath(local_path(str(a.get("uri", "")))).parent)
+                                         for a in step.outputs.values()]
+    for directory in outputs:
+        if directory.startswith("/"):
+            launcher.host_path(spec, directory).mkdir(parents=True, exist_ok=True)
     for key, path in step.placements:
         artifacts.get(key, launcher.host_path(spec, path))
 

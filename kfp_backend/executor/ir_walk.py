@@ -39,6 +39,7 @@ from kfp_backend.workflow.ir.executor_input import (
     cache_key,
     parameter_text,
     substitute_context,
+    substitute_inputs,
     typed_parameter,
 )
 from kfp_backend.workflow.ir.model import (
@@ -417,6 +418,12 @@ class PipelineRunOperator(NodeTable):
             spec = called.inputs.parameters.get(name)
             resolved.parameters[name] = typed_parameter(value, spec.type if spec else None,
                                                         f'task "{task.name}" input parameter {name!r}')
+        # Inputs the component does not declare only feed other inputs' constants (f-strings of channels).
+        extra = {name: resolved.parameters.pop(name) for name in list(resolved.parameters)
+                 if name not in called.inputs.parameters}
+        for name, parameter in task.parameters.items():
+            if extra and isinstance(parameter.source, Constant) and isinstance(resolved.parameters.get(name), str):
+                resolved.parameters[name] = substitute_inputs(resolved.parameters[name], extra)
         for name, spec in called.inputs.parameters.items():
             if name not in resolved.parameters and spec.has_default:
                 resolved.parameters[name] = spec.default

@@ -267,3 +267,28 @@ def test_a_loop_item_of_the_wrong_type_fails_its_iteration_only(client: FlaskCli
     assert iterations == {"for-loop-1(0)": ("DAG", "Succeeded"), "for-loop-1(1)": ("Skipped", "Error")}
     failed = next(n for n in nodes.values() if n["displayName"] == "for-loop-1(1)")
     assert "is not a NUMBER_INTEGER" in failed["message"]
+
+
+def test_an_f_string_of_pipeline_channels_takes_their_values(client: FlaskClient) -> None:
+    """`f"{word}-{n}"` as the kfp compiler writes it: a constant naming extra task inputs (pipeline channels)
+    that the component does not declare; the step gets the text with their values, and not the extras."""
+    echo = ir.sh_component(
+        "echo", 'printf "%s" "$0" > "$1"',  # no mkdir: the output file's directory exists, as under kfp
+        ["{{$.inputs.parameters['text']}}", "{{$.outputs.parameters['out'].output_file}}"],
+        inputs={"parameters": ir.parameters(text="STRING")}, outputs={"parameters": ir.parameters(out="STRING")})
+    spec = ir.pipeline("f-string", [echo, _check()], {
+        "inputDefinitions": {"parameters": ir.parameters(word=("STRING", "hey"), n=("NUMBER_INTEGER", 2))},
+        "dag": {"tasks": {
+            "echo": ir.task("comp-echo", parameters={
+                "text": ir.const("{{$.inputs.parameters['pipelinechannel--word']}}-"
+                                 "{{$.inputs.parameters['pipelinechannel--n']}}"),
+                "pipelinechannel--word": ir.pipeline_input("word"),
+                "pipelinechannel--n": ir.pipeline_input("n"),
+            }),
+            "check": ir.task("comp-check-string", display="check", parameters={
+                "got": ir.output_of("echo", "out"), "want": ir.const("hey-2")}),
+        }},
+    })
+    status, nodes = run_to_the_end(client, spec)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    assert phases(nodes)["check"] == "Succeeded"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,10 @@ def kfp2_sdk() -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with live_server(tmp_path_factory.mktemp("kfp2-server")) as url:
+def server_url(tmp_path_factory: pytest.TempPathFactory, step_envs_dir: Path) -> Iterator[str]:
+    # The step environments (kfp 2.x for lightweight components) outlive the session: prepared once.
+    env = {"KFP_BACKEND_STEP_ENVS_DIR": str(step_envs_dir)}
+    with live_server(tmp_path_factory.mktemp("kfp2-server"), env=env) as url:
         yield url
 
 

@@ -17,6 +17,7 @@ from kfp_backend.workflow.ir.executor_input import (
     merge_outputs,
     resolve_command,
     substitute_context,
+    substitute_inputs,
     typed_parameter,
 )
 from kfp_backend.workflow.ir.model import ArtifactSpec, ArtifactType, Interface, ParameterSpec
@@ -93,6 +94,13 @@ def test_constants_get_the_run_placeholders_only() -> None:
     assert substitute_context("/var/tmp/x-{{$.pipeline_job_uuid}}-{{$.pipeline_task_name}}", CONTEXT) == \
         "/var/tmp/x-run-1-train"
     assert substitute_context("{{$.inputs.parameters['n']}}", CONTEXT) == "{{$.inputs.parameters['n']}}"
+
+
+def test_constants_take_the_values_of_the_inputs_they_name() -> None:
+    values = {"pipelinechannel--root": "/var/tmp/g", "pipelinechannel--n": 3}
+    text = "{{$.inputs.parameters['pipelinechannel--root']}}-{{$.inputs.parameters['pipelinechannel--n']}}"
+    assert substitute_inputs(text, values) == "/var/tmp/g-3"
+    assert substitute_inputs("{{$.inputs.parameters['other']}}", values) == "{{$.inputs.parameters['other']}}"
 
 
 @pytest.mark.parametrize(("value", "declared", "expected"), [

@@ -443,6 +443,17 @@ def test_task_inputs_from_every_source():
     assert inspect.artifacts["model"].source == ComponentInputArtifact("one-model")
 
 
+def test_an_input_only_named_in_another_inputs_constant_is_accepted():
+    """The kfp compiler passes each pipeline channel of an f-string (`f"{word}-x"`) as an extra task input
+    that the component does not declare; the constant names it, so it is no unknown input."""
+    document = spec_document()
+    inputs = document["root"]["dag"]["tasks"]["make"]["inputs"]["parameters"]
+    inputs["word"] = {"runtimeValue": {"constant": "{{$.inputs.parameters['pipelinechannel--word']}}-x"}}
+    inputs["pipelinechannel--word"] = {"componentInputParameter": "word"}
+    make = parse_pipeline_spec(yaml.safe_dump(document)).root.dag.tasks["make"]
+    assert make.parameters["pipelinechannel--word"].source == ComponentInputParameter("word")
+
+
 def test_task_policies():
     tasks = parsed().root.dag.tasks
     assert tasks["train"].trigger == TriggerPolicy("inputs.parameter_values['flag'] == true",

@@ -16,10 +16,12 @@ import networkx as nx
 
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.ir.conditions import compile_condition, compile_selector, parameter_names
+from kfp_backend.workflow.ir.executor_input import input_references
 from kfp_backend.workflow.ir.model import (
     Component,
     ComponentInputArtifact,
     ComponentInputParameter,
+    Constant,
     ImporterExecutor,
     PipelineSpec,
     Task,
@@ -115,8 +117,11 @@ def _check_task(spec: PipelineSpec, parent: Component, task: Task) -> None:
     what = f'{_where(parent)} task "{task.name}"'
     called = spec.components[task.component]
     declared = called.inputs
+    # An input only named inside another one's constant (an f-string of pipeline channels) feeds that one.
+    referenced = {name for parameter in task.parameters.values() if isinstance(parameter.source, Constant)
+                  and isinstance(parameter.source.value, str) for name in input_references(parameter.source.value)}
     for parameter in task.parameters.values():
-        if parameter.name not in declared.parameters:
+        if parameter.name not in declared.parameters and parameter.name not in referenced:
             _invalid(f'{what} passes input parameter "{parameter.name}", which component "{called.name}" does not '
                      "declare.")
         source = parameter.source

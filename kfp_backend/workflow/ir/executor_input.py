@@ -227,6 +227,24 @@ def substitute_context(text: str, context: TaskContext) -> str:
     return _PLACEHOLDER.sub(lambda match: simple.get(match.group(0)[4:-2], match.group(0)), text)
 
 
+def input_references(text: str) -> set[str]:
+    """The input parameters a constant's text names (`{{$.inputs.parameters['x']}}`): the kfp compiler
+    writes an f-string of pipeline channels so, passing each channel as an extra task input."""
+    return {match.group(1) for match in _INPUT_PARAMETER.finditer(text)} if "{{$.inputs" in text else set()
+
+
+def substitute_inputs(text: str, values: Mapping[str, Any]) -> str:
+    """`text` with each `{{$.inputs.parameters['x']}}` naming one of `values` replaced by its text."""
+    if "{{$.inputs" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = _INPUT_PARAMETER.fullmatch(match.group(0)[4:-2])
+        return parameter_text(values[name.group(1)]) if name and name.group(1) in values else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
 def _context_values(context: TaskContext) -> dict[str, str]:
     return {
         "pipeline_job_name": context.job_name, "pipeline_job_resource_name": context.job_name,
