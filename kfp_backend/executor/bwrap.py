@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +111,14 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None) -> list[str]:
+def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None,
+                 read_only: Sequence[str] = ()) -> list[str]:
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
     `binds`: (host source, in-step target), the step's private /tmp last. `helper`: the compiled `kfp-step`,
-    which does the work of setpriv and env in one program load (`-g GID -u UID -x`)."""
+    which does the work of setpriv and env in one program load (`-g GID -u UID -x`). `read_only`: host
+    directories the step reads at the same path and may not change (its prepared Python environment), shown
+    even under a hidden path or the private /tmp."""
+    shown = [os.path.realpath(path) for path in read_only]
     # --as-pid-1: no init of bwrap's in between, so bwrap ends when the step's namespace is gone (its init
     # would report the exit first and die later, an orphan: its zombie would outlive the step's group).
     argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-ipc"]
@@ -124,12 +129,17 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
         if _under(path, "/tmp"):
             continue  # the private /tmp hides the host's already
         if os.path.isdir(path):
-            argv += ["--perms", "0700", "--tmpfs", path]  # empty, and root's: not even listed
+            # Empty, and root's: not even listed. Traversable (not listable) when a read-only path below it
+            # is shown, whose mount point bwrap makes there.
+            perms = "0711" if any(_under(inner, path) for inner in shown) else "0700"
+            argv += ["--perms", perms, "--tmpfs", path]
         elif os.path.lexists(path):
             argv += ["--ro-bind", "/dev/null", path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
     for source, target in binds:
         argv += ["--bind", source, target]
+    for path in shown:  # last: over the hidden paths and the private /tmp alike
+        argv += ["--ro-bind", path, path]
     argv += ["--chdir", cwd, "--"]
     if helper is not None:
         return [*argv, helper, "-g", str(opts.user.gid), "-u", str(opts.user.uid), "-x", "--"]

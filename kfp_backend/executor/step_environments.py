@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -63,6 +64,13 @@ class PreparedStep:
         """The step's PATH, given the one it would otherwise get."""
         return path if self.bin_dir is None else prepend_to_path(self.bin_dir, path)
 
+    @property
+    def read_only_paths(self) -> list[str]:
+        """The environment's directory (none for a step that needs none): the multi-user sandbox shows it
+        to the step read-only, and nothing else of the environments (not their lock files, nor the others
+        being built)."""
+        return [] if self.bin_dir is None else [str(self.bin_dir.parent)]
+
 
 class StepEnvironments:
     """The environments under `root`: `prepare(requirement)` gives the bin dir of a ready one."""
@@ -86,18 +94,27 @@ class StepEnvironments:
         # pip runs one at a time in this process (and across processes by the file lock beside it).
         self._pip_lock = threading.Lock()
         self._failures: dict[str, tuple[float, str]] = {}
+        # Why no environment can serve the steps here (no interpreter the step user can run); "" if fine.
+        self.unusable = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StepEnvironments | None:
-        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off."""
+    def from_settings(cls, settings: Settings, *, steps_run_as_another_user: bool = False) -> StepEnvironments | None:
+        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off.
+        `steps_run_as_another_user` (the multi-user sandbox): the base interpreter must be one that user
+        can run (a venv's python is a link to it), see `python_for_other_users`."""
         if not settings.step_envs:
             return None
-        return cls(
+        python, unusable = settings.step_envs_python, ""
+        if steps_run_as_another_user:
+            python, unusable = python_for_other_users(settings.step_envs_python)
+        environments = cls(
             settings.effective_step_envs_dir,
-            python=settings.step_envs_python,
+            python=python,
             pip_options=shlex.split(settings.step_envs_pip_options),
             timeout_seconds=settings.step_envs_timeout_seconds,
         )
+        environments.unusable = unusable
+        return environments
 
     def prepare_step(self, argv: Sequence[str]) -> PreparedStep:
         """What the executor calls for each step (command + args): the environment the step needs,
@@ -123,6 +140,9 @@ class StepEnvironments:
         Callers asking for the same environment at once wait for one creator, across threads and,
         through a lock file, across processes sharing `root`.
         """
+        if self.unusable:
+            raise StepEnvironmentError(f"could not prepare the step's Python environment "
+                                       f"({requirement.describe()}): {self.unusable}")
         env_dir = self.root / self.env_name(requirement)
         if (env_dir / READY_FILE).is_file():
             return env_dir / "bin"
@@ -237,6 +257,51 @@ class StepEnvironments:
                 f"{what} failed: {detail}")
 
 
+# Where a multi-user server looks for a base interpreter its step user can run, in this order.
+_SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+
+
+def python_for_other_users(configured: str) -> tuple[str, str]:
+    """The base interpreter for the environments of steps that run as another user, and why there is none
+    ("" when there is one). A venv's `python3` is a link to its base interpreter, so the step user must
+    be able to run that: every directory on its real path and the file itself executable by others (a
+    pyenv Python under `/root`, mode 0700, is not). KFP_BACKEND_STEP_ENVS_PYTHON, when set, is used as
+    given (a warning when the step user cannot run it); else the server's own interpreter if it passes,
+    else the first system `python3` that does."""
+    if configured:
+        found = shutil.which(configured) or configured
+        if not runnable_by_others(found):
+            log.warning("KFP_BACKEND_STEP_ENVS_PYTHON=%s: the step user cannot run %s (a directory on its path or "
+                        "the file is not executable by others): kfp 2.x lightweight components will fail",
+                        configured, os.path.realpath(found))
+        return configured, ""
+    server_python = getattr(sys, "_base_executable", sys.executable)
+    if runnable_by_others(server_python):
+        return sys.executable, ""
+    for candidate in _SYSTEM_PYTHONS:
+        if runnable_by_others(candidate):
+            log.info("Step environments are made from %s: the server's interpreter %s cannot be run by the step "
+                     "user (KFP_BACKEND_STEP_ENVS_PYTHON chooses another)", candidate, os.path.realpath(server_python))
+            return candidate, ""
+    why = (f"no Python the step user can run: the server's ({os.path.realpath(server_python)}) is not executable "
+           f"by others, and none of {', '.join(_SYSTEM_PYTHONS)} is; install python3 (with its venv module) or "
+           "set KFP_BACKEND_STEP_ENVS_PYTHON")
+    log.error("kfp 2.x lightweight components cannot run in the sandbox: %s", why)
+    return "", why
+
+
+def runnable_by_others(program: str) -> bool:
+    """True when a user of no group of the owner's can execute `program` (its real path, every directory
+    on it searchable by others and the file executable by others)."""
+    path = os.path.realpath(program)
+    try:
+        if not (os.path.isfile(path) and os.stat(path).st_mode & stat.S_IXOTH):
+            return False
+        return all(os.stat(parent).st_mode & stat.S_IXOTH for parent in Path(path).parents)
+    except OSError:
+        return False
+
+
 def prepend_to_path(bin_dir: Path, path: str | None) -> str:
     """PATH with `bin_dir` first, so that the step's `python3` and `pip` are the environment's."""
     return f"{bin_dir}{os.pathsep}{path}" if path else str(bin_dir)
@@ -256,12 +321,18 @@ def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on `path`: released by the kernel when its holder dies, so a crash never
     leaves it held."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    # The server's alone (0600): anyone who could open it could take the lock and stall every creation.
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(descriptor, 0o600)  # a lock file left by an older server
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def _open_for_reading(env_dir: Path) -> None:
