@@ -111,6 +111,18 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+def _missing_parents(path: str, hidden: Sequence[str]) -> list[str]:
+    """The directories above `path`, outermost first, that are not there in the sandbox: those below a
+    hidden path (an empty tmpfs) or below /tmp (the step's private one)."""
+    parents = []
+    parent = os.path.dirname(path)
+    while parent not in ("/", ""):
+        if any(_under(parent, top) and parent != top for top in (*hidden, "/tmp")):
+            parents.append(parent)
+        parent = os.path.dirname(parent)
+    return parents[::-1]
+
+
 def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None,
                  read_only: Sequence[str] = ()) -> list[str]:
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
@@ -138,7 +150,13 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
     for source, target in binds:
         argv += ["--bind", source, target]
+    made: set[str] = set()
     for path in shown:  # last: over the hidden paths and the private /tmp alike
+        # bwrap would make the missing directories on the way root's, mode 0700: the step could not pass.
+        for parent in _missing_parents(path, opts.hidden):
+            if parent not in made:
+                made.add(parent)
+                argv += ["--perms", "0711", "--dir", parent]
         argv += ["--ro-bind", path, path]
     argv += ["--chdir", cwd, "--"]
     if helper is not None:
