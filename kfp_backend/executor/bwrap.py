@@ -124,13 +124,15 @@ def _missing_parents(path: str, hidden: Sequence[str]) -> list[str]:
 
 
 def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None,
-                 read_only: Sequence[str] = ()) -> list[str]:
+                 read_only: Sequence[str] = (), writable: Sequence[str] = ()) -> list[str]:
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
     `binds`: (host source, in-step target), the step's private /tmp last. `helper`: the compiled `kfp-step`,
     which does the work of setpriv and env in one program load (`-g GID -u UID -x`). `read_only`: host
     directories the step reads at the same path and may not change (its prepared Python environment), shown
-    even under a hidden path or the private /tmp."""
-    shown = [os.path.realpath(path) for path in read_only]
+    even under a hidden path or the private /tmp. `writable`: the same, read-write (an environment being
+    built by the step user, see `env_builds`)."""
+    shown = [(os.path.realpath(path), "--ro-bind") for path in read_only]
+    shown += [(os.path.realpath(path), "--bind") for path in writable]
     # --as-pid-1: no init of bwrap's in between, so bwrap ends when the step's namespace is gone (its init
     # would report the exit first and die later, an orphan: its zombie would outlive the step's group).
     argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-ipc"]
@@ -143,7 +145,7 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
         if os.path.isdir(path):
             # Empty, and root's: not even listed. Traversable (not listable) when a read-only path below it
             # is shown, whose mount point bwrap makes there.
-            perms = "0711" if any(_under(inner, path) for inner in shown) else "0700"
+            perms = "0711" if any(_under(inner, path) for inner, _ in shown) else "0700"
             argv += ["--perms", perms, "--tmpfs", path]
         elif os.path.lexists(path):
             argv += ["--ro-bind", "/dev/null", path]
@@ -151,13 +153,13 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
     for source, target in binds:
         argv += ["--bind", source, target]
     made: set[str] = set()
-    for path in shown:  # last: over the hidden paths and the private /tmp alike
+    for path, how in shown:  # last: over the hidden paths and the private /tmp alike
         # bwrap would make the missing directories on the way root's, mode 0700: the step could not pass.
         for parent in _missing_parents(path, opts.hidden):
             if parent not in made:
                 made.add(parent)
                 argv += ["--perms", "0711", "--dir", parent]
-        argv += ["--ro-bind", path, path]
+        argv += [how, path, path]
     argv += ["--chdir", cwd, "--"]
     if helper is not None:
         return [*argv, helper, "-g", str(opts.user.gid), "-u", str(opts.user.uid), "-x", "--"]

@@ -49,5 +49,5 @@ def build_executor(settings: Settings, services: Services) -> Executor:
         metrics_reporter=_MetricsReporter(services),
         # kfp 2.x lightweight components run with a prepared python per kfp version (None: turned off).
         step_environment=StepEnvironments.from_settings(
-            settings, steps_run_as_another_user=launcher.isolation == sandbox.BWRAP),
+            settings, sandbox=launcher.sandbox_options if launcher.isolation == sandbox.BWRAP else None),
     )

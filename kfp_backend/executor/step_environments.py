@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kfp_backend.config import Settings
+from kfp_backend.executor import bwrap
+from kfp_backend.executor.env_builds import BuildSandbox, BuildSession
 from kfp_backend.executor.step_requirements import (
     StepRequirement,
     UnsupportedInstall,
@@ -82,8 +84,11 @@ class StepEnvironments:
         python: str = "",
         pip_options: Sequence[str] = (),
         timeout_seconds: float = 900.0,
+        build_sandbox: BuildSandbox | None = None,
     ) -> None:
         self.root = Path(root).resolve()
+        # Builds run in the step sandbox as the step user when given (multi-user mode), see env_builds.
+        self.build_sandbox = build_sandbox
         # The interpreter the venvs are made from; empty: the one running the server.
         self.python = python or sys.executable
         self.pip_options = tuple(pip_options)
@@ -98,20 +103,22 @@ class StepEnvironments:
         self.unusable = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, steps_run_as_another_user: bool = False) -> StepEnvironments | None:
-        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off.
-        `steps_run_as_another_user` (the multi-user sandbox): the base interpreter must be one that user
-        can run (a venv's python is a link to it), see `python_for_other_users`."""
+    def from_settings(cls, settings: Settings, *, sandbox: bwrap.Options | None = None) -> StepEnvironments | None:
+        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off. `sandbox`: the
+        multi-user step sandbox, where environments are built (as the step user) and run; the base
+        interpreter must then be one the step user can run (a venv's python is a link to it), see
+        `python_for_other_users`."""
         if not settings.step_envs:
             return None
         python, unusable = settings.step_envs_python, ""
-        if steps_run_as_another_user:
+        if sandbox is not None:
             python, unusable = python_for_other_users(settings.step_envs_python)
         environments = cls(
             settings.effective_step_envs_dir,
             python=python,
             pip_options=shlex.split(settings.step_envs_pip_options),
             timeout_seconds=settings.step_envs_timeout_seconds,
+            build_sandbox=BuildSandbox(sandbox) if sandbox is not None else None,
         )
         environments.unusable = unusable
         return environments
@@ -199,16 +206,20 @@ class StepEnvironments:
             if env_dir.exists():  # left by a creator that crashed or was killed: start again
                 shutil.rmtree(env_dir)
             try:
-                self._run(requirement, [self.python, "-m", "venv", str(env_dir)], "creating the venv")
-                python = str(env_dir / "bin" / "python")
-                for install in requirement.installs:
-                    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                               "--no-warn-script-location", *install.pip_arguments(), *self.pip_options]
-                    self._run(requirement, command, "pip install " + " ".join(install.requirements))
-                if requirement.kfp_version:
-                    # kfp without its dependencies imports its executor only in its runtime mode.
-                    self._run(requirement, [python, "-c", "import kfp.dsl.executor_main"],
-                              "importing kfp.dsl.executor_main", extra_env={"_KFP_RUNTIME": "true"})
+                with self._building(env_dir) as session:
+                    self._run(requirement, [self.python, "-m", "venv", str(env_dir)], "creating the venv",
+                              session=session)
+                    python = str(env_dir / "bin" / "python")
+                    for install in requirement.installs:
+                        command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                                   "--no-warn-script-location", *install.pip_arguments(), *self.pip_options]
+                        self._run(requirement, command, "pip install " + " ".join(install.requirements),
+                                  session=session)
+                    if requirement.kfp_version:
+                        # kfp without its dependencies imports its executor only in its runtime mode.
+                        self._run(requirement, [python, "-c", "import kfp.dsl.executor_main"],
+                                  "importing kfp.dsl.executor_main", extra_env={"_KFP_RUNTIME": "true"},
+                                  session=session)
                 _open_for_reading(env_dir)
             except BaseException:
                 shutil.rmtree(env_dir, ignore_errors=True)
@@ -226,9 +237,18 @@ class StepEnvironments:
         with self._pip_lock, _file_lock(self.root / ".pip.lock"):
             yield
 
+    def _building(self, env_dir: Path) -> contextlib.AbstractContextManager[BuildSession | None]:
+        """Where the build's commands run: in the step sandbox as the step user (multi-user mode: what a
+        tenant's pip lines name never runs with the server's rights), else as the server."""
+        if self.build_sandbox is None:
+            return contextlib.nullcontext()
+        return self.build_sandbox.building(env_dir)
+
     def _run(self, requirement: StepRequirement, command: list[str], what: str,
-             extra_env: Mapping[str, str] | None = None) -> None:
+             extra_env: Mapping[str, str] | None = None, session: BuildSession | None = None) -> None:
         environment = _clean_environment(os.environ) | dict(extra_env or {})
+        if session is not None:
+            command, environment = session.command(command, environment, dict(extra_env or {}))
         try:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, env=environment, start_new_session=True)
@@ -349,7 +369,9 @@ def _open_for_reading(env_dir: Path) -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # whatever a build left there, a link above all: "x" then follows none
+    with open(temporary, "x") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

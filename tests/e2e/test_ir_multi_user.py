@@ -221,6 +221,10 @@ def test_a_tenants_lightweight_and_container_components_run_in_the_sandbox(
     assert outputs["python"] == str(environment)
     ready = json.loads((environment / "kfp-backend-env.json").read_text())
     assert not ready["python"].startswith("/root/"), ready
+    # Built by the step user in the sandbox, then the server's: no step user owns a file of it.
+    owners = {os.lstat(os.path.join(directory, name)).st_uid
+              for directory, dirnames, files in os.walk(environment) for name in (*dirnames, *files)}
+    assert owners == {os.geteuid()}
     log = server.log_path.read_text(errors="replace")
     assert "cannot run in the sandbox" not in log
 

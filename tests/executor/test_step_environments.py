@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
-from kfp_backend.executor import step_environments
+from kfp_backend.executor import bwrap, step_environments
 from kfp_backend.executor.step_environments import (
     READY_FILE,
     StepEnvironmentError,
@@ -285,11 +285,13 @@ def test_steps_of_another_user_get_a_base_interpreter_that_user_can_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    envs = StepEnvironments.from_settings(settings, steps_run_as_another_user=True)
+    sandbox = bwrap.Options("bwrap", "setpriv", "env", bwrap.StepUser("nobody", 65534, 65534), ())
+    envs = StepEnvironments.from_settings(settings, sandbox=sandbox)
     assert envs is not None and not envs.unusable and runnable_by_others(envs.python)
+    assert envs.build_sandbox is not None and StepEnvironments.from_settings(settings).build_sandbox is None
     # The operator's choice stands (with a warning when the step user cannot run it).
     chosen = StepEnvironments.from_settings(settings.replace(step_envs_python=sys.executable),
-                                            steps_run_as_another_user=True)
+                                            sandbox=sandbox)
     assert chosen is not None and chosen.python == sys.executable
     # A Python in a directory only its owner may enter is no base for them; without another, a clear error.
     private = tmp_path / "private"
@@ -301,7 +303,7 @@ def test_steps_of_another_user_get_a_base_interpreter_that_user_can_run(
     monkeypatch.setattr(step_environments, "_SYSTEM_PYTHONS", (str(private / "python3"),))
     python, why = step_environments.python_for_other_users("")
     assert not python and "no Python the step user can run" in why
-    envs = StepEnvironments.from_settings(settings, steps_run_as_another_user=True)
+    envs = StepEnvironments.from_settings(settings, sandbox=sandbox)
     assert envs is not None and envs.unusable
     requirement = step_requirement(lightweight_command(DOUBLE))
     assert requirement is not None
