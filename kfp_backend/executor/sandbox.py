@@ -256,9 +256,20 @@ def plan_bwrap(
     wrapper = [helper, "-I", "--"] if helper is not None else [
         SH, "-c", _record_and_exit([]).replace("trap : TERM", "trap '' TERM"), "kfp-step"]
     step_env = base_env(HOME_IN_STEP, env)
-    if "PATH" not in env:
-        step_env["PATH"] = _DEFAULT_PATH  # the standard one, not the server's
+    step_env["PATH"] = _standard_path(env.get("PATH"))
     return Plan(argv=[*wrapper, *sandboxed], env=step_env, cwd=str(work_dir), placeholders=placeholders)
+
+
+def _standard_path(path: str | None) -> str:
+    """A sandboxed step's PATH: the standard one, not the server's; the step's own when it set one, but a
+    PATH built on the server's (a prepared Python environment's bin dir before it) ends with the
+    standard one instead."""
+    server_path = os.environ.get("PATH") or ""
+    if path is None:
+        return _DEFAULT_PATH
+    if server_path and (path == server_path or path.endswith(os.pathsep + server_path)):
+        return path[: len(path) - len(server_path)] + _DEFAULT_PATH
+    return path
 
 
 class PathRewriter:

@@ -44,12 +44,14 @@ from kfp import compiler, dsl
 
 
 @dsl.component
-def double(x: int, data: dsl.Output[dsl.Artifact]) -> NamedTuple("Outputs", [("doubled", int), ("python", str)]):
+def double(x: int, data: dsl.Output[dsl.Artifact]) -> NamedTuple(
+        "Outputs", [("doubled", int), ("python", str), ("path", str)]):
+    import os
     import sys
     from collections import namedtuple
     with open(data.path, "w") as f:
         f.write(str(2 * x))
-    return namedtuple("Outputs", ["doubled", "python"])(2 * x, sys.prefix)
+    return namedtuple("Outputs", ["doubled", "python", "path"])(2 * x, sys.prefix, os.environ["PATH"])
 
 
 @dsl.container_component
@@ -219,6 +221,8 @@ def test_a_tenants_lightweight_and_container_components_run_in_the_sandbox(
     # The step ran with the server's prepared environment (under the hidden data dir), made from a Python
     # the step user can run: the server's own is under /root.
     assert outputs["python"] == str(environment)
+    # Its PATH: the environment's bin dir, then the standard one (nothing of the server's).
+    assert outputs["path"] == f"{environment}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     ready = json.loads((environment / "kfp-backend-env.json").read_text())
     assert not ready["python"].startswith("/root/"), ready
     # Built by the step user in the sandbox, then the server's: no step user owns a file of it.
