@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +111,28 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None) -> list[str]:
+def _missing_parents(path: str, hidden: Sequence[str]) -> list[str]:
+    """The directories above `path`, outermost first, that are not there in the sandbox: those below a
+    hidden path (an empty tmpfs) or below /tmp (the step's private one)."""
+    parents = []
+    parent = os.path.dirname(path)
+    while parent not in ("/", ""):
+        if any(_under(parent, top) and parent != top for top in (*hidden, "/tmp")):
+            parents.append(parent)
+        parent = os.path.dirname(parent)
+    return parents[::-1]
+
+
+def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: str | None = None,
+                 read_only: Sequence[str] = (), writable: Sequence[str] = ()) -> list[str]:
     """bwrap ... -- setpriv ... -- env --default-signal=TERM --, to be followed by the step's argv.
     `binds`: (host source, in-step target), the step's private /tmp last. `helper`: the compiled `kfp-step`,
-    which does the work of setpriv and env in one program load (`-g GID -u UID -x`)."""
+    which does the work of setpriv and env in one program load (`-g GID -u UID -x`). `read_only`: host
+    directories the step reads at the same path and may not change (its prepared Python environment), shown
+    even under a hidden path or the private /tmp. `writable`: the same, read-write (an environment being
+    built by the step user, see `env_builds`)."""
+    shown = [(os.path.realpath(path), "--ro-bind") for path in read_only]
+    shown += [(os.path.realpath(path), "--bind") for path in writable]
     # --as-pid-1: no init of bwrap's in between, so bwrap ends when the step's namespace is gone (its init
     # would report the exit first and die later, an orphan: its zombie would outlive the step's group).
     argv = [opts.bwrap, "--die-with-parent", "--unshare-pid", "--as-pid-1", "--unshare-ipc"]
@@ -124,12 +143,23 @@ def sandbox_argv(opts: Options, binds: list[tuple[str, str]], cwd: str, helper: 
         if _under(path, "/tmp"):
             continue  # the private /tmp hides the host's already
         if os.path.isdir(path):
-            argv += ["--perms", "0700", "--tmpfs", path]  # empty, and root's: not even listed
+            # Empty, and root's: not even listed. Traversable (not listable) when a read-only path below it
+            # is shown, whose mount point bwrap makes there.
+            perms = "0711" if any(_under(inner, path) for inner, _ in shown) else "0700"
+            argv += ["--perms", perms, "--tmpfs", path]
         elif os.path.lexists(path):
             argv += ["--ro-bind", "/dev/null", path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
     for source, target in binds:
         argv += ["--bind", source, target]
+    made: set[str] = set()
+    for path, how in shown:  # last: over the hidden paths and the private /tmp alike
+        # bwrap would make the missing directories on the way root's, mode 0700: the step could not pass.
+        for parent in _missing_parents(path, opts.hidden):
+            if parent not in made:
+                made.add(parent)
+                argv += ["--perms", "0711", "--dir", parent]
+        argv += [how, path, path]
     argv += ["--chdir", cwd, "--"]
     if helper is not None:
         return [*argv, helper, "-g", str(opts.user.gid), "-u", str(opts.user.uid), "-x", "--"]

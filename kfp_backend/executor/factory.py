@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from kfp_backend.config import Settings
+from kfp_backend.executor import sandbox
 from kfp_backend.executor.artifacts import LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
@@ -47,5 +48,6 @@ def build_executor(settings: Settings, services: Services) -> Executor:
         artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
         # kfp 2.x lightweight components run with a prepared python per kfp version (None: turned off).
-        step_environment=StepEnvironments.from_settings(settings),
+        step_environment=StepEnvironments.from_settings(
+            settings, sandbox=launcher.sandbox_options if launcher.isolation == sandbox.BWRAP else None),
     )

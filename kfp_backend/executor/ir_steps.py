@@ -45,7 +45,9 @@ TERMINATED_MESSAGE = "Step exceeded its deadline"
 
 
 class PreparedStep(Protocol):
-    """A step ready to run in its environment: the argv to run, and its PATH given the server's."""
+    """A step ready to run in its environment: the argv to run, and its PATH given the server's. It may
+    also name `read_only_paths`: the host directories the environment lives in, which the multi-user
+    sandbox shows to the step read-only (an environment under the hidden data dir)."""
 
     argv: list[str]
 
@@ -137,18 +139,20 @@ def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnviro
     """The step to launch; with `environment`, run in the environment it prepares (StepPreparationError
     when it cannot)."""
     argv, env = list(step.argv), dict(step.env)
+    read_only: list[str] = []
     if environment is not None:
         try:
             prepared = environment.prepare_step(argv)
         except Exception as exc:
             raise StepPreparationError(str(exc) or type(exc).__name__) from exc
         argv = list(prepared.argv)
+        read_only = list(getattr(prepared, "read_only_paths", ()))
         server_path = os.environ.get("PATH")
         path = prepared.path(server_path)
         if path and path != server_path and "PATH" not in env:
             env["PATH"] = path
     return StepSpec(key=key, argv=argv, env=env, work_dir=work_dir, private_paths=list(step.mounts),
-                    deadline_seconds=None)
+                    deadline_seconds=None, read_only_paths=read_only)
 
 
 def place_inputs(step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts: ArtifactStore) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +27,9 @@ class StepSpec:
     private_paths: list[str]  # absolute in-step paths declared by the template (inputs and outputs)
     deadline_seconds: float | None  # kill the step after this long -> result.deadline_exceeded
     working_dir: str | None = None  # in-step cwd (container workingDir); default: a private dir
+    # Host directories the step reads at the same path but must not change (its prepared Python
+    # environment): the multi-user sandbox binds them read-only, even under a hidden path.
+    read_only_paths: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ class LocalProcessLauncher:
             assert self.sandbox_options is not None
             return sandbox.plan_bwrap(
                 spec.work_dir, spec.private_paths, spec.argv, spec.env, spec.working_dir, self.sandbox_options,
-                helper=program,
+                helper=program, read_only_paths=spec.read_only_paths,
             )
         if self.isolation == sandbox.NAMESPACE:
             assert self._tools is not None

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,9 +224,11 @@ def plan_bwrap(
     working_dir: str | None,
     options: bwrap.Options,
     helper: str | None = None,
+    read_only_paths: Sequence[str] = (),
 ) -> Plan:
     """The multi-user sandbox (see `bwrap`): the same private paths as "namespace", bound by bwrap, the
-    step run as `options.user` in its own PID namespace, the host read-only and the hidden paths empty.
+    step run as `options.user` in its own PID namespace, the host read-only and the hidden paths empty
+    but for `read_only_paths` (host directories shown read-only at the same path: its Python environment).
     `helper`: the wrapper program (`kfp-step`), else the shell wrapper. The launcher hands the step's tree
     over to the step's user once its inputs are in place (`bwrap.hand_over`)."""
     paths = [check_in_step_path(p) for p in private_paths]
@@ -248,14 +251,25 @@ def plan_bwrap(
         raise SandboxError(f"cannot create the working directory {cwd}: {exc}") from exc
     # The python wrapper's "kfp-step" is no program: there setpriv and env drop the privileges.
     dropper = helper if helper is not None and os.path.isabs(helper) else None
-    sandboxed = [*bwrap.sandbox_argv(options, binds, cwd, dropper), *argv]
+    sandboxed = [*bwrap.sandbox_argv(options, binds, cwd, dropper, read_only=read_only_paths), *argv]
     # The wrapper starts bwrap with SIGTERM ignored (see `bwrap`): -I, or the shell's `trap '' TERM`.
     wrapper = [helper, "-I", "--"] if helper is not None else [
         SH, "-c", _record_and_exit([]).replace("trap : TERM", "trap '' TERM"), "kfp-step"]
     step_env = base_env(HOME_IN_STEP, env)
-    if "PATH" not in env:
-        step_env["PATH"] = _DEFAULT_PATH  # the standard one, not the server's
+    step_env["PATH"] = _standard_path(env.get("PATH"))
     return Plan(argv=[*wrapper, *sandboxed], env=step_env, cwd=str(work_dir), placeholders=placeholders)
+
+
+def _standard_path(path: str | None) -> str:
+    """A sandboxed step's PATH: the standard one, not the server's; the step's own when it set one, but a
+    PATH built on the server's (a prepared Python environment's bin dir before it) ends with the
+    standard one instead."""
+    server_path = os.environ.get("PATH") or ""
+    if path is None:
+        return _DEFAULT_PATH
+    if server_path and (path == server_path or path.endswith(os.pathsep + server_path)):
+        return path[: len(path) - len(server_path)] + _DEFAULT_PATH
+    return path
 
 
 class PathRewriter:

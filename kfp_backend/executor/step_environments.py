@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -28,6 +29,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kfp_backend.config import Settings
+from kfp_backend.executor import bwrap
+from kfp_backend.executor.env_builds import BuildSandbox, BuildSession
 from kfp_backend.executor.step_requirements import (
     StepRequirement,
     UnsupportedInstall,
@@ -63,6 +66,13 @@ class PreparedStep:
         """The step's PATH, given the one it would otherwise get."""
         return path if self.bin_dir is None else prepend_to_path(self.bin_dir, path)
 
+    @property
+    def read_only_paths(self) -> list[str]:
+        """The environment's directory (none for a step that needs none): the multi-user sandbox shows it
+        to the step read-only, and nothing else of the environments (not their lock files, nor the others
+        being built)."""
+        return [] if self.bin_dir is None else [str(self.bin_dir.parent)]
+
 
 class StepEnvironments:
     """The environments under `root`: `prepare(requirement)` gives the bin dir of a ready one."""
@@ -74,8 +84,11 @@ class StepEnvironments:
         python: str = "",
         pip_options: Sequence[str] = (),
         timeout_seconds: float = 900.0,
+        build_sandbox: BuildSandbox | None = None,
     ) -> None:
         self.root = Path(root).resolve()
+        # Builds run in the step sandbox as the step user when given (multi-user mode), see env_builds.
+        self.build_sandbox = build_sandbox
         # The interpreter the venvs are made from; empty: the one running the server.
         self.python = python or sys.executable
         self.pip_options = tuple(pip_options)
@@ -86,18 +99,29 @@ class StepEnvironments:
         # pip runs one at a time in this process (and across processes by the file lock beside it).
         self._pip_lock = threading.Lock()
         self._failures: dict[str, tuple[float, str]] = {}
+        # Why no environment can serve the steps here (no interpreter the step user can run); "" if fine.
+        self.unusable = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StepEnvironments | None:
-        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off."""
+    def from_settings(cls, settings: Settings, *, sandbox: bwrap.Options | None = None) -> StepEnvironments | None:
+        """The server's environments, or None when KFP_BACKEND_STEP_ENVS turns them off. `sandbox`: the
+        multi-user step sandbox, where environments are built (as the step user) and run; the base
+        interpreter must then be one the step user can run (a venv's python is a link to it), see
+        `python_for_other_users`."""
         if not settings.step_envs:
             return None
-        return cls(
+        python, unusable = settings.step_envs_python, ""
+        if sandbox is not None:
+            python, unusable = python_for_other_users(settings.step_envs_python)
+        environments = cls(
             settings.effective_step_envs_dir,
-            python=settings.step_envs_python,
+            python=python,
             pip_options=shlex.split(settings.step_envs_pip_options),
             timeout_seconds=settings.step_envs_timeout_seconds,
+            build_sandbox=BuildSandbox(sandbox) if sandbox is not None else None,
         )
+        environments.unusable = unusable
+        return environments
 
     def prepare_step(self, argv: Sequence[str]) -> PreparedStep:
         """What the executor calls for each step (command + args): the environment the step needs,
@@ -123,6 +147,9 @@ class StepEnvironments:
         Callers asking for the same environment at once wait for one creator, across threads and,
         through a lock file, across processes sharing `root`.
         """
+        if self.unusable:
+            raise StepEnvironmentError(f"could not prepare the step's Python environment "
+                                       f"({requirement.describe()}): {self.unusable}")
         env_dir = self.root / self.env_name(requirement)
         if (env_dir / READY_FILE).is_file():
             return env_dir / "bin"
@@ -179,16 +206,20 @@ class StepEnvironments:
             if env_dir.exists():  # left by a creator that crashed or was killed: start again
                 shutil.rmtree(env_dir)
             try:
-                self._run(requirement, [self.python, "-m", "venv", str(env_dir)], "creating the venv")
-                python = str(env_dir / "bin" / "python")
-                for install in requirement.installs:
-                    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                               "--no-warn-script-location", *install.pip_arguments(), *self.pip_options]
-                    self._run(requirement, command, "pip install " + " ".join(install.requirements))
-                if requirement.kfp_version:
-                    # kfp without its dependencies imports its executor only in its runtime mode.
-                    self._run(requirement, [python, "-c", "import kfp.dsl.executor_main"],
-                              "importing kfp.dsl.executor_main", extra_env={"_KFP_RUNTIME": "true"})
+                with self._building(env_dir) as session:
+                    self._run(requirement, [self.python, "-m", "venv", str(env_dir)], "creating the venv",
+                              session=session)
+                    python = str(env_dir / "bin" / "python")
+                    for install in requirement.installs:
+                        command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                                   "--no-warn-script-location", *install.pip_arguments(), *self.pip_options]
+                        self._run(requirement, command, "pip install " + " ".join(install.requirements),
+                                  session=session)
+                    if requirement.kfp_version:
+                        # kfp without its dependencies imports its executor only in its runtime mode.
+                        self._run(requirement, [python, "-c", "import kfp.dsl.executor_main"],
+                                  "importing kfp.dsl.executor_main", extra_env={"_KFP_RUNTIME": "true"},
+                                  session=session)
                 _open_for_reading(env_dir)
             except BaseException:
                 shutil.rmtree(env_dir, ignore_errors=True)
@@ -206,9 +237,18 @@ class StepEnvironments:
         with self._pip_lock, _file_lock(self.root / ".pip.lock"):
             yield
 
+    def _building(self, env_dir: Path) -> contextlib.AbstractContextManager[BuildSession | None]:
+        """Where the build's commands run: in the step sandbox as the step user (multi-user mode: what a
+        tenant's pip lines name never runs with the server's rights), else as the server."""
+        if self.build_sandbox is None:
+            return contextlib.nullcontext()
+        return self.build_sandbox.building(env_dir)
+
     def _run(self, requirement: StepRequirement, command: list[str], what: str,
-             extra_env: Mapping[str, str] | None = None) -> None:
+             extra_env: Mapping[str, str] | None = None, session: BuildSession | None = None) -> None:
         environment = _clean_environment(os.environ) | dict(extra_env or {})
+        if session is not None:
+            command, environment = session.command(command, environment, dict(extra_env or {}))
         try:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, env=environment, start_new_session=True)
@@ -237,6 +277,51 @@ class StepEnvironments:
                 f"{what} failed: {detail}")
 
 
+# Where a multi-user server looks for a base interpreter its step user can run, in this order.
+_SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+
+
+def python_for_other_users(configured: str) -> tuple[str, str]:
+    """The base interpreter for the environments of steps that run as another user, and why there is none
+    ("" when there is one). A venv's `python3` is a link to its base interpreter, so the step user must
+    be able to run that: every directory on its real path and the file itself executable by others (a
+    pyenv Python under `/root`, mode 0700, is not). KFP_BACKEND_STEP_ENVS_PYTHON, when set, is used as
+    given (a warning when the step user cannot run it); else the server's own interpreter if it passes,
+    else the first system `python3` that does."""
+    if configured:
+        found = shutil.which(configured) or configured
+        if not runnable_by_others(found):
+            log.warning("KFP_BACKEND_STEP_ENVS_PYTHON=%s: the step user cannot run %s (a directory on its path or "
+                        "the file is not executable by others): kfp 2.x lightweight components will fail",
+                        configured, os.path.realpath(found))
+        return configured, ""
+    server_python = getattr(sys, "_base_executable", sys.executable)
+    if runnable_by_others(server_python):
+        return sys.executable, ""
+    for candidate in _SYSTEM_PYTHONS:
+        if runnable_by_others(candidate):
+            log.info("Step environments are made from %s: the server's interpreter %s cannot be run by the step "
+                     "user (KFP_BACKEND_STEP_ENVS_PYTHON chooses another)", candidate, os.path.realpath(server_python))
+            return candidate, ""
+    why = (f"no Python the step user can run: the server's ({os.path.realpath(server_python)}) is not executable "
+           f"by others, and none of {', '.join(_SYSTEM_PYTHONS)} is; install python3 (with its venv module) or "
+           "set KFP_BACKEND_STEP_ENVS_PYTHON")
+    log.error("kfp 2.x lightweight components cannot run in the sandbox: %s", why)
+    return "", why
+
+
+def runnable_by_others(program: str) -> bool:
+    """True when a user of no group of the owner's can execute `program` (its real path, every directory
+    on it searchable by others and the file executable by others)."""
+    path = os.path.realpath(program)
+    try:
+        if not (os.path.isfile(path) and os.stat(path).st_mode & stat.S_IXOTH):
+            return False
+        return all(os.stat(parent).st_mode & stat.S_IXOTH for parent in Path(path).parents)
+    except OSError:
+        return False
+
+
 def prepend_to_path(bin_dir: Path, path: str | None) -> str:
     """PATH with `bin_dir` first, so that the step's `python3` and `pip` are the environment's."""
     return f"{bin_dir}{os.pathsep}{path}" if path else str(bin_dir)
@@ -256,12 +341,18 @@ def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on `path`: released by the kernel when its holder dies, so a crash never
     leaves it held."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    # The server's alone (0600): anyone who could open it could take the lock and stall every creation.
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(descriptor, 0o600)  # a lock file left by an older server
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def _open_for_reading(env_dir: Path) -> None:
@@ -278,7 +369,9 @@ def _open_for_reading(env_dir: Path) -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # whatever a build left there, a link above all: "x" then follows none
+    with open(temporary, "x") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

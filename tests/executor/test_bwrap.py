@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,37 @@ def test_hidden_paths_are_empty_and_closed(tmp_path: Path) -> None:
     finally:
         (hidden / "kfp-backend.db").unlink()
         hidden.rmdir()
+
+
+@pytest.mark.parametrize("place", ["/var/tmp", "/tmp"])
+def test_a_read_only_path_under_a_hidden_one_is_shown_read_only_and_nothing_else(
+    launcher: LocalProcessLauncher, tmp_path: Path, place: str
+) -> None:
+    """A step's prepared environment under the hidden data dir (or under the host's /tmp, which the private
+    /tmp covers): the step runs its programs, cannot change them, and sees nothing else there."""
+    data = Path(place) / f"kfp-test-data-{os.getpid()}-{tmp_path.name}"
+    environment = data / "step-envs" / "abc"
+    (environment / "bin").mkdir(parents=True)
+    (environment / "bin" / "tool").write_text("#!/bin/sh\necho tool-ran\n")
+    os.chmod(environment / "bin" / "tool", 0o755)
+    for directory in (data, data / "step-envs", environment, environment / "bin"):
+        os.chmod(directory, 0o755)
+    (data / "step-envs" / "other.lock").write_text("")
+    (data / "kfp-backend.db").write_text("tokens")
+    try:
+        assert launcher.sandbox_options is not None
+        options = bwrap.options(launcher.sandbox_options.bwrap, "", [data])
+        sandboxed = LocalProcessLauncher(sandbox.BWRAP, wrapper=launcher.wrapper, sandbox_options=options)
+        script = (f"{{ {environment}/bin/tool; touch {environment}/bin/tool || echo no-write; "
+                  f"touch {environment}/new || echo no-new; ls {data}/step-envs || echo no-list; "
+                  f"cat {data}/kfp-backend.db || echo no-db; }} > {OUT} 2>/dev/null")
+        spec = spec_for(tmp_path / "w", ["sh", "-c", script], read_only_paths=[str(environment)])
+        assert run(sandboxed, spec).exit_code == 0
+        assert sandboxed.host_path(spec, OUT).read_text().split() == [
+            "tool-ran", "no-write", "no-new", "no-list", "no-db"]
+        assert sorted(os.listdir(environment)) == ["bin"]
+    finally:
+        shutil.rmtree(data)
 
 
 def test_a_step_keeps_its_sigterm_grace_period(launcher: LocalProcessLauncher, tmp_path: Path) -> None:

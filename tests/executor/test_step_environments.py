@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from kfp_backend.config import Settings
+from kfp_backend.executor import bwrap, step_environments
 from kfp_backend.executor.step_environments import (
     READY_FILE,
     StepEnvironmentError,
     StepEnvironments,
     prepend_to_path,
+    runnable_by_others,
 )
 from kfp_backend.executor.step_requirements import step_requirement, without_install_script
 from tests.step_commands import KFP_VERSION, executor_arguments, install_script, lightweight_command
@@ -166,6 +168,12 @@ def test_a_prepared_step_runs_in_its_environment_without_its_install_script(
     assert prepared.bin_dir == kfp_bin
     assert prepared.argv == without_install_script(argv) != argv
     assert prepared.path("/usr/bin:/bin") == f"{kfp_bin}:/usr/bin:/bin"
+    # What the multi-user sandbox shows the step, read-only: that environment, nothing beside it.
+    assert prepared.read_only_paths == [str(kfp_bin.parent)]
+    assert kfp_envs.prepare_step(["sh", "-c", "echo hi"]).read_only_paths == []
+    # The lock files beside the environments are the server's alone (whoever can open one can hold it).
+    locks = list(kfp_envs.root.glob("*.lock"))
+    assert locks and all(lock.stat().st_mode & 0o077 == 0 for lock in locks)
 
 
 def test_an_unpreparable_line_is_a_clear_error(kfp_envs: StepEnvironments) -> None:
@@ -271,3 +279,33 @@ def test_another_base_interpreter_gets_other_environments(tmp_path: Path) -> Non
     assert ours.env_name(requirement) != theirs.env_name(requirement)
     with pytest.raises(StepEnvironmentError, match="does not run"):
         StepEnvironments(tmp_path, python=str(tmp_path / "no-python")).prepare(requirement)
+
+
+def test_steps_of_another_user_get_a_base_interpreter_that_user_can_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    sandbox = bwrap.Options("bwrap", "setpriv", "env", bwrap.StepUser("nobody", 65534, 65534), ())
+    envs = StepEnvironments.from_settings(settings, sandbox=sandbox)
+    assert envs is not None and not envs.unusable and runnable_by_others(envs.python)
+    assert envs.build_sandbox is not None and StepEnvironments.from_settings(settings).build_sandbox is None
+    # The operator's choice stands (with a warning when the step user cannot run it).
+    chosen = StepEnvironments.from_settings(settings.replace(step_envs_python=sys.executable),
+                                            sandbox=sandbox)
+    assert chosen is not None and chosen.python == sys.executable
+    # A Python in a directory only its owner may enter is no base for them; without another, a clear error.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "python3").write_text("#!/bin/sh\n")
+    os.chmod(private / "python3", 0o755)
+    assert not runnable_by_others(str(private / "python3"))
+    monkeypatch.setattr(sys, "_base_executable", str(private / "python3"), raising=False)
+    monkeypatch.setattr(step_environments, "_SYSTEM_PYTHONS", (str(private / "python3"),))
+    python, why = step_environments.python_for_other_users("")
+    assert not python and "no Python the step user can run" in why
+    envs = StepEnvironments.from_settings(settings, sandbox=sandbox)
+    assert envs is not None and envs.unusable
+    requirement = step_requirement(lightweight_command(DOUBLE))
+    assert requirement is not None
+    with pytest.raises(StepEnvironmentError, match="no Python the step user can run"):
+        envs.prepare(requirement)
