@@ -169,6 +169,10 @@ class Settings:
                 refuse(name, f"{getattr(self, name)} is below the minimum of {minimum:g}")
         if 0 < self.step_log_max_bytes < STEP_LOG_MIN_MAX_BYTES:
             refuse("step_log_max_bytes", f"must be 0 (no cap) or at least {STEP_LOG_MIN_MAX_BYTES}")
+        if self.step_envs_dir and _under_tmp(Path(self.step_envs_dir)):
+            # Every step gets a private /tmp, which hides the host's: its environment would not be there.
+            refuse("step_envs_dir", f"{self.step_envs_dir!r} is under /tmp, which each step sees as its own "
+                   "private /tmp: choose a directory elsewhere")
         try:
             shlex.split(self.step_envs_pip_options)
         except ValueError as exc:
@@ -221,7 +225,13 @@ class Settings:
 
     @property
     def effective_step_envs_dir(self) -> Path:
-        return Path(self.step_envs_dir) if self.step_envs_dir else self.data_dir / "step-envs"
+        """Where kfp 2.x step environments live: the setting, else the data dir's `step-envs`, unless the
+        data dir is under /tmp (hidden from steps by their private /tmp): then the user's cache dir."""
+        if self.step_envs_dir:
+            return Path(self.step_envs_dir)
+        if _under_tmp(self.data_dir):
+            return Path.home() / ".cache" / "kfp-backend" / "step-envs"
+        return self.data_dir / "step-envs"
 
     @property
     def effective_database_url(self) -> str:
@@ -344,3 +354,7 @@ def _convert(field: dataclasses.Field, raw: str) -> object:
     except ValueError as exc:
         raise ValueError(f"{ENV_PREFIX}{field.name.upper()}: {exc}") from exc
     return raw
+
+
+def _under_tmp(path: Path) -> bool:
+    return path.resolve().is_relative_to("/tmp")

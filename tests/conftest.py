@@ -41,10 +41,10 @@ def db_url(backend: str, database_factories: dict[str, DatabaseFactory]) -> Iter
 
 
 @pytest.fixture(scope="session")
-def step_envs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The kfp 2.x step environments of every test server: one directory for the whole session (and every
-    xdist worker: they share the base's parent), so each environment is prepared once, under its lock."""
-    return tmp_path_factory.getbasetemp().parent / "step-envs"
+def step_envs_dir() -> Path:
+    """The kfp 2.x step environments of every test server: one directory for every session and xdist worker,
+    so each environment is prepared once (under its lock), and outside /tmp, which steps see as their own."""
+    return Path("/var/tmp") / f"kfp-backend-test-step-envs-{os.getuid()}"
 
 
 @pytest.fixture

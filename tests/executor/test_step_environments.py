@@ -256,16 +256,26 @@ def test_a_failed_creation_says_why_and_leaves_no_environment(tmp_path: Path) ->
 
 
 def test_settings_choose_the_directory_the_pip_options_or_no_environments(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+    elsewhere = Path("/var/tmp/kfp-backend-elsewhere")  # a setting is not created until a step needs it
+    settings = Settings(data_dir=elsewhere / "data")
     envs = StepEnvironments.from_settings(settings)
-    assert envs is not None and envs.root == (tmp_path / "data" / "step-envs").resolve()
+    assert envs is not None and envs.root == (elsewhere / "data" / "step-envs").resolve()
     envs = StepEnvironments.from_settings(settings.replace(
-        step_envs_dir=str(tmp_path / "elsewhere"), step_envs_pip_options="--index-url 'https://m.example/simple'"))
-    assert envs is not None and envs.root == (tmp_path / "elsewhere").resolve()
+        step_envs_dir=str(elsewhere / "envs"), step_envs_pip_options="--index-url 'https://m.example/simple'"))
+    assert envs is not None and envs.root == (elsewhere / "envs").resolve()
     assert envs.pip_options == ("--index-url", "https://m.example/simple")
     assert StepEnvironments.from_settings(settings.replace(step_envs=False)) is None
     with pytest.raises(ValueError, match="KFP_BACKEND_STEP_ENVS_PIP_OPTIONS"):
         Settings(step_envs_pip_options="--index-url 'unterminated")
+
+
+def test_step_environments_stay_out_of_tmp_which_steps_see_as_their_own(tmp_path: Path) -> None:
+    # Each step has a private /tmp: an environment under the host's /tmp would be hidden from it.
+    with pytest.raises(ValueError, match=r"KFP_BACKEND_STEP_ENVS_DIR.*under /tmp"):
+        Settings(step_envs_dir=str(tmp_path / "envs"))
+    assert str(tmp_path).startswith("/tmp")
+    under_tmp = Settings(data_dir=tmp_path / "data")
+    assert under_tmp.effective_step_envs_dir == Path.home() / ".cache" / "kfp-backend" / "step-envs"
 
 
 def test_another_base_interpreter_gets_other_environments(tmp_path: Path) -> None:
