@@ -56,6 +56,7 @@ from executor_bench import (
 )
 from list_bench import DEFAULT_MYSQL_URL, DEFAULT_POSTGRES_URL, fresh_database
 
+from kfp_backend.executor import ir_steps
 from kfp_backend.executor.step_environments import StepEnvironments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +156,29 @@ class DirectSteps:
             raise RuntimeError(f"direct run failed ({process.returncode}): {err.decode()[-2000:]}")
         return elapsed
 
+    def isolated(self, launcher: Any, nodes: list[dict]) -> list[float]:
+        """ms of each task run directly under the server's isolation wrapper: the exact argv, env and cwd
+        its launcher would start (no driver, no database); empty for the python wrapper (only its
+        spawner can start it)."""
+        if launcher.wrapper == "python":
+            return []
+        times = []
+        for i, node in enumerate(sorted((n for n in nodes if n.get("_ir_step")), key=lambda n: n["_started"])):
+            step = ir_steps.IrStep.from_json(node["_ir_step"])
+            spec = ir_steps.step_spec(step, key=f"bench/{i}", work_dir=fresh_dir(self.scratch) / "step",
+                                      environment=self.environments)
+            spec.work_dir.mkdir()
+            for mount in step.mounts:
+                launcher.host_path(spec, mount).mkdir(parents=True, exist_ok=True)
+            plan = launcher._plan(spec)
+            start = time.perf_counter()
+            done = subprocess.run(plan.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, cwd=plan.cwd, env=plan.env, check=False)
+            times.append((time.perf_counter() - start) * 1000)
+            if done.returncode != 0:
+                raise RuntimeError(f"isolated run failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+        return times
+
     def all_at_once(self, commands: list[tuple[list[str], list[str], dict[str, str]]]) -> float:
         """ms to run every task's whole command at once."""
         start = time.perf_counter()
@@ -167,7 +191,12 @@ class DirectSteps:
 
 
 def run_checked(server: InProcessServer, manifest: str, name: str) -> dict[str, Any]:
+    """The run, checked to have succeeded, with the server's CPU time during it (this process, steps not
+    counted: they are children)."""
+    before = os.times()
     result = server.run(manifest, name, timeout=900)
+    after = os.times()
+    result["server_cpu_ms"] = (after.user + after.system - before.user - before.system) * 1000
     if result["status"] != "Succeeded":
         failed = {n.get("displayName"): n.get("message") for n in result["nodes"] if n.get("phase") != "Succeeded"}
         raise RuntimeError(f"{name}: run {result['run_id']} ended {result['status']}: {failed}")
@@ -188,6 +217,7 @@ def bench_chain(server: InProcessServer, manifest: str, args: argparse.Namespace
         commands = direct.commands(result["nodes"])
         own = [direct.one(argv, env) for argv, _, env in commands]
         step = [direct.one(argv, env) for _, argv, env in commands]
+        isolated = direct.isolated(server.probe.executor.launcher, result["nodes"]) or [float("nan")]
         spawn = spawns(commands[0][0][0], real, args.spawn_samples)
         if rep < args.warmup_runs:
             continue
@@ -202,7 +232,8 @@ def bench_chain(server: InProcessServer, manifest: str, args: argparse.Namespace
                      "ratio_beyond_step": (per_task - sum(step) / tasks) / spawn["spawn_ms"],
                      "own_per_spawn": sum(own) / tasks / spawn["spawn_ms"],
                      **{f"{k}_per_task_ms": v / tasks for k, v in parts.items() if k != "db_write_count"},
-                     "life_minus_step_per_task_ms": (parts["life"] - sum(step)) / tasks})
+                     "isolated_ms": sum(isolated) / tasks, "server_cpu_per_task_ms": result["server_cpu_ms"] / tasks,
+                     "notice_per_task_ms": (parts["launch"] + parts["life"] - sum(isolated)) / tasks})
         r = reps[-1]
         print(f"  chain rep {len(reps)}: wall {r['wall_ms']:.0f} ms, {per_task:.1f} ms/task, own {r['own_ms']:.1f}, "
               f"step {r['step_ms']:.1f}, overhead {overhead:.1f} ms/task, spawn {r['spawn_ms']:.1f} ms, "
@@ -235,7 +266,8 @@ def bench_parallelfor(server: InProcessServer, manifest: str, args: argparse.Nam
                      "slowest_step_ms": max(step), "direct_ms": at_once, **spawn,
                      "ratio": result["wall_ms"] / (max(step) + spawn["spawn_ms"]),
                      "ratio_direct": result["wall_ms"] / at_once, "peak_running": peak,
-                     "collect_ms": sum(result["collects"]), "db_write_ms": sum(result["db_writes"])})
+                     "collect_ms": sum(result["collects"]), "db_write_ms": sum(result["db_writes"]),
+                     "server_cpu_ms": result["server_cpu_ms"]})
         r = reps[-1]
         print(f"  parallelfor rep {len(reps)}: wall {r['wall_ms']:.0f} ms, slowest step {max(step):.1f} ms, "
               f"direct at once {at_once:.0f} ms, peak running {peak}, load {load()}", flush=True)
@@ -251,36 +283,40 @@ def bench_parallelfor(server: InProcessServer, manifest: str, args: argparse.Nam
 def print_chain(rows: list[dict[str, Any]]) -> None:
     print("\nIR chain of lightweight Python components (medians over repetitions; ms per task)")
     header = (f"{'backend':<9}{'reps':>5}{'tasks':>6}{'wall':>8}{'per task':>9}{'own':>7}{'step':>7}{'overhead':>9}"
-              f"{'spawn':>7}{'RATIO':>6}{'beyond step':>12}{'ratio':>6} |{'launch':>7}{'life-step':>10}"
-              f"{'hand-off':>9}{'edges':>6}{'collect':>8}{'load':>11}")
+              f"{'spawn':>7}{'RATIO':>6}{'beyond step':>12}{'ratio':>6} |{'isolated':>9}{'launch':>7}{'notice':>7}"
+              f"{'hand-off':>9}{'edges':>6}{'collect':>8}{'CPU':>6}{'load':>11}")
     print(header)
     print("-" * len(header))
     for s in rows:
         print(f"{s['backend']:<9}{s['repeat']:>5}{s['tasks']:>6.0f}{s['wall_ms']:>8.0f}{s['per_task_ms']:>9.1f}"
               f"{s['own_ms']:>7.1f}{s['step_ms']:>7.1f}{s['overhead_ms']:>9.1f}{s['spawn_ms']:>7.1f}{s['ratio']:>6.2f}"
-              f"{s['overhead_beyond_step_ms']:>12.1f}{s['ratio_beyond_step']:>6.2f} |{s['launch_per_task_ms']:>7.1f}"
-              f"{s['life_minus_step_per_task_ms']:>10.1f}{s['handoff_per_task_ms']:>9.1f}{s['edges_per_task_ms']:>6.1f}"
-              f"{s['collect_per_task_ms']:>8.1f}{loads(s):>11}")
+              f"{s['overhead_beyond_step_ms']:>12.1f}{s['ratio_beyond_step']:>6.2f} |{s['isolated_ms']:>9.1f}"
+              f"{s['launch_per_task_ms']:>7.1f}{s['notice_per_task_ms']:>7.1f}{s['handoff_per_task_ms']:>9.1f}{s['edges_per_task_ms']:>6.1f}"
+              f"{s['collect_per_task_ms']:>8.1f}{s['server_cpu_per_task_ms']:>6.1f}{loads(s):>11}")
     print("own = `python3 -m kfp.dsl.executor_main` on the task's input, run directly; step = the whole compiled "
           "command run\ndirectly (its shells, the source written to a temp file, the same executor_main); "
           "overhead = per task - own;\nRATIO = overhead / a bare `python3 -c pass` spawn of the environment's "
           "python3 (the target: <= 0.5); beyond step/ratio:\nthe same against the whole command. Right of |: "
-          "launch = spawn of the step's wrapper in the server; life-step = process\nlife in the server (launch -> "
-          "exit noticed) - step; hand-off = exit noticed -> next launch (outputs, reconcile,\nthe next task's "
-          "ExecutorInput); edges = wall - launch - life - hand-offs.")
+          "isolated = the whole command run directly under the server's\nisolation wrapper (as its launcher "
+          "would start it); launch = spawn of that wrapper in the server; notice =\nprocess life in the server "
+          "(launch -> exit noticed) - isolated; hand-off = exit noticed -> next launch (outputs, "
+          "reconcile,\nthe next task's "
+          "ExecutorInput); edges = wall - launch - life - hand-offs; CPU = the server's CPU time (all its threads,\n"
+          "not the steps) during the run.")
 
 
 def print_parallelfor(rows: list[dict[str, Any]]) -> None:
     print("\nIR ParallelFor (medians over repetitions; ms)")
     header = (f"{'backend':<9}{'reps':>5}{'slots':>6}{'peak':>5}{'wall':>8}{'slowest own':>12}{'slowest step':>13}"
-              f"{'spawn':>7}{'RATIO':>6}{'direct':>8}{'wall/direct':>12}{'collect':>8}{'DB write':>9}{'load':>11}")
+              f"{'spawn':>7}{'RATIO':>6}{'direct':>8}{'wall/direct':>12}{'collect':>8}{'DB write':>9}{'CPU':>7}"
+              f"{'load':>11}")
     print(header)
     print("-" * len(header))
     for s in rows:
         print(f"{s['backend']:<9}{s['repeat']:>5}{s['slots']:>6}{s['peak_running']:>5.0f}{s['wall_ms']:>8.0f}"
               f"{s['slowest_own_ms']:>12.1f}{s['slowest_step_ms']:>13.1f}{s['spawn_ms']:>7.1f}{s['ratio']:>6.2f}"
               f"{s['direct_ms']:>8.0f}{s['ratio_direct']:>12.2f}{s['collect_ms']:>8.1f}{s['db_write_ms']:>9.1f}"
-              f"{loads(s):>11}")
+              f"{s['server_cpu_ms']:>7.0f}{loads(s):>11}")
     print("RATIO = wall / (slowest task's whole command run directly + one bare spawn), as executor_bench's fan-out "
           "RATIO;\ndirect = the 30 whole commands run directly all at once (no server, no isolation): "
           "what the cores allow.")
