@@ -208,6 +208,8 @@ def statement_kind(statement: str) -> str:
         return "count"
     if "run_metrics" in lowered:
         return "metrics"
+    if "run_manifests" in lowered:
+        return "status"  # v2beta1: the page's stored workflow statuses
     return "page"
 
 
@@ -303,7 +305,7 @@ def print_details(summaries: list[dict[str, Any]]) -> None:
               f"statements per request: {plans['first_statements'][0]}; statements reading run_manifests: "
               f"first {plans['first_manifest_reads'][0]}, deep {plans['deep_manifest_reads'][0]})")
         for which in ("first", "deep"):
-            for kind in ("count", "page", "metrics"):
+            for kind in ("count", "page", "metrics", "status"):
                 key = f"{which}_{kind}"
                 if key not in plans:
                     continue
