@@ -236,11 +236,12 @@ def fresh_dir(parent: Path) -> Path:
 
 class InProcessServer:
     def __init__(self, database_url: str, max_parallel_steps: int = 0, wrapper: str = "kfp-step",
-                 isolation: str = "auto") -> None:
+                 isolation: str = "auto", **settings: Any) -> None:
+        """`settings`: further Settings fields (ir_bench.py: the step environments' directory)."""
         self.data_dir = delete_later(Path(tempfile.mkdtemp(prefix="kfpb-exec-bench-")))
         self.settings = Settings(data_dir=self.data_dir, database_url=database_url, executor_enabled=True,
                                  log_level="WARNING", max_parallel_steps=max_parallel_steps, step_wrapper=wrapper,
-                                 step_isolation=isolation, **background_off())
+                                 step_isolation=isolation, **background_off(), **settings)
         try:
             self.app = create_app(self.settings)
         except RuntimeError as exc:

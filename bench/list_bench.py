@@ -315,6 +315,7 @@ class Case:
     items_key: str
     # An item's place in the listing's (descending) order, to check pages against.
     order_key: Callable[[dict], tuple] = lambda item: (item["created_at"], item["id"])
+    id_key: str = "id"  # the field naming an item (v2beta1 runs: run_id)
 
 
 @dataclass
@@ -509,9 +510,9 @@ class Bench:
             body = self.get(case, token)[1].get_json()
             for item in body.get(case.items_key, []):
                 key = case.order_key(item)
-                if item["id"] in seen or (last is not None and key > last):
+                if item[case.id_key] in seen or (last is not None and key > last):
                     raise RuntimeError(f"pagination broke order/uniqueness at depth {result.depth}: {item}")
-                seen.add(item["id"])
+                seen.add(item[case.id_key])
                 last = key
             if not body.get("next_page_token"):
                 break

@@ -14,11 +14,14 @@ Cases: GET /runs (no scope), GET /runs?resource_reference_key.type=EXPERIMENT&re
 (storage_state NOT_EQUALS STORAGESTATE_ARCHIVED; with --cases, not by default). All with page_size 50 and
 sort_by "created_at desc"; and (--cases metric) the experiment's runs sorted by "metric:accuracy desc"
 (a metric part of the runs report: every run's value is looked up, no index serves that order).
+With --api v2 (or v1,v2) the same seeded rows are listed through /apis/v2beta1/runs (`experiment_id=X`,
+what kfp 2.x's `list_runs(experiment_id=X)` sends; the not-archived filter in v2 spelling; no metric case).
 
     .venv/bin/python bench/list_runs_bench.py                          # SQLite + PostgreSQL, ~3 minutes
     .venv/bin/python bench/list_runs_bench.py --cases all,experiment,experiment-active --json /tmp/runs.json
     .venv/bin/python bench/list_runs_bench.py --backends sqlite --rows 20000 --samples 200
     .venv/bin/python bench/list_runs_bench.py --cases all,experiment,experiment-active --compare-inline
+    .venv/bin/python bench/list_runs_bench.py --backends sqlite --api v1,v2 --cases experiment   # v1 beside v2beta1
 
 The list engine counts total_size on a second connection beside the page query; --compare-inline also times
 every page with the COUNT inline (as before that change), interleaved request by request (see list_bench.py).
@@ -205,6 +208,8 @@ def statement_kind(statement: str) -> str:
         return "count"
     if "run_metrics" in lowered:
         return "metrics"
+    if "run_manifests" in lowered:
+        return "status"  # v2beta1: the page's stored workflow statuses
     return "page"
 
 
@@ -244,6 +249,31 @@ def accuracy_order(run: dict) -> tuple:
     return (max(values) if values else float("-inf"), run["id"])
 
 
+V2 = "/apis/v2beta1"
+V2_CASES = ("all", "experiment", "experiment-active")
+
+
+def v2_run_cases(page_size: int, experiment_id: str, wanted: list[str]) -> list[Case]:
+    """The same listings through /apis/v2beta1/runs: the experiment as `experiment_id` (what kfp 2.x's
+    `Client.list_runs(experiment_id=...)` sends), the filter in v2 spelling."""
+    def case(label: str, key: bool, predicates: list[dict] | None = None) -> Case:
+        params = {"page_size": str(page_size), "sort_by": SORT_BY}
+        if key:
+            params["experiment_id"] = experiment_id
+        if predicates:
+            params["filter"] = json.dumps({"predicates": predicates})
+        return Case("runs", f"v2beta1: {label}", f"{V2}/runs", params, "runs",
+                    order_key=lambda item: (item["created_at"], item["run_id"]), id_key="run_id")
+
+    cases = {
+        "all": case("no scope", False),
+        "experiment": case("experiment_id", True),
+        "experiment-active": case("experiment_id + not archived", True, [
+            {"key": "storage_state", "operation": "NOT_EQUALS", "string_value": "ARCHIVED"}]),
+    }
+    return [cases[name] for name in wanted if name in cases]
+
+
 def run_cases(page_size: int, experiment_id: str, wanted: list[str]) -> list[Case]:
     def case(label: str, key: bool, predicates: list[dict] | None = None, sort_by: str = SORT_BY) -> Case:
         params = {"page_size": str(page_size), "sort_by": sort_by}
@@ -275,7 +305,7 @@ def print_details(summaries: list[dict[str, Any]]) -> None:
               f"statements per request: {plans['first_statements'][0]}; statements reading run_manifests: "
               f"first {plans['first_manifest_reads'][0]}, deep {plans['deep_manifest_reads'][0]})")
         for which in ("first", "deep"):
-            for kind in ("count", "page", "metrics"):
+            for kind in ("count", "page", "metrics", "status"):
                 key = f"{which}_{kind}"
                 if key not in plans:
                     continue
@@ -319,7 +349,11 @@ def run_backend(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         app = create_app(Settings(database_url=backend.url, data_dir=Path(tempfile.gettempdir()), threads=4,
                                   executor_enabled=False, **background_off()))
         bench = RunsBench(backend, args, app)
-        for case in run_cases(args.page_size, seeded["experiment_id"], args.cases.split(",")):
+        cases: list[Case] = []
+        for api in args.api.split(","):
+            make = v2_run_cases if api == "v2" else run_cases
+            cases += make(args.page_size, seeded["experiment_id"], args.cases.split(","))
+        for case in cases:
             t0 = time.perf_counter()
             summary = bench.run(case).summary()
             summary["seeded"] = seeded
@@ -345,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-share", type=float, default=0.3, help="share of runs with 1-3 metrics")
     parser.add_argument("--cases", default="all,experiment",
                         help=f"comma list of {','.join(CASES)} ({'; '.join(f'{k}: {v}' for k, v in CASES.items())})")
+    parser.add_argument("--api", default="v1", help="comma list of v1,v2: list through /apis/v1beta1 and/or "
+                        f"/apis/v2beta1 (v2: the cases {', '.join(V2_CASES)})")
     parser.add_argument("--page-size", type=int, default=50)
     parser.add_argument("--depth", type=int, default=1000, help="pages to follow to reach the deep page")
     parser.add_argument("--samples", type=int, default=200, help="timed requests per page (after warm-up)")
