@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from kfp_backend.config import Settings
-from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.executor.artifacts import ArtifactStore, ArtifactStoreUnavailable, LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
 from kfp_backend.executor.step_environments import StepEnvironments
@@ -18,8 +18,21 @@ from kfp_backend.services.metrics import parse_metrics_file
 log = logging.getLogger(__name__)
 
 
-def artifact_store(settings: Settings) -> LocalArtifactStore:
-    return LocalArtifactStore(Path(settings.data_dir).resolve() / "artifacts")
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The store `settings.artifact_store` names; ArtifactStoreUnavailable when an S3 store cannot be used."""
+    location = settings.artifact_location
+    if location.scheme == "file":
+        assert location.path is not None
+        return LocalArtifactStore(Path(location.path))
+    try:
+        from kfp_backend.executor.s3_artifacts import S3ArtifactStore
+
+        store = S3ArtifactStore(location.bucket, location.prefix, endpoint_url=settings.s3_endpoint_url or None)
+    except ImportError as exc:
+        raise ArtifactStoreUnavailable(f"KFP_BACKEND_ARTIFACT_STORE={settings.artifact_store} needs boto3: "
+                           f"pip install 'kfp-backend[s3]' ({exc})") from exc
+    store.check()
+    return store
 
 
 class _MetricsReporter:
