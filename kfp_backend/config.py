@@ -60,8 +60,8 @@ class Settings:
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
-    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, built in memory (several copies
-    # of it): larger artifacts are refused with a 400 rather than held in memory.
+    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, streamed from the store, but a
+    # client (the kfp SDK) holds the answer whole: larger artifacts are refused with a 400.
     max_artifact_read_bytes: int = 16 << 20
     url_fetch_timeout_seconds: float = 30.0
     # Where step artifacts (and, with s3, finished steps' logs) are stored: `file:///abs/path` or

@@ -422,7 +422,7 @@ class RunService:
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
             size = self._artifacts.size(key) if key and self._artifacts is not None else None
             if size is not None and size > self._settings.max_artifact_read_bytes:
-                # Its answer (base64 in JSON) is built in memory: refused rather than read.
+                # Its answer (base64 in JSON) is held whole by clients: refused rather than sent.
                 raise FailedPrecondition(
                     f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
                     f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
