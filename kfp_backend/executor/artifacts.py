@@ -17,6 +17,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,12 +151,16 @@ class LocalArtifactStore(ArtifactStore):
         return path
 
     def put(self, key: str, source: Path) -> None:
+        self._write(key, lambda tmp: write_tgz(Path(source), tmp))
+
+    def _write(self, key: str, write: Callable[[Path], None]) -> None:
+        """`write` fills a temporary file beside the key's, renamed over it once whole."""
         target = self.path_for(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".put-", dir=target.parent)
         os.close(fd)
         try:
-            write_tgz(Path(source), Path(tmp))
+            write(Path(tmp))
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -168,16 +173,7 @@ class LocalArtifactStore(ArtifactStore):
         extract_tgz(path, Path(destination))
 
     def put_file(self, key: str, source: Path) -> None:
-        target = self.path_for(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".put-", dir=target.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._write(key, lambda tmp: shutil.copyfile(source, tmp))
 
     def read(self, key: str) -> bytes | None:
         try:
