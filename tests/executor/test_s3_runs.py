@@ -121,10 +121,8 @@ def test_a_v1_run_passes_artifacts_and_logs_through_s3(
 
 
 def test_a_kfp_v2_run_stores_its_artifacts_in_s3(s3_app: Flask, s3_bucket: Bucket) -> None:
-    from tests.executor.test_ir_runs import _artifact_pipeline
-
     client = s3_app.test_client()
-    run_id = ir.create_run(client, _artifact_pipeline())["run"]["id"]
+    run_id = ir.create_run(client, ir.artifact_passing())["run"]["id"]
     status, nodes = ir.wait_for(client, run_id)
     assert status == "Succeeded", json.dumps(nodes, indent=1)
     write = ir.by_display(nodes)["write"]
