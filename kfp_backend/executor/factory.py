@@ -47,7 +47,8 @@ class _MetricsReporter:
             self._services.metrics.report_node_metrics(run_id, node_id, metrics, caller=SYSTEM)
 
 
-def build_executor(settings: Settings, services: Services) -> Executor:
+def build_executor(settings: Settings, services: Services, artifacts: ArtifactStore | None = None) -> Executor:
+    """The executor, with `artifacts` (the services' store) or a store of its own built from the settings."""
     launcher = build_launcher(settings)  # the multi-user sandbox, or the refusal (see isolation)
     # What "auto" settled on here is what every step of this process gets: say it once, at start.
     log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
@@ -57,7 +58,7 @@ def build_executor(settings: Settings, services: Services) -> Executor:
         settings,
         ExecutionStateService(services.db),
         launcher,
-        artifact_store(settings),
+        artifacts if artifacts is not None else artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
         # kfp 2.x lightweight components run with a prepared python per kfp version (None: turned off).
         step_environment=StepEnvironments.from_settings(settings),

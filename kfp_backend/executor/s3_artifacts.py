@@ -26,6 +26,7 @@ from kfp_backend.executor.artifacts import (
 
 PART_BYTES = 8 << 20  # multipart threshold and part size: what one upload thread holds at most
 _TRANSFER_THREADS = 4
+_POOL_CONNECTIONS = 64
 _DELETE_BATCH = 1000  # DeleteObjects' limit per request
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -45,10 +46,15 @@ class S3ArtifactStore(ArtifactStore):
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, client: Any = None) -> None:
         import boto3  # an optional dependency: `pip install kfp-backend[s3]`
         from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        self.client = client if client is not None else boto3.client("s3", endpoint_url=endpoint_url or None)
+        if client is None:
+            # One client for every thread (request threads, drivers, transfer threads): a pool that fits them.
+            config = Config(max_pool_connections=_POOL_CONNECTIONS, retries={"mode": "standard"})
+            client = boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
+        self.client = client
         self._transfer = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES,
                                         max_concurrency=_TRANSFER_THREADS)
         self._client_error: type[Exception] = self.client.exceptions.ClientError
