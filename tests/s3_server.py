@@ -2,17 +2,17 @@
 
 `s3_endpoint` starts one server per session; `s3_bucket` gives a test a fresh bucket on it, with
 test credentials in the environment (boto3's usual chain reads them). Skipped, saying why, without moto.
+`passing_pipeline` is a kfp 1.8 pipeline whose steps pass an artifact and write logs, to run over it.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -71,5 +71,18 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     return Bucket(s3_endpoint, name, client)
 
 
-def environment_with_credentials() -> dict[str, str]:
-    return {**os.environ, **CREDENTIALS}
+def passing_pipeline() -> Callable:
+    """`produce` writes a file and a log line; `consume` gets the file as an input artifact and prints it."""
+    from kfp import dsl  # kfp 1.8's
+
+    @dsl.pipeline(name="s3-artifacts")
+    def pipeline():
+        produce = dsl.ContainerOp(
+            name="produce", image="alpine",
+            command=["sh", "-c", "mkdir -p /tmp/out; printf 'hello s3\\n' > /tmp/out/data; echo produced"],
+            file_outputs={"data": "/tmp/out/data"})
+        dsl.ContainerOp(
+            name="consume", image="alpine", command=["sh", "-c", "echo got; cat /tmp/in/data"],
+            artifact_argument_paths=[dsl.InputArgumentPath(produce.outputs["data"], path="/tmp/in/data")])
+
+    return pipeline

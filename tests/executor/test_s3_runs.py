@@ -11,38 +11,21 @@ import json
 import shutil
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from kfp import dsl
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests import ir_pipelines as ir
 from tests.exit_retry_pipelines import nodes_by_display, workflow_manifest
-from tests.s3_server import Bucket
+from tests.s3_server import Bucket, passing_pipeline
 
 RUNS = "/apis/v1beta1/runs"
 FINISHED = {"Succeeded", "Failed", "Error"}
 PREFIX = "kfp/"
-
-
-def _passing_pipeline() -> Callable:
-    """`produce` writes a file and a log line; `consume` gets the file as an input artifact and prints it."""
-
-    @dsl.pipeline(name="s3-artifacts")
-    def pipeline():
-        produce = dsl.ContainerOp(
-            name="produce", image="alpine",
-            command=["sh", "-c", "mkdir -p /tmp/out; printf 'hello s3\\n' > /tmp/out/data; echo produced"],
-            file_outputs={"data": "/tmp/out/data"})
-        dsl.ContainerOp(
-            name="consume", image="alpine", command=["sh", "-c", "echo got; cat /tmp/in/data"],
-            artifact_argument_paths=[dsl.InputArgumentPath(produce.outputs["data"], path="/tmp/in/data")])
-
-    return pipeline
 
 
 @pytest.fixture
@@ -84,7 +67,7 @@ def test_a_v1_run_passes_artifacts_and_logs_through_s3(
     s3_app: Flask, s3_bucket: Bucket, settings: Settings
 ) -> None:
     client = s3_app.test_client()
-    run_id, status, workflow = _run_to_the_end(client, workflow_manifest(_passing_pipeline()))
+    run_id, status, workflow = _run_to_the_end(client, workflow_manifest(passing_pipeline()))
     nodes = nodes_by_display(workflow["nodes"])
     assert status == "Succeeded", json.dumps(workflow, indent=1)
     produce, consume = nodes["produce"], nodes["consume"]
@@ -139,7 +122,7 @@ def test_the_local_store_keeps_no_copy_of_logs(settings: Settings) -> None:
     application = create_app(settings.replace(executor_enabled=True))
     try:
         client = application.test_client()
-        run_id, status, workflow = _run_to_the_end(client, workflow_manifest(_passing_pipeline()))
+        run_id, status, workflow = _run_to_the_end(client, workflow_manifest(passing_pipeline()))
         assert status == "Succeeded", json.dumps(workflow, indent=1)
         stored = sorted(str(path.relative_to(settings.data_dir)) for path in settings.data_dir.joinpath(
             "artifacts").rglob("*") if path.is_file())
