@@ -27,10 +27,11 @@ def artifact_store(settings: Settings) -> ArtifactStore:
     try:
         from kfp_backend.executor.s3_artifacts import S3ArtifactStore
 
-        store = S3ArtifactStore(location.bucket, location.prefix, endpoint_url=settings.s3_endpoint_url or None)
+        store = S3ArtifactStore(location.bucket, location.prefix, endpoint_url=settings.s3_endpoint_url or None,
+                                scratch_dir=Path(settings.data_dir).resolve() / "tmp")
     except ImportError as exc:
         raise ArtifactStoreUnavailable(f"KFP_BACKEND_ARTIFACT_STORE={settings.artifact_store} needs boto3: "
-                           f"pip install 'kfp-backend[s3]' ({exc})") from exc
+                                       f"pip install 'kfp-backend[s3]' ({exc})") from exc
     store.check()
     return store
 

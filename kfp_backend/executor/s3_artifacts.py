@@ -43,12 +43,16 @@ class S3ArtifactStore(ArtifactStore):
 
     keeps_logs = True  # other hosts (API replicas, workers) read finished steps' logs from here
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, client: Any = None,
+                 scratch_dir: Path | None = None) -> None:
+        """`scratch_dir`: where archives are written before they are uploaded (None: the system's temp dir,
+        often a small tmpfs; the server passes its data dir's `tmp/`)."""
         import boto3  # an optional dependency: `pip install kfp-backend[s3]`
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         self.bucket = bucket
+        self.scratch_dir = scratch_dir
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         if client is None:
             # One client for every thread (request threads, drivers, transfer threads): a pool that fits them.
@@ -75,7 +79,9 @@ class S3ArtifactStore(ArtifactStore):
 
     def put(self, key: str, source: Path) -> None:
         name = self._name(key)
-        with tempfile.TemporaryDirectory(prefix="kfp-artifact-") as scratch:
+        if self.scratch_dir is not None:
+            self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="kfp-artifact-", dir=self.scratch_dir) as scratch:
             archive = Path(scratch) / "artifact.tgz"
             write_tgz(Path(source), archive)
             self.client.upload_file(str(archive), self.bucket, name, Config=self._transfer)

@@ -78,6 +78,7 @@ def test_a_v1_run_passes_artifacts_and_logs_through_s3(
         PREFIX + key, f"{PREFIX}artifacts/{run_id}/{produce['id']}/main.log",
         f"{PREFIX}artifacts/{run_id}/{consume['id']}/main.log"])
     assert not (settings.data_dir / "artifacts").exists() or not any((settings.data_dir / "artifacts").iterdir())
+    assert list((settings.data_dir / "tmp").iterdir()) == []  # archives are written there, then removed
 
     # ReadArtifact streams the .tgz from the bucket.
     response = client.get(f"{RUNS}/{run_id}/nodes/{produce['id']}/artifacts/produce-data:read")
