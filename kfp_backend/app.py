@@ -41,17 +41,19 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + (1 << 20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
+    artifacts = None
     if services is None:
+        artifacts = artifact_store(settings)  # one store (one S3 client) for the API and the executor
         services = Services.build(
             settings, Database(settings.effective_database_url, pool_size=settings.threads), cron_check=cron_error,
-            artifacts=artifact_store(settings),
+            artifacts=artifacts,
         )
     app.extensions["kfp_backend.services"] = services
     services.bootstrap()
     app.extensions[v2_experiments.ACTIVITY_EXTENSION] = ExperimentActivity(services.db)
     executor = None
     if settings.executor_enabled:
-        executor = build_executor(settings, services)
+        executor = build_executor(settings, services, artifacts)
         services.runs.attach_execution(executor)
         executor.start()
     app.extensions["kfp_backend.executor"] = executor

@@ -264,13 +264,14 @@ def _serve(settings: Settings) -> int:
     import waitress
 
     from kfp_backend.app import create_app, shutdown
+    from kfp_backend.executor.artifacts import ArtifactStoreUnavailable
     from kfp_backend.executor.bwrap import IsolationUnavailable
 
     if not _current_schema(settings):
         return 2
     try:
         app = create_app(settings)
-    except IsolationUnavailable as exc:
+    except (IsolationUnavailable, ArtifactStoreUnavailable) as exc:
         print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
         return 2
     log.info("kfp-backend %s serving http://%s:%d (database %s)", __version__, settings.host, settings.port,

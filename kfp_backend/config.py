@@ -60,10 +60,15 @@ class Settings:
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
     # with a JSON error; above it the WSGI server refuses them itself (a plain-text 413).
     max_request_bytes: int = 1 << 30
-    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, built in memory (several copies
-    # of it): larger artifacts are refused with a 400 rather than held in memory.
+    # ReadArtifact answers an artifact's bytes base64-encoded inside JSON, streamed from the store, but a
+    # client (the kfp SDK) holds the answer whole: larger artifacts are refused with a 400.
     max_artifact_read_bytes: int = 16 << 20
     url_fetch_timeout_seconds: float = 30.0
+    # Where step artifacts (and, with s3, finished steps' logs) are stored: `file:///abs/path` or
+    # `s3://bucket/prefix` (boto3, `pip install kfp-backend[s3]`, the usual AWS credential chain);
+    # empty: <data dir>/artifacts. `s3_endpoint_url` names an S3-compatible service (MinIO, Ceph).
+    artifact_store: str = ""
+    s3_endpoint_url: str = ""
     # healthz's `commit_sha`; empty: the git checkout's HEAD when the package runs from one, else "unknown".
     commit_sha: str = ""
     # healthz's `tag_name`; empty: the package version.
@@ -183,6 +188,13 @@ class Settings:
             parse_allowed_hosts(self.pipeline_url_allowed_hosts)
         except ValueError as exc:
             refuse("pipeline_url_allowed_hosts", str(exc))
+        try:
+            self.artifact_location  # noqa: B018 - parsed for its error
+        except ValueError as exc:
+            refuse("artifact_store", str(exc))
+        endpoint = urlsplit(self.s3_endpoint_url)
+        if self.s3_endpoint_url and (endpoint.scheme not in ("http", "https") or not endpoint.hostname):
+            refuse("s3_endpoint_url", f"{self.s3_endpoint_url!r} is not an http:// or https:// URL")
         # A claim renewed no faster than it goes stale would be taken over while its holder is alive.
         if self.driver_heartbeat_seconds >= self.driver_stale_seconds:
             refuse("driver_heartbeat_seconds",
@@ -234,6 +246,13 @@ class Settings:
         return self.data_dir / "step-envs"
 
     @property
+    def artifact_location(self) -> ArtifactLocation:
+        """`artifact_store` parsed (the data dir's `artifacts` when empty); ValueError for a bad value."""
+        if not self.artifact_store:
+            return ArtifactLocation("file", path=(self.data_dir / "artifacts").resolve())
+        return parse_artifact_store(self.artifact_store)
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -272,6 +291,39 @@ class AllowedHosts:
 
     def covers_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address in network for network in self.networks)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactLocation:
+    """Where the artifact store is: a directory (`file`) or a bucket and key prefix (`s3`)."""
+
+    scheme: str
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""  # "" or ending with "/"
+
+
+# S3's rule for bucket names: 3-63 of lower-case letters, digits, dots and hyphens, a letter or digit at each end.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def parse_artifact_store(text: str) -> ArtifactLocation:
+    """`file:///abs/path` or `s3://bucket[/prefix]`; ValueError saying what is wrong otherwise."""
+    parts = urlsplit(text.strip())
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r}: a query or fragment means nothing here")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"{text!r} is not file:///absolute/path")
+        return ArtifactLocation("file", path=Path(parts.path))
+    if parts.scheme == "s3":
+        if not _BUCKET.fullmatch(parts.netloc or ""):
+            raise ValueError(f"{text!r}: {parts.netloc!r} is not an S3 bucket name")
+        prefix = parts.path.strip("/")
+        if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
+            raise ValueError(f"{text!r}: the key prefix {prefix!r} has an empty, '.' or '..' segment")
+        return ArtifactLocation("s3", bucket=parts.netloc, prefix=prefix + "/" if prefix else "")
+    raise ValueError(f"{text!r} is neither file:///path nor s3://bucket/prefix")
 
 
 def parse_allowed_hosts(text: str) -> AllowedHosts:

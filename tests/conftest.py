@@ -1,4 +1,5 @@
-"""Shared fixtures: `db_url` over SQLite, PostgreSQL and MariaDB; `app` and `client` over it."""
+"""Shared fixtures: `db_url` over SQLite, PostgreSQL and MariaDB; `app` and `client` over it; `s3_bucket` on a
+real S3 API (tests/s3_server.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from kfp_backend.services.all_services import Services
 from tests.databases import BACKENDS, DatabaseFactory, in_ci
+from tests.s3_server import s3_bucket, s3_endpoint  # noqa: F401 - fixtures
 from tests.skip_summary import summary_lines
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"

@@ -120,6 +120,26 @@ def run_to_the_end(client: FlaskClient, spec: dict, parameters: list[dict] | Non
     return wait_for(client, create_run(client, spec, parameters)["run"]["id"], timeout)
 
 
+def artifact_passing() -> dict:
+    """`write` writes an output artifact; `read` checks the file, URI and metadata it is given."""
+    write = sh_component(
+        "write", 'mkdir -p "$(dirname "$0")"; printf "line 1\\nline 2\\n" > "$0"; echo "$1" > "$(dirname "$0")/uri"',
+        ["{{$.outputs.artifacts['data'].path}}", "{{$.outputs.artifacts['data'].uri}}"],
+        outputs={"artifacts": artifacts("data")})
+    read = sh_component(
+        "read", 'test "$(cat "$0")" = "$(printf "line 1\\nline 2")" || exit 1; '
+                'case "$1" in minio://mlpipeline/v2/artifacts/*/data) ;; *) echo "uri $1"; exit 1;; esac; '
+                'case "$0" in /minio/mlpipeline/v2/artifacts/*/data) ;; *) echo "path $0"; exit 1;; esac; '
+                'test "$2" = "{}" || exit 1',
+        ["{{$.inputs.artifacts['data'].path}}", "{{$.inputs.artifacts['data'].uri}}",
+         "{{$.inputs.artifacts['data'].metadata}}"],
+        inputs={"artifacts": artifacts("data")})
+    return pipeline("artifacts", [write, read], {"dag": {"tasks": {
+        "write": task("comp-write"),
+        "read": task("comp-read", after=["write"], artifacts={"data": artifact_of("write", "data")}),
+    }}})
+
+
 def wait_for(client: FlaskClient, run_id: str, timeout: float = 60) -> tuple[str, dict]:
     deadline = time.monotonic() + timeout
     while True:

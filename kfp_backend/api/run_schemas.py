@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any
 
@@ -100,6 +99,3 @@ def dump_report_results(results: list[ReportResult]) -> dict[str, Any]:
     ]
     return {"results": rendered} if rendered else {}
 
-
-def dump_artifact(data: bytes) -> dict[str, Any]:
-    return {"data": base64.b64encode(data).decode("ascii")} if data else {}

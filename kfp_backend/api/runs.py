@@ -11,12 +11,11 @@ from kfp_backend.api.request_parsing import json_body, list_request, load_body, 
 from kfp_backend.api.run_schemas import (
     ReportMetricsRequestSchema,
     RunRequestSchema,
-    dump_artifact,
     dump_report_results,
     dump_run,
     dump_run_detail,
 )
-from kfp_backend.api.streaming import stream_file
+from kfp_backend.api.streaming import stream_base64_json, stream_file
 
 blueprint = Blueprint("runs", __name__, url_prefix=API_PREFIX)
 _run_request = RunRequestSchema()
@@ -79,8 +78,9 @@ def report_run_metrics(run_id: str) -> dict:
 
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read")
-def read_artifact(run_id: str, node_id: str, artifact_name: str) -> dict:
-    return dump_artifact(services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller()))
+def read_artifact(run_id: str, node_id: str, artifact_name: str) -> Response:
+    opened = services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller())
+    return stream_base64_json(opened.file, opened.size)
 
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/log")

@@ -5,12 +5,16 @@ the whole file when it is shorter) get 206 with that part; a range that starts a
 (`RequestedRangeNotSatisfiable`, rendered by errors.py with `Content-Range: bytes */<length>`). What the
 RFC lets a server ignore is ignored (the whole file, 200): another unit, a malformed or multi-range header,
 `If-Range` (the file has no validator to compare it with), and any range of an empty file.
+
+`stream_base64_json` streams a file as ReadArtifact's answer, `{"data": "<base64>"}`, a block at a time.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import re
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from flask import Response, request
@@ -38,6 +42,34 @@ def stream_file(file: BinaryIO, size: int, content_type: str) -> Response:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     response.content_length = end - start
     response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+def stream_base64_json(file: BinaryIO, size: int) -> Response:
+    """`{"data": "<the first size bytes of file, base64>"}` (`{}` for none), encoded a block at a time as it is
+    sent; `file` is closed once sent."""
+    if size == 0:
+        file.close()
+        return Response(b"{}", content_type="application/json")
+    head, tail = b'{"data":"', b'"}'
+    window = FileWindow(file, 0, size)
+
+    def body() -> Iterator[bytes]:
+        with window:
+            yield head
+            pending = b""
+            while block := window.read():
+                pending += block
+                whole = len(pending) - len(pending) % 3  # base64 encodes 3-byte groups on their own
+                if whole:
+                    yield base64.b64encode(pending[:whole])
+                    pending = pending[whole:]
+            if window.tell() != size:
+                raise OSError(f"the stored object ended at {window.tell()} bytes, before {size}")
+            yield base64.b64encode(pending) + tail
+
+    response = Response(body(), content_type="application/json", direct_passthrough=True)
+    response.content_length = len(head) + 4 * ((size + 2) // 3) + len(tail)
     return response
 
 

@@ -3,8 +3,9 @@
 An artifact is stored as a gzipped tar holding the single file or directory tree, named by its
 basename (Argo's `.tgz` archive). The driver stores a step's outputs under
 `artifacts/<run-id>/<node-id>/<artifact-name>.tgz` (Argo puts the workflow name where the run id is:
-with the run id, a deleted run's artifacts go with one prefix). The interface is key-based so that an
-S3-compatible store can implement it too; `LocalArtifactStore` keeps the objects as files below a root.
+with the run id, a deleted run's artifacts go with one prefix). The interface is key-based:
+`LocalArtifactStore` keeps the objects as files below a root, `s3_artifacts.S3ArtifactStore` in a bucket.
+Reads stream (`open`): an object is never held whole in memory by the store.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 _COMPRESS_LEVEL = 6  # what Argo's Go gzip writer uses by default
 
 
 class ArtifactKeyError(ValueError):
     """A key that is not a clean relative path (absolute, `..`, empty segments...)."""
+
+
+class ArtifactStoreUnavailable(RuntimeError):
+    """The configured store cannot be used (a missing library, an unreachable bucket): the server does not start."""
 
 
 def check_key(key: str) -> str:
@@ -43,6 +50,10 @@ def check_prefix(prefix: str) -> str:
 
 
 class ArtifactStore(abc.ABC):
+    # Whether finished steps' logs are copied into the store (a store other hosts reach). The local store's
+    # objects live in the data dir beside the logs: copying them there would write each log twice.
+    keeps_logs: bool = False
+
     @abc.abstractmethod
     def put(self, key: str, source: Path) -> None:
         """Archive the file or directory `source` under `key` (replacing what was there)."""
@@ -53,8 +64,17 @@ class ArtifactStore(abc.ABC):
         creates missing parents and replaces what was there. KeyError when there is no such key."""
 
     @abc.abstractmethod
+    def put_file(self, key: str, source: Path) -> None:
+        """Store the bytes of the file `source` as they are (no archive) under `key`: a step's log."""
+
+    @abc.abstractmethod
     def read(self, key: str) -> bytes | None:
-        """The stored .tgz bytes, or None."""
+        """The stored .tgz bytes, or None. Whole in memory: for small objects; see `open`."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> tuple[BinaryIO, int] | None:
+        """The stored object open for reading (seekable, read in blocks, closed by the caller) and its
+        length in bytes; None when there is no such key."""
 
     @abc.abstractmethod
     def size(self, key: str) -> int | None:
@@ -131,12 +151,16 @@ class LocalArtifactStore(ArtifactStore):
         return path
 
     def put(self, key: str, source: Path) -> None:
+        self._write(key, lambda tmp: write_tgz(Path(source), tmp))
+
+    def _write(self, key: str, write: Callable[[Path], None]) -> None:
+        """`write` fills a temporary file beside the key's, renamed over it once whole."""
         target = self.path_for(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".put-", dir=target.parent)
         os.close(fd)
         try:
-            write_tgz(Path(source), Path(tmp))
+            write(Path(tmp))
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -148,11 +172,29 @@ class LocalArtifactStore(ArtifactStore):
             raise KeyError(key)
         extract_tgz(path, Path(destination))
 
+    def put_file(self, key: str, source: Path) -> None:
+        self._write(key, lambda tmp: shutil.copyfile(source, tmp))
+
     def read(self, key: str) -> bytes | None:
         try:
             return self.path_for(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+
+    def open(self, key: str) -> tuple[BinaryIO, int] | None:
+        try:
+            file = open(self.path_for(key), "rb")  # noqa: SIM115 - handed to the caller, who closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        try:
+            status = os.fstat(file.fileno())
+        except OSError:
+            file.close()
+            raise
+        if not stat.S_ISREG(status.st_mode):
+            file.close()
+            return None
+        return file, status.st_size
 
     def size(self, key: str) -> int | None:
         try:

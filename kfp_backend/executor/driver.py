@@ -67,8 +67,9 @@ class DriverHost(Protocol):
 
     def step_dir(self, run_id: str, node_id: str) -> Path: ...
 
-    def cap_step_log(self, node: dict) -> None:
-        """Cap the log of a step that has ended."""
+    def finish_step_log(self, run_id: str, node: dict) -> None:
+        """Cap the log of a step that has ended and, with a store that keeps logs, store it there
+        (its key in `node["_log_key"]`)."""
 
     def report_metrics(self, run_id: str, node_id: str, data: bytes) -> None:
         """A step's mlpipeline-metrics file."""
@@ -342,7 +343,7 @@ class RunDriver:
             node = operator.nodes.get(event.node_name)
             if node is None:
                 return
-            self.host.cap_step_log(node)  # before mark_collected: a restart collecting again caps it then
+            self.host.finish_step_log(self.run_id, node)  # before mark_collected: a restart collecting again caps it
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)
@@ -462,6 +463,7 @@ class RunDriver:
             node["_pid"] = handle.pid
         node["_work_dir"] = str(spec.work_dir)
         node["_log_path"] = str(self.launcher.log_path(spec))
+        node.pop("_log_key", None)  # an earlier attempt's stored log (a retried run)
         node["hostNodeName"] = HOSTNAME
         self.templates_by_node[name] = template
         self.specs_by_node[name] = spec

@@ -142,9 +142,10 @@ class Executor:
         except Exception:
             log.exception("run %s: could not delete its artifacts", run_id)
 
-    def cap_step_log(self, node: dict) -> None:
-        """Cap the log of a step that has ended to `step_log_max_bytes` (see `step_logs`); a log that
-        cannot be capped is left whole."""
+    def finish_step_log(self, run_id: str, node: dict) -> None:
+        """Cap the log of a step that has ended to `step_log_max_bytes` (see `step_logs`; a log that cannot
+        be capped is left whole); with a store that keeps logs (S3), upload it under the run's prefix, where
+        the node log endpoint of any replica finds it once this host's file is gone."""
         path = node.get("_log_path")
         if not isinstance(path, str) or not path:
             return
@@ -152,9 +153,19 @@ class Executor:
             cut = step_logs.cap_log(Path(path), self.settings.step_log_max_bytes)
         except OSError:
             log.warning("step %s: could not cap its log %s", node.get("id"), path, exc_info=True)
-            return
+            cut = 0
         if cut:
             log.info("step %s: %d bytes cut from the middle of its log", node.get("id"), cut)
+        if not self.artifacts.keeps_logs or not os.path.isfile(path):
+            return
+        key = step_logs.log_key(run_id, str(node.get("id")))
+        try:
+            self.artifacts.put_file(key, Path(path))
+        except Exception:
+            log.warning("step %s: could not store its log %s in the artifact store", node.get("id"), path,
+                        exc_info=True)
+            return
+        node["_log_key"] = key
 
     # ------------------------------------------------------------ slots
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import sandbox
-from kfp_backend.executor.artifacts import LocalArtifactStore
+from kfp_backend.executor.artifacts import ArtifactStore, ArtifactStoreUnavailable, LocalArtifactStore
 from kfp_backend.executor.executor import Executor
 from kfp_backend.executor.isolation import build_launcher
 from kfp_backend.executor.step_environments import StepEnvironments
@@ -19,8 +19,22 @@ from kfp_backend.services.metrics import parse_metrics_file
 log = logging.getLogger(__name__)
 
 
-def artifact_store(settings: Settings) -> LocalArtifactStore:
-    return LocalArtifactStore(Path(settings.data_dir).resolve() / "artifacts")
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The store `settings.artifact_store` names; ArtifactStoreUnavailable when an S3 store cannot be used."""
+    location = settings.artifact_location
+    if location.scheme == "file":
+        assert location.path is not None
+        return LocalArtifactStore(Path(location.path))
+    try:
+        from kfp_backend.executor.s3_artifacts import S3ArtifactStore
+
+        store = S3ArtifactStore(location.bucket, location.prefix, endpoint_url=settings.s3_endpoint_url or None,
+                                scratch_dir=Path(settings.data_dir).resolve() / "tmp")
+    except ImportError as exc:
+        raise ArtifactStoreUnavailable(f"KFP_BACKEND_ARTIFACT_STORE={settings.artifact_store} needs boto3: "
+                                       f"pip install 'kfp-backend[s3]' ({exc})") from exc
+    store.check()
+    return store
 
 
 class _MetricsReporter:
@@ -35,7 +49,8 @@ class _MetricsReporter:
             self._services.metrics.report_node_metrics(run_id, node_id, metrics, caller=SYSTEM)
 
 
-def build_executor(settings: Settings, services: Services) -> Executor:
+def build_executor(settings: Settings, services: Services, artifacts: ArtifactStore | None = None) -> Executor:
+    """The executor, with `artifacts` (the services' store) or a store of its own built from the settings."""
     launcher = build_launcher(settings)  # the multi-user sandbox, or the refusal (see isolation)
     # What "auto" settled on here is what every step of this process gets: say it once, at start.
     log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
@@ -45,7 +60,7 @@ def build_executor(settings: Settings, services: Services) -> Executor:
         settings,
         ExecutionStateService(services.db),
         launcher,
-        artifact_store(settings),
+        artifacts if artifacts is not None else artifact_store(settings),
         metrics_reporter=_MetricsReporter(services),
         # kfp 2.x lightweight components run with a prepared python per kfp version (None: turned off).
         step_environment=StepEnvironments.from_settings(

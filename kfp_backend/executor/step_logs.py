@@ -1,5 +1,5 @@
-"""The cap on a step's stored log: a log longer than the cap keeps its head and its tail, with one line
-between them saying how many bytes were cut there.
+"""Where a finished step's log is stored (`log_key`), and the cap on a step's stored log: a log longer than
+the cap keeps its head and its tail, with one line between them saying how many bytes were cut there.
 
 The step's wrapper writes the log itself (see `launch_records`), so the cap is applied when the driver collects
 the step's result, once every process of the step is gone. The capped log is written beside the original
@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 ALIGN_WINDOW = 4096  # how far from the cut a newline is looked for
 CHUNK_BYTES = 1 << 20  # the copy buffer
 _SUFFIX = ".capping"  # the capped log while it is written, beside the log
+
+
+def log_key(run_id: str, node_id: str) -> str:
+    """A finished step's log in an artifact store that keeps logs: under the run's prefix (deleted with the
+    run), beside the step's `<name>.tgz` outputs, named as Argo names archived logs."""
+    return f"artifacts/{run_id}/{node_id}/main.log"
 
 
 def marker(cut_bytes: int, max_bytes: int) -> bytes:

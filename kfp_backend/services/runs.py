@@ -82,11 +82,12 @@ _RUN_LISTING = ScopedListing(
 
 
 class StoredArtifacts(Protocol):
-    """The artifact store as ReadArtifact reads it (the executor's store, handed in by the wiring)."""
-
-    def read(self, key: str) -> bytes | None: ...
+    """The artifact store as ReadArtifact and the node log endpoint read it (the executor's store, handed in
+    by the wiring)."""
 
     def size(self, key: str) -> int | None: ...  # a stored artifact's length, without reading it
+
+    def open(self, key: str) -> tuple[BinaryIO, int] | None: ...  # streamed: the object, open, and its length
 
 
 class RunExecution(Protocol):
@@ -149,8 +150,8 @@ def _run_not_found(run_id: str, operation: str) -> ApiError:
 
 @dataclass(frozen=True)
 class StepLog:
-    """A step's log, open for reading. Its reader closes `file` and reads no more than `size` bytes, its
-    length when opened (the log of a running step grows on)."""
+    """A step's log (or a stored artifact), open for reading. Its reader closes `file` and reads no more than
+    `size` bytes, its length when opened (the log of a running step grows on)."""
 
     file: BinaryIO
     size: int
@@ -411,8 +412,9 @@ class RunService:
 
     # -- artifacts and logs ----------------------------------------------------------------------------
 
-    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, *, caller: Caller) -> bytes:
-        """ReadArtifact: the stored bytes of output artifact `artifact_name` of node `node_id`."""
+    def read_artifact(self, run_id: str, node_id: str, artifact_name: str, *, caller: Caller) -> StepLog:
+        """ReadArtifact: output artifact `artifact_name` of node `node_id` as stored (its .tgz), open for the
+        caller to stream and close."""
         request_text = f'run_id:"{run_id}" node_id:"{node_id}" artifact_name:"{artifact_name}"'
         context = f"failed to read artifact '{request_text}'."
         node = self._authorized_node(run_id, node_id, authz.READ_ARTIFACT, caller, context)
@@ -420,15 +422,15 @@ class RunService:
             key = _artifact_key(load_object(node.data), artifact_name) if node is not None else None
             size = self._artifacts.size(key) if key and self._artifacts is not None else None
             if size is not None and size > self._settings.max_artifact_read_bytes:
-                # Its answer (base64 in JSON) is built in memory: refused rather than read.
+                # Its answer (base64 in JSON) is held whole by clients: refused rather than sent.
                 raise FailedPrecondition(
                     f"artifact {artifact_name} is {size} bytes, more than ReadArtifact returns on this server "
                     f"({self._settings.max_artifact_read_bytes} bytes, KFP_BACKEND_MAX_ARTIFACT_READ_BYTES)"
                 )
-            data = self._artifacts.read(key) if key and self._artifacts is not None else None
-            if data is None:
+            opened = self._artifacts.open(key) if key and self._artifacts is not None else None
+            if opened is None:
                 raise NotFound.resource("artifact", f"runs/{run_id}/nodes/{node_id}/artifacts/{artifact_name}")
-            return data
+            return StepLog(*opened)
 
     def read_node_log(self, run_id: str, node_id: str, *, caller: Caller) -> StepLog:
         """The log of a step (our extension of the v1beta1 API), authorized as an artifact is; open, for
@@ -437,8 +439,13 @@ class RunService:
         with error_context("Read node log failed."):
             if node is None:
                 raise NotFound.resource("Node", node_id)
-            path = load_object(node.data).get("_log_path")
+            data = load_object(node.data)
+            path, key = data.get("_log_path"), data.get("_log_key")
+            # This host's file (a running step's log grows there), else the copy stored when the step ended.
             step_log = self.log_reader(path) if isinstance(path, str) and path else None
+            if step_log is None and isinstance(key, str) and key and self._artifacts is not None:
+                opened = self._artifacts.open(key)
+                step_log = StepLog(*opened) if opened is not None else None
             if step_log is None:
                 raise NotFound(f"Node {node_id} of run {run_id} has no log.")
             return step_log

@@ -150,27 +150,8 @@ def test_a_failed_task_fails_the_run_and_its_dependents_do_not_run(client: Flask
 # -- c: artifacts ----------------------------------------------------------------------------------------
 
 
-def _artifact_pipeline() -> dict:
-    write = ir.sh_component(
-        "write", 'mkdir -p "$(dirname "$0")"; printf "line 1\\nline 2\\n" > "$0"; echo "$1" > "$(dirname "$0")/uri"',
-        ["{{$.outputs.artifacts['data'].path}}", "{{$.outputs.artifacts['data'].uri}}"],
-        outputs={"artifacts": ir.artifacts("data")})
-    read = ir.sh_component(
-        "read", 'test "$(cat "$0")" = "$(printf "line 1\\nline 2")" || exit 1; '
-                'case "$1" in minio://mlpipeline/v2/artifacts/*/data) ;; *) echo "uri $1"; exit 1;; esac; '
-                'case "$0" in /minio/mlpipeline/v2/artifacts/*/data) ;; *) echo "path $0"; exit 1;; esac; '
-                'test "$2" = "{}" || exit 1',
-        ["{{$.inputs.artifacts['data'].path}}", "{{$.inputs.artifacts['data'].uri}}",
-         "{{$.inputs.artifacts['data'].metadata}}"],
-        inputs={"artifacts": ir.artifacts("data")})
-    return ir.pipeline("artifacts", [write, read], {"dag": {"tasks": {
-        "write": ir.task("comp-write"),
-        "read": ir.task("comp-read", after=["write"], artifacts={"data": ir.artifact_of("write", "data")}),
-    }}})
-
-
 def test_artifacts_are_stored_and_placed_at_the_path_their_uri_maps_to(client: FlaskClient, app: Flask) -> None:
-    run_id = create_run(client, _artifact_pipeline())["run"]["id"]
+    run_id = create_run(client, ir.artifact_passing())["run"]["id"]
     status, nodes = ir.wait_for(client, run_id)
     assert status == "Succeeded", json.dumps(nodes, indent=1)
     write = by_display(nodes)["write"]

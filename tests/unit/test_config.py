@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kfp_backend import cli
-from kfp_backend.config import AllowedHosts, Settings, parse_allowed_hosts
+from kfp_backend.config import AllowedHosts, ArtifactLocation, Settings, parse_allowed_hosts, parse_artifact_store
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -109,11 +109,32 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "10.0.0.0/33"),
         ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "good.example, bad_host!"),
         ("KFP_BACKEND_PIPELINE_URL_ALLOWED_HOSTS", "*."),
+        ("KFP_BACKEND_ARTIFACT_STORE", "/var/lib/artifacts"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "file://relative/path"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "gs://bucket/prefix"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "s3://"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "s3://Bad_Bucket/x"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "s3://bucket/a//b"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "s3://bucket/../b"),
+        ("KFP_BACKEND_ARTIFACT_STORE", "s3://bucket/p?versionId=1"),
+        ("KFP_BACKEND_S3_ENDPOINT_URL", "minio:9000"),
+        ("KFP_BACKEND_S3_ENDPOINT_URL", "ftp://minio:9000"),
     ],
 )
 def test_out_of_range_values_name_the_variable(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match=f"^{name}: "):
         Settings.from_env({name: raw})
+
+
+def test_the_artifact_store_location(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).artifact_location == ArtifactLocation("file", path=tmp_path / "artifacts")
+    local = Settings(artifact_store="file:///srv/kfp").artifact_location
+    assert local == ArtifactLocation("file", path=Path("/srv/kfp"))
+    settings = Settings.from_env({"KFP_BACKEND_ARTIFACT_STORE": "s3://kfp-artifacts/team/a/",
+                                  "KFP_BACKEND_S3_ENDPOINT_URL": "http://minio:9000"})
+    assert settings.artifact_location == ArtifactLocation("s3", bucket="kfp-artifacts", prefix="team/a/")
+    assert settings.s3_endpoint_url == "http://minio:9000"
+    assert parse_artifact_store("s3://kfp-artifacts").prefix == ""
 
 
 def test_the_pipeline_url_allow_list() -> None:
@@ -204,7 +225,7 @@ def test_cli_refuses_a_bad_value_with_exit_code_2(
 def test_docs_list_every_setting_with_its_default() -> None:
     rows = {}
     for line in DOCS.read_text().splitlines():
-        match = re.match(r"\|\s*`KFP_BACKEND_([A-Z_]+)`\s*\|[^|]*\|\s*([^|]*?)\s*\|", line)
+        match = re.match(r"\|\s*`KFP_BACKEND_([A-Z0-9_]+)`\s*\|[^|]*\|\s*([^|]*?)\s*\|", line)
         if match:
             rows[match.group(1).lower()] = match.group(2)
     test_only = {"test_postgres_url", "test_mysql_url", "e2e_database_url"}

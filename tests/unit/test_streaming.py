@@ -56,3 +56,22 @@ def test_a_window_does_not_grow_with_its_file() -> None:
     file.seek(0, io.SEEK_END)
     file.write(b"written later")
     assert window.read() == b"0123456789" and window.read() == b""
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 256 * 1024 - 1, 256 * 1024 + 1, 3 * 256 * 1024 + 2])
+def test_base64_json_is_encoded_a_block_at_a_time(size: int) -> None:
+    import base64
+    import json
+
+    from flask import Flask
+
+    from kfp_backend.api.streaming import stream_base64_json
+
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    file = io.BytesIO(data + b"beyond the size")
+    with Flask(__name__).test_request_context():
+        response = stream_base64_json(file, size)
+        body = b"".join(response.response)  # type: ignore[arg-type]
+    assert json.loads(body) == ({"data": base64.b64encode(data).decode()} if data else {})
+    assert response.content_length == len(body) and response.mimetype == "application/json"
+    assert file.closed

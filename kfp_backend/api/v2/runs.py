@@ -3,13 +3,13 @@ handlers. A run created through either API is seen by both."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
-from kfp_backend.api.run_schemas import dump_artifact
+from kfp_backend.api.streaming import stream_base64_json
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
 from kfp_backend.api.v2.run_schemas import RUN_FIELDS, RunRequestSchema, dump_run, dump_run_detail, to_new_run
@@ -73,8 +73,9 @@ def terminate_run(run_id: str) -> dict:
 
 
 @blueprint.get("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read")
-def read_artifact(run_id: str, node_id: str, artifact_name: str) -> dict:
-    return dump_artifact(services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller()))
+def read_artifact(run_id: str, node_id: str, artifact_name: str) -> Response:
+    opened = services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller())
+    return stream_base64_json(opened.file, opened.size)
 
 
 @blueprint.post("/runs/<run_id>:retry")
