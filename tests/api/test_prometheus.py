@@ -4,6 +4,9 @@ naming a tenant's resource in multi-user mode."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from tests import ir_pipelines as ir
 from tests.api.test_auth import API, _settings
 
 RUN_RULE = API + "/runs/<run_id>"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -137,3 +141,37 @@ def test_the_body_is_prometheus_text(client: FlaskClient) -> None:
         "kfp_backend_steps_running", "kfp_backend_steps_queued", "kfp_backend_step_launch_seconds",
         "kfp_backend_scheduler_fire_lag_seconds", "kfp_backend_executor_claim_lag_seconds",
     } <= names
+
+
+_PROCESS = """
+import sys
+from pathlib import Path
+from kfp_backend.app import create_app, shutdown
+from kfp_backend.config import Settings
+from kfp_backend.store.migrations import upgrade
+data = Path(sys.argv[1])
+url = f"sqlite:///{data}/db.sqlite"
+upgrade(url)
+app = create_app(Settings(database_url=url, data_dir=data, executor_enabled=False, scheduler_enabled=False))
+client = app.test_client()
+for _ in range(int(sys.argv[2])):
+    assert client.get("/apis/v1beta1/healthz").status_code == 200
+if sys.argv[3] == "scrape":
+    sys.stdout.write(client.get("/metrics").get_data(as_text=True))
+shutdown(app)
+"""
+
+
+def test_with_a_multiprocess_dir_a_scrape_adds_up_every_process(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR (gunicorn workers): what one process counted shows in another's scrape."""
+    metrics_dir, data = tmp_path / "prometheus", tmp_path / "data"
+    metrics_dir.mkdir()
+    data.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONPATH": str(REPO_ROOT)}
+    subprocess.run([sys.executable, "-c", _PROCESS, str(data), "3", "count"], env=env, check=True, timeout=120)
+    text = subprocess.run([sys.executable, "-c", _PROCESS, str(data), "2", "scrape"], env=env, check=True,
+                          timeout=120, capture_output=True, text=True).stdout
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    assert value(samples, "kfp_backend_http_requests_total", method="GET", route=API + "/healthz", status="200") == 5
+    assert value(samples, "kfp_backend_runs", state="Succeeded") == 0
