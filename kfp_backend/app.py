@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from kfp_backend.api import experiments, healthz, jobs, openapi, pipelines, runs
+from kfp_backend.api import experiments, healthz, jobs, openapi, pipelines, prometheus, runs
 from kfp_backend.api.auth import install as install_auth
 from kfp_backend.api.errors import register_error_handlers
 from kfp_backend.api.request_guard import install as install_request_guard
@@ -27,6 +27,7 @@ BLUEPRINTS = (
     # v2beta1: the same services behind the kfp 2.x SDK's wire.
     v2_healthz.blueprint, v2_experiments.blueprint, v2_openapi.blueprint, v2_pipelines.blueprint, v2_runs.blueprint,
     v2_recurring_runs.blueprint,
+    prometheus.blueprint,  # GET /metrics
 )
 
 
@@ -68,9 +69,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
-    # Hooks run in this order. A request must name this server (Host) and, if it changes state, come from
-    # no other site (Origin); then it authenticates (every request but healthz, when authentication is
-    # on: see api/auth.py); then its body must be of the endpoint's type. See api/request_guard.py.
+    # Hooks run in this order. Every request is counted and timed (api/prometheus.py). A request must name
+    # this server (Host) and, if it changes state, come from no other site (Origin); then it authenticates
+    # (every request but healthz and /metrics, when authentication is on: see api/auth.py); then its body
+    # must be of the endpoint's type. See api/request_guard.py.
+    prometheus.install(app)
     install_request_guard(app, settings)
     install_auth(app, settings, services)
     install_content_type_check(app)

@@ -20,7 +20,8 @@ from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller, caller_fro
 
 log = logging.getLogger(__name__)
 
-PUBLIC_ENDPOINTS = frozenset({"healthz.healthz", "v2_healthz.healthz"})
+# healthz, and the metrics (counts by route template, status and state: nothing of any tenant).
+PUBLIC_ENDPOINTS = frozenset({"healthz.healthz", "v2_healthz.healthz", "prometheus.metrics"})
 EXTENSION = "kfp_backend.auth"
 
 

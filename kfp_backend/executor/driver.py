@@ -36,6 +36,7 @@ from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
 from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
 from kfp_backend.executor.step_cache import StepCache
+from kfp_backend.observability import StepWaits
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
 from kfp_backend.workflow import expressions as ex
@@ -213,6 +214,7 @@ class RunDriver:
         self.writer = _ProgressWriter(state, self.run_id, driver_id, lambda: self.post(Wake()))
         self._last_status: dict | None = None  # the workflow status last handed to the writer
         self.waiting_for_slot = False
+        self.step_waits = StepWaits()  # the launch latency and queued-steps metrics
         self.operator: RunOperator | PipelineRunOperator | None = None
         self.graph: WorkflowGraph | None = None
         self.pipeline_spec: PipelineSpec | None = None  # a KFP v2 run's spec (its walk is PipelineRunOperator)
@@ -248,6 +250,7 @@ class RunDriver:
             for node_name in list(self.handles):
                 self.host.release_slot(self)
                 del self.handles[node_name]
+            self.step_waits.close()
             self.host.driver_done(self)
 
     def _drive(self) -> None:
@@ -430,17 +433,22 @@ class RunDriver:
     # ------------------------------------------------------------ StepHost
 
     def start_pod(self, node: dict, template: Template | IrStep) -> str | None:
+        name = node["name"]
+        self.step_waits.ready(name)
         if not self.host.try_acquire_slot(self):
+            self.step_waits.queued(name)
             return ""
+        self.step_waits.slotted(name)
         try:
             spec = self._step_spec(node, template, prepare=True)
         except ex.UnresolvedPlaceholder as exc:
             self.host.release_slot(self)
+            self.step_waits.dropped(name)
             return f"Unable to resolve: {exc}"
         except ir_steps.StepPreparationError as exc:
             self.host.release_slot(self)
+            self.step_waits.dropped(name)
             return f"could not prepare the step: {exc}"
-        name = node["name"]
         try:
             existing = spec.work_dir.exists()
             handle = self._find_unrecorded_launch(node, spec) if existing else None
@@ -456,11 +464,14 @@ class RunDriver:
                 handle = _Launch.IN_WAVE
         except Exception as exc:
             self.host.release_slot(self)
+            self.step_waits.dropped(name)
             log.exception("run %s: could not start %s", self.run_id, name)
             return f"failed to start the step: {exc}"
         if isinstance(handle, StepHandle):
             self.handles[name] = handle
             node["_pid"] = handle.pid
+        if handle is not _Launch.IN_WAVE:
+            self.step_waits.dropped(name)  # launched by an earlier driver: no launch of ours to time
         node["_work_dir"] = str(spec.work_dir)
         node["_log_path"] = str(self.launcher.log_path(spec))
         node.pop("_log_key", None)  # an earlier attempt's stored log (a retried run)
@@ -480,8 +491,10 @@ class RunDriver:
             if isinstance(outcome, StepHandle):
                 self.handles[node["name"]] = outcome
                 node["_pid"] = outcome.pid
+                self.step_waits.started(node["name"])
                 continue
             failed = True
+            self.step_waits.dropped(node["name"])
             self.host.release_slot(self)
             self.specs_by_node.pop(node["name"], None)
             log.error("run %s: could not start %s: %s", self.run_id, node["name"], outcome)

@@ -32,6 +32,7 @@ from kfp_backend.executor.driver_messages import RunDeleted, Shutdown, Terminate
 from kfp_backend.executor.ir_steps import StepEnvironment
 from kfp_backend.executor.launcher import StepLauncher
 from kfp_backend.executor.step_cache import StepCache
+from kfp_backend.observability import STEPS_RUNNING, CreationTimes
 from kfp_backend.services.execution_state import ExecutionStateService
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Executor:
         # Not at start-up: the first sweep of a big data dir must not hold up the claims of a restart.
         self._next_sweep = time.monotonic() + (self._sweep_every or 0)
         self._swept: set[str] = set()  # runs whose scratch is gone (this process's view)
+        self._creation_times = CreationTimes()  # the claim lag of runs created in this process
 
     # ------------------------------------------------------------ lifecycle
 
@@ -115,6 +117,7 @@ class Executor:
     # ------------------------------------------------------------ RunExecution hooks
 
     def run_created(self, run_id: str) -> None:
+        self._creation_times.created(run_id)
         self._wake.set()
 
     def retry_requested(self, run_id: str) -> None:
@@ -174,6 +177,7 @@ class Executor:
             if self._slots_free > 0:
                 self._slots_free -= 1
                 self._waiting.discard(driver)
+                STEPS_RUNNING.inc()
                 return True
             self._waiting.add(driver)
             return False
@@ -182,10 +186,12 @@ class Executor:
         """An adopted step already runs: count it even if that overbooks the slots for a while."""
         with self._lock:
             self._slots_free -= 1
+            STEPS_RUNNING.inc()
 
     def release_slot(self, driver: RunDriver) -> None:
         with self._lock:
             self._slots_free += 1
+            STEPS_RUNNING.dec()
             waiting = list(self._waiting)
             self._waiting.clear()
         for other in waiting:
@@ -271,6 +277,9 @@ class Executor:
             claimed = self.state.claim(run_id, self.driver_id, previous)
             if claimed is None:
                 continue
+            # A run never driven before (no driver, no node, not started): its first claim.
+            first = previous is None and not claimed.nodes and not claimed.workflow_status.get("startedAt")
+            self._creation_times.claimed(run_id, claimed.created_at, first)
             driver = RunDriver(
                 claimed, host=self, launcher=self.launcher, state=self.state, artifacts=self.artifacts,
                 driver_id=self.driver_id, heartbeat_seconds=self.settings.driver_heartbeat_seconds,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kfp_backend.config import Settings
+from kfp_backend.observability import SCHEDULER_FIRE_LAG, observe_lag
 from kfp_backend.scheduler.triggers import CronParser, Progress, Trigger, next_slot
 from kfp_backend.services.errors import ApiError
 from kfp_backend.services.pipeline_specs import is_ir_template
@@ -584,6 +585,7 @@ class JobFiring:
     def _notify(self, fired: Sequence[FiredRun]) -> None:
         """Say what was fired (committed by now) in the log, and tell the executor."""
         for run in fired:
+            observe_lag(SCHEDULER_FIRE_LAG, run.fired_at_ms / 1000 - run.scheduled_at)
             log.info("job %s (%s) fired for %s: run %s (%s) created", run.job_id, run.job_name,
                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.scheduled_at)), run.run_id, run.run_name)
         execution = self._execution() if self._execution is not None else None

@@ -27,6 +27,7 @@ class ClaimedRun:
     workflow_status: dict
     nodes: list[dict]  # node data (Argo shape + private keys)
     name: str = ""  # the run's name, for the log
+    created_at: int = 0  # seconds since the epoch (the claim lag metric)
 
 
 def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> list[tuple[str, str | None]]:
@@ -74,7 +75,8 @@ def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver:
 
 def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
     row = session.execute(
-        select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status, Run.name)
+        select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status, Run.name,
+               Run.created_at)
         .join(RunManifest, RunManifest.run_id == Run.id)
         .where(Run.id == run_id)
     ).first()
@@ -89,6 +91,7 @@ def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
         workflow_status=json.loads(row[3] or "{}"),
         nodes=nodes,
         name=row[4],
+        created_at=row[5] or 0,
     )
 
 

@@ -171,7 +171,7 @@ def test_every_route_requires_a_valid_token(walked: tuple[FlaskClient, Tokens], 
 
 
 @pytest.mark.parametrize("path", [API + "/nothing-here", API + "/experiments/x/y/z", "/apis/v1alpha1/runs",
-                                  "/", "/static/x.js", "/metrics"])
+                                  "/", "/static/x.js", "/metrics/x", "/metric"])
 def test_unknown_routes_answer_401_before_404(walked: tuple[FlaskClient, Tokens], path: str) -> None:
     client, tokens = walked
     without = client.get(path)
@@ -197,6 +197,17 @@ def test_healthz_is_always_open(walked: tuple[FlaskClient, Tokens], method: str)
         if method != "HEAD":
             # Authentication on: multi-user mode, namespaces isolated (the kfp client adds its namespace).
             assert json.loads(response.get_data())["multi_user"] is True
+
+
+def test_metrics_are_open_to_get_only(walked: tuple[FlaskClient, Tokens]) -> None:
+    """GET /metrics needs no credential (a scraper has none; it names no tenant: docs/auth.md, "Metrics");
+    another method is an unknown route's 401."""
+    client, tokens = walked
+    for headers in ({}, {"Authorization": "Basic x"}, {"Authorization": f"Bearer {tokens.revoked}"}):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert b"kfp_backend_runs" in response.get_data()
+    _assert_401(client.post("/metrics"), "/metrics", "POST")
 
 
 def test_the_caller_is_the_tokens_user(walked: tuple[FlaskClient, Tokens]) -> None:

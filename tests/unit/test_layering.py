@@ -16,9 +16,10 @@ import networkx as nx
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "kfp_backend"
 
 # Which top-level part of kfp_backend may import which other part (importing itself is always allowed).
-# `config` (the Settings object) and `build_info` are leaves any layer may read; `kfp_backend` is the
-# package root (its __init__: the version). app, cli and __main__ wire everything together.
-FOUNDATION = {"config", "build_info", "kfp_backend"}
+# `config` (the Settings object), `build_info` and `observability` (the Prometheus metrics) are leaves any
+# layer may read; `kfp_backend` is the package root (its __init__: the version). app, cli and __main__ wire
+# everything together.
+FOUNDATION = {"config", "build_info", "kfp_backend", "observability"}
 # The status vocabulary (run and node phases, job statuses, storage states): constants defined once at the
 # bottom layer and named the same way by every layer, the executor's graph walk included. It must stay a
 # leaf (see the test below), so reading it reaches nothing of the store.
@@ -34,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"services", "workflow"},
     "config": set(),
     "build_info": set(),
+    "observability": set(),  # the Prometheus metric definitions, recorded by api, executor and scheduler
     "kfp_backend": set(),
 }
 
