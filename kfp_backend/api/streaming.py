@@ -12,7 +12,6 @@ RFC lets a server ignore is ignored (the whole file, 200): another unit, a malfo
 from __future__ import annotations
 
 import base64
-import io
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -20,6 +19,8 @@ from typing import Any, BinaryIO
 from flask import Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
+
+from kfp_backend.byte_windows import ByteWindow
 
 _BLOCK_BYTES = 256 * 1024  # what one connection's response holds in memory at most
 _ONE_RANGE = re.compile(r"bytes=[ \t]*(\d*)-(\d*)[ \t]*", re.IGNORECASE)
@@ -94,7 +95,7 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
-class FileWindow(io.RawIOBase):
+class FileWindow(ByteWindow):
     """Bytes [start, end) of `file` as a read-only file of their own, whose reads return one block at most.
 
     The bound keeps a file that grows meanwhile (a running step's log) from sending more than the
@@ -102,25 +103,9 @@ class FileWindow(io.RawIOBase):
     it asks for (waitress: the socket's send buffer, megabytes on loopback) per connection at once."""
 
     def __init__(self, file: BinaryIO, start: int, end: int) -> None:
-        super().__init__()
+        super().__init__(end - start)
         self._file = file
         self._start = start
-        self._length = end - start
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
-        self._position = min(max(0, base + offset), self._length)
-        return self._position
 
     def read(self, size: int | None = -1) -> bytes:
         wanted = _BLOCK_BYTES if size is None or size < 0 else min(size, _BLOCK_BYTES)

@@ -245,14 +245,10 @@ class RunOperator(NodeTable):
             if limit is not None and self.clock() - node["_started"] > limit:
                 self._finish(node, last["phase"], "Max duration limit exceeded")
                 return node
-            ready_at = last.get("_finished", 0.0) + delay
-            if delay > 0 and self.clock() < ready_at:
-                self._wake_at(ready_at)
+            if self._waiting_for_backoff(last, delay):
                 return node
         index = len(attempts)
-        attempt_name = f"{name}({index})"
-        node.setdefault("_attempts", []).append(attempt_name)
-        self._touch(node)
+        attempt_name = self._add_attempt(node, name, index)
         self._execute_pod(attempt_name, template, inputs, boundary, f"{display}({index})", (name,), exit_handler)
         return node
 

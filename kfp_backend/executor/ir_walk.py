@@ -278,14 +278,10 @@ class PipelineRunOperator(NodeTable):
             delay = policy.backoff_seconds * policy.backoff_factor ** (len(attempts) - 1)
             if policy.backoff_max_seconds is not None:
                 delay = min(delay, policy.backoff_max_seconds)
-            ready_at = last.get("_finished", 0.0) + delay
-            if delay > 0 and self.clock() < ready_at:
-                self._wake_at(ready_at)
+            if self._waiting_for_backoff(last, delay):
                 return node
         index = len(attempts)
-        attempt_name = f"{name}({index})"
-        node.setdefault("_attempts", []).append(attempt_name)
-        self._touch(node)
+        attempt_name = self._add_attempt(node, name, index)
         self._execute_pod(attempt_name, component, inputs, boundary, f"{display}({index})", (name,),
                           node.get("_cache_key"))
         return node

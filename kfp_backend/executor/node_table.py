@@ -223,6 +223,21 @@ class NodeTable:
             return attempts[-1]
         return name
 
+    def _waiting_for_backoff(self, last_attempt: dict, delay: float) -> bool:
+        """Whether a retried step's backoff after its last attempt still runs (the walk wakes when it ends)."""
+        ready_at = last_attempt.get("_finished", 0.0) + delay
+        if delay > 0 and self.clock() < ready_at:
+            self._wake_at(ready_at)
+            return True
+        return False
+
+    def _add_attempt(self, node: dict, name: str, index: int) -> str:
+        """Records attempt `index` of the Retry node `node`, named `name(index)` as Argo names them."""
+        attempt_name = f"{name}({index})"
+        node.setdefault("_attempts", []).append(attempt_name)
+        self._touch(node)
+        return attempt_name
+
     def _wake_at(self, when: float) -> None:
         self.next_wake = when if self.next_wake is None else min(self.next_wake, when)
 

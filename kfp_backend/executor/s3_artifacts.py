@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kfp_backend.byte_windows import ByteWindow
 from kfp_backend.executor.artifacts import (
     ArtifactStore,
     ArtifactStoreUnavailable,
@@ -164,35 +165,20 @@ class S3ArtifactStore(ArtifactStore):
         return len(batch)
 
 
-class S3ObjectReader(io.RawIOBase):
+class S3ObjectReader(ByteWindow):
     """One object read as a seekable file: a GET from the position read, continued while reads follow on,
     made again (a ranged GET) after a seek elsewhere. Reads only as much as asked for. A replaced object
     (another ETag) fails the read rather than mixing two versions."""
 
     def __init__(self, client: Any, bucket: str, name: str, size: int, etag: str | None = None) -> None:
-        super().__init__()
+        super().__init__(size)
         self._client = client
         self._bucket = bucket
         self._name = name
         self._size = size
         self._etag = etag
-        self._position = 0
         self._body: Any = None
         self._body_position = -1
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
 
     def readinto(self, buffer: Any) -> int:
         wanted = min(len(buffer), self._size - self._position)

@@ -3,13 +3,13 @@ handlers. A run created through either API is seen by both."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 
+from kfp_backend.api import runs as v1_runs
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
-from kfp_backend.api.streaming import stream_base64_json
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
 from kfp_backend.api.v2.run_schemas import RUN_FIELDS, RunRequestSchema, dump_run, dump_run_detail, to_new_run
@@ -48,37 +48,13 @@ def list_runs() -> dict:
     return list_response("runs", [dump_run(item) for item in result.items], result)
 
 
-@blueprint.delete("/runs/<run_id>")
-def delete_run(run_id: str) -> dict:
-    services().runs.delete(run_id, caller=current_caller())
-    return {}
-
-
-@blueprint.post("/runs/<run_id>:archive")
-def archive_run(run_id: str) -> dict:
-    services().runs.archive(run_id, caller=current_caller())
-    return {}
-
-
-@blueprint.post("/runs/<run_id>:unarchive")
-def unarchive_run(run_id: str) -> dict:
-    services().runs.unarchive(run_id, caller=current_caller())
-    return {}
-
-
-@blueprint.post("/runs/<run_id>:terminate")
-def terminate_run(run_id: str) -> dict:
-    services().runs.terminate(run_id, caller=current_caller())
-    return {}
-
-
-@blueprint.get("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read")
-def read_artifact(run_id: str, node_id: str, artifact_name: str) -> Response:
-    opened = services().runs.read_artifact(run_id, node_id, artifact_name, caller=current_caller())
-    return stream_base64_json(opened.file, opened.size)
-
-
-@blueprint.post("/runs/<run_id>:retry")
-def retry_run(run_id: str) -> dict:
-    services().runs.retry(run_id, caller=current_caller())
-    return {}
+# The actions on one run are v1beta1's handlers under v2beta1's paths: the same call, the same empty answer.
+for rule, methods, view in (
+    ("/runs/<run_id>", ["DELETE"], v1_runs.delete_run),
+    ("/runs/<run_id>:archive", ["POST"], v1_runs.archive_run),
+    ("/runs/<run_id>:unarchive", ["POST"], v1_runs.unarchive_run),
+    ("/runs/<run_id>:terminate", ["POST"], v1_runs.terminate_run),
+    ("/runs/<run_id>:retry", ["POST"], v1_runs.retry_run),
+    ("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read", ["GET"], v1_runs.read_artifact),
+):
+    blueprint.add_url_rule(rule, view_func=view, methods=methods)
