@@ -10,26 +10,18 @@ its own. Skipped without the corpus (failed under CI=true).
 import json
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED_DIR
 from tests.databases import in_ci
+from tests.v2_corpus import CORPUS, NAMES, expected_of, task_problems
 
 pytestmark = pytest.mark.kfp2
 
-CORPUS = SHARED_DIR / "pipelines-v2"
-NAMES = sorted(path.name[: -len(".expected.json")] for path in CORPUS.glob("*.expected.json")) \
-    if CORPUS.is_dir() else []
 # The run states after which nothing changes (the client's wait_for_run_completion misses CANCELED).
 FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
-
-
-def expected_of(name: str) -> dict:
-    return json.loads((CORPUS / f"{name}.expected.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -61,39 +53,17 @@ def wait_until_final(client: Any, run_id: str, seconds: float) -> Any:
         time.sleep(0.2)
 
 
-def task_problems(expected: dict[str, dict], details: list[Any]) -> list[str]:
-    """What differs from the README's rules: SUCCEEDED/FAILED need at least one task of that name, all in that
-    state; SKIPPED allows none or only SKIPPED ones; `states` counts instances (SKIPPED ones only when
-    counted); `optional` tasks may be absent."""
-    states: dict[str, list[str]] = {}
-    for task in details:
-        states.setdefault(task.display_name, []).append(task.state)
-    problems = []
-    for name, want in expected.items():
-        got = states.get(name, [])
-        if "states" in want:
-            counted = Counter(state for state in got if state != "SKIPPED" or "SKIPPED" in want["states"])
-            if dict(counted) != want["states"]:
-                problems.append(f"{name}: {dict(counted)} != {want['states']}")
-        elif want["state"] == "SKIPPED":
-            if any(state != "SKIPPED" for state in got):
-                problems.append(f"{name}: {got}, expected not to run")
-        elif not got:
-            if not want.get("optional"):
-                problems.append(f"{name}: missing")
-        elif any(state != want["state"] for state in got):
-            problems.append(f"{name}: {got} != {want['state']}")
-    return problems
-
-
 @pytest.mark.parametrize("name", NAMES or ["corpus-missing"])
 def test_corpus_pipeline_runs_as_expected(client: Any, submitted: dict[str, str], name: str) -> None:
     expected = expected_of(name)
     run = wait_until_final(client, submitted[name], expected.get("timeout", 300))
     details = run.run_details.task_details or []
+    states: dict[str, list[str]] = {}
+    for task in details:
+        states.setdefault(task.display_name, []).append(task.state)
     summary = json.dumps(sorted((task.display_name, task.state) for task in details), indent=0)
     assert run.state == expected["state"], f"{run.error}\n{summary}"
-    assert task_problems(expected["tasks"], details) == [], summary
+    assert task_problems(expected["tasks"], states) == [], summary
 
 
 def test_the_corpus_is_complete() -> None:
