@@ -10,7 +10,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,11 @@ def test_routes_and_documented_operations_match(v2_app: Flask) -> None:
     assert sorted(documented - routed) == [], "documented operations the server does not route"
 
 
-def test_hand_written_calls_match_the_document(v2_app: Flask) -> None:
-    client = v2_app.test_client()
-    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
+def documented_caller(app: Flask) -> Callable[..., Any]:
+    """`call(method, template, status, path, **kwargs)`: a request through the test client whose status must
+    be the one expected and documented for the operation, and whose response must match the document."""
+    client = app.test_client()
+    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, app)
 
     def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
         response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
@@ -100,6 +102,12 @@ def test_hand_written_calls_match_the_document(v2_app: Flask) -> None:
         assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
         operation.validate_response(response)
         return response.get_json()
+
+    return call
+
+
+def test_hand_written_calls_match_the_document(v2_app: Flask) -> None:
+    call = documented_caller(v2_app)
 
     call("GET", "/healthz")
     experiment = call("POST", "/experiments", json={"display_name": "checked", "description": "d"})
@@ -122,16 +130,7 @@ def test_hand_written_calls_match_the_document(v2_app: Flask) -> None:
 
 
 def test_hand_written_pipeline_calls_match_the_document(v2_app: Flask) -> None:
-    client = v2_app.test_client()
-    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
-
-    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
-        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
-        assert response.status_code == status, response.get_data(as_text=True)
-        operation = schema[V2_PREFIX + template][method]
-        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
-        operation.validate_response(response)
-        return response.get_json()
+    call = documented_caller(v2_app)
 
     def upload(template: str, status: int = 200, **query: str) -> Any:
         form = {"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}
@@ -198,16 +197,7 @@ def test_generated_requests_conform(v2_app: Flask, label: str, mode: GenerationM
 
 
 def test_hand_written_recurring_run_calls_match_the_document(v2_app: Flask) -> None:
-    client = v2_app.test_client()
-    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
-
-    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
-        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
-        assert response.status_code == status, response.get_data(as_text=True)
-        operation = schema[V2_PREFIX + template][method]
-        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
-        operation.validate_response(response)
-        return response.get_json()
+    call = documented_caller(v2_app)
 
     workflow = yaml.safe_load(RECURRING_WORKFLOW)
     body = {"display_name": "documented", "pipeline_spec": workflow, "max_concurrency": "2", "mode": "ENABLE",
@@ -237,16 +227,7 @@ def test_hand_written_recurring_run_calls_match_the_document(v2_app: Flask) -> N
 
 
 def test_hand_written_run_calls_match_the_document(v2_app: Flask) -> None:
-    client = v2_app.test_client()
-    schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, v2_app)
-
-    def call(method: str, template: str, status: int = 200, path: dict | None = None, **kwargs: Any) -> Any:
-        response = client.open(V2_PREFIX + template.format(**(path or {})), method=method, **kwargs)
-        assert response.status_code == status, response.get_data(as_text=True)
-        operation = schema[V2_PREFIX + template][method]
-        assert str(status) in operation.definition.raw["responses"], f"{status} is not documented"
-        operation.validate_response(response)
-        return response.get_json()
+    call = documented_caller(v2_app)
 
     argo = json.loads(exit_retry_pipelines.workflow_manifest(exit_retry_pipelines.exit_with_parameter("openapi")))
     run = call("POST", "/runs", json={"display_name": "documented", "pipeline_spec": argo,
