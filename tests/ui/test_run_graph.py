@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from flask.testing import FlaskClient
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
-from kfp_backend.services.auth import AuthService
 from tests import ir_pipelines as ir
+from tests.api.test_auth import _settings
+from tests.api.test_namespaces import TEAM_A, _make_tokens, _seed
 from tests.exit_retry_pipelines import remove_traces
 from tests.ui import graph_pipelines as pipelines
 
@@ -140,3 +142,118 @@ def test_an_argo_run_with_a_loop_a_condition_a_retry_and_an_exit_handler(client:
     detail = client.get(f"{RUNS}/{run_id}").get_json()
     status_nodes = json.loads(detail["pipeline_runtime"]["workflow_manifest"])["status"]["nodes"]
     assert {n["id"] for n in graph["nodes"] if n["type"] != "junction"} <= set(status_nodes)
+
+
+def test_an_ir_run_with_a_loop_conditions_a_retry_and_an_exit_task(client: FlaskClient) -> None:
+    run_id = ir.create_run(client, pipelines.ir_shapes())["run"]["id"]
+    graph = finished_graph(client, run_id)
+    check_consistent(graph)
+    assert (graph["format"], graph["status"]) == ("ir", "Succeeded")
+    nodes = by_display(graph["nodes"])
+    groups = by_display(graph["groups"])
+    body = groups["exit-handler-1"]
+    assert (body["kind"], body["parent"], body["phase"]) == ("exit_handler", None, "Succeeded")
+    assert nodes["final"]["exit_handler"] and nodes["final"]["group"] is None
+    loop = groups["for-loop-1"]
+    assert (loop["kind"], loop["parent"]) == ("loop", body["id"])
+    iterations = [g for g in graph["groups"] if g["parent"] == loop["id"]]
+    assert [g["display_name"] for g in iterations] == ["for-loop-1(0)", "for-loop-1(1)", "for-loop-1(2)"]
+    squares = [n for n in graph["nodes"] if n["display_name"] == "square"]
+    assert sorted(n["group"] for n in squares) == sorted(g["id"] for g in iterations)
+    assert groups["condition-2"]["kind"] == "condition" and groups["condition-2"]["condition"] == "1 < 2"
+    assert nodes["yes"]["group"] == groups["condition-2"]["id"] and nodes["yes"]["phase"] == "Succeeded"
+    assert (nodes["condition-3"]["type"], nodes["condition-3"]["phase"]) == ("skipped", "Skipped")
+    flaky = nodes["flaky"]
+    assert (flaky["type"], flaky["attempt"], flaky["max_attempts"]) == ("retry", 2, 3)
+    assert [a["phase"] for a in flaky["attempts"]] == ["Failed", "Succeeded"]
+    edges = edge_names(graph)
+    assert edges >= {("first", "square"), ("first", "yes"), ("first", "condition-3"), ("first", "flaky")}
+    # The exit task runs after the body's last steps: each of them has an edge to it.
+    into_final = {source for source, target in edges if target == "final"}
+    assert into_final == {"square", "yes", "condition-3", "flaky"}
+
+
+def upload(client: FlaskClient, manifest: str) -> str:
+    """The default version of a pipeline uploaded from `manifest`."""
+    response = client.post("/apis/v1beta1/pipelines/upload", data={"uploadfile": (io.BytesIO(manifest.encode()),
+                           "p.yaml")}, query_string={"name": f"graph-{uuid.uuid4().hex[:8]}"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["default_version"]["id"]
+
+
+@pytest.fixture
+def idle_client(settings: Settings) -> Iterator[FlaskClient]:
+    """A server whose executor is off: its runs never start."""
+    application = create_app(settings)
+    yield application.test_client()
+    shutdown(application)
+
+
+def test_a_version_graph_is_its_spec_with_every_node_planned(idle_client: FlaskClient, marker: str) -> None:
+    version_id = upload(idle_client, pipelines.argo_manifest(marker))
+    response = idle_client.get(VERSION_GRAPH.format(version_id))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    graph = response.get_json()
+    check_consistent(graph)
+    assert (graph["pipeline_version_id"], graph["format"], graph["active"], graph["status"]) == (
+        version_id, "argo", False, "")
+    assert {(n["planned"], n["phase"]) for n in graph["nodes"]} == {(True, "")}
+    assert {(g["planned"], g["phase"]) for g in graph["groups"]} == {(True, "")}
+    nodes = by_display(graph["nodes"])
+    # Both conditions are drawn (which branch runs is not known), the literal loop items are expanded.
+    assert sorted(n["display_name"] for n in graph["nodes"]) == sorted(
+        ["first", "in-loop", "in-loop", "in-loop", "when-yes", "when-no", "flaky", "onExit"])
+    assert [g["kind"] for g in graph["groups"]].count("condition") == 2
+    assert [g["kind"] for g in graph["groups"]].count("iteration") == len(pipelines.LOOP_ITEMS)
+    assert (nodes["flaky"]["type"], nodes["flaky"]["attempt"], nodes["flaky"]["max_attempts"]) == ("retry", None, 3)
+    assert edge_names(graph) >= {("first", "in-loop"), ("first", "when-yes"), ("first", "when-no")}
+
+    ir_version = upload(idle_client, ir.manifest(pipelines.ir_shapes()))
+    graph = idle_client.get(VERSION_GRAPH.format(ir_version)).get_json()
+    check_consistent(graph)
+    assert graph["format"] == "ir"
+    assert sorted(n["display_name"] for n in graph["nodes"]) == sorted(
+        ["first", "square", "square", "square", "yes", "no", "flaky", "final"])
+
+
+def test_a_run_not_started_shows_its_steps_pending(idle_client: FlaskClient, marker: str) -> None:
+    run_id = create_run(idle_client, pipelines.argo_manifest(marker))
+    graph = idle_client.get(GRAPH.format(run_id)).get_json()
+    check_consistent(graph)
+    assert (graph["status"], graph["active"]) == ("", True)
+    assert {(n["planned"], n["phase"]) for n in graph["nodes"]} == {(True, "Pending")}
+    # Planned nodes carry the ids the executor will give them, so a page polling it sees the same structure.
+    assert len(graph["nodes"]) == 8
+
+
+def test_unknown_ids_are_404s(idle_client: FlaskClient) -> None:
+    for url, kind in ((GRAPH.format("no-such-run"), "Run"), (VERSION_GRAPH.format("no-such-version"), "Version")):
+        response = idle_client.get(url)
+        assert response.status_code == 404, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["code"] == 5 and f"{kind} no-such-" in body["message"], body
+
+
+@pytest.fixture
+def multi_user(db_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
+    application = create_app(_settings(database_url=db_url, data_dir=tmp_path / "data", auth="required"))
+    yield application.test_client()
+    shutdown(application)
+
+
+def test_with_authentication_the_graphs_are_authorized_as_get_run_and_get_pipeline_version(
+    multi_user: FlaskClient,
+) -> None:
+    tokens = _make_tokens(multi_user.application)
+    seed = _seed(multi_user, tokens.alice, TEAM_A)
+    for url in (GRAPH.format(seed.run), VERSION_GRAPH.format(seed.version)):
+        assert multi_user.get(url).status_code == 401
+        refused = multi_user.get(url, headers={"Authorization": f"Bearer {tokens.bob}"})
+        assert refused.status_code == 403, refused.get_data(as_text=True)
+        assert "User 'bob' is not authorized" in refused.get_json()["message"]
+        allowed = multi_user.get(url, headers={"Authorization": f"Bearer {tokens.alice}"})
+        assert allowed.status_code == 200, allowed.get_data(as_text=True)
+        assert [n["display_name"] for n in allowed.get_json()["nodes"]] == ["say"]
+    # An unknown id is a 404 for anyone authenticated, as GetRun's.
+    assert multi_user.get(GRAPH.format("nope"), headers={"Authorization": f"Bearer {tokens.bob}"}).status_code == 404
