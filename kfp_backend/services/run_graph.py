@@ -19,7 +19,7 @@ What is drawn (the contract is documented in docs/ui.md, "The graph JSON"):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -225,6 +225,23 @@ class _Builder:
         self.groups.append(group)
         return group["id"]
 
+    def iteration(
+        self, name: str, display: str, loop: str | None, template: str, members: Callable[[str], _Ends],
+    ) -> _Ends:
+        """A loop iteration: a group of its DAG's members, or, when that is a single step, the step alone in the
+        loop's group, named after the iteration (`step(1:b)`): a loop of 200 one-step iterations is one box of
+        200 nodes, not 200 boxes (compound layouts cost by the box)."""
+        first_node, first_group = len(self.nodes), len(self.groups)
+        group_id = self.group(name, ITERATION, display, loop, template=template)
+        ends = members(group_id)
+        added = self.nodes[first_node:]
+        if len(added) == 1 and len(self.groups) == first_group + 1:
+            del self.groups[first_group]
+            step = added[0]
+            step["group"] = loop
+            step["display_name"] += display[display.find("("):] if "(" in display else ""
+        return ends
+
     def connect(self, source: str, source_ends: _Ends, target: str, target_ends: _Ends, group: str | None) -> None:
         """Edges from `source`'s exits to `target`'s entries; many to many goes through a junction node
         (a loop of 100 after a loop of 100: 200 edges, not 10,000)."""
@@ -288,9 +305,12 @@ class _ArgoGraph(_Builder):
                              exit_handler=exit_handler)
         if task is not None and (row_type == "TaskGroup" or is_loop):
             return self.loop(name, task, template, display, group, row)
-        kind = ITERATION if in_loop else _argo_group_kind(task, template)
-        condition = task.when or "" if task is not None and not in_loop else ""
-        group_id = self.group(name, kind, display, group, template=template.name, condition=condition)
+        if in_loop:
+            return self.iteration(name, display, group, template.name,
+                                  lambda group_id: self.dag(name, template, group_id))
+        condition = task.when or "" if task is not None else ""
+        group_id = self.group(name, _argo_group_kind(task, template), display, group, template=template.name,
+                              condition=condition)
         return self.dag(name, template, group_id)
 
     def loop(
@@ -367,9 +387,11 @@ class _IrGraph(_Builder):
                              exit_handler=exit_handler)
         if task is not None and (row_type == "TaskGroup" or is_loop):
             return self.loop(name, task, component, display, group, row)
-        kind = ITERATION if in_loop else _ir_group_kind(task)
-        condition = task.trigger.condition or "" if task is not None and not in_loop else ""
-        group_id = self.group(name, kind, display, group, template=component.name, condition=condition)
+        if in_loop:
+            return self.iteration(name, display, group, component.name,
+                                  lambda group_id: self.dag(name, component, group_id))
+        condition = task.trigger.condition or "" if task is not None else ""
+        group_id = self.group(name, _ir_group_kind(task), display, group, template=component.name, condition=condition)
         return self.dag(name, component, group_id)
 
     def loop(

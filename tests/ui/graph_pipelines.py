@@ -1,6 +1,7 @@
 """Pipelines whose runs the graph tests draw: a kfp 1.8 pipeline (compiled at test time) with an exit handler,
-a loop, a condition taken and one not, and a retried step; a hand-written KFP v2 spec (IR) with the same
-shapes. Steps are `sh -c` one-liners, so a run takes seconds."""
+a loop of two-step iterations, a condition taken and one not, and a retried step; a hand-written KFP v2 spec
+(IR) with the same shapes (its loop of one-step iterations). Steps are `sh -c` one-liners, so a run takes
+seconds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def argo_shapes(marker: str) -> Callable:
         with dsl.ExitHandler(goodbye):
             first = _sh("first", "echo first")
             with dsl.ParallelFor(LOOP_ITEMS) as item:
-                _sh("in-loop", f"echo {item}").after(first)
+                in_loop = _sh("in-loop", f"echo {item}").after(first)
+                _sh("in-loop-after", "echo after").after(in_loop)
             with dsl.Condition(flag == "yes"):
                 _sh("when-yes", "echo yes").after(first)
             with dsl.Condition(flag == "no"):

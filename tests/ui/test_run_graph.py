@@ -105,21 +105,25 @@ def test_an_argo_run_with_a_loop_a_condition_a_retry_and_an_exit_handler(client:
     assert graph["started_at"] and graph["finished_at"]
     nodes = by_display(graph["nodes"])
     groups = by_display(graph["groups"])
-    assert len(graph["edges"]) == 6
+    assert len(graph["edges"]) == 9
     assert not any(node["planned"] for node in graph["nodes"])
     # The exit handler's body is a group; its exit step is a node of its own, outside.
     assert groups["exit-handler-1"]["kind"] == "exit_handler" and groups["exit-handler-1"]["parent"] is None
     assert nodes["onExit"]["exit_handler"] and nodes["onExit"]["group"] is None
     assert nodes["onExit"]["phase"] == "Succeeded"
     body = groups["exit-handler-1"]["id"]
-    # The loop: a group of three iterations, each a group holding its step.
+    # The loop: a group of three iterations, each a group holding its two steps.
     loop = next(g for g in graph["groups"] if g["kind"] == "loop")
     assert (loop["kind"], loop["parent"], loop["phase"]) == ("loop", body, "Succeeded")
     iterations = [g for g in graph["groups"] if g["parent"] == loop["id"]]
-    assert [g["kind"] for g in iterations] == ["iteration"] * 3
+    assert sorted(g["display_name"] for g in iterations) == [
+        f"{loop['display_name']}({i}:{item})" for i, item in enumerate(pipelines.LOOP_ITEMS)]
+    assert {g["kind"] for g in iterations} == {"iteration"}
     in_loop = [n for n in graph["nodes"] if n["display_name"] == "in-loop"]
-    assert sorted(n["group"] for n in in_loop) == sorted(g["id"] for g in iterations)
+    after = {n["group"]: n for n in graph["nodes"] if n["display_name"] == "in-loop-after"}
+    assert sorted(n["group"] for n in in_loop) == sorted(after) == sorted(g["id"] for g in iterations)
     assert {n["phase"] for n in in_loop} == {"Succeeded"}
+    assert all({"from": n["id"], "to": after[n["group"]]["id"]} in graph["edges"] for n in in_loop)
     # Conditions: the true one is a group holding its step, the false one a skipped node.
     [taken] = [g for g in graph["groups"] if g["kind"] == "condition"]
     assert taken["parent"] == body and '== "yes"' in taken["condition"]
@@ -133,7 +137,7 @@ def test_an_argo_run_with_a_loop_a_condition_a_retry_and_an_exit_handler(client:
     assert [a["phase"] for a in flaky["attempts"]] == ["Failed", "Succeeded"]
     assert flaky["pod_id"] == flaky["attempts"][-1]["id"]
     assert nodes["first"]["type"] == "pod" and nodes["first"]["pod_id"] == nodes["first"]["id"]
-    # Edges: first -> each loop iteration's step, -> the condition's step, -> the skipped condition, -> flaky.
+    # Edges: first -> each iteration's first step, -> the condition's step, -> the skipped condition, -> flaky.
     edges = edge_names(graph)
     expected = {("first", "in-loop"), ("first", "when-yes"), ("first", untaken["display_name"]), ("first", "flaky")}
     assert edges >= expected
@@ -156,10 +160,9 @@ def test_an_ir_run_with_a_loop_conditions_a_retry_and_an_exit_task(client: Flask
     assert nodes["final"]["exit_handler"] and nodes["final"]["group"] is None
     loop = groups["for-loop-1"]
     assert (loop["kind"], loop["parent"]) == ("loop", body["id"])
-    iterations = [g for g in graph["groups"] if g["parent"] == loop["id"]]
-    assert [g["display_name"] for g in iterations] == ["for-loop-1(0)", "for-loop-1(1)", "for-loop-1(2)"]
-    squares = [n for n in graph["nodes"] if n["display_name"] == "square"]
-    assert sorted(n["group"] for n in squares) == sorted(g["id"] for g in iterations)
+    squares = [n for n in graph["nodes"] if n["display_name"].startswith("square")]
+    assert sorted(n["display_name"] for n in squares) == ["square(0)", "square(1)", "square(2)"]
+    assert {n["group"] for n in squares} == {loop["id"]}
     assert groups["condition-2"]["kind"] == "condition" and groups["condition-2"]["condition"] == "1 < 2"
     assert nodes["yes"]["group"] == groups["condition-2"]["id"] and nodes["yes"]["phase"] == "Succeeded"
     assert (nodes["condition-3"]["type"], nodes["condition-3"]["phase"]) == ("skipped", "Skipped")
@@ -167,10 +170,10 @@ def test_an_ir_run_with_a_loop_conditions_a_retry_and_an_exit_task(client: Flask
     assert (flaky["type"], flaky["attempt"], flaky["max_attempts"]) == ("retry", 2, 3)
     assert [a["phase"] for a in flaky["attempts"]] == ["Failed", "Succeeded"]
     edges = edge_names(graph)
-    assert edges >= {("first", "square"), ("first", "yes"), ("first", "condition-3"), ("first", "flaky")}
+    assert edges >= {("first", "square(0)"), ("first", "yes"), ("first", "condition-3"), ("first", "flaky")}
     # The exit task runs after the body's last steps: each of them has an edge to it.
     into_final = {source for source, target in edges if target == "final"}
-    assert into_final == {"square", "yes", "condition-3", "flaky"}
+    assert into_final == {"square(0)", "square(1)", "square(2)", "yes", "condition-3", "flaky"}
 
 
 def upload(client: FlaskClient, manifest: str) -> str:
@@ -203,9 +206,9 @@ def test_a_version_graph_is_its_spec_with_every_node_planned(idle_client: FlaskC
     nodes = by_display(graph["nodes"])
     # Both conditions are drawn (which branch runs is not known), the literal loop items are expanded.
     assert sorted(n["display_name"] for n in graph["nodes"]) == sorted(
-        ["first", "in-loop", "in-loop", "in-loop", "when-yes", "when-no", "flaky", "onExit"])
-    assert [g["kind"] for g in graph["groups"]].count("condition") == 2
-    assert [g["kind"] for g in graph["groups"]].count("iteration") == len(pipelines.LOOP_ITEMS)
+        ["first", "when-yes", "when-no", "flaky", "onExit"] + ["in-loop", "in-loop-after"] * len(pipelines.LOOP_ITEMS))
+    assert sorted(g["kind"] for g in graph["groups"]) == sorted(
+        ["condition", "condition", "exit_handler", "loop"] + ["iteration"] * len(pipelines.LOOP_ITEMS))
     assert (nodes["flaky"]["type"], nodes["flaky"]["attempt"], nodes["flaky"]["max_attempts"]) == ("retry", None, 3)
     assert edge_names(graph) >= {("first", "in-loop"), ("first", "when-yes"), ("first", "when-no")}
 
@@ -214,7 +217,7 @@ def test_a_version_graph_is_its_spec_with_every_node_planned(idle_client: FlaskC
     check_consistent(graph)
     assert graph["format"] == "ir"
     assert sorted(n["display_name"] for n in graph["nodes"]) == sorted(
-        ["first", "square", "square", "square", "yes", "no", "flaky", "final"])
+        ["first", "square(0)", "square(1)", "square(2)", "yes", "no", "flaky", "final"])
 
 
 def test_a_run_not_started_shows_its_steps_pending(idle_client: FlaskClient, marker: str) -> None:
@@ -224,7 +227,7 @@ def test_a_run_not_started_shows_its_steps_pending(idle_client: FlaskClient, mar
     assert (graph["status"], graph["active"]) == ("", True)
     assert {(n["planned"], n["phase"]) for n in graph["nodes"]} == {(True, "Pending")}
     # Planned nodes carry the ids the executor will give them, so a page polling it sees the same structure.
-    assert len(graph["nodes"]) == 8
+    assert len(graph["nodes"]) == 5 + 2 * len(pipelines.LOOP_ITEMS)
 
 
 def test_unknown_ids_are_404s(idle_client: FlaskClient) -> None:
