@@ -7,7 +7,7 @@ node when it creates it. The state comes from the run's node rows (Argo's shape,
 a spec node with a row shows the row's phase, times and message; one without (not started yet) is
 `planned`, Pending while the run is active. A pipeline version has no rows: every node is planned.
 
-What is drawn (the contract is documented in docs/ui.md, "The graph JSON"):
+What is drawn (the JSON contract: docs/ui_graph.md):
 - nodes: steps (`pod`), retried steps (`retry`, one node for all its attempts), skipped or omitted tasks
   (`skipped`), loops whose items are not known yet (`loop`), and `junction`s (see `_connect`);
 - groups: sub-DAGs, conditions, exit-handler bodies, loops and their iterations, nested as in the spec;

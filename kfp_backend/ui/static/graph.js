@@ -1,6 +1,6 @@
 /*
  * The run graph of the web UI: draws every `div.kfp-graph[data-graph-url]` from the graph JSON
- * (GET /ui/api/runs/<id>/graph or /ui/api/pipeline-versions/<id>/graph, see docs/ui.md "The graph JSON").
+ * (GET /ui/api/runs/<id>/graph or /ui/api/pipeline-versions/<id>/graph; the contract: docs/ui_graph.md).
  *
  * - Layout by dagre (vendored: static/vendor/dagre/dagre.min.js, loaded before this file), as a compound
  *   graph: groups (loops, iterations, conditions, sub-DAGs, the exit handler's body) are boxes around their
