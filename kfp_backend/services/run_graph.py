@@ -35,7 +35,6 @@ from kfp_backend.store.db import Database
 from kfp_backend.store.states import FINAL_RUN_STATUSES, PENDING
 from kfp_backend.workflow import expressions as ex
 from kfp_backend.workflow.compile import compile_workflow
-from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.graph import DagTask, Template, WorkflowGraph
 from kfp_backend.workflow.ir.document import is_pipeline_spec, load_documents
 from kfp_backend.workflow.ir.model import ALL_UPSTREAM_TASKS_COMPLETED, Component, PipelineSpec, Task
@@ -126,8 +125,8 @@ def _parsed_spec(text: str, fallback_name: str) -> _Spec | str:
         metadata = document.get("metadata")
         name = metadata.get("name") if isinstance(metadata, dict) else None
         return _Spec(ARGO, str(name or graph.name or fallback_name), argo=graph)
-    except WorkflowError as exc:
-        return str(exc)
+    except Exception as exc:  # a view of stored data: a spec it cannot read is reported, never a 500
+        return str(exc) or type(exc).__name__
 
 
 def _graph(text: str, rows: list[dict[str, Any]], *, planned_phase: str, fallback_name: str) -> dict[str, Any]:

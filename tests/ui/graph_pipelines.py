@@ -59,6 +59,22 @@ def chain_manifest(steps: int, *, sleep: float = 0) -> str:
     return workflow_manifest(pipeline)
 
 
+def items_later_manifest(sleep: float = 3) -> str:
+    """A loop over the output of a step that takes `sleep` seconds: its items are known only then."""
+
+    @dsl.pipeline(name="items-later")
+    def pipeline():
+        make = dsl.ContainerOp(
+            name="make-items", image="alpine",
+            command=["sh", "-c", f"sleep {sleep}; mkdir -p /tmp/outputs/items; "
+                                 "echo '[1, 2]' > /tmp/outputs/items/data"],
+            file_outputs={"items": "/tmp/outputs/items/data"})
+        with dsl.ParallelFor(make.outputs["items"]) as item:
+            _sh("use-item", f"echo {item}")
+
+    return workflow_manifest(pipeline)
+
+
 def ir_shapes() -> dict[str, Any]:
     """first -> for-loop-1 (raw items) {square}; condition-2 (true) {yes}; condition-3 (false) {no};
     a retried flaky step; all inside exit-handler-1, then `final` as its exit task."""

@@ -134,3 +134,29 @@ def test_a_live_run_updates_in_place_and_polling_stops_when_it_ends(
     time.sleep(2.5)  # longer than the poll interval: a finished run is not asked for again
     assert driver.execute_script(
         "return document.querySelector('.kfp-graph').getAttribute('data-graph-updated')") == updated
+
+
+def test_nodes_that_appear_are_laid_out_again_and_the_selection_is_kept(
+    client: FlaskClient, browser: tuple[Any, str],
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver, base_url = browser
+    run_id = create_run(client, pipelines.items_later_manifest(sleep=4))
+    driver.get(f"{base_url}/test-graph/runs/{run_id}")
+    wait_for(driver, "return document.querySelector('.kfp-graph').getAttribute('data-graph-state') === 'live'")
+    # Before its items are known, the loop is one node.
+    drawn = {node["name"]: node for node in driver.execute_script(DRAWN_NODES)}
+    assert set(drawn) == {"make-items", "for-loop-1"}, drawn
+    assert drawn["for-loop-1"]["state"] == "Pending \u00b7 loop"
+    driver.execute_script("document.querySelector('.kfp-graph svg').kfpMark = 'first drawing'")
+    driver.find_element(By.CSS_SELECTOR, f'g.kfp-node[data-node-id="{drawn["make-items"]["id"]}"]').click()
+    wait_for(driver, "return document.querySelector('.kfp-graph').getAttribute('data-graph-state') === 'final'",
+             timeout=60)
+    drawn = {node["name"]: node for node in driver.execute_script(DRAWN_NODES)}
+    assert set(drawn) == {"make-items", "use-item(0:1)", "use-item(1:2)"}, drawn
+    assert {node["state"] for node in drawn.values()} == {"Succeeded"}
+    assert driver.execute_script("return document.querySelector('.kfp-graph svg').kfpMark") is None
+    selected = driver.find_element(By.CSS_SELECTOR, f'g.kfp-node[data-node-id="{drawn["make-items"]["id"]}"]')
+    assert "kfp-selected" in selected.get_attribute("class")
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".kfp-graph g.kfp-group-loop")) == 1
