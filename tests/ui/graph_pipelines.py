@@ -75,6 +75,19 @@ def items_later_manifest(sleep: float = 3) -> str:
     return workflow_manifest(pipeline)
 
 
+def loop_after_loop_manifest() -> str:
+    """Two loops, the second after the first: many steps into many (drawn through a junction)."""
+
+    @dsl.pipeline(name="loop-after-loop")
+    def pipeline():
+        with dsl.ParallelFor([1, 2, 3]) as first:
+            before = _sh("before", f"echo {first}")
+        with dsl.ParallelFor([1, 2]) as second:
+            _sh("after", f"echo {second}").after(before)
+
+    return workflow_manifest(pipeline)
+
+
 def ir_shapes() -> dict[str, Any]:
     """first -> for-loop-1 (raw items) {square}; condition-2 (true) {yes}; condition-3 (false) {no};
     a retried flaky step; all inside exit-handler-1, then `final` as its exit task."""

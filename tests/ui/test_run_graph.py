@@ -220,6 +220,18 @@ def test_a_version_graph_is_its_spec_with_every_node_planned(idle_client: FlaskC
         ["first", "square(0)", "square(1)", "square(2)", "yes", "no", "flaky", "final"])
 
 
+def test_many_steps_into_many_go_through_a_junction(idle_client: FlaskClient) -> None:
+    graph = idle_client.get(VERSION_GRAPH.format(upload(idle_client, pipelines.loop_after_loop_manifest()))).get_json()
+    check_consistent(graph)
+    [junction] = [node for node in graph["nodes"] if node["type"] == "junction"]
+    assert (junction["group"], junction["phase"]) == (None, "")
+    names = {node["id"]: node["display_name"] for node in graph["nodes"]}
+    into = sorted(names[e["from"]] for e in graph["edges"] if e["to"] == junction["id"])
+    out_of = sorted(names[e["to"]] for e in graph["edges"] if e["from"] == junction["id"])
+    assert (into, out_of) == (["before(0:1)", "before(1:2)", "before(2:3)"], ["after(0:1)", "after(1:2)"])
+    assert len(graph["edges"]) == 5
+
+
 def test_a_run_not_started_shows_its_steps_pending(idle_client: FlaskClient, marker: str) -> None:
     run_id = create_run(idle_client, pipelines.argo_manifest(marker))
     graph = idle_client.get(GRAPH.format(run_id)).get_json()

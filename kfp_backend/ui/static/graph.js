@@ -221,6 +221,7 @@
   };
 
   Graph.prototype.render = function (data) {
+    if (typeof dagre === 'undefined') throw new Error('The graph layout library (dagre) is not loaded.');
     this.data = data;
     this.isRun = !!data.run_id;
     var key = structureKey(data);
@@ -241,7 +242,8 @@
     var steps = data.nodes.filter(function (n) { return n.type !== 'junction'; }).length;
     var text = steps + (steps === 1 ? ' step' : ' steps');
     if (this.isRun) {
-      text = 'Run ' + phaseText(data.status || '').toLowerCase() + (data.active ? ' (updating)' : '') + ' \u2014 ' + text;
+      var status = data.status ? phaseText(data.status).toLowerCase() : 'not started';
+      text = 'Run ' + status + (data.active ? ' (updating)' : '') + ' \u2014 ' + text;
     }
     if (data.spec_error) text += ' \u2014 the pipeline spec could not be read: ' + data.spec_error;
     return text;
