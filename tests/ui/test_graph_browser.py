@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ return Array.from(document.querySelectorAll('.kfp-graph g.kfp-node')).map(functi
 
 
 def test_a_finished_run_is_drawn_with_phases_retries_groups_and_selectable_nodes(
-    client: FlaskClient, browser: tuple[Any, str], marker: str,
+    client: FlaskClient, browser: tuple[Any, str], marker: str, tmp_path: Path,
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -105,6 +106,7 @@ def test_a_finished_run_is_drawn_with_phases_retries_groups_and_selectable_nodes
     events = wait_for(driver, "return window.kfpEvents.length === 2 && window.kfpEvents")
     assert events[1]["node_id"] == flaky_node["id"] and events[1]["pod_id"] == flaky_node["attempts"][-1]["id"]
     assert "kfp-selected" in element.get_attribute("class")
+    driver.save_screenshot(str(tmp_path / "run-graph.png"))  # under the test output, for a look
 
 
 def test_a_live_run_updates_in_place_and_polling_stops_when_it_ends(

@@ -172,6 +172,7 @@
 
   Graph.prototype.zoomBy = function (factor) {
     if (!this.size || !this.svg) return;
+    this.zoomed = true;
     if (factor === 0) {
       var width = this.scroller.clientWidth || this.size.width;
       this.zoom = Math.min(1, width / this.size.width);
@@ -337,6 +338,11 @@
     this.scroller.textContent = '';
     this.scroller.appendChild(root);
     this.svg = root;
+    if (!this.zoomed) {
+      // The first drawing fits the width when that keeps the text readable (at least half size).
+      var fit = (this.scroller.clientWidth || this.size.width) / this.size.width;
+      this.zoom = Math.min(1, Math.max(0.5, fit));
+    }
     this.applyZoom();
     if (this.selected && this.items[this.selected]) this.items[this.selected].element.classList.add('kfp-selected');
   };
