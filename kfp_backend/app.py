@@ -21,6 +21,7 @@ from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.experiment_activity import ExperimentActivity
 from kfp_backend.store.db import Database
+from kfp_backend.ui import graph_routes as ui_graph
 
 BLUEPRINTS = (
     healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint, jobs.blueprint,
@@ -28,6 +29,7 @@ BLUEPRINTS = (
     v2_healthz.blueprint, v2_experiments.blueprint, v2_openapi.blueprint, v2_pipelines.blueprint, v2_runs.blueprint,
     v2_recurring_runs.blueprint,
     prometheus.blueprint,  # GET /metrics
+    ui_graph.blueprint,  # GET /ui/api/...graph: the run graph the web UI draws
 )
 
 

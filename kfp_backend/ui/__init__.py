@@ -1,0 +1,1 @@
+"""The web UI: a blueprint with templates and static assets over the same services as the API."""

@@ -1,0 +1,411 @@
+/*
+ * The run graph of the web UI: draws every `div.kfp-graph[data-graph-url]` from the graph JSON
+ * (GET /ui/api/runs/<id>/graph or /ui/api/pipeline-versions/<id>/graph; the contract: docs/ui_graph.md).
+ *
+ * - Layout by dagre (vendored: static/vendor/dagre/dagre.min.js, loaded before this file), as a compound
+ *   graph: groups (loops, iterations, conditions, sub-DAGs, the exit handler's body) are boxes around their
+ *   members.
+ * - Each node shows its name and its phase as text (not by colour alone), a retried step its attempt
+ *   ("attempt 2/3"). Nodes are focusable (Tab) and selected by click, Enter or Space: the node then
+ *   dispatches `kfp-node-select` (bubbling) with detail {run_id, version_id, node_id, pod_id}.
+ * - While the run is active the JSON is fetched again every 2 s: phases change in place when the structure
+ *   is the same, the graph is laid out again when nodes appeared; polling stops once the run is over.
+ * - Zoom: Ctrl + wheel, or the + / - / fit buttons; pan: scroll or drag.
+ * No build step: plain ES2017 for evergreen browsers.
+ */
+(function () {
+  'use strict';
+
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+  var POLL_MS = 2000;
+  var NODE_W = 184;
+  var NODE_H = 48;
+  var JUNCTION_SIZE = 8;
+  var MAX_LABEL = 26;
+  var PHASE_TEXT = {
+    '': 'Not run', Pending: 'Pending', Running: 'Running', Succeeded: 'Succeeded', Failed: 'Failed',
+    Error: 'Error', Skipped: 'Skipped', Omitted: 'Omitted', Terminating: 'Terminating'
+  };
+  var STYLE = [
+    '.kfp-graph{position:relative;border:1px solid #c4c7c5;border-radius:4px;background:#fff}',
+    '.kfp-graph-scroll{overflow:auto;max-height:var(--kfp-graph-max-height,70vh)}',
+    '.kfp-graph-tools{position:absolute;top:4px;right:4px;display:flex;gap:4px;z-index:1}',
+    '.kfp-graph-tools button{font:13px sans-serif;min-width:28px;padding:2px 6px;background:#fff;color:#1f1f1f;' +
+      'border:1px solid #747775;border-radius:4px;cursor:pointer}',
+    '.kfp-graph-status{font:13px sans-serif;color:#1f1f1f;padding:6px 8px}',
+    '.kfp-graph svg{display:block}',
+    '.kfp-graph .kfp-node{cursor:pointer;outline:none}',
+    '.kfp-graph .kfp-node rect.kfp-box{fill:#fff;stroke:#5f6368;stroke-width:1}',
+    '.kfp-graph .kfp-node rect.kfp-stripe{fill:#9aa0a6}',
+    '.kfp-graph .kfp-node text{font:12px sans-serif;fill:#1f1f1f}',
+    '.kfp-graph .kfp-node text.kfp-node-phase{font-size:11px;fill:#3c4043}',
+    '.kfp-graph .kfp-node.kfp-planned rect.kfp-box{stroke-dasharray:4 3}',
+    '.kfp-graph .kfp-node:focus rect.kfp-box{stroke:#0b57d0;stroke-width:2}',
+    '.kfp-graph .kfp-node.kfp-selected rect.kfp-box{stroke:#0b57d0;stroke-width:3}',
+    '.kfp-graph .kfp-phase-succeeded rect.kfp-box{fill:#e6f4ea}.kfp-graph .kfp-phase-succeeded rect.kfp-stripe{fill:#188038}',
+    '.kfp-graph .kfp-phase-failed rect.kfp-box,.kfp-graph .kfp-phase-error rect.kfp-box{fill:#fce8e6}',
+    '.kfp-graph .kfp-phase-failed rect.kfp-stripe,.kfp-graph .kfp-phase-error rect.kfp-stripe{fill:#c5221f}',
+    '.kfp-graph .kfp-phase-running rect.kfp-box{fill:#e8f0fe}.kfp-graph .kfp-phase-running rect.kfp-stripe{fill:#1a73e8}',
+    '.kfp-graph .kfp-phase-pending rect.kfp-box{fill:#fef7e0}.kfp-graph .kfp-phase-pending rect.kfp-stripe{fill:#b06000}',
+    '.kfp-graph .kfp-phase-skipped rect.kfp-box,.kfp-graph .kfp-phase-omitted rect.kfp-box{fill:#f1f3f4}',
+    '.kfp-graph .kfp-junction{fill:#5f6368}',
+    '.kfp-graph .kfp-group rect{fill:rgba(60,64,67,.04);stroke:#80868b;stroke-width:1}',
+    '.kfp-graph .kfp-group-condition rect{stroke-dasharray:6 3}',
+    '.kfp-graph .kfp-group-loop rect{fill:rgba(26,115,232,.05);stroke:#1a73e8}',
+    '.kfp-graph .kfp-group-exit_handler rect{stroke:#b06000}',
+    '.kfp-graph .kfp-group text{font:11px sans-serif;fill:#3c4043}',
+    '.kfp-graph .kfp-edge{fill:none;stroke:#5f6368;stroke-width:1.2}',
+    '.kfp-graph .kfp-arrow{fill:#5f6368}'
+  ].join('\n');
+  var instances = 0;
+
+  function injectStyle() {
+    if (document.getElementById('kfp-graph-style')) return;
+    var style = document.createElement('style');
+    style.id = 'kfp-graph-style';
+    style.textContent = STYLE;
+    document.head.appendChild(style);
+  }
+
+  function svg(name, attributes, parent) {
+    var element = document.createElementNS(SVG_NS, name);
+    Object.keys(attributes || {}).forEach(function (key) { element.setAttribute(key, attributes[key]); });
+    if (parent) parent.appendChild(element);
+    return element;
+  }
+
+  function phaseText(phase) {
+    return Object.prototype.hasOwnProperty.call(PHASE_TEXT, phase) ? PHASE_TEXT[phase] : phase;
+  }
+
+  function phaseClass(phase) {
+    return 'kfp-phase-' + (phase ? phase.toLowerCase() : 'none');
+  }
+
+  function shorten(text) {
+    return text.length > MAX_LABEL ? text.slice(0, MAX_LABEL - 1) + '\u2026' : text;
+  }
+
+  // What a node's second line says: its phase, and for a retried step which attempt.
+  function stateLine(node, showPhase) {
+    var parts = [];
+    if (showPhase) parts.push(phaseText(node.phase));
+    if (node.type === 'retry' && node.attempt) {
+      parts.push('attempt ' + node.attempt + (node.max_attempts ? '/' + node.max_attempts : ''));
+    } else if (node.type === 'retry' && node.max_attempts) {
+      parts.push('up to ' + node.max_attempts + ' attempts');
+    }
+    if (node.type === 'loop') parts.push('loop');
+    if (node.exit_handler) parts.push('exit handler');
+    return parts.join(' \u00b7 ');
+  }
+
+  function describe(node, showPhase) {
+    var text = node.display_name + ': ' + stateLine(node, showPhase);
+    return node.message ? text + ' \u2014 ' + node.message : text;
+  }
+
+  // The structure a drawing depends on: when it is unchanged, only phases (and texts) are updated.
+  function structureKey(data) {
+    return JSON.stringify([
+      data.nodes.map(function (n) { return [n.id, n.type, n.group]; }),
+      data.groups.map(function (g) { return [g.id, g.parent]; }),
+      data.edges.map(function (e) { return [e.from, e.to]; })
+    ]);
+  }
+
+  function Graph(element) {
+    this.element = element;
+    this.url = element.getAttribute('data-graph-url');
+    this.id = ++instances;
+    this.key = null;
+    this.selected = null;
+    this.items = {};
+    this.zoom = 1;
+    this.size = null;
+    this.timer = null;
+    this.build();
+  }
+
+  Graph.prototype.build = function () {
+    var self = this;
+    this.element.textContent = '';
+    this.element.classList.add('kfp-graph');
+    var tools = document.createElement('div');
+    tools.className = 'kfp-graph-tools';
+    [['+', 'Zoom in', 1.25], ['\u2212', 'Zoom out', 0.8], ['Fit', 'Fit the graph to the view', 0]].forEach(
+      function (tool) {
+        var button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = tool[0];
+        button.title = tool[1];
+        button.setAttribute('aria-label', tool[1]);
+        button.addEventListener('click', function () { self.zoomBy(tool[2]); });
+        tools.appendChild(button);
+      });
+    this.status = document.createElement('div');
+    this.status.className = 'kfp-graph-status';
+    this.status.setAttribute('role', 'status');
+    this.status.textContent = 'Loading the graph\u2026';
+    this.scroller = document.createElement('div');
+    this.scroller.className = 'kfp-graph-scroll';
+    this.element.appendChild(tools);
+    this.element.appendChild(this.status);
+    this.element.appendChild(this.scroller);
+    this.scroller.addEventListener('wheel', function (event) {
+      if (!event.ctrlKey) return;
+      event.preventDefault();
+      self.zoomBy(event.deltaY < 0 ? 1.1 : 1 / 1.1);
+    }, {passive: false});
+    var drag = null;
+    this.scroller.addEventListener('mousedown', function (event) {
+      if (event.button !== 0 || event.target.closest('.kfp-node')) return;
+      drag = {x: event.clientX, y: event.clientY, left: self.scroller.scrollLeft, top: self.scroller.scrollTop};
+    });
+    window.addEventListener('mousemove', function (event) {
+      if (!drag) return;
+      self.scroller.scrollLeft = drag.left - (event.clientX - drag.x);
+      self.scroller.scrollTop = drag.top - (event.clientY - drag.y);
+    });
+    window.addEventListener('mouseup', function () { drag = null; });
+  };
+
+  Graph.prototype.zoomBy = function (factor) {
+    if (!this.size || !this.svg) return;
+    this.zoomed = true;
+    if (factor === 0) {
+      var width = this.scroller.clientWidth || this.size.width;
+      this.zoom = Math.min(1, width / this.size.width);
+    } else {
+      this.zoom = Math.max(0.1, Math.min(3, this.zoom * factor));
+    }
+    this.applyZoom();
+  };
+
+  Graph.prototype.applyZoom = function () {
+    this.svg.setAttribute('width', Math.ceil(this.size.width * this.zoom));
+    this.svg.setAttribute('height', Math.ceil(this.size.height * this.zoom));
+  };
+
+  Graph.prototype.refresh = function () {
+    var self = this;
+    this.timer = null;
+    return fetch(this.url, {credentials: 'same-origin', headers: {Accept: 'application/json'}, cache: 'no-store'})
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          if (!response.ok) {
+            var message = (body && (body.message || body.error)) || response.statusText;
+            throw new Error('The graph could not be loaded (' + response.status + '): ' + message);
+          }
+          return body;
+        });
+      })
+      .then(function (data) {
+        self.render(data);
+        if (data.active && self.element.isConnected) {
+          self.timer = setTimeout(function () { self.refresh(); }, POLL_MS);
+        }
+      })
+      .catch(function (error) {
+        self.status.textContent = error.message;
+        self.status.setAttribute('role', 'alert');
+        // A live run's graph is asked for again: the server may have been restarting.
+        if (self.data && self.data.active && self.element.isConnected) {
+          self.timer = setTimeout(function () { self.refresh(); }, POLL_MS * 2);
+        }
+      });
+  };
+
+  Graph.prototype.stop = function () {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  };
+
+  Graph.prototype.render = function (data) {
+    if (typeof dagre === 'undefined') throw new Error('The graph layout library (dagre) is not loaded.');
+    this.data = data;
+    this.isRun = !!data.run_id;
+    var key = structureKey(data);
+    if (key === this.key) {
+      this.update(data);
+    } else {
+      this.key = key;
+      this.draw(data);
+    }
+    this.status.setAttribute('role', 'status');
+    this.status.textContent = this.summary(data);
+    this.element.setAttribute('data-graph-state', data.active ? 'live' : 'final');
+    this.element.setAttribute('data-graph-updated', String(performance.now()));
+    this.element.dispatchEvent(new CustomEvent('kfp-graph-drawn', {detail: {graph: data}, bubbles: true}));
+  };
+
+  Graph.prototype.summary = function (data) {
+    var steps = data.nodes.filter(function (n) { return n.type !== 'junction'; }).length;
+    var text = steps + (steps === 1 ? ' step' : ' steps');
+    if (this.isRun) {
+      var status = data.status ? phaseText(data.status).toLowerCase() : 'not started';
+      text = 'Run ' + status + (data.active ? ' (updating)' : '') + ' \u2014 ' + text;
+    }
+    if (data.spec_error) text += ' \u2014 the pipeline spec could not be read: ' + data.spec_error;
+    return text;
+  };
+
+  Graph.prototype.layout = function (data) {
+    var graph = new dagre.graphlib.Graph({compound: true});
+    graph.setGraph({rankdir: 'TB', nodesep: 24, ranksep: 40, marginx: 16, marginy: 16});
+    graph.setDefaultEdgeLabel(function () { return {}; });
+    data.groups.forEach(function (group) { graph.setNode(group.id, {}); });
+    data.groups.forEach(function (group) { if (group.parent) graph.setParent(group.id, group.parent); });
+    data.nodes.forEach(function (node) {
+      var junction = node.type === 'junction';
+      graph.setNode(node.id, {width: junction ? JUNCTION_SIZE : NODE_W, height: junction ? JUNCTION_SIZE : NODE_H});
+      if (node.group) graph.setParent(node.id, node.group);
+    });
+    data.edges.forEach(function (edge) { graph.setEdge(edge.from, edge.to); });
+    dagre.layout(graph);
+    return graph;
+  };
+
+  Graph.prototype.draw = function (data) {
+    var self = this;
+    var layout = this.layout(data);
+    var size = layout.graph();
+    this.size = {width: Math.max(size.width || 0, 100), height: Math.max(size.height || 0, 60)};
+    var root = svg('svg', {
+      viewBox: '0 0 ' + this.size.width + ' ' + this.size.height, role: 'group',
+      'aria-label': this.isRun ? 'Run graph' : 'Pipeline graph'
+    });
+    var arrow = 'kfp-arrow-' + this.id;
+    var marker = svg('marker', {id: arrow, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7,
+      markerHeight: 7, orient: 'auto-start-reverse'}, svg('defs', {}, root));
+    svg('path', {d: 'M0,0 L10,5 L0,10 z', 'class': 'kfp-arrow'}, marker);
+    var groupLayer = svg('g', {'class': 'kfp-groups'}, root);
+    var edgeLayer = svg('g', {'class': 'kfp-edges', 'aria-hidden': 'true'}, root);
+    var nodeLayer = svg('g', {'class': 'kfp-nodes'}, root);
+    this.items = {};
+
+    // Outer groups first, so inner boxes are drawn over them.
+    var depth = {};
+    var parents = {};
+    data.groups.forEach(function (group) { parents[group.id] = group.parent; });
+    function depthOf(id) {
+      if (!(id in depth)) depth[id] = parents[id] ? depthOf(parents[id]) + 1 : 0;
+      return depth[id];
+    }
+    data.groups.slice().sort(function (a, b) { return depthOf(a.id) - depthOf(b.id); }).forEach(function (group) {
+      var box = layout.node(group.id);
+      if (!box || !box.width) return;
+      var element = svg('g', {'class': 'kfp-group kfp-group-' + group.kind, 'data-group-id': group.id}, groupLayer);
+      svg('rect', {x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height,
+        rx: 6}, element);
+      var label = svg('text', {x: box.x - box.width / 2 + 8, y: box.y - box.height / 2 + 14}, element);
+      var title = svg('title', {}, element);
+      self.items[group.id] = {element: element, label: label, title: title, group: group};
+      self.updateGroup(group);
+    });
+
+    data.edges.forEach(function (edge) {
+      var route = layout.edge(edge.from, edge.to);
+      if (!route || !route.points) return;
+      var path = route.points.map(function (p, i) { return (i ? 'L' : 'M') + p.x.toFixed(1) + ',' + p.y.toFixed(1); });
+      svg('path', {d: path.join(' '), 'class': 'kfp-edge', 'marker-end': 'url(#' + arrow + ')'}, edgeLayer);
+    });
+
+    data.nodes.forEach(function (node) {
+      var box = layout.node(node.id);
+      if (node.type === 'junction') {
+        svg('circle', {cx: box.x, cy: box.y, r: JUNCTION_SIZE / 2, 'class': 'kfp-junction'}, nodeLayer);
+        return;
+      }
+      var element = svg('g', {'class': 'kfp-node', tabindex: 0, role: 'button', 'data-node-id': node.id,
+        transform: 'translate(' + (box.x - NODE_W / 2) + ',' + (box.y - NODE_H / 2) + ')'}, nodeLayer);
+      svg('rect', {'class': 'kfp-box', width: NODE_W, height: NODE_H, rx: 4}, element);
+      svg('rect', {'class': 'kfp-stripe', width: 6, height: NODE_H, rx: 2}, element);
+      var name = svg('text', {'class': 'kfp-node-name', x: 14, y: 19}, element);
+      var state = svg('text', {'class': 'kfp-node-phase', x: 14, y: 36}, element);
+      var title = svg('title', {}, element);
+      element.addEventListener('click', function () { self.select(node.id); });
+      element.addEventListener('keydown', function (event) {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          self.select(node.id);
+        }
+      });
+      self.items[node.id] = {element: element, name: name, state: state, title: title, node: node};
+      self.updateNode(node);
+    });
+
+    this.scroller.textContent = '';
+    this.scroller.appendChild(root);
+    this.svg = root;
+    if (!this.zoomed) {
+      // The first drawing fits the width when that keeps the text readable (at least half size).
+      var fit = (this.scroller.clientWidth || this.size.width) / this.size.width;
+      this.zoom = Math.min(1, Math.max(0.5, fit));
+    }
+    this.applyZoom();
+    if (this.selected && this.items[this.selected]) this.items[this.selected].element.classList.add('kfp-selected');
+  };
+
+  Graph.prototype.update = function (data) {
+    var self = this;
+    data.groups.forEach(function (group) { if (self.items[group.id]) self.updateGroup(group); });
+    data.nodes.forEach(function (node) { if (self.items[node.id] && node.type !== 'junction') self.updateNode(node); });
+  };
+
+  Graph.prototype.updateNode = function (node) {
+    var item = this.items[node.id];
+    item.node = node;
+    var classes = ['kfp-node', 'kfp-type-' + node.type, phaseClass(node.phase)];
+    if (node.planned) classes.push('kfp-planned');
+    if (node.id === this.selected) classes.push('kfp-selected');
+    item.element.setAttribute('class', classes.join(' '));
+    item.element.setAttribute('data-phase', node.phase || '');
+    item.name.textContent = shorten(node.display_name);
+    item.state.textContent = stateLine(node, this.isRun);
+    item.title.textContent = describe(node, this.isRun);
+    item.element.setAttribute('aria-label', describe(node, this.isRun));
+  };
+
+  Graph.prototype.updateGroup = function (group) {
+    var item = this.items[group.id];
+    item.group = group;
+    var text = group.display_name + (this.isRun ? ' \u00b7 ' + phaseText(group.phase) : '');
+    item.label.textContent = text;
+    item.title.textContent = text + (group.condition ? ' \u2014 when ' + group.condition : '') +
+      (group.message ? ' \u2014 ' + group.message : '');
+    item.element.setAttribute('data-phase', group.phase || '');
+  };
+
+  Graph.prototype.select = function (nodeId) {
+    var item = this.items[nodeId];
+    if (!item) return;
+    if (this.selected && this.items[this.selected]) this.items[this.selected].element.classList.remove('kfp-selected');
+    this.selected = nodeId;
+    item.element.classList.add('kfp-selected');
+    item.element.dispatchEvent(new CustomEvent('kfp-node-select', {
+      bubbles: true,
+      detail: {
+        run_id: this.data.run_id || null, version_id: this.data.pipeline_version_id || null,
+        node_id: nodeId, pod_id: item.node.pod_id || null
+      }
+    }));
+  };
+
+  function init(root) {
+    injectStyle();
+    var found = (root || document).querySelectorAll('div.kfp-graph[data-graph-url]');
+    Array.prototype.forEach.call(found, function (element) {
+      if (element.kfpGraph) return;
+      element.kfpGraph = new Graph(element);
+      element.kfpGraph.refresh();
+    });
+  }
+
+  window.kfpGraph = {init: init, Graph: Graph};
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', function () { init(document); });
+  } else {
+    init(document);
+  }
+})();
