@@ -69,10 +69,11 @@ def request_fingerprint() -> str | None:
         fields, files = request.form, request.files
     except (RequestEntityTooLarge, ValueError):
         return None
-    for name, value in sorted(fields.items(multi=True)):
+    # (A malformed part may lack its name: None counts as "".)
+    for name, value in sorted((name or "", value or "") for name, value in fields.items(multi=True)):
         _add(digest, "field", name, value)
-    for name, upload in sorted(files.items(multi=True), key=lambda item: item[0]):
-        _add(digest, "file", name, upload.filename or "", _file_digest(upload.stream))
+    for name, upload in sorted(files.items(multi=True), key=lambda item: item[0] or ""):
+        _add(digest, "file", name or "", upload.filename or "", _file_digest(upload.stream))
     return digest.hexdigest()
 
 
