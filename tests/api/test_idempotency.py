@@ -28,7 +28,7 @@ from kfp_backend.scheduler.cron import cron_error
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.auth import AuthService
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.idempotency import KEY_TTL_SECONDS, PURGE_EVERY_SECONDS
+from kfp_backend.services.idempotency import IN_FLIGHT_SECONDS, KEY_TTL_SECONDS, PURGE_EVERY_SECONDS
 from kfp_backend.store.db import Database
 from kfp_backend.store.models import IdempotencyKey
 from tests.api.test_upload import workflow_yaml
@@ -372,6 +372,38 @@ def test_a_second_request_while_the_first_runs_is_409(app: Flask, client: FlaskC
     replayed = client.post(f"{V1}/pipelines", json=body, headers=key)
     assert ok(replayed)["id"] == created["id"] and replayed.headers[REPLAYED] == "true"
     assert total(client, f"{V1}/pipelines") == 1
+
+
+def test_a_claim_never_answered_is_taken_over_after_a_while(app: Flask, client: FlaskClient,
+                                                            clock: MovableClock) -> None:
+    """A request that holds its key far longer than any request takes (as if its process had died) loses it: the
+    next request with the key runs, and is what the key answers from then on, whatever the first one does."""
+    fetching, release = threading.Event(), threading.Event()
+
+    class FirstHeldHandler(RouteHandler):
+        def do_GET(self) -> None:
+            if not fetching.is_set():
+                fetching.set()
+                release.wait(timeout=60)
+            super().do_GET()
+
+    with route_server({"/held.yaml": (200, WORKFLOW.encode(), {})}, FirstHeldHandler) as server:
+        body = {"name": "held", "url": {"pipeline_url": f"{server.base_url}/held.yaml"}}
+        key = {KEY: "abandoned"}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(lambda: app.test_client().post(f"{V1}/pipelines", json=body, headers=key))
+            try:
+                assert fetching.wait(timeout=60), "the first request never fetched its pipeline"
+                gateway_error(client.post(f"{V1}/pipelines", json=body, headers=key), 409, 10)
+                clock.now += IN_FLIGHT_SECONDS
+                second = client.post(f"{V1}/pipelines", json=body, headers=key)
+                taken_over = ok(second)
+                assert REPLAYED not in second.headers
+            finally:
+                release.set()
+            gateway_error(first.result(timeout=60), 409, 6)  # its name was taken by the second meanwhile
+    replayed = client.post(f"{V1}/pipelines", json=body, headers=key)
+    assert ok(replayed)["id"] == taken_over["id"] and replayed.headers[REPLAYED] == "true"
 
 
 def test_16_identical_requests_at_once_create_one_run(app: Flask, settings: Settings, clock: MovableClock) -> None:
