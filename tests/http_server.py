@@ -1,5 +1,6 @@
 """A tiny HTTP server in a thread, answering GET requests from a table of routes, for the tests in which the
-server downloads a pipeline package from a URL."""
+server downloads a pipeline package from a URL; and `served_app`, a WSGI app behind a real threaded HTTP server,
+for tests of concurrent requests."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
 # What a route answers: status, body, extra headers.
 Route = tuple[int, bytes, Mapping[str, str]]
@@ -74,3 +77,16 @@ def without_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy from the environment: downloads from 127.0.0.1 go straight to the route server."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@contextmanager
+def served_app(app: Any) -> Iterator[str]:
+    """`app` served on 127.0.0.1 by a threaded HTTP server (a thread per connection) until exit; yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 
 from kfp_backend.api.v2 import is_v2_request
 from kfp_backend.api.v2.errors import routing_error, status_body
-from kfp_backend.services.errors import ApiError, Internal
+from kfp_backend.services.errors import ApiError, IdempotencyKeyReused, Internal
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,14 @@ def _json(body: dict, status: int) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
+def http_status(error: ApiError) -> int:
+    if isinstance(error, IdempotencyKeyReused):
+        return 422  # the IETF Idempotency-Key draft's status; no gRPC code maps to it
+    return GRPC_TO_HTTP.get(error.grpc_code, 500)
+
+
 def api_error_response(error: ApiError) -> Response:
-    status = GRPC_TO_HTTP.get(error.grpc_code, 500)
+    status = http_status(error)
     if request.endpoint in UPLOAD_ENDPOINTS:
         return _json({"error_message": error.internal_message, "error_details": error.internal_message}, status)
     if is_v2_request():

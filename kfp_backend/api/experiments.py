@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from kfp_backend.api import API_PREFIX, services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import list_request, load_body, resource_key
 from kfp_backend.api.schemas import ExperimentSchema, dump_reference, load_references
@@ -28,6 +29,7 @@ def _dump(experiment: Experiment) -> dict:
 
 
 @blueprint.post("/experiments")
+@idempotent
 def create_experiment() -> dict:
     body = load_body(_schema)
     created = services().experiments.create(

@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from kfp_backend.api import API_PREFIX, services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.job_schemas import JobRequestSchema, dump_job
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import list_request, load_body, resource_key
@@ -15,6 +16,7 @@ _job_request = JobRequestSchema()
 
 
 @blueprint.post("/jobs")
+@idempotent
 def create_job() -> dict:
     body = load_body(_job_request)
     return dump_job(services().jobs.create(_job_request.to_new_job(body), caller=current_caller()))

@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from kfp_backend.api import API_PREFIX, services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.pipeline_schemas import (
     PipelineRequestSchema,
@@ -60,6 +61,7 @@ def _query(name: str) -> str:
 
 
 @blueprint.post("/pipelines/upload")
+@idempotent
 def upload_pipeline() -> dict:
     package = uploaded_package()
     detail = services().pipelines.upload(
@@ -70,6 +72,7 @@ def upload_pipeline() -> dict:
 
 
 @blueprint.post("/pipelines/upload_version")
+@idempotent
 def upload_pipeline_version() -> dict:
     package = uploaded_package()
     version = services().pipelines.upload_version(
@@ -83,6 +86,7 @@ def upload_pipeline_version() -> dict:
 
 
 @blueprint.post("/pipelines")
+@idempotent
 def create_pipeline() -> dict:
     body = load_body(_pipeline_request)
     detail = services().pipelines.create(
@@ -134,6 +138,7 @@ def update_pipeline_default_version(pipeline_id: str, version_id: str) -> dict:
 
 
 @blueprint.post("/pipeline_versions")
+@idempotent
 def create_pipeline_version() -> dict:
     body = load_body(_version_request)
     version = services().pipelines.create_version(

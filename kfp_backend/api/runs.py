@@ -6,6 +6,7 @@ from flask import Blueprint, Response
 
 from kfp_backend.api import API_PREFIX, services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import json_body, list_request, load_body, resource_key
 from kfp_backend.api.run_schemas import (
@@ -23,6 +24,7 @@ _metrics_request = ReportMetricsRequestSchema()
 
 
 @blueprint.post("/runs")
+@idempotent
 def create_run() -> dict:
     body = load_body(_run_request)
     return dump_run_detail(services().runs.create(_run_request.to_new_run(body), caller=current_caller()))

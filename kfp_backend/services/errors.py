@@ -75,6 +75,15 @@ class Aborted(ApiError, grpc_code=10, leaf_prefix="BadRequestError: "):
     """Upstream's BadRequestError: a request that conflicts with the resource's current state (HTTP 409)."""
 
 
+class IdempotencyKeyInUse(ApiError, grpc_code=10, leaf_prefix="Idempotency key conflict: "):
+    """An `Idempotency-Key` whose first request is still being answered (HTTP 409, as Aborted)."""
+
+
+class IdempotencyKeyReused(ApiError, grpc_code=3, leaf_prefix="Idempotency key reused: "):
+    """An `Idempotency-Key` sent again with another request than its first (HTTP 422: the API maps this kind
+    itself, as no gRPC code means 422)."""
+
+
 class Unauthenticated(ApiError, grpc_code=16, leaf_prefix="Unauthenticated: "):
     pass
 

@@ -13,6 +13,8 @@ from kfp_backend.store.errors import DuplicateKeyError, MissingReferenceError
 
 _PG_FOREIGN_KEY_VIOLATION = "23503"
 _MYSQL_FOREIGN_KEY_ERRORS = (1216, 1452)  # no parent row (1451/1217 are refused deletes)
+_PG_WRITE_CONFLICTS = ("40P01", "40001")  # deadlock detected, serialization failure
+_MYSQL_WRITE_CONFLICTS = (1213, 1205)  # deadlock found, lock wait timeout
 
 
 def insert(session: Session, *rows: object) -> None:
@@ -50,3 +52,11 @@ def values_by_key(
     if not wanted:
         return {}
     return {found: got for found, got in session.execute(select(key, value).where(key.in_(wanted)))}
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether a driver's operational error is a deadlock (or a lock wait given up) between writers."""
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL
+        return args[0] in _MYSQL_WRITE_CONFLICTS
+    return getattr(error, "sqlstate", None) in _PG_WRITE_CONFLICTS

@@ -12,3 +12,8 @@ class MissingReferenceError(Exception):
 class ValueRefusedError(Exception):
     """The database refused a value (SQLSTATE class 22: a NUL character PostgreSQL text cannot hold, a
     number out of a column's range...): the caller's input, not a fault of ours."""
+
+
+class WriteConflictError(Exception):
+    """The database ended the transaction to break a deadlock between writers of the same rows: nothing was
+    written, and trying again may succeed."""

@@ -7,7 +7,18 @@ index used to sort by description (long text cannot be indexed on every database
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,8 +29,11 @@ NAME_LENGTH = 255
 NAMESPACE_LENGTH = 63
 # Argo node ids are `<workflow name>-<decimal hash>`; metric node ids are capped at 128 upstream.
 NODE_ID_LENGTH = 128
+IDEMPOTENCY_KEY_LENGTH = 255
 
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql")
+# Bytes of any size: a MySQL BLOB holds 64 KiB only.
+LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql")
 
 
 class Base(DeclarativeBase):
@@ -311,3 +325,26 @@ class ListGeneration(Base):
     __tablename__ = "list_generations"
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)  # the table's name
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class IdempotencyKey(Base):
+    """One `Idempotency-Key` of one caller (services/idempotency.py): claimed by the first request naming it,
+    which records its fingerprint, then that request's response, until `expires_at`."""
+
+    __tablename__ = "idempotency_keys"
+    # SHA-256 (hex) of the caller and the key: a short primary key, compared byte for byte on every database
+    # (MySQL's default collation would compare the key itself without case), whatever the caller's length.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    caller: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False)  # the user, for operators to read
+    idempotency_key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_LENGTH), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # SHA-256 (hex) of the request
+    # Which claim holds the row: finishing or releasing a claim changes the row only while it still holds it.
+    claim_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # "pending", then "done"
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    response_body: Mapped[bytes | None] = mapped_column(LongBlob, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)

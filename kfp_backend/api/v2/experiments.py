@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, request
 
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
@@ -37,6 +38,7 @@ def _namespace_key(namespace: str) -> ResourceKey | None:
 
 
 @blueprint.post("/experiments")
+@idempotent
 def create_experiment() -> dict:
     body = load_body(experiment_schema())
     key = _namespace_key(body["namespace"])

@@ -11,6 +11,7 @@ from flask import Blueprint, request
 
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.pipelines import uploaded_package
 from kfp_backend.api.request_parsing import load_body
@@ -64,6 +65,7 @@ def _template(version_id: str) -> str | None:
 
 
 @blueprint.post("/pipelines/upload")
+@idempotent
 def upload_pipeline() -> dict:
     package = uploaded_package()
     description = _query("description")
@@ -75,6 +77,7 @@ def upload_pipeline() -> dict:
 
 
 @blueprint.post("/pipelines/upload_version")
+@idempotent
 def upload_pipeline_version() -> dict:
     package = uploaded_package()
     version = services().pipelines.upload_version(
@@ -88,6 +91,7 @@ def upload_pipeline_version() -> dict:
 
 
 @blueprint.post("/pipelines")
+@idempotent
 def create_pipeline() -> dict:
     body = load_body(_pipeline_request)
     name = one_name(body, "pipeline")
@@ -96,6 +100,7 @@ def create_pipeline() -> dict:
 
 
 @blueprint.post("/pipelines/create")
+@idempotent
 def create_pipeline_and_version() -> dict:
     body = load_body(_create_request)
     pipeline, version = body["pipeline"], body["pipeline_version"]
@@ -152,6 +157,7 @@ def _owner(pipeline_id: str) -> ResourceReference:
 
 
 @blueprint.post("/pipelines/<pipeline_id>/versions")
+@idempotent
 def create_pipeline_version(pipeline_id: str) -> dict:
     body = load_body(_version_request)
     if body["pipeline_id"] and body["pipeline_id"] != pipeline_id:

@@ -7,6 +7,7 @@ from flask import Blueprint, request
 
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
@@ -27,6 +28,7 @@ def _multi_user() -> bool:
 
 
 @blueprint.post("/recurringruns")
+@idempotent
 def create_recurring_run() -> dict:
     body = load_body(_request)
     new_job = _request.to_new_job(body, multi_user=_multi_user())

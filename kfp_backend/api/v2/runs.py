@@ -8,6 +8,7 @@ from flask import Blueprint, request
 from kfp_backend.api import runs as v1_runs
 from kfp_backend.api import services
 from kfp_backend.api.auth import current_caller
+from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
@@ -31,6 +32,7 @@ def _list_key() -> ResourceKey | None:
 
 
 @blueprint.post("/runs")
+@idempotent
 def create_run() -> dict:
     body = load_body(_run_request)
     new_run = to_new_run(body, request.args.get("experiment_id", ""))
