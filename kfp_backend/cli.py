@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (env KFP_BACKEND_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env KFP_BACKEND_PORT; default 8888)")
     serve.add_argument("--threads", type=int, help="request worker threads (env KFP_BACKEND_THREADS)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="N >= 1: serve the API under gunicorn with N worker processes (of --threads threads "
+                       "each), the executor and the scheduler each in a process of its own; 0: one process, "
+                       "waitress (env KFP_BACKEND_WORKERS; default 0; Linux; see docs/deployment.md)")
     serve.add_argument("--auth", choices=AUTH_MODES,
                        help="authentication: required, disabled, or auto = required unless --host is a loopback "
                        "address (env KFP_BACKEND_AUTH; default auto; see docs/auth.md)")
@@ -54,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         "must be current (`kfp-backend db upgrade`).",
     )
     _settings_flags(scheduler)
+
+    executor = commands.add_parser(
+        "executor", help="run the executor alone (executes runs)",
+        description="Run the executor alone: claim runs from the database and drive them to their end, steps "
+        "running on this host. Any number may run against one database: each run is driven by one of them at a "
+        "time, and a run whose executor stopped is taken over. The database schema must be current "
+        "(`kfp-backend db upgrade`).",
+    )
+    _settings_flags(executor)
 
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -122,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args, settings)
     if args.command == "scheduler":
         return _scheduler(settings)
+    if args.command == "executor":
+        return _executor(settings)
+    if settings.workers > 0:
+        return _serve_workers(settings)
     return _serve(settings)
 
 
@@ -150,37 +167,79 @@ def _upgrade(url: str) -> None:
         log.info("database schema upgraded from %s to %s", before or "an empty database", after)
 
 
-def _scheduler(settings: Settings) -> int:
+def _schema_is_current(settings: Settings) -> bool:
+    from kfp_backend.store import migrations
+
+    if migrations.current_revision(settings.effective_database_url) != migrations.head_revision():
+        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+        return False
+    return True
+
+
+def _until_signal(name: str) -> None:
+    """Block until SIGTERM or SIGINT."""
     import threading
 
-    from kfp_backend.scheduler.cron import cron_error
-    from kfp_backend.scheduler.worker import build_scheduler
-    from kfp_backend.services.all_services import Services
-    from kfp_backend.store import migrations
-    from kfp_backend.store.db import Database
-
-    url = settings.effective_database_url
-    if migrations.current_revision(url) != migrations.head_revision():
-        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
-        return 2
-    services = Services.build(settings, Database(url, pool_size=4), cron_check=cron_error)
-    scheduler = build_scheduler(settings, services)
     stopped = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
-        log.info("kfp-backend scheduler: signal %d, shutting down", signum)
+        log.info("kfp-backend %s: signal %d, shutting down", name, signum)
         stopped.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    while not stopped.wait(1.0):
+        pass
+
+
+def _scheduler(settings: Settings) -> int:
+    from kfp_backend.scheduler.cron import cron_error
+    from kfp_backend.scheduler.worker import build_scheduler
+    from kfp_backend.services.all_services import Services
+    from kfp_backend.store.db import Database
+
+    if not _schema_is_current(settings):
+        return 2
+    services = Services.build(settings, Database(settings.effective_database_url, pool_size=4), cron_check=cron_error)
+    scheduler = build_scheduler(settings, services)
     log.info("kfp-backend %s scheduler (database %s)", __version__,
              services.db.url.render_as_string(hide_password=True))
     scheduler.start()
     try:
-        while not stopped.wait(1.0):
-            pass
+        _until_signal("scheduler")
     finally:
         scheduler.stop()
+        services.db.dispose()
+    return 0
+
+
+def _executor(settings: Settings) -> int:
+    from kfp_backend.executor.artifacts import ArtifactStoreUnavailable
+    from kfp_backend.executor.bwrap import IsolationUnavailable
+    from kfp_backend.executor.factory import artifact_store, build_executor
+    from kfp_backend.scheduler.cron import cron_error
+    from kfp_backend.services.all_services import Services
+    from kfp_backend.store.db import Database
+
+    if not _schema_is_current(settings):
+        return 2
+    try:
+        artifacts = artifact_store(settings)
+        # Its drivers' state and metric reports: a few connections, whatever the number of runs.
+        services = Services.build(settings, Database(settings.effective_database_url, pool_size=4),
+                                  cron_check=cron_error, artifacts=artifacts)
+        executor = build_executor(settings, services, artifacts)
+    except (IsolationUnavailable, ArtifactStoreUnavailable) as exc:
+        print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
+        return 2
+    services.runs.attach_execution(executor)
+    log.info("kfp-backend %s executor %s (database %s)", __version__, executor.driver_id,
+             services.db.url.render_as_string(hide_password=True))
+    executor.start()
+    try:
+        _until_signal("executor")
+    finally:
+        executor.stop()  # its runs are released: another executor (or this one restarted) resumes them at once
         services.db.dispose()
     return 0
 
@@ -258,6 +317,21 @@ def _print_tokens(tokens: list, now: int, *, as_json: bool) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _serve_workers(settings: Settings) -> int:
+    """`serve --workers N`: see kfp_backend/processes/supervisor.py."""
+    from kfp_backend.processes.supervisor import supervise
+
+    if not _current_schema(settings):
+        return 2
+    log.info("kfp-backend %s serving http://%s:%d with %d web workers (gunicorn)%s%s", __version__, settings.host,
+             settings.port, settings.workers, ", an executor" if settings.executor_enabled else "",
+             ", a scheduler" if settings.scheduler_enabled else "")
+    log.info("kfp-backend: authentication %s", "required (bearer token)" if settings.auth_required else "off")
+    if not settings.auth_required and not is_loopback_host(settings.host):
+        log.warning("kfp-backend: authentication is disabled on %s, a non-loopback address", settings.host)
+    return supervise(settings)
 
 
 def _serve(settings: Settings) -> int:

@@ -18,13 +18,14 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "kfp_backend"
 # Which top-level part of kfp_backend may import which other part (importing itself is always allowed).
 # `config` (the Settings object), `build_info`, `observability` (the Prometheus metrics) and `byte_windows` (a
 # seekable span of bytes, for streamed reads) are leaves any layer may read; `kfp_backend` is the package root
-# (its __init__: the version). app, cli and __main__ wire everything together.
+# (its __init__: the version). app, cli, __main__ and processes (the child processes of `serve --workers`)
+# wire everything together.
 FOUNDATION = {"config", "build_info", "kfp_backend", "observability", "byte_windows"}
 # The status vocabulary (run and node phases, job statuses, storage states): constants defined once at the
 # bottom layer and named the same way by every layer, the executor's graph walk included. It must stay a
 # leaf (see the test below), so reading it reaches nothing of the store.
 SHARED_VOCABULARY = {"kfp_backend.store.states"}
-WIRING = {"app", "cli", "__main__"}
+WIRING = {"app", "cli", "__main__", "processes"}
 ALLOWED: dict[str, set[str]] = {
     "api": {"services"},
     "services": {"store", "workflow"},
