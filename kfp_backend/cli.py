@@ -13,12 +13,9 @@ from pathlib import Path
 
 from kfp_backend import __version__
 from kfp_backend.config import AUTH_MODES, Settings, is_loopback_host
+from kfp_backend.logs import configure_logging
 
 log = logging.getLogger("kfp_backend")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Libraries that narrate their own work at INFO (Alembic names every plugin it loads and the context of
-# each migration): above DEBUG only their warnings show; the server says what was done in its own lines.
-QUIET_LIBRARIES = ("alembic",)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -140,13 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     if settings.workers > 0:
         return _serve_workers(settings)
     return _serve(settings)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _db_upgrade(settings: Settings) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from kfp_backend.config import Settings
+from kfp_backend.logs import configure_logging
 
 log = logging.getLogger("kfp_backend")
 # A worker that is stopped gracefully finishes its requests within this many seconds, then is killed.
@@ -90,8 +91,6 @@ class WebApplication(BaseApplication):
 
 
 def main() -> int:
-    from kfp_backend.cli import configure_logging
-
     try:
         settings = Settings.from_env()
     except ValueError as exc:
