@@ -1,9 +1,9 @@
 """`kfp-backend serve --workers N`, `kfp-backend executor` and `kfp-backend scheduler` as real processes.
 
 - `serve --workers 2` (SQLite, and PostgreSQL when configured): the kfp 1.8.22 client runs a pipeline to
-  success (the executor process ran it: the web workers never execute); /metrics, scraped from any web
-  worker, adds up the requests answered by both web workers and the executor's step and claim metrics;
-  SIGTERM stops every child process.
+  success (the executor process ran it: the web workers never execute) and a recurring run fires (the
+  scheduler process); /metrics, scraped from any web worker, adds up the requests answered by both web
+  workers, the executor's step and claim metrics and the scheduler's fire lag; SIGTERM stops every child.
 - The `auto` authentication decision under gunicorn: off on a loopback bind (above), required on 0.0.0.0
   in every worker, where a token made by `kfp-backend token create` works; a child killed with SIGKILL
   stops serve with status 1 and its other children; the private metrics dir is removed.
@@ -169,24 +169,37 @@ def test_two_web_workers_run_a_pipeline_and_metrics_add_up(tmp_path: Path, datab
             experiment = client.create_experiment(f"replicas-{tmp_path.name}")
             run = client.run_pipeline(experiment.id, "tiny", pipeline_package_path=str(package))
             detail = wait_for_run(client, run.id)
-        assert detail.run.status == "Succeeded", detail.run.error
+            assert detail.run.status == "Succeeded", detail.run.error
+            # The scheduler process fires a job; its run is executed as well.
+            job = client.create_recurring_run(experiment.id, "every-2s", interval_second=2,
+                                              pipeline_package_path=str(package), max_concurrency=1)
+            wait_for(lambda: _job_runs(client, job.id), 60, "the scheduler process did not fire the job")
+            client.disable_job(job.id)
+            fired = _job_runs(client, job.id)
+            for job_run in fired:
+                assert wait_for_run(client, job_run.id).run.status == "Succeeded"
         steps = sum(node.get("type") == "Pod" for node in _nodes(detail))
         assert steps >= 2
+        runs = 1 + len(fired)
 
         route = API + "/experiments/<id>"
         made = spread_requests(f"{url}{API}/experiments/{experiment.id}", metrics_dir)
         samples = scrape(url)
         assert metric(samples, "kfp_backend_http_requests_total", method="GET", route=route, status="200") == made
         assert metric(samples, "kfp_backend_http_request_duration_seconds_count", method="GET", route=route) == made
-        # Recorded by the executor process only: its values reach a web worker's scrape.
-        assert metric(samples, "kfp_backend_runs", state="Succeeded") == 1
-        assert metric(samples, "kfp_backend_executor_claim_lag_seconds_count") == 1
-        assert metric(samples, "kfp_backend_step_launch_seconds_count") == steps
+        # Recorded by the executor and the scheduler processes only: their values reach a web worker's scrape.
+        assert metric(samples, "kfp_backend_runs", state="Succeeded") == runs
+        assert metric(samples, "kfp_backend_executor_claim_lag_seconds_count") == runs
+        assert metric(samples, "kfp_backend_step_launch_seconds_count") == steps * runs
+        assert metric(samples, "kfp_backend_scheduler_fire_lag_seconds_count") == len(fired)
         assert ("kfp_backend_steps_running", ()) in samples and metric(samples, "kfp_backend_steps_running") == 0
         assert ("kfp_backend_steps_queued", ()) in samples and metric(samples, "kfp_backend_steps_queued") == 0
-        assert ("kfp_backend_scheduler_fire_lag_seconds_count", ()) in samples
 
         stop_and_check(process, children, log_path)
+
+
+def _job_runs(client: Any, job_id: str) -> list[Any]:
+    return client.runs.list_runs(resource_reference_key_type="JOB", resource_reference_key_id=job_id).runs or []
 
 
 def _nodes(detail: Any) -> list[dict[str, Any]]:
