@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scheduler", help="run the scheduler alone (fires recurring runs)",
         description="Run the scheduler alone: turn enabled jobs into runs at their scheduled times. Any "
         "number may run against one database: one holds the lease and fires, the others stand by and take "
-        "over when it stops. Runs are executed by the executors of `serve` processes. The database schema "
+        "over when it stops. Runs are executed by executors (`serve`, `kfp-backend executor`). The database schema "
         "must be current (`kfp-backend db upgrade`).",
     )
     _settings_flags(scheduler)
