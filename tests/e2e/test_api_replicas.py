@@ -5,8 +5,9 @@
   scheduler process); /metrics, scraped from any web worker, adds up the requests answered by both web
   workers, the executor's step and claim metrics and the scheduler's fire lag; SIGTERM stops every child.
 - The `auto` authentication decision under gunicorn: off on a loopback bind (above), required on 0.0.0.0
-  in every worker, where a token made by `kfp-backend token create` works; a child killed with SIGKILL
-  stops serve with status 1 and its other children; the private metrics dir is removed.
+  in every worker, where a token made by `kfp-backend token create` works; a web worker killed with SIGKILL is
+  replaced and its counts stay in the scrape; the executor killed with SIGKILL stops serve with status 1 and
+  its other children; the private metrics dir is removed.
 - `kfp-backend executor` and `kfp-backend scheduler` alone, beside an API-only `serve`: a recurring run fires
   and its run succeeds.
 """
@@ -77,22 +78,32 @@ def _serve(workdir: Path, *args: str, host: str = "127.0.0.1", database_url: str
         yield url, process, log_path
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (from /proc)."""
-    children: dict[int, list[int]] = {}
+def _parents() -> dict[int, int]:
+    """Every live process's parent (from /proc)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return parents
+
+
+def direct_children(pid: int) -> set[int]:
+    return {child for child, parent in _parents().items() if parent == pid}
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`."""
+    parents = _parents()
     found: set[int] = set()
     stack = [pid]
     while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
+        current = stack.pop()
+        below = [child for child, parent in parents.items() if parent == current]
+        found.update(below)
+        stack += below
     return found
 
 
@@ -221,7 +232,18 @@ def test_auth_is_required_on_a_public_bind_in_every_worker_and_a_dead_child_stop
         assert not any(command_line(pid).endswith("kfp_backend scheduler ") for pid in children)
 
         assert requests.get(url + API + "/healthz", timeout=10).json()["multi_user"] is True
-        spread_requests(url + API + "/experiments", metrics_dir, status=401)
+        refused = spread_requests(url + API + "/experiments", metrics_dir, status=401)
+
+        # A web worker killed: gunicorn replaces it, its live gauges leave the sums (child_exit), its counts stay.
+        master = next(pid for pid in direct_children(process.pid) if "kfp_backend.processes.web" in command_line(pid))
+        worker = min(direct_children(master))
+        assert (metrics_dir / f"gauge_livesum_{worker}.db").exists()
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: not (metrics_dir / f"gauge_livesum_{worker}.db").exists(), 30, "the dead worker stays live")
+        wait_for(lambda: len(direct_children(master)) == 2, 30, "gunicorn did not replace the dead worker")
+        samples = scrape(url)
+        assert metric(samples, "kfp_backend_http_requests_total", method="GET", route=API + "/experiments",
+                      status="401") == refused
 
         token = subprocess.run(_command("token", "create", "--user", "alice", "--namespace", "team-a",
                                         "--data-dir", str(data)),
