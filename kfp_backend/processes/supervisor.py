@@ -7,8 +7,8 @@ processes and watch them.
   PROMETHEUS_MULTIPROC_DIR: a private temporary directory made here when the variable is unset (removed at the
   end), else the one given (its stale value files removed at start). A scrape of any web worker then adds up
   the values of every web worker, the executor and the scheduler.
-- A child that exits on its own is a failure: the others are stopped and `serve` exits with status 1, for the
-  service manager (systemd, Docker's restart policy) to restart the whole. No restart loop of its own, which
+- A child that exits on its own is a failure: the others are stopped and `serve` exits with status 1 (2 when
+  the child refused to start on its configuration), for the service manager (systemd, Docker's restart policy) to restart the whole. No restart loop of its own, which
   would hide a crash-looping executor behind a healthy API.
 - SIGTERM or SIGINT: SIGTERM to every child (gunicorn finishes its requests, the executor releases its runs,
   the scheduler its lease), SIGKILL to any still alive after STOP_TIMEOUT_SECONDS; then exit 0.
@@ -112,7 +112,8 @@ def supervise(settings: Settings) -> int:
                 assert failed.process is not None
                 log.error("kfp-backend: the %s process (pid %d) exited with status %s: stopping the others",
                           failed.name, failed.process.pid, failed.process.returncode)
-                status = 1
+                # 2: it refused to start on its configuration (no sandbox, no artifact store), as `serve` does.
+                status = 2 if failed.process.returncode == 2 else 1
                 break
         if signals:
             log.info("kfp-backend: signal %d, shutting down", signals[0])
