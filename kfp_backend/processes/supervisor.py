@@ -8,8 +8,9 @@ processes and watch them.
   end), else the one given (its stale value files removed at start). A scrape of any web worker then adds up
   the values of every web worker, the executor and the scheduler.
 - A child that exits on its own is a failure: the others are stopped and `serve` exits with status 1 (2 when
-  the child refused to start on its configuration), for the service manager (systemd, Docker's restart policy) to restart the whole. No restart loop of its own, which
-  would hide a crash-looping executor behind a healthy API.
+  the child refused to start on its configuration), for the service manager (systemd, Docker's restart
+  policy) to restart the whole. No restart loop of its own, which would hide a crash-looping executor behind
+  a healthy API.
 - SIGTERM or SIGINT: SIGTERM to every child (gunicorn finishes its requests, the executor releases its runs,
   the scheduler its lease), SIGKILL to any still alive after STOP_TIMEOUT_SECONDS; then exit 0.
 - Children run in sessions of their own (a terminal's Ctrl-C reaches only this process, which stops them in
