@@ -311,8 +311,14 @@ def _print_tokens(tokens: list, now: int, *, as_json: bool) -> None:
 
 def _serve_workers(settings: Settings) -> int:
     """`serve --workers N`: see kfp_backend/processes/supervisor.py."""
+    import importlib.util
+
     from kfp_backend.processes.supervisor import supervise
 
+    if importlib.util.find_spec("gunicorn") is None:
+        print("kfp-backend: --workers needs gunicorn (installed with kfp-backend on Linux): pip install gunicorn",
+              file=sys.stderr)
+        return 2
     if not _current_schema(settings):
         return 2
     log.info("kfp-backend %s serving http://%s:%d with %d web workers (gunicorn)%s%s", __version__, settings.host,
