@@ -28,7 +28,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.databases import DatabaseFactory
-from tests.e2e.helpers import kfp_client_for, wait_for
+from tests.e2e.helpers import kfp_client_for, name_equals, wait_for
 from tests.e2e.pipelines import compile_pipeline
 from tests.e2e.run_checks import wait_for_run
 from tests.e2e.servers import REPO_ROOT, free_port, server_env, stop_server, wait_until_healthy
@@ -177,6 +177,9 @@ def test_two_web_workers_run_a_pipeline_and_metrics_add_up(tmp_path: Path, datab
         assert requests.get(url + API + "/healthz", timeout=10).json()["multi_user"] is False  # loopback: auth off
 
         with kfp_client_for(url, tmp_path) as client:
+            # Both workers made sure of the Default experiment at once, on an empty database: one was made.
+            defaults = client.list_experiments(filter=name_equals("Default"))
+            assert defaults.total_size == 1, defaults
             experiment = client.create_experiment(f"replicas-{tmp_path.name}")
             run = client.run_pipeline(experiment.id, "tiny", pipeline_package_path=str(package))
             detail = wait_for_run(client, run.id)
