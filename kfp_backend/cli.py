@@ -215,8 +215,8 @@ def _executor(settings: Settings) -> int:
         return 2
     try:
         artifacts = artifact_store(settings)
-        # Its drivers' state and metric reports: a few connections, whatever the number of runs.
-        services = Services.build(settings, Database(settings.effective_database_url, pool_size=4),
+        # The pool a one-process `serve` gives its API and executor together: the drivers of many runs share it.
+        services = Services.build(settings, Database(settings.effective_database_url, pool_size=settings.threads),
                                   cron_check=cron_error, artifacts=artifacts)
         executor = build_executor(settings, services, artifacts)
     except (IsolationUnavailable, ArtifactStoreUnavailable) as exc:
