@@ -126,8 +126,12 @@ def alive(pid: int) -> bool:
 def stop_and_check(process: subprocess.Popen, children: set[int], log_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    assert process.returncode == 0, log_path.read_text(errors="replace")
+    log = log_path.read_text(errors="replace")
+    assert process.returncode == 0, log
     wait_for(lambda: not any(alive(pid) for pid in children), 10, f"children left running: {children}")
+    # Each child stopped its own way: the executor released its runs, the scheduler its lease.
+    assert "kfp-backend executor: signal 15, shutting down" in log, log
+    assert "kfp-backend scheduler: signal 15, shutting down" in log and "lease released" in log, log
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
