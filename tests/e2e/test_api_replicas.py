@@ -10,6 +10,8 @@
   its other children; the private metrics dir is removed.
 - `kfp-backend executor` and `kfp-backend scheduler` alone, beside an API-only `serve`: a recurring run fires
   and its run succeeds.
+- SIGTERM in the middle of a run: the executor child releases it, the next `serve --workers` finishes it
+  without running any step twice.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.databases import DatabaseFactory
 from tests.e2e.helpers import kfp_client_for, name_equals, wait_for
 from tests.e2e.pipelines import compile_pipeline
-from tests.e2e.run_checks import wait_for_run
+from tests.e2e.run_checks import wait_for_run, workflow_nodes
 from tests.e2e.servers import REPO_ROOT, free_port, server_env, stop_server, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
@@ -64,10 +67,10 @@ def _process(args: list[str], log_path: Path, env: dict[str, str] | None = None)
 
 @contextmanager
 def _serve(workdir: Path, *args: str, host: str = "127.0.0.1", database_url: str | None = None,
-           env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """`serve --workers 2` (or as `args` say) on a free port, healthy; yields its URL, process and log."""
+           env: dict[str, str] | None = None, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`serve` with `args` on `port` (default: a free one), healthy; yields its URL, process and log."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     command = ["serve", "--host", host, "--port", str(port), "--data-dir", str(workdir / "data"), *args]
     if database_url:
         command += ["--database-url", database_url]
@@ -105,6 +108,12 @@ def descendants(pid: int) -> set[int]:
         found.update(below)
         stack += below
     return found
+
+
+def server_processes(pid: int) -> set[int]:
+    """The processes of `serve --workers` below `pid`: gunicorn's, the executor, the scheduler (not steps)."""
+    marks = ("kfp_backend.processes.web", "-m kfp_backend executor", "-m kfp_backend scheduler")
+    return {child for child in descendants(pid) if any(mark in command_line(child) for mark in marks)}
 
 
 def command_line(pid: int) -> str:
@@ -302,3 +311,29 @@ def test_executor_and_scheduler_commands_run_alone(tmp_path: Path, package: Path
         for process, name in ((executor, "executor"), (scheduler, "scheduler")):
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == 0, (tmp_path / f"{name}.log").read_text()
+
+
+def test_sigterm_in_the_middle_of_a_run_then_a_restart_finishes_it(tmp_path: Path) -> None:
+    """The executor child releases its run at SIGTERM; the next `serve --workers` resumes it, no step run twice."""
+    from tests.e2e.test_restart import COUNTER_DIR, _pipeline
+
+    marker = uuid.uuid4().hex[:12]
+    port = free_port()
+    try:
+        with _serve(tmp_path, "--workers", "1", port=port) as (url, process, log_path), \
+                kfp_client_for(url, tmp_path) as client:
+            run_id = client.create_run_from_pipeline_func(_pipeline(marker), arguments={}, run_name="stopped").run_id
+            wait_for(lambda: any(n.get("displayName") == "slow" and n.get("phase") == "Running"
+                                 for n in workflow_nodes(client.get_run(run_id))), 60, "the slow step never started")
+            # Its steps are left running, to be adopted (as a one-process serve does); its own processes stop.
+            stop_and_check(process, server_processes(process.pid), log_path)
+        with _serve(tmp_path, "--workers", "1", port=port) as (url, _process, _log), \
+                kfp_client_for(url, tmp_path) as client:
+            detail = wait_for_run(client, run_id, timeout=90)
+            assert detail.run.status == "Succeeded", detail.run.error
+        for name in ("first", "slow", "last"):
+            runs = (COUNTER_DIR / f"kfp-backend-restart-{marker}-{name}").read_text().splitlines()
+            assert len(runs) == 1, f"{name} ran {len(runs)} times"
+    finally:
+        for path in COUNTER_DIR.glob(f"kfp-backend-restart-{marker}-*"):
+            path.unlink()
