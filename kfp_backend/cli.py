@@ -13,12 +13,9 @@ from pathlib import Path
 
 from kfp_backend import __version__
 from kfp_backend.config import AUTH_MODES, Settings, is_loopback_host
+from kfp_backend.logs import configure_logging
 
 log = logging.getLogger("kfp_backend")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Libraries that narrate their own work at INFO (Alembic names every plugin it loads and the context of
-# each migration): above DEBUG only their warnings show; the server says what was done in its own lines.
-QUIET_LIBRARIES = ("alembic",)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (env KFP_BACKEND_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env KFP_BACKEND_PORT; default 8888)")
     serve.add_argument("--threads", type=int, help="request worker threads (env KFP_BACKEND_THREADS)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="N >= 1: serve the API under gunicorn with N worker processes (of --threads threads "
+                       "each), the executor and the scheduler each in a process of its own; 0: one process, "
+                       "waitress (env KFP_BACKEND_WORKERS; default 0; Linux; see docs/deployment.md)")
     serve.add_argument("--auth", choices=AUTH_MODES,
                        help="authentication: required, disabled, or auto = required unless --host is a loopback "
                        "address (env KFP_BACKEND_AUTH; default auto; see docs/auth.md)")
@@ -50,10 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         "scheduler", help="run the scheduler alone (fires recurring runs)",
         description="Run the scheduler alone: turn enabled jobs into runs at their scheduled times. Any "
         "number may run against one database: one holds the lease and fires, the others stand by and take "
-        "over when it stops. Runs are executed by the executors of `serve` processes. The database schema "
+        "over when it stops. Runs are executed by executors (`serve`, `kfp-backend executor`). The database schema "
         "must be current (`kfp-backend db upgrade`).",
     )
     _settings_flags(scheduler)
+
+    executor = commands.add_parser(
+        "executor", help="run the executor alone (executes runs)",
+        description="Run the executor alone: claim runs from the database and drive them to their end, steps "
+        "running on this host. Any number may run against one database: each run is driven by one of them at a "
+        "time, and a run whose executor stopped is taken over. The database schema must be current "
+        "(`kfp-backend db upgrade`).",
+    )
+    _settings_flags(executor)
 
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -122,14 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args, settings)
     if args.command == "scheduler":
         return _scheduler(settings)
+    if args.command == "executor":
+        return _executor(settings)
+    if settings.workers > 0:
+        return _serve_workers(settings)
     return _serve(settings)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _db_upgrade(settings: Settings) -> int:
@@ -150,37 +157,79 @@ def _upgrade(url: str) -> None:
         log.info("database schema upgraded from %s to %s", before or "an empty database", after)
 
 
-def _scheduler(settings: Settings) -> int:
+def _schema_is_current(settings: Settings) -> bool:
+    from kfp_backend.store import migrations
+
+    if migrations.current_revision(settings.effective_database_url) != migrations.head_revision():
+        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+        return False
+    return True
+
+
+def _until_signal(name: str) -> None:
+    """Block until SIGTERM or SIGINT."""
     import threading
 
-    from kfp_backend.scheduler.cron import cron_error
-    from kfp_backend.scheduler.worker import build_scheduler
-    from kfp_backend.services.all_services import Services
-    from kfp_backend.store import migrations
-    from kfp_backend.store.db import Database
-
-    url = settings.effective_database_url
-    if migrations.current_revision(url) != migrations.head_revision():
-        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
-        return 2
-    services = Services.build(settings, Database(url, pool_size=4), cron_check=cron_error)
-    scheduler = build_scheduler(settings, services)
     stopped = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
-        log.info("kfp-backend scheduler: signal %d, shutting down", signum)
+        log.info("kfp-backend %s: signal %d, shutting down", name, signum)
         stopped.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    while not stopped.wait(1.0):
+        pass
+
+
+def _scheduler(settings: Settings) -> int:
+    from kfp_backend.scheduler.cron import cron_error
+    from kfp_backend.scheduler.worker import build_scheduler
+    from kfp_backend.services.all_services import Services
+    from kfp_backend.store.db import Database
+
+    if not _schema_is_current(settings):
+        return 2
+    services = Services.build(settings, Database(settings.effective_database_url, pool_size=4), cron_check=cron_error)
+    scheduler = build_scheduler(settings, services)
     log.info("kfp-backend %s scheduler (database %s)", __version__,
              services.db.url.render_as_string(hide_password=True))
     scheduler.start()
     try:
-        while not stopped.wait(1.0):
-            pass
+        _until_signal("scheduler")
     finally:
         scheduler.stop()
+        services.db.dispose()
+    return 0
+
+
+def _executor(settings: Settings) -> int:
+    from kfp_backend.executor.artifacts import ArtifactStoreUnavailable
+    from kfp_backend.executor.bwrap import IsolationUnavailable
+    from kfp_backend.executor.factory import artifact_store, build_executor
+    from kfp_backend.scheduler.cron import cron_error
+    from kfp_backend.services.all_services import Services
+    from kfp_backend.store.db import Database
+
+    if not _schema_is_current(settings):
+        return 2
+    try:
+        artifacts = artifact_store(settings)
+        # The pool a one-process `serve` gives its API and executor together: the drivers of many runs share it.
+        services = Services.build(settings, Database(settings.effective_database_url, pool_size=settings.threads),
+                                  cron_check=cron_error, artifacts=artifacts)
+        executor = build_executor(settings, services, artifacts)
+    except (IsolationUnavailable, ArtifactStoreUnavailable) as exc:
+        print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
+        return 2
+    services.runs.attach_execution(executor)
+    log.info("kfp-backend %s executor %s (database %s)", __version__, executor.driver_id,
+             services.db.url.render_as_string(hide_password=True))
+    executor.start()
+    try:
+        _until_signal("executor")
+    finally:
+        executor.stop()  # its runs are released: another executor (or this one restarted) resumes them at once
         services.db.dispose()
     return 0
 
@@ -258,6 +307,27 @@ def _print_tokens(tokens: list, now: int, *, as_json: bool) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _serve_workers(settings: Settings) -> int:
+    """`serve --workers N`: see kfp_backend/processes/supervisor.py."""
+    import importlib.util
+
+    from kfp_backend.processes.supervisor import supervise
+
+    if importlib.util.find_spec("gunicorn") is None:
+        print("kfp-backend: --workers needs gunicorn (installed with kfp-backend on Linux): pip install gunicorn",
+              file=sys.stderr)
+        return 2
+    if not _current_schema(settings):
+        return 2
+    log.info("kfp-backend %s serving http://%s:%d with %d web workers (gunicorn)%s%s", __version__, settings.host,
+             settings.port, settings.workers, ", an executor" if settings.executor_enabled else "",
+             ", a scheduler" if settings.scheduler_enabled else "")
+    log.info("kfp-backend: authentication %s", "required (bearer token)" if settings.auth_required else "off")
+    if not settings.auth_required and not is_loopback_host(settings.host):
+        log.warning("kfp-backend: authentication is disabled on %s, a non-loopback address", settings.host)
+    return supervise(settings)
 
 
 def _serve(settings: Settings) -> int:

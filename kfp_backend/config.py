@@ -29,7 +29,7 @@ _HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
 STEP_LOG_MIN_MAX_BYTES = 4096
 # Numeric settings and the smallest value each accepts (a port of 0 asks the system for a free one).
 _MINIMUMS: dict[str, float] = {
-    "port": 0, "threads": 1, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
+    "port": 0, "threads": 1, "workers": 0, "max_upload_bytes": 1, "max_request_bytes": 1, "max_artifact_read_bytes": 1,
     "url_fetch_timeout_seconds": 0.001,
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
     "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0, "step_envs_timeout_seconds": 1,
@@ -55,6 +55,9 @@ class Settings:
     database_url: str = ""
     auto_migrate: bool = True
     threads: int = 16
+    # `serve` with N >= 1 web workers: the API under gunicorn in N processes, the executor and the scheduler
+    # each in a process of its own (kfp_backend/processes/). 0: one process, waitress (the default).
+    workers: int = 0
     log_level: str = "INFO"
     max_upload_bytes: int = 32 << 20
     # The WSGI server's hard cap on a request body. Below it the application answers oversize bodies
@@ -274,6 +277,15 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def as_environment(self) -> dict[str, str]:
+        """Every setting as its KFP_BACKEND_* variable: what a child process needs to build the same settings
+        with `from_env` (flags included, so a web worker decides `auto` auth from the same host)."""
+        environ: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            environ[ENV_PREFIX + field.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return environ
 
 
 @dataclasses.dataclass(frozen=True)

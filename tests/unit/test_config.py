@@ -237,3 +237,14 @@ def test_docs_list_every_setting_with_its_default() -> None:
         elif isinstance(default, int | float | str) and default != "":
             documented = rows[name].strip("`")
             assert documented == str(default) or float(documented) == default, name
+
+
+def test_the_environment_of_child_processes_rebuilds_the_same_settings() -> None:
+    """`serve --workers` passes its settings (flags included) to its children as KFP_BACKEND_* variables."""
+    settings = Settings(host="0.0.0.0", port=9000, data_dir=Path("/srv/kfp"), database_url="sqlite:////srv/kfp.db",
+                        workers=3, auto_migrate=False, driver_heartbeat_seconds=1.5,
+                        step_envs_pip_options="-q --x 'a b'")
+    rebuilt = Settings.from_env(settings.as_environment())
+    assert rebuilt == settings
+    assert rebuilt.auth_required  # `auto` decides the same from the same host
+    assert Settings.from_env(Settings().as_environment()) == Settings()

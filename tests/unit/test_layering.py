@@ -16,15 +16,16 @@ import networkx as nx
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "kfp_backend"
 
 # Which top-level part of kfp_backend may import which other part (importing itself is always allowed).
-# `config` (the Settings object), `build_info`, `observability` (the Prometheus metrics) and `byte_windows` (a
-# seekable span of bytes, for streamed reads) are leaves any layer may read; `kfp_backend` is the package root
-# (its __init__: the version). app, cli and __main__ wire everything together.
-FOUNDATION = {"config", "build_info", "kfp_backend", "observability", "byte_windows"}
+# `config` (the Settings object), `build_info`, `observability` (the Prometheus metrics), `byte_windows` (a
+# seekable span of bytes, for streamed reads) and `logs` (the log format) are leaves any layer may read;
+# `kfp_backend` is the package root (its __init__: the version). app, cli, __main__ and processes (the child
+# processes of `serve --workers`) wire everything together.
+FOUNDATION = {"config", "build_info", "kfp_backend", "observability", "byte_windows", "logs"}
 # The status vocabulary (run and node phases, job statuses, storage states): constants defined once at the
 # bottom layer and named the same way by every layer, the executor's graph walk included. It must stay a
 # leaf (see the test below), so reading it reaches nothing of the store.
 SHARED_VOCABULARY = {"kfp_backend.store.states"}
-WIRING = {"app", "cli", "__main__"}
+WIRING = {"app", "cli", "__main__", "processes"}
 ALLOWED: dict[str, set[str]] = {
     "api": {"services"},
     # The web UI is HTTP too: it renders what services give and reuses the API's request plumbing (auth, errors).
@@ -40,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "observability": set(),  # the Prometheus metric definitions, recorded by api, executor and scheduler
     "byte_windows": set(),  # a seekable span of bytes, read by api/streaming and the S3 artifact store
     "kfp_backend": set(),
+    "logs": set(),  # the log format every process configures
 }
 
 # Layer crossings that break the table today: (importing module, imported part) -> why it is still there.
