@@ -547,14 +547,16 @@ class RunDriver:
             log_file.write(start + line.encode())
         log.warning("run %s: %s %s", self.run_id, node["name"], note)
 
-    def cached_outputs(self, key: str) -> dict[str, Any] | None:
-        return self.step_cache.get(key) if self.step_cache is not None else None
+    def cached_outputs(self, fingerprint: str, pipeline_name: str) -> dict[str, Any] | None:
+        if self.step_cache is None:
+            return None
+        return self.step_cache.get(fingerprint, pipeline_name, self.claimed.namespace)
 
-    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None:
+    def store_outputs(self, fingerprint: str, pipeline_name: str, outputs: dict[str, Any], node_id: str) -> None:
         if self.step_cache is None:
             return
         try:
-            self.step_cache.put(key, outputs, self.run_id, node_id)
+            self.step_cache.put(fingerprint, pipeline_name, self.claimed.namespace, outputs, self.run_id, node_id)
         except OSError:
             log.exception("run %s: could not cache the outputs of %s", self.run_id, node_id)
 

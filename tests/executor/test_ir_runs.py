@@ -298,6 +298,40 @@ def test_a_cached_task_reuses_the_outputs_of_an_earlier_run(client: FlaskClient,
         trace.unlink(missing_ok=True)
 
 
+def _counted(trace: Path, *, name: str = "cached", word: str = "hi", image: str = "alpine",
+             out_type: str = "STRING") -> dict:
+    """One cached task that appends a line to `trace` each time it really runs."""
+    make = ir.sh_component("make", f'echo "$0" >> "{trace}"; printf 1 > "$1"',
+                           ["{{$.inputs.parameters['word']}}", "{{$.outputs.parameters['out'].output_file}}"],
+                           inputs={"parameters": ir.parameters(word="STRING")},
+                           outputs={"parameters": ir.parameters(out=out_type)})
+    make[2]["container"]["image"] = image
+    return ir.pipeline(name, [make], {"dag": {"tasks": {
+        "make": ir.task("comp-make", parameters={"word": ir.const(word)}, cachingOptions={"enableCache": True}),
+    }}})
+
+
+def test_the_cache_misses_on_any_change_of_what_a_task_runs_or_declares_and_per_pipeline_name(
+        client: FlaskClient) -> None:
+    trace = Path(f"/var/tmp/kfp-backend-ir-cache-{uuid.uuid4().hex[:8]}")
+    variants = [
+        ("first", {}),
+        ("same again: a hit", {}),
+        ("another parameter value", {"word": "ho"}),
+        ("another image", {"image": "busybox"}),
+        ("another output type", {"out_type": "NUMBER_INTEGER"}),
+        ("another pipeline name", {"name": "cached-elsewhere"}),
+        ("that pipeline again: a hit", {"name": "cached-elsewhere"}),
+    ]
+    try:
+        for _, change in variants:
+            status, nodes = run_to_the_end(client, _counted(trace, **change))
+            assert status == "Succeeded", json.dumps(nodes, indent=1)
+        assert trace.read_text().splitlines() == ["hi", "ho", "hi", "hi", "hi"]
+    finally:
+        trace.unlink(missing_ok=True)
+
+
 class _ToolEnvironment:
     """A step environment that puts a directory holding a `greet` program first on PATH, or fails."""
 
