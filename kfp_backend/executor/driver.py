@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kfp_backend.executor import ir_steps
+from kfp_backend.executor.artifact_imports import ArtifactImportError, ArtifactImports
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
 from kfp_backend.executor.graph_walk import (
@@ -190,8 +191,10 @@ class RunDriver:
         heartbeat_seconds: float,
         step_environment: StepEnvironment | None = None,
         step_cache: StepCache | None = None,
+        imports: ArtifactImports | None = None,
     ) -> None:
         self.host = host
+        self.imports = imports  # where KFP v2 steps' imported artifacts (dsl.importer) are read from
         # KFP v2 steps: the environment (PATH, say) each step's programs are found in; None: the server's.
         self.step_environment = step_environment
         self.step_cache = step_cache  # KFP v2 tasks' cached outputs; None: no caching
@@ -462,6 +465,10 @@ class RunDriver:
                 # Started with the rest of this pass's wave, once the pass is over (`_launch_wave`).
                 self._wave.append((node, spec, lambda result: self.post(StepExited(name, result))))
                 handle = _Launch.IN_WAVE
+        except ArtifactImportError as exc:
+            self.host.release_slot(self)
+            self.step_waits.dropped(name)
+            return str(exc)
         except Exception as exc:
             self.host.release_slot(self)
             self.step_waits.dropped(name)
@@ -607,7 +614,7 @@ class RunDriver:
     def _place_inputs(self, node: dict, template: Template | IrStep, spec: StepSpec) -> None:
         launcher = self.launcher
         if isinstance(template, IrStep):
-            ir_steps.place_inputs(template, spec, launcher, self.artifacts)
+            ir_steps.place_inputs(template, spec, launcher, self.artifacts, self.imports, self.claimed.namespace)
             return
         given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
         for decl in template.inputs_artifacts:

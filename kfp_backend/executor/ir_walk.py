@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from kfp_backend.executor.artifact_imports import local_uri
 from kfp_backend.executor.ir_steps import IrStep, build_step
 from kfp_backend.executor.node_table import DEADLINE_MESSAGE, Inputs, NodeTable, StepHost, is_fulfilled, rfc3339
 from kfp_backend.store.states import (
@@ -289,7 +290,8 @@ class PipelineRunOperator(NodeTable):
         self, name: str, component: Component, importer: ImporterExecutor, inputs: ResolvedInputs, boundary: str,
         display: str, parents: tuple[str, ...],
     ) -> dict:
-        """An importer registers an existing artifact: no process, its output is the URI it names."""
+        """An importer registers an existing artifact: no process, its output is the URI it names (a local
+        `file://` URI as its path, which is what the SDK reads a local artifact from)."""
         node = self._create_ir(name, node_type="Pod", component=component, display=display, boundary=boundary,
                                phase=RUNNING, inputs=inputs, parents=parents)
         uri = importer.artifact_uri
@@ -299,10 +301,11 @@ class PipelineRunOperator(NodeTable):
             self._finish(node, ERROR, "the importer has no artifact URI")
             return node
         output = next(iter(component.outputs.artifacts), "artifact")
-        artifact = RuntimeArtifact(output, uri, importer.type.schema_title, importer.type.schema_version,
+        artifact = RuntimeArtifact(output, local_uri(uri), importer.type.schema_title, importer.type.schema_version,
                                    dict(importer.metadata))
-        node["_ir_outputs"] = {"parameters": {}, "artifacts": {output: [artifact.to_json()]}}
-        node["outputs"] = {"artifacts": [{"name": output, "uri": uri}]}
+        # Read from its URI by each consuming task (`executor.artifact_imports`), as the launcher downloads it.
+        node["_ir_outputs"] = {"parameters": {}, "artifacts": {output: [{**artifact.to_json(), "imported": True}]}}
+        node["outputs"] = {"artifacts": [{"name": output, "uri": artifact.uri}]}
         self._finish(node, SUCCEEDED)
         return node
 

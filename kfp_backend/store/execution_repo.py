@@ -97,6 +97,11 @@ def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
     )
 
 
+def run_namespace(session: Session, run_id: str) -> str | None:
+    """The run's namespace ("": shared), or None when there is no such run."""
+    return session.scalar(select(Run.namespace).where(Run.id == run_id))
+
+
 def heartbeat(session: Session, run_id: str, driver_id: str, now: int) -> tuple[bool, bool] | None:
     """Renew the claim. Returns (still ours, terminate requested), or None if the run is gone."""
     session.execute(

@@ -218,7 +218,9 @@ def test_retrying_an_ir_run_keeps_its_succeeded_tasks(client: FlaskClient) -> No
             Path(f"{trace}{suffix}").unlink(missing_ok=True)
 
 
-def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None:
+def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n")
     spec = ir.pipeline("importer", [
         ("comp-importer", {"executorLabel": "exec-importer",
                            "inputDefinitions": {"parameters": ir.parameters(uri="STRING")},
@@ -226,16 +228,15 @@ def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None
          {"importer": {"artifactUri": {"runtimeParameter": "uri"},
                        "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
                        "metadata": {"source": "test"}}}),
-        ir.sh_component("show", ir.EXPECT, ["{{$.inputs.artifacts['data'].uri}}", "gs://bucket/data.csv"],
+        ir.sh_component("show", ir.EXPECT, ["{{$.inputs.artifacts['data'].uri}}", str(data)],
                         inputs={"artifacts": ir.artifacts("data")}),
     ], {"dag": {"tasks": {
-        "importer": ir.task("comp-importer", parameters={"uri": ir.const("gs://bucket/data.csv")}),
+        "importer": ir.task("comp-importer", parameters={"uri": ir.const(str(data))}),
         "show": ir.task("comp-show", artifacts={"data": ir.artifact_of("importer", "artifact")}),
     }}})
     status, nodes = run_to_the_end(client, spec)
     assert status == "Succeeded", json.dumps(nodes, indent=1)
-    assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact",
-                                                                        "uri": "gs://bucket/data.csv"}]}
+    assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact", "uri": str(data)}]}
 
 
 def test_a_restarted_executor_adopts_the_running_step_of_an_ir_run(settings: Settings) -> None:
