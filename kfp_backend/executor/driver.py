@@ -37,6 +37,7 @@ from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
 from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
 from kfp_backend.executor.step_cache import StepCache
+from kfp_backend.executor.v2_metrics import metrics_document
 from kfp_backend.observability import StepWaits
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
@@ -638,10 +639,15 @@ class RunDriver:
         launcher = self.launcher
         if isinstance(template, IrStep):
             assert self.pipeline_spec is not None
-            return ir_steps.collect(
+            phase, message, ir_outputs = ir_steps.collect(
                 template, self.pipeline_spec.component(template.component), result,
                 bool(node.get("_stopping")), spec, launcher, self.artifacts,
             )
+            typed = (ir_outputs or {}).get("_ir")
+            document = metrics_document(typed) if phase == SUCCEEDED and typed else None
+            if document is not None:  # its system.Metrics artifacts, as the run's metrics (v1 view, UI)
+                self.host.report_metrics(self.run_id, node["id"], document)
+            return phase, message, ir_outputs
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)

@@ -187,6 +187,10 @@ def test_python_components_pass_parameters_artifacts_and_metrics(client: FlaskCl
     assert by_display(nodes)["use"]["outputs"]["parameters"] == [{"name": "Output", "value": "0.5"}]
     assert by_display(nodes)["add-up"]["outputs"]["parameters"] == [{"name": "Output", "value": "sum=14"}]
     assert by_display(nodes)["join"]["outputs"]["parameters"] == [{"name": "Output", "value": "part 1,part 2"}]
+    # metrics.log_metric: the run's v1 metrics.
+    run = client.get(f"{RUNS}/{response.get_json()['run']['id']}").get_json()["run"]
+    assert run["metrics"] == [{"name": "accuracy", "node_id": by_display(nodes)["make"]["id"], "number_value": 0.75,
+                               "format": "RAW"}]
 
 
 def test_the_steps_need_an_environment_with_kfp(compiled: str) -> None:

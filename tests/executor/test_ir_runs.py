@@ -372,3 +372,21 @@ def test_a_step_environment_chooses_the_programs_a_step_runs(
         assert by_display(nodes)["greet"]["message"] == f"could not prepare the step: {problem}"
     else:
         assert status == "Succeeded", json.dumps(nodes, indent=1)
+
+
+def test_metrics_artifacts_become_the_runs_metrics(client: FlaskClient) -> None:
+    """A task's system.Metrics output (log_metric writes its metadata) shows as v1 run metrics."""
+    document = json.dumps({"artifacts": {"scores": {"artifacts": [{"metadata": {"accuracy": 0.9, "f1 score": 0.5}}]}}})
+    score = ir.sh_component("score", 'mkdir -p "$(dirname "$0")"; printf "%s" "$1" > "$0"',
+                            ["/tmp/kfp_outputs/output_metadata.json", document],
+                            outputs={"artifacts": ir.artifacts("scores", title="system.Metrics")})
+    spec = ir.pipeline("metrics", [score], {"dag": {"tasks": {"score": ir.task("comp-score")}}})
+    created = ir.create_run(client, spec)
+    status, nodes = ir.wait_for(client, created["run"]["id"])
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    node_id = by_display(nodes)["score"]["id"]
+    run = client.get(f"{RUNS}/{created['run']['id']}").get_json()["run"]
+    assert sorted(run["metrics"], key=lambda m: m["name"]) == [
+        {"name": "accuracy", "node_id": node_id, "number_value": 0.9, "format": "RAW"},
+        {"name": "f1_score", "node_id": node_id, "number_value": 0.5, "format": "RAW"},
+    ]
