@@ -230,7 +230,6 @@ def test_filter_on_storage_state_uses_v2_names(client: FlaskClient) -> None:
     {"filter": "{"},
     {"filter": "[1]"},
     {"sort_by": "nope"},
-    {"sort_by": "last_run_created_at"},
     {"sort_by": "display_name sideways"},
     {"page_size": "ten"},
     {"page_size": "-1"},
@@ -311,6 +310,18 @@ def test_last_run_created_at_is_the_newest_run(client: FlaskClient) -> None:
     page = {item["display_name"]: item for item in listed(client, page_size=200)["experiments"]}
     assert seconds(page["busy"]["last_run_created_at"]) == newest
     assert page["idle"]["last_run_created_at"] == EPOCH == idle["last_run_created_at"]
+
+    # Sorted and filtered on it, pages included.
+    by_last_run = listed(client, page_size=2, sort_by="last_run_created_at desc")
+    assert names(by_last_run)[0] == "busy"
+    rest = listed(client, page_size=200, sort_by="last_run_created_at desc", page_token=by_last_run["next_page_token"])
+    assert "busy" not in names(rest) and len(names(by_last_run) + names(rest)) == by_last_run["total_size"]
+    assert names(listed(client, page_size=200, sort_by="last_run_created_at"))[-1] == "busy"
+    after = v2_filter({"operation": "GREATER_THAN", "key": "last_run_created_at", "timestamp_value": EPOCH})
+    assert names(listed(client, filter=after)) == ["busy"]
+    never = v2_filter({"operation": "EQUALS", "key": "last_run_created_at", "timestamp_value": EPOCH})
+    assert "busy" not in names(listed(client, filter=never, page_size=200))
+    assert "idle" in names(listed(client, filter=never, page_size=200))
 
 
 # ---------------------------------------------------------------------------------------------- multi-user
