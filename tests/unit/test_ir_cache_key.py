@@ -88,3 +88,16 @@ def test_a_changed_ingredient_changes_the_fingerprint(change: dict[str, Any]) ->
 
 def test_a_number_is_the_same_whatever_form_it_arrives_in() -> None:
     assert fingerprint(_key(parameter_values={"n": 3.0, "s": "x"})) == fingerprint(_key())
+
+
+def test_cache_entries_are_kept_per_pipeline_name_and_namespace(tmp_path: Any) -> None:
+    from kfp_backend.executor.artifacts import LocalArtifactStore
+    from kfp_backend.executor.step_cache import StepCache
+
+    cache = StepCache(tmp_path / "cache", LocalArtifactStore(tmp_path / "store"))
+    outputs = {"parameters": {"out": "x"}, "artifacts": {}}
+    cache.put("f" * 64, "pipe", "team-a", outputs, "run-1", "node-1")
+    assert cache.get("f" * 64, "pipe", "team-a") == {"outputs": outputs, "run_id": "run-1", "node_id": "node-1"}
+    assert cache.get("f" * 64, "pipe", "team-b") is None
+    assert cache.get("f" * 64, "other-pipe", "team-a") is None
+    assert cache.get("e" * 64, "pipe", "team-a") is None
