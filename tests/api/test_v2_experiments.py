@@ -403,3 +403,9 @@ def test_multi_user_refusals_are_worded_as_upstreams_v2_server_words_them(
     assert refused(client.get(f"{V2}/recurringruns", headers=alice), 400, 3) == (
         "Failed to list jobs: Failed to list recurring runs due to authorization error. Check if you have permission "
         f"to access namespace : Invalid input error: {empty}", empty)
+    message, external = refused(client.get(f"{V2}/pipelines", query_string={"namespace": "team-b"}, headers=alice),
+                                403, 7)
+    assert message == (
+        "Failed to list pipelines in namespace team-b. Check error stack: Failed to list pipelines due to "
+        "authorization error. Check if you have read permission to namespace team-b: Failed to access pipeline . Check "
+        f"if you have access to namespace team-b: PermissionDenied: {external}: Unauthorized access")

@@ -18,6 +18,7 @@ from kfp_backend.services.errors import EmptyNamespace, InvalidArgument, Namespa
 EXPERIMENT = "experiment"
 RUN = "run"
 RECURRING_RUN = "recurring_run"
+PIPELINE = "pipeline"
 
 # The user-facing message of a missing namespace, per resource (upstream's canAccess* checks).
 _EMPTY = {
@@ -27,7 +28,8 @@ _EMPTY = {
 }
 _AUTHORIZE = "Failed to authorize the request"
 
-# resource -> operation -> the contexts around the authorization check, outermost first ({ns}: the namespace).
+# resource -> operation -> the contexts around the authorization check, outermost first ({ns}: the namespace,
+# {id}: the resource's id).
 _CONTEXTS: dict[str, dict[str, list[str]]] = {
     EXPERIMENT: {
         "create": ["Failed to create a experiment", _AUTHORIZE],
@@ -63,6 +65,15 @@ _CONTEXTS: dict[str, dict[str, list[str]]] = {
         "enable": ["Failed to enable a recurring run", _AUTHORIZE],
         "disable": ["Failed to disable a recurring run", _AUTHORIZE],
     },
+    PIPELINE: {
+        "get": ["Failed to get a pipeline {id}. Check error stack",
+                "Failed to get a pipeline due authorization error for pipeline id {id}"],
+        "list": ["Failed to list pipelines in namespace {ns}. Check error stack",
+                 "Failed to list pipelines due to authorization error. Check if you have read permission to namespace "
+                 "{ns}"],
+        "delete": ["Failed to delete pipeline {id}. Check error stack",
+                   "Failed to delete a pipeline due authorization error for pipeline id {id}"],
+    },
 }
 
 
@@ -72,29 +83,29 @@ def _check_context(resource: str, resource_id: str, namespace: str) -> str:
         return f"Failed to access run {resource_id}. Check if you have access to namespace {namespace}"
     if resource == RECURRING_RUN:
         return "failed to authorize with API"
+    if resource == PIPELINE:
+        return f"Failed to access pipeline {resource_id}. Check if you have access to namespace {namespace}"
     return "Failed to authorize with API"
 
 
-def _chain(contexts: list[str], namespace: str) -> str:
-    return ": ".join(context.format(ns=namespace) for context in contexts)
+def _chain(contexts: list[str], namespace: str, resource_id: str) -> str:
+    return ": ".join(context.format(ns=namespace, id=resource_id) for context in contexts)
 
 
 def reworded(error: PermissionDenied | InvalidArgument, resource: str, operation: str, resource_id: str = "") -> Any:
     """`error` as upstream's v2 server words it for `operation` on `resource`; other errors as they are."""
     contexts = _CONTEXTS[resource][operation]
     if isinstance(error, NamespaceDenied):
-        denied = PermissionDenied(error.external_message, internal=error.leaf)
-        denied.internal_message = ": ".join([
-            _chain(contexts, error.namespace), _check_context(resource, resource_id, error.namespace), error.leaf])
-        return denied
-    if isinstance(error, EmptyNamespace):
+        check = _check_context(resource, resource_id, error.namespace)
+        return PermissionDenied(error.external_message,
+                                internal=f"{_chain(contexts, error.namespace, resource_id)}: {check}: {error.leaf}")
+    if isinstance(error, EmptyNamespace) and resource in _EMPTY:
         # Creating a run or a recurring run checks the namespace before authorizing (no context around it).
-        empty = InvalidArgument(_EMPTY[resource])
-        outer = contexts[:1] if operation == "create" and resource != EXPERIMENT else contexts
+        message = _EMPTY[resource]
         if operation == "create" and resource == RECURRING_RUN:
-            empty = InvalidArgument("Recurring run cannot have an empty namespace in multi-user mode")
-        empty.internal_message = f"{_chain(outer, '')}: {empty.internal_message}"
-        return empty
+            message = "Recurring run cannot have an empty namespace in multi-user mode"
+        outer = contexts[:1] if operation == "create" and resource != EXPERIMENT else contexts
+        return InvalidArgument(message).wrap(_chain(outer, "", resource_id))
     return error
 
 
