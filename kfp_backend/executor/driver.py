@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kfp_backend.executor import ir_steps
+from kfp_backend.executor.artifact_imports import ArtifactImportError, ArtifactImports
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
 from kfp_backend.executor.graph_walk import (
@@ -36,6 +37,7 @@ from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
 from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
 from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
 from kfp_backend.executor.step_cache import StepCache
+from kfp_backend.executor.v2_metrics import metrics_document
 from kfp_backend.observability import StepWaits
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
@@ -190,8 +192,10 @@ class RunDriver:
         heartbeat_seconds: float,
         step_environment: StepEnvironment | None = None,
         step_cache: StepCache | None = None,
+        imports: ArtifactImports | None = None,
     ) -> None:
         self.host = host
+        self.imports = imports  # where KFP v2 steps' imported artifacts (dsl.importer) are read from
         # KFP v2 steps: the environment (PATH, say) each step's programs are found in; None: the server's.
         self.step_environment = step_environment
         self.step_cache = step_cache  # KFP v2 tasks' cached outputs; None: no caching
@@ -462,6 +466,10 @@ class RunDriver:
                 # Started with the rest of this pass's wave, once the pass is over (`_launch_wave`).
                 self._wave.append((node, spec, lambda result: self.post(StepExited(name, result))))
                 handle = _Launch.IN_WAVE
+        except ArtifactImportError as exc:
+            self.host.release_slot(self)
+            self.step_waits.dropped(name)
+            return str(exc)
         except Exception as exc:
             self.host.release_slot(self)
             self.step_waits.dropped(name)
@@ -547,14 +555,16 @@ class RunDriver:
             log_file.write(start + line.encode())
         log.warning("run %s: %s %s", self.run_id, node["name"], note)
 
-    def cached_outputs(self, key: str) -> dict[str, Any] | None:
-        return self.step_cache.get(key) if self.step_cache is not None else None
+    def cached_outputs(self, fingerprint: str, pipeline_name: str) -> dict[str, Any] | None:
+        if self.step_cache is None:
+            return None
+        return self.step_cache.get(fingerprint, pipeline_name, self.claimed.namespace)
 
-    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None:
+    def store_outputs(self, fingerprint: str, pipeline_name: str, outputs: dict[str, Any], node_id: str) -> None:
         if self.step_cache is None:
             return
         try:
-            self.step_cache.put(key, outputs, self.run_id, node_id)
+            self.step_cache.put(fingerprint, pipeline_name, self.claimed.namespace, outputs, self.run_id, node_id)
         except OSError:
             log.exception("run %s: could not cache the outputs of %s", self.run_id, node_id)
 
@@ -605,7 +615,7 @@ class RunDriver:
     def _place_inputs(self, node: dict, template: Template | IrStep, spec: StepSpec) -> None:
         launcher = self.launcher
         if isinstance(template, IrStep):
-            ir_steps.place_inputs(template, spec, launcher, self.artifacts)
+            ir_steps.place_inputs(template, spec, launcher, self.artifacts, self.imports, self.claimed.namespace)
             return
         given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
         for decl in template.inputs_artifacts:
@@ -629,10 +639,15 @@ class RunDriver:
         launcher = self.launcher
         if isinstance(template, IrStep):
             assert self.pipeline_spec is not None
-            return ir_steps.collect(
+            phase, message, ir_outputs = ir_steps.collect(
                 template, self.pipeline_spec.component(template.component), result,
                 bool(node.get("_stopping")), spec, launcher, self.artifacts,
             )
+            typed = (ir_outputs or {}).get("_ir")
+            document = metrics_document(typed) if phase == SUCCEEDED and typed else None
+            if document is not None:  # its system.Metrics artifacts, as the run's metrics (v1 view, UI)
+                self.host.report_metrics(self.run_id, node["id"], document)
+            return phase, message, ir_outputs
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)

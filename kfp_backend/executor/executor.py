@@ -26,6 +26,7 @@ from typing import Protocol
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import sandbox, step_logs
+from kfp_backend.executor.artifact_imports import ArtifactImports
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.driver import RunDriver
 from kfp_backend.executor.driver_messages import RunDeleted, Shutdown, Terminate, Wake
@@ -70,6 +71,11 @@ class Executor:
         # KFP v2 steps: where their programs come from (e.g. per-kfp-version environments); None: PATH.
         self.step_environment = step_environment
         self.step_cache = StepCache(Path(settings.data_dir) / "cache" / "v2", artifacts)
+        location = settings.artifact_location
+        self.imports = ArtifactImports(
+            artifacts, multi_user=settings.auth_required, s3_endpoint_url=settings.s3_endpoint_url or None,
+            store_bucket=location.bucket, store_prefix=location.prefix, run_namespace=state.run_namespace,
+        )
         self.poll_seconds = poll_seconds
         self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._runs_dir = (Path(settings.data_dir) / "runs").resolve()
@@ -283,7 +289,7 @@ class Executor:
             driver = RunDriver(
                 claimed, host=self, launcher=self.launcher, state=self.state, artifacts=self.artifacts,
                 driver_id=self.driver_id, heartbeat_seconds=self.settings.driver_heartbeat_seconds,
-                step_environment=self.step_environment, step_cache=self.step_cache,
+                step_environment=self.step_environment, step_cache=self.step_cache, imports=self.imports,
             )
             with self._lock:
                 self._drivers[run_id] = driver

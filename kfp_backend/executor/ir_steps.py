@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from kfp_backend.executor.artifact_imports import ArtifactImportError, ArtifactImports
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.launcher import StepLauncher, StepResult, StepSpec
 from kfp_backend.store.states import ERROR, FAILED, SUCCEEDED
@@ -75,10 +76,12 @@ class IrStep:
     mounts: list[str]  # in-step directories the artifacts live under (/minio, /s3, /gcs...)
     placements: list[tuple[str, str]]  # (store key, in-step path) of each input artifact
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> runtime artifact JSON + key
+    imports: list[tuple[str, str]] = field(default_factory=list)  # (URI, in-step path) of imported artifacts
 
     def to_json(self) -> dict[str, Any]:
         return {"component": self.component, "image": self.image, "argv": self.argv, "env": self.env,
-                "mounts": self.mounts, "placements": [list(p) for p in self.placements], "outputs": self.outputs}
+                "mounts": self.mounts, "placements": [list(p) for p in self.placements], "outputs": self.outputs,
+                "imports": [list(i) for i in self.imports]}
 
     @staticmethod
     def from_json(raw: Mapping[str, Any]) -> IrStep:
@@ -87,6 +90,7 @@ class IrStep:
             argv=list(raw.get("argv") or []), env=dict(raw.get("env") or {}), mounts=list(raw.get("mounts") or []),
             placements=[(str(k), str(p)) for k, p in raw.get("placements") or []],
             outputs=dict(raw.get("outputs") or {}),
+            imports=[(str(u), str(p)) for u, p in raw.get("imports") or []],
         )
 
 
@@ -117,9 +121,12 @@ def build_step(
     env = {name: "".join(resolve_command([value], executor_input, context)) for name, value in executor.env}
     placements = [(a["key"], local_path(str(a.get("uri", ""))))
                   for artifacts in input_artifacts.values() for a in artifacts if a.get("key")]
-    paths = [path for _, path in placements] + [local_path(a.uri) for a in outputs.values()]
+    # An importer's artifact (no key: not in the store under this run) is read from its URI before the step.
+    imports = [(str(a.get("uri", "")), local_path(str(a.get("uri", ""))))
+               for artifacts in input_artifacts.values() for a in artifacts if a.get("imported") and not a.get("key")]
+    paths = [path for _, path in placements + imports] + [local_path(a.uri) for a in outputs.values()]
     return IrStep(component=component.name, image=executor.image, argv=argv, env=env, mounts=_mounts(paths),
-                  placements=placements, outputs=stored)
+                  placements=placements, outputs=stored, imports=imports)
 
 
 def _mounts(paths: list[str]) -> list[str]:
@@ -155,10 +162,14 @@ def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnviro
                     deadline_seconds=None, read_only_paths=read_only)
 
 
-def place_inputs(step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts: ArtifactStore) -> None:
-    """Each mount made a directory (a bind source), each input artifact unpacked at its path, and the
-    directories of the output files made, as the kfp launcher makes them before the step runs (a container
-    component may write `> {{$.outputs...}}` without a `mkdir -p`)."""
+def place_inputs(
+    step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts: ArtifactStore,
+    imports: ArtifactImports | None = None, namespace: str = "",
+) -> None:
+    """Each mount made a directory (a bind source), each input artifact unpacked at its path (an imported
+    one read from its URI: ArtifactImportError when it cannot be), and the directories of the output files
+    made, as the kfp launcher makes them before the step runs (a container component may write
+    `> {{$.outputs...}}` without a `mkdir -p`)."""
     for mount in step.mounts:
         launcher.host_path(spec, mount).mkdir(parents=True, exist_ok=True)
     outputs = [OUTPUT_PARAMETERS_DIR] + [str(PurePosixPath(local_path(str(a.get("uri", "")))).parent)
@@ -168,6 +179,11 @@ def place_inputs(step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts
             launcher.host_path(spec, directory).mkdir(parents=True, exist_ok=True)
     for key, path in step.placements:
         artifacts.get(key, launcher.host_path(spec, path))
+    for uri, path in step.imports:
+        if imports is None:
+            raise ArtifactImportError(f"cannot read the imported artifact {uri!r}: this executor reads no imports")
+        imports.check(uri)  # before its path is made of it: `https://...` is no path
+        imports.fetch(uri, launcher.host_path(spec, path), namespace=namespace)
 
 
 def collect(

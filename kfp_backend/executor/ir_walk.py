@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from kfp_backend.executor.artifact_imports import local_uri
 from kfp_backend.executor.ir_steps import IrStep, build_step
 from kfp_backend.executor.node_table import DEADLINE_MESSAGE, Inputs, NodeTable, StepHost, is_fulfilled, rfc3339
 from kfp_backend.store.states import (
@@ -31,12 +32,12 @@ from kfp_backend.store.states import (
     SUCCEEDED,
 )
 from kfp_backend.workflow.errors import WorkflowError
+from kfp_backend.workflow.ir.cache_key import cache_key, fingerprint
 from kfp_backend.workflow.ir.conditions import evaluate_condition, select
 from kfp_backend.workflow.ir.document import split_documents
 from kfp_backend.workflow.ir.executor_input import (
     RuntimeArtifact,
     TaskContext,
-    cache_key,
     parameter_text,
     substitute_context,
     substitute_inputs,
@@ -111,10 +112,11 @@ class ResolvedInputs:
 class CachingHost(Protocol):
     """A host that keeps the outputs of cached tasks (`cachingOptions.enableCache`)."""
 
-    def cached_outputs(self, key: str) -> dict[str, Any] | None:
-        """{"outputs": {"parameters", "artifacts"}, "run_id", "node_id"} of an earlier task, or None."""
+    def cached_outputs(self, fingerprint: str, pipeline_name: str) -> dict[str, Any] | None:
+        """{"outputs": {"parameters", "artifacts"}, "run_id", "node_id"} of an earlier task of a pipeline of
+        that name (in the run's namespace) with that fingerprint, or None."""
 
-    def store_outputs(self, key: str, outputs: dict[str, Any], node_id: str) -> None: ...
+    def store_outputs(self, fingerprint: str, pipeline_name: str, outputs: dict[str, Any], node_id: str) -> None: ...
 
 
 class _Skip(Exception):
@@ -159,7 +161,7 @@ class PipelineRunOperator(NodeTable):
             node["_ir_outputs"] = typed
             key = node.get("_cache_key")
             if phase == SUCCEEDED and key and isinstance(self.host, CachingHost):
-                self.host.store_outputs(key, typed, node["id"])
+                self.host.store_outputs(key, self.spec.name, typed, node["id"])
         super().pod_exited(node_name, phase, message, outputs)
 
     def workflow_scope(self) -> dict[str, str]:
@@ -185,10 +187,8 @@ class PipelineRunOperator(NodeTable):
             return self._execute_importer(name, component, executor, inputs, boundary, display, parents)
         key = None
         if node is None and task is not None and task.enable_cache:
-            key = cache_key(component.inputs, component.outputs, executor.image,
-                            [*executor.command, *executor.args], executor.env, inputs.parameters,
-                            {n: [str(a.get("uri", "")) for a in items] for n, items in inputs.artifacts.items()})
-            hit = self.host.cached_outputs(key) if isinstance(self.host, CachingHost) else None
+            key = _fingerprint(component, executor, inputs)
+            hit = self.host.cached_outputs(key, self.spec.name) if isinstance(self.host, CachingHost) else None
             if hit is not None:
                 return self._reuse(name, component, inputs, boundary, display, parents, hit)
         if task is not None and task.retry is not None:
@@ -290,7 +290,8 @@ class PipelineRunOperator(NodeTable):
         self, name: str, component: Component, importer: ImporterExecutor, inputs: ResolvedInputs, boundary: str,
         display: str, parents: tuple[str, ...],
     ) -> dict:
-        """An importer registers an existing artifact: no process, its output is the URI it names."""
+        """An importer registers an existing artifact: no process, its output is the URI it names (a local
+        `file://` URI as its path, which is what the SDK reads a local artifact from)."""
         node = self._create_ir(name, node_type="Pod", component=component, display=display, boundary=boundary,
                                phase=RUNNING, inputs=inputs, parents=parents)
         uri = importer.artifact_uri
@@ -300,10 +301,11 @@ class PipelineRunOperator(NodeTable):
             self._finish(node, ERROR, "the importer has no artifact URI")
             return node
         output = next(iter(component.outputs.artifacts), "artifact")
-        artifact = RuntimeArtifact(output, uri, importer.type.schema_title, importer.type.schema_version,
+        artifact = RuntimeArtifact(output, local_uri(uri), importer.type.schema_title, importer.type.schema_version,
                                    dict(importer.metadata))
-        node["_ir_outputs"] = {"parameters": {}, "artifacts": {output: [artifact.to_json()]}}
-        node["outputs"] = {"artifacts": [{"name": output, "uri": uri}]}
+        # Read from its URI by each consuming task (`executor.artifact_imports`), as the launcher downloads it.
+        node["_ir_outputs"] = {"parameters": {}, "artifacts": {output: [{**artifact.to_json(), "imported": True}]}}
+        node["outputs"] = {"artifacts": [{"name": output, "uri": artifact.uri}]}
         self._finish(node, SUCCEEDED)
         return node
 
@@ -578,6 +580,20 @@ def _collected(called: Component, iterations: list[dict]) -> dict[str, Any]:
             for artifact in (((it.get("_ir_outputs") or {}).get("artifacts") or {}).get(name) or [])
         ]
     return outputs
+
+
+def _fingerprint(component: Component, executor: ContainerExecutor, inputs: ResolvedInputs) -> str:
+    """The task's cache fingerprint, of the key upstream KFP makes (`workflow.ir.cache_key`). An input
+    artifact is named by its URI: one URI is one produced artifact (a cache hit hands on the same URIs)."""
+    outputs = {name: RuntimeArtifact(name, "", spec.type.schema_title, spec.type.schema_version)
+               for name, spec in component.outputs.artifacts.items()}
+    key = cache_key(
+        component.inputs, component.outputs, image=executor.image, command=[*executor.command, *executor.args],
+        env=executor.env, parameter_values=inputs.parameters,
+        input_artifact_names={n: [str(a.get("uri", "")) for a in items] for n, items in inputs.artifacts.items()},
+        output_artifacts=outputs,
+    )
+    return fingerprint(key)
 
 
 def _runtime_artifacts(inputs: ResolvedInputs) -> dict[str, list[dict]]:

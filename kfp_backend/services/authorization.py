@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kfp_backend.config import Settings
 from kfp_backend.services.auth import Caller
-from kfp_backend.services.errors import PermissionDenied
+from kfp_backend.services.errors import NamespaceDenied, PermissionDenied
 from kfp_backend.store import experiments_repo, jobs_repo, pipelines_repo, runs_repo
 
 # The `resource` of upstream's SubjectAccessReview (group pipelines.kubeflow.org, version v1beta1).
@@ -64,11 +64,9 @@ def permission_denied(caller: Caller, namespace: str, resource: str, verb: str, 
         f"Resource:{resource},Subresource:,Name:{name},}}"
     )
     message = f"User '{caller.user}' is not authorized with reason: {reason} (request: {attributes})"
-    return (
-        PermissionDenied(message, internal=f"PermissionDenied: {message}: Unauthorized access")
-        .wrap("Failed to authorize with API resource references")
-        .wrap("Failed to authorize the request")
-    )
+    denied = NamespaceDenied(message, leaf=f"PermissionDenied: {message}: Unauthorized access", namespace=namespace,
+                             resource=resource, verb=verb)
+    return denied.wrap("Failed to authorize with API resource references").wrap("Failed to authorize the request")
 
 
 class Authorizer:

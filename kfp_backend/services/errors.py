@@ -42,6 +42,11 @@ class InvalidArgument(ApiError, grpc_code=3, leaf_prefix="Invalid input error: "
     pass
 
 
+class EmptyNamespace(InvalidArgument):
+    """Multi-user mode: a call that names no namespace where it must (the v2beta1 API words it as upstream's
+    v2 server does, see api/v2/multi_user_errors.py)."""
+
+
 class ValueRefused(InvalidArgument):
     """A value of the request the database refused (see services/unit_of_work.py): the caller's input, not a
     fault. Its message names no operation: the operations' contexts do not wrap it."""
@@ -65,6 +70,18 @@ class AlreadyExists(ApiError, grpc_code=6, leaf_prefix="Already exist error: "):
 
 class PermissionDenied(ApiError, grpc_code=7, leaf_prefix="PermissionDenied: "):
     pass
+
+
+class NamespaceDenied(PermissionDenied):
+    """Multi-user mode: the caller may not `verb` `resource` in `namespace` (authorization.permission_denied).
+    `leaf` is the innermost internal message, which each API wraps in its own contexts."""
+
+    def __init__(self, message: str, *, leaf: str, namespace: str, resource: str, verb: str) -> None:
+        super().__init__(message, internal=leaf)
+        self.leaf = leaf
+        self.namespace = namespace
+        self.resource = resource
+        self.verb = verb
 
 
 class FailedPrecondition(ApiError, grpc_code=9, leaf_prefix="FailedPreconditionError: "):

@@ -49,6 +49,11 @@ class ExecutionStateService:
                 return None
             return repo.load_claimed_run(session, run_id)
 
+    def run_namespace(self, run_id: str) -> str | None:
+        """The namespace of a run ("": shared), None when it does not exist (an imported artifact's run)."""
+        with self._db.transaction(write=False) as session:
+            return repo.run_namespace(session, run_id)
+
     def heartbeat(self, run_id: str, driver_id: str) -> tuple[bool, bool] | None:
         with self._db.transaction() as session:
             return repo.heartbeat(session, run_id, driver_id, now_seconds())

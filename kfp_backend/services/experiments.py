@@ -11,7 +11,7 @@ from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller, validate_namespace
 from kfp_backend.services.authorization import SINGLE_USER, Authorizer
 from kfp_backend.services.clock import now_seconds
-from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
+from kfp_backend.services.errors import EmptyNamespace, InvalidArgument, NotFound, error_context
 from kfp_backend.services.listing import ListRequest, ListResult, next_page_token, parse_list_request
 from kfp_backend.services.references import (
     Relationship,
@@ -90,7 +90,7 @@ class ExperimentService:
             )
         namespace = references[0].key.id
         if not namespace:
-            raise InvalidArgument("Invalid resource references for experiment. Namespace is empty.")
+            raise EmptyNamespace("Invalid resource references for experiment. Namespace is empty.")
         # A Kubernetes namespace name: what tokens name, compared alike on every database's collation.
         validate_namespace(namespace)
         return namespace
@@ -116,7 +116,7 @@ class ExperimentService:
                     "Invalid resource references for experiment. ListExperiment requires filtering by namespace."
                 )
             if not key.id:
-                raise InvalidArgument("Invalid resource references for experiment. Namespace is empty.")
+                raise EmptyNamespace("Invalid resource references for experiment. Namespace is empty.")
             namespace = key.id
             self._authz.namespace(caller, namespace, authz.EXPERIMENTS, authz.LIST)
         elif key is not None and key.type == ResourceType.NAMESPACE and key.id:

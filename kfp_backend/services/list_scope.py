@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import Authorizer
-from kfp_backend.services.errors import InvalidArgument, NotFound
+from kfp_backend.services.errors import EmptyNamespace, InvalidArgument, NotFound
 from kfp_backend.services.listing import ListRequest, parse_list_request
 from kfp_backend.services.references import ResourceKey, ResourceType, check_filter_key, describe_key
 from kfp_backend.store import experiments_repo
@@ -73,7 +73,7 @@ def _check_multi_user_scope(
         raise InvalidArgument(f"{operation} must filter by resource reference in multi-user mode.")
     if key.type == ResourceType.NAMESPACE:
         if not key.id:
-            raise InvalidArgument(f"Invalid resource references for {operation}. Namespace is empty.")
+            raise EmptyNamespace(f"Invalid resource references for {operation}. Namespace is empty.")
         authorizer.namespace(caller, key.id, resource, authz.LIST)
     elif key.type == ResourceType.EXPERIMENT:
         experiment = experiments_repo.get_experiment(session, key.id)

@@ -28,6 +28,7 @@ class ClaimedRun:
     nodes: list[dict]  # node data (Argo shape + private keys)
     name: str = ""  # the run's name, for the log
     created_at: int = 0  # seconds since the epoch (the claim lag metric)
+    namespace: str = ""  # the run's namespace ("": shared; KFP v2 cache hits stay within it)
 
 
 def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> list[tuple[str, str | None]]:
@@ -76,7 +77,7 @@ def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver:
 def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
     row = session.execute(
         select(Run.status, Run.terminate_requested, RunManifest.workflow, RunManifest.workflow_status, Run.name,
-               Run.created_at)
+               Run.created_at, Run.namespace)
         .join(RunManifest, RunManifest.run_id == Run.id)
         .where(Run.id == run_id)
     ).first()
@@ -92,7 +93,13 @@ def load_claimed_run(session: Session, run_id: str) -> ClaimedRun | None:
         nodes=nodes,
         name=row[4],
         created_at=row[5] or 0,
+        namespace=row[6] or "",
     )
+
+
+def run_namespace(session: Session, run_id: str) -> str | None:
+    """The run's namespace ("": shared), or None when there is no such run."""
+    return session.scalar(select(Run.namespace).where(Run.id == run_id))
 
 
 def heartbeat(session: Session, run_id: str, driver_id: str, now: int) -> tuple[bool, bool] | None:

@@ -230,7 +230,6 @@ def test_filter_on_storage_state_uses_v2_names(client: FlaskClient) -> None:
     {"filter": "{"},
     {"filter": "[1]"},
     {"sort_by": "nope"},
-    {"sort_by": "last_run_created_at"},
     {"sort_by": "display_name sideways"},
     {"page_size": "ten"},
     {"page_size": "-1"},
@@ -312,6 +311,18 @@ def test_last_run_created_at_is_the_newest_run(client: FlaskClient) -> None:
     assert seconds(page["busy"]["last_run_created_at"]) == newest
     assert page["idle"]["last_run_created_at"] == EPOCH == idle["last_run_created_at"]
 
+    # Sorted and filtered on it, pages included.
+    by_last_run = listed(client, page_size=2, sort_by="last_run_created_at desc")
+    assert names(by_last_run)[0] == "busy"
+    rest = listed(client, page_size=200, sort_by="last_run_created_at desc", page_token=by_last_run["next_page_token"])
+    assert "busy" not in names(rest) and len(names(by_last_run) + names(rest)) == by_last_run["total_size"]
+    assert names(listed(client, page_size=200, sort_by="last_run_created_at"))[-1] == "busy"
+    after = v2_filter({"operation": "GREATER_THAN", "key": "last_run_created_at", "timestamp_value": EPOCH})
+    assert names(listed(client, filter=after)) == ["busy"]
+    never = v2_filter({"operation": "EQUALS", "key": "last_run_created_at", "timestamp_value": EPOCH})
+    assert "busy" not in names(listed(client, filter=never, page_size=200))
+    assert "idle" in names(listed(client, filter=never, page_size=200))
+
 
 # ---------------------------------------------------------------------------------------------- multi-user
 
@@ -353,3 +364,48 @@ def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str
     for method, path in (("GET", one), ("POST", f"{one}:archive"), ("DELETE", one)):
         v2_error(client.open(path, method=method, headers=bob), 403, 7)
     assert client.delete(one, headers=alice).status_code == 200
+
+
+def test_multi_user_refusals_are_worded_as_upstreams_v2_server_words_them(
+        multi_user: tuple[FlaskClient, dict[str, dict[str, str]]]) -> None:
+    client, headers = multi_user
+    alice, bob = headers["alice"], headers["bob"]
+
+    def refused(response: Any, status: int, code: int) -> tuple[str, str]:
+        body = v2_error(response, status, code)
+        return body["message"], body["details"][0]["message"]
+
+    empty = "An experiment cannot have an empty namespace in multi-user mode"
+    assert refused(client.post(EXPERIMENTS, json={"display_name": "x"}, headers=alice), 400, 3) == (
+        f"Failed to create a experiment: Failed to authorize the request: Invalid input error: {empty}", empty)
+    assert refused(client.get(EXPERIMENTS, headers=alice), 400, 3) == (
+        f"List experiments failed: Failed to authorize with API: Invalid input error: {empty}", empty)
+    message, external = refused(client.get(EXPERIMENTS, query_string={"namespace": "team-b"}, headers=alice), 403, 7)
+    assert external.startswith("User 'alice' is not authorized with reason: ")
+    assert message == f"List experiments failed: Failed to authorize with API: Failed to authorize with API: " \
+                      f"PermissionDenied: {external}: Unauthorized access"
+    mine = client.post(EXPERIMENTS, json={"display_name": "mine", "namespace": "team-a"}, headers=alice).get_json()
+    message, external = refused(client.post(f"{EXPERIMENTS}/{mine['experiment_id']}:archive", headers=bob), 403, 7)
+    assert message == ("Failed to archive experiment: Failed to authorize the request: Failed to authorize with API: "
+                       f"PermissionDenied: {external}: Unauthorized access")
+
+    empty = "A run cannot have an empty namespace in multi-user mode"
+    assert refused(client.get(f"{V2}/runs", headers=alice), 400, 3) == (
+        "Failed to list runs: Failed to list runs due to authorization error. Check if you have permission to access "
+        f"namespace : Invalid input error: {empty}", empty)
+    message, external = refused(client.get(f"{V2}/runs", query_string={"namespace": "team-b"}, headers=alice), 403, 7)
+    assert message == (
+        "Failed to list runs: Failed to list runs due to authorization error. Check if you have permission to access "
+        "namespace team-b: Failed to access run . Check if you have access to namespace team-b: "
+        f"PermissionDenied: {external}: Unauthorized access")
+
+    empty = "a recurring run cannot have an empty namespace in multi-user mode"
+    assert refused(client.get(f"{V2}/recurringruns", headers=alice), 400, 3) == (
+        "Failed to list jobs: Failed to list recurring runs due to authorization error. Check if you have permission "
+        f"to access namespace : Invalid input error: {empty}", empty)
+    message, external = refused(client.get(f"{V2}/pipelines", query_string={"namespace": "team-b"}, headers=alice),
+                                403, 7)
+    assert message == (
+        "Failed to list pipelines in namespace team-b. Check error stack: Failed to list pipelines due to "
+        "authorization error. Check if you have read permission to namespace team-b: Failed to access pipeline . Check "
+        f"if you have access to namespace team-b: PermissionDenied: {external}: Unauthorized access")

@@ -98,17 +98,70 @@ compiler.Compiler().compile(pipeline, OUT)
 '''
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The pipeline above, compiled by the kfp 2.x SDK."""
+# A ParallelFor over a list of artifacts (`artifactIterator`): a sub-pipeline's `Input[List[Dataset]]`,
+# given the artifacts a first loop collected; each iteration reads one, with its metadata.
+ARTIFACT_ITERATOR = '''
+from typing import List
+from kfp import compiler, dsl
+from kfp.dsl import Dataset, Input, Output
+
+
+@dsl.component(base_image="python:3.11")
+def part(i: int, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write("part %d" % i)
+    out.metadata["i"] = i
+
+
+@dsl.component(base_image="python:3.11")
+def read(data: Input[Dataset]) -> str:
+    text = open(data.path).read()
+    assert text == "part %d" % data.metadata["i"], (text, data.metadata)
+    assert data.uri.startswith("minio://mlpipeline/v2/artifacts/"), data.uri
+    return text
+
+
+@dsl.pipeline(name="each")
+def each(datasets: Input[List[Dataset]]) -> List[str]:
+    with dsl.ParallelFor(datasets, parallelism=2) as dataset:
+        r = read(data=dataset)
+    return dsl.Collected(r.output)
+
+
+@dsl.component(base_image="python:3.11")
+def check(texts: list) -> str:
+    assert sorted(texts) == ["part 1", "part 2", "part 3"], texts
+    return ",".join(sorted(texts))
+
+
+@dsl.pipeline(name="artifact-iterator")
+def pipeline():
+    with dsl.ParallelFor([1, 2, 3]) as i:
+        parted = part(i=i)
+    each_one = each(datasets=dsl.Collected(parted.outputs["out"]))
+    check(texts=each_one.output)
+
+
+compiler.Compiler().compile(pipeline, OUT)
+'''
+
+
+def _compile(tmp_path_factory: pytest.TempPathFactory, source: str) -> str:
+    """`source` (a pipeline written to OUT) compiled by the kfp 2.x SDK."""
     python = require_kfp2_bin() / "python3"
     directory = tmp_path_factory.mktemp("compiled")
     out = directory / "pipeline.yaml"
     script = directory / "pipeline.py"  # a file: the SDK reads the components' source back
-    script.write_text(f"OUT = {str(out)!r}\n" + textwrap.dedent(PIPELINE))
+    script.write_text(f"OUT = {str(out)!r}\n" + textwrap.dedent(source))
     done = subprocess.run([str(python), str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return out.read_text()
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """PIPELINE, compiled by the kfp 2.x SDK."""
+    return _compile(tmp_path_factory, PIPELINE)
 
 
 @pytest.fixture
@@ -134,8 +187,29 @@ def test_python_components_pass_parameters_artifacts_and_metrics(client: FlaskCl
     assert by_display(nodes)["use"]["outputs"]["parameters"] == [{"name": "Output", "value": "0.5"}]
     assert by_display(nodes)["add-up"]["outputs"]["parameters"] == [{"name": "Output", "value": "sum=14"}]
     assert by_display(nodes)["join"]["outputs"]["parameters"] == [{"name": "Output", "value": "part 1,part 2"}]
+    # metrics.log_metric: the run's v1 metrics.
+    run = client.get(f"{RUNS}/{response.get_json()['run']['id']}").get_json()["run"]
+    assert run["metrics"] == [{"name": "accuracy", "node_id": by_display(nodes)["make"]["id"], "number_value": 0.75,
+                               "format": "RAW"}]
 
 
 def test_the_steps_need_an_environment_with_kfp(compiled: str) -> None:
     """The compiled steps begin with a pip install of kfp, which the prepared environment satisfies."""
     assert "python3 -m pip install" in compiled and "kfp.dsl.executor_main" in compiled
+
+
+def test_a_parallel_for_over_a_list_of_artifacts(client: FlaskClient, tmp_path_factory: pytest.TempPathFactory) -> None:
+    compiled = _compile(tmp_path_factory, ARTIFACT_ITERATOR)
+    assert "artifactIterator" in compiled
+    response = client.post(RUNS, json={"name": "artifact-iterator", "pipeline_spec": {"workflow_manifest": compiled}})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    status, nodes = wait_for(client, response.get_json()["run"]["id"], timeout=120)
+    summary = {n["displayName"]: (n["phase"], n.get("message", "")) for n in nodes.values()}
+    assert status == "Succeeded", json.dumps(summary, indent=1)
+    reads = [n for n in nodes.values() if n["displayName"] == "read"]
+    assert len(reads) == 3 and all(n["phase"] == "Succeeded" for n in reads)
+    loop = next(n for n in nodes.values() if n["type"] == "TaskGroup" and n["displayName"] == "for-loop-1"
+                and "each" in n["name"])
+    assert len(loop["children"]) == 3
+    assert by_display(nodes)["check"]["outputs"]["parameters"] == [
+        {"name": "Output", "value": "part 1,part 2,part 3"}]

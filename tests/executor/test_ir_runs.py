@@ -218,7 +218,9 @@ def test_retrying_an_ir_run_keeps_its_succeeded_tasks(client: FlaskClient) -> No
             Path(f"{trace}{suffix}").unlink(missing_ok=True)
 
 
-def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None:
+def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n")
     spec = ir.pipeline("importer", [
         ("comp-importer", {"executorLabel": "exec-importer",
                            "inputDefinitions": {"parameters": ir.parameters(uri="STRING")},
@@ -226,16 +228,15 @@ def test_an_importer_gives_its_uri_to_the_next_task(client: FlaskClient) -> None
          {"importer": {"artifactUri": {"runtimeParameter": "uri"},
                        "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"},
                        "metadata": {"source": "test"}}}),
-        ir.sh_component("show", ir.EXPECT, ["{{$.inputs.artifacts['data'].uri}}", "gs://bucket/data.csv"],
+        ir.sh_component("show", ir.EXPECT, ["{{$.inputs.artifacts['data'].uri}}", str(data)],
                         inputs={"artifacts": ir.artifacts("data")}),
     ], {"dag": {"tasks": {
-        "importer": ir.task("comp-importer", parameters={"uri": ir.const("gs://bucket/data.csv")}),
+        "importer": ir.task("comp-importer", parameters={"uri": ir.const(str(data))}),
         "show": ir.task("comp-show", artifacts={"data": ir.artifact_of("importer", "artifact")}),
     }}})
     status, nodes = run_to_the_end(client, spec)
     assert status == "Succeeded", json.dumps(nodes, indent=1)
-    assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact",
-                                                                        "uri": "gs://bucket/data.csv"}]}
+    assert by_display(nodes)["importer"].get("outputs") == {"artifacts": [{"name": "artifact", "uri": str(data)}]}
 
 
 def test_a_restarted_executor_adopts_the_running_step_of_an_ir_run(settings: Settings) -> None:
@@ -298,6 +299,40 @@ def test_a_cached_task_reuses_the_outputs_of_an_earlier_run(client: FlaskClient,
         trace.unlink(missing_ok=True)
 
 
+def _counted(trace: Path, *, name: str = "cached", word: str = "hi", image: str = "alpine",
+             out_type: str = "STRING") -> dict:
+    """One cached task that appends a line to `trace` each time it really runs."""
+    make = ir.sh_component("make", f'echo "$0" >> "{trace}"; printf 1 > "$1"',
+                           ["{{$.inputs.parameters['word']}}", "{{$.outputs.parameters['out'].output_file}}"],
+                           inputs={"parameters": ir.parameters(word="STRING")},
+                           outputs={"parameters": ir.parameters(out=out_type)})
+    make[2]["container"]["image"] = image
+    return ir.pipeline(name, [make], {"dag": {"tasks": {
+        "make": ir.task("comp-make", parameters={"word": ir.const(word)}, cachingOptions={"enableCache": True}),
+    }}})
+
+
+def test_the_cache_misses_on_any_change_of_what_a_task_runs_or_declares_and_per_pipeline_name(
+        client: FlaskClient) -> None:
+    trace = Path(f"/var/tmp/kfp-backend-ir-cache-{uuid.uuid4().hex[:8]}")
+    variants = [
+        ("first", {}),
+        ("same again: a hit", {}),
+        ("another parameter value", {"word": "ho"}),
+        ("another image", {"image": "busybox"}),
+        ("another output type", {"out_type": "NUMBER_INTEGER"}),
+        ("another pipeline name", {"name": "cached-elsewhere"}),
+        ("that pipeline again: a hit", {"name": "cached-elsewhere"}),
+    ]
+    try:
+        for _, change in variants:
+            status, nodes = run_to_the_end(client, _counted(trace, **change))
+            assert status == "Succeeded", json.dumps(nodes, indent=1)
+        assert trace.read_text().splitlines() == ["hi", "ho", "hi", "hi", "hi"]
+    finally:
+        trace.unlink(missing_ok=True)
+
+
 class _ToolEnvironment:
     """A step environment that puts a directory holding a `greet` program first on PATH, or fails."""
 
@@ -337,3 +372,21 @@ def test_a_step_environment_chooses_the_programs_a_step_runs(
         assert by_display(nodes)["greet"]["message"] == f"could not prepare the step: {problem}"
     else:
         assert status == "Succeeded", json.dumps(nodes, indent=1)
+
+
+def test_metrics_artifacts_become_the_runs_metrics(client: FlaskClient) -> None:
+    """A task's system.Metrics output (log_metric writes its metadata) shows as v1 run metrics."""
+    document = json.dumps({"artifacts": {"scores": {"artifacts": [{"metadata": {"accuracy": 0.9, "f1 score": 0.5}}]}}})
+    score = ir.sh_component("score", 'mkdir -p "$(dirname "$0")"; printf "%s" "$1" > "$0"',
+                            ["/tmp/kfp_outputs/output_metadata.json", document],
+                            outputs={"artifacts": ir.artifacts("scores", title="system.Metrics")})
+    spec = ir.pipeline("metrics", [score], {"dag": {"tasks": {"score": ir.task("comp-score")}}})
+    created = ir.create_run(client, spec)
+    status, nodes = ir.wait_for(client, created["run"]["id"])
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    node_id = by_display(nodes)["score"]["id"]
+    run = client.get(f"{RUNS}/{created['run']['id']}").get_json()["run"]
+    assert sorted(run["metrics"], key=lambda m: m["name"]) == [
+        {"name": "accuracy", "node_id": node_id, "number_value": 0.9, "format": "RAW"},
+        {"name": "f1_score", "node_id": node_id, "number_value": 0.5, "format": "RAW"},
+    ]

@@ -12,6 +12,7 @@ from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.experiment_schemas import EXPERIMENT_FIELDS, dump_experiment, experiment_schema
 from kfp_backend.api.v2.listing import v2_list_request
+from kfp_backend.api.v2.multi_user_errors import EXPERIMENT, v2_refusals
 from kfp_backend.services.experiment_activity import ExperimentActivity
 from kfp_backend.services.experiments import Experiment, NewExperiment
 from kfp_backend.services.references import Relationship, ResourceKey, ResourceReference, ResourceType
@@ -39,6 +40,7 @@ def _namespace_key(namespace: str) -> ResourceKey | None:
 
 @blueprint.post("/experiments")
 @idempotent
+@v2_refusals(EXPERIMENT, "create")
 def create_experiment() -> dict:
     body = load_body(experiment_schema())
     key = _namespace_key(body["namespace"])
@@ -54,12 +56,14 @@ def create_experiment() -> dict:
 
 
 @blueprint.get("/experiments/<experiment_id>")
+@v2_refusals(EXPERIMENT, "get", "experiment_id")
 def get_experiment(experiment_id: str) -> dict:
     (body,) = _dump_all([services().experiments.get(experiment_id, caller=current_caller())])
     return body
 
 
 @blueprint.get("/experiments")
+@v2_refusals(EXPERIMENT, "list")
 def list_experiments() -> dict:
     key = _namespace_key(request.args.get("namespace", ""))
     result = services().experiments.list(v2_list_request(EXPERIMENT_FIELDS), key, caller=current_caller())
@@ -67,18 +71,21 @@ def list_experiments() -> dict:
 
 
 @blueprint.delete("/experiments/<experiment_id>")
+@v2_refusals(EXPERIMENT, "delete", "experiment_id")
 def delete_experiment(experiment_id: str) -> dict:
     services().experiments.delete(experiment_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/experiments/<experiment_id>:archive")
+@v2_refusals(EXPERIMENT, "archive", "experiment_id")
 def archive_experiment(experiment_id: str) -> dict:
     services().experiments.archive(experiment_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/experiments/<experiment_id>:unarchive")
+@v2_refusals(EXPERIMENT, "unarchive", "experiment_id")
 def unarchive_experiment(experiment_id: str) -> dict:
     services().experiments.unarchive(experiment_id, caller=current_caller())
     return {}

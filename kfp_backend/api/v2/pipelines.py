@@ -17,6 +17,7 @@ from kfp_backend.api.pipelines import uploaded_package
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
+from kfp_backend.api.v2.multi_user_errors import PIPELINE, v2_refusals
 from kfp_backend.api.v2.pipeline_schemas import (
     PIPELINE_FIELDS,
     VERSION_FIELDS,
@@ -123,6 +124,7 @@ def create_pipeline_and_version() -> dict:
 
 
 @blueprint.get("/pipelines/<pipeline_id>")
+@v2_refusals(PIPELINE, "get", "pipeline_id")
 def get_pipeline(pipeline_id: str) -> dict:
     return dump_pipeline(services().pipelines.get(pipeline_id, caller=current_caller()))
 
@@ -133,6 +135,7 @@ def get_pipeline_by_name(name: str) -> dict:
 
 
 @blueprint.get("/pipelines")
+@v2_refusals(PIPELINE, "list")
 def list_pipelines() -> dict:
     namespace = _query("namespace")
     key = ResourceKey(ResourceType.NAMESPACE, namespace) if namespace else None
@@ -141,6 +144,7 @@ def list_pipelines() -> dict:
 
 
 @blueprint.delete("/pipelines/<pipeline_id>")
+@v2_refusals(PIPELINE, "delete", "pipeline_id")
 def delete_pipeline(pipeline_id: str) -> dict:
     cascade = _query("cascade").lower()
     if cascade not in _TRUE | _FALSE:

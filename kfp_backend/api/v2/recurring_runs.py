@@ -12,6 +12,7 @@ from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
+from kfp_backend.api.v2.multi_user_errors import RECURRING_RUN, v2_refusals
 from kfp_backend.api.v2.recurring_run_schemas import (
     RECURRING_RUN_FIELDS,
     RecurringRunRequestSchema,
@@ -29,6 +30,7 @@ def _multi_user() -> bool:
 
 @blueprint.post("/recurringruns")
 @idempotent
+@v2_refusals(RECURRING_RUN, "create")
 def create_recurring_run() -> dict:
     body = load_body(_request)
     new_job = _request.to_new_job(body, multi_user=_multi_user())
@@ -36,6 +38,7 @@ def create_recurring_run() -> dict:
 
 
 @blueprint.get("/recurringruns/<recurring_run_id>")
+@v2_refusals(RECURRING_RUN, "get", "recurring_run_id")
 def get_recurring_run(recurring_run_id: str) -> dict:
     return dump_recurring_run(services().jobs.get(recurring_run_id, caller=current_caller()))
 
@@ -52,24 +55,28 @@ def _list_key() -> ResourceKey | None:
 
 
 @blueprint.get("/recurringruns")
+@v2_refusals(RECURRING_RUN, "list")
 def list_recurring_runs() -> dict:
     result = services().jobs.list(v2_list_request(RECURRING_RUN_FIELDS), _list_key(), caller=current_caller())
     return list_response("recurringRuns", [dump_recurring_run(item) for item in result.items], result)
 
 
 @blueprint.delete("/recurringruns/<recurring_run_id>")
+@v2_refusals(RECURRING_RUN, "delete", "recurring_run_id")
 def delete_recurring_run(recurring_run_id: str) -> dict:
     services().jobs.delete(recurring_run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/recurringruns/<recurring_run_id>:enable")
+@v2_refusals(RECURRING_RUN, "enable", "recurring_run_id")
 def enable_recurring_run(recurring_run_id: str) -> dict:
     services().jobs.enable(recurring_run_id, caller=current_caller())
     return {}
 
 
 @blueprint.post("/recurringruns/<recurring_run_id>:disable")
+@v2_refusals(RECURRING_RUN, "disable", "recurring_run_id")
 def disable_recurring_run(recurring_run_id: str) -> dict:
     services().jobs.disable(recurring_run_id, caller=current_caller())
     return {}

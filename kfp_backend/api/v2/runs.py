@@ -13,6 +13,7 @@ from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
+from kfp_backend.api.v2.multi_user_errors import RUN, v2_refusals
 from kfp_backend.api.v2.run_schemas import RUN_FIELDS, RunRequestSchema, dump_run, dump_run_detail, to_new_run
 from kfp_backend.services.references import ResourceKey, ResourceType
 
@@ -33,6 +34,7 @@ def _list_key() -> ResourceKey | None:
 
 @blueprint.post("/runs")
 @idempotent
+@v2_refusals(RUN, "create")
 def create_run() -> dict:
     body = load_body(_run_request)
     new_run = to_new_run(body, request.args.get("experiment_id", ""))
@@ -40,23 +42,26 @@ def create_run() -> dict:
 
 
 @blueprint.get("/runs/<run_id>")
+@v2_refusals(RUN, "get", "run_id")
 def get_run(run_id: str) -> dict:
     return dump_run_detail(services().runs.get(run_id, caller=current_caller()))
 
 
 @blueprint.get("/runs")
+@v2_refusals(RUN, "list")
 def list_runs() -> dict:
     result = services().runs.list(v2_list_request(RUN_FIELDS), _list_key(), caller=current_caller(), with_status=True)
     return list_response("runs", [dump_run(item) for item in result.items], result)
 
 
 # The actions on one run are v1beta1's handlers under v2beta1's paths: the same call, the same empty answer.
+# Their multi-user refusals are worded as upstream's v2 server words them.
 for rule, methods, view in (
-    ("/runs/<run_id>", ["DELETE"], v1_runs.delete_run),
-    ("/runs/<run_id>:archive", ["POST"], v1_runs.archive_run),
-    ("/runs/<run_id>:unarchive", ["POST"], v1_runs.unarchive_run),
-    ("/runs/<run_id>:terminate", ["POST"], v1_runs.terminate_run),
-    ("/runs/<run_id>:retry", ["POST"], v1_runs.retry_run),
+    ("/runs/<run_id>", ["DELETE"], v2_refusals(RUN, "delete", "run_id")(v1_runs.delete_run)),
+    ("/runs/<run_id>:archive", ["POST"], v2_refusals(RUN, "archive", "run_id")(v1_runs.archive_run)),
+    ("/runs/<run_id>:unarchive", ["POST"], v2_refusals(RUN, "unarchive", "run_id")(v1_runs.unarchive_run)),
+    ("/runs/<run_id>:terminate", ["POST"], v2_refusals(RUN, "terminate", "run_id")(v1_runs.terminate_run)),
+    ("/runs/<run_id>:retry", ["POST"], v2_refusals(RUN, "retry", "run_id")(v1_runs.retry_run)),
     ("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read", ["GET"], v1_runs.read_artifact),
 ):
     blueprint.add_url_rule(rule, view_func=view, methods=methods)

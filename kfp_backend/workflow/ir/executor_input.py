@@ -9,7 +9,6 @@ executor output file, as the kfp launcher merges them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -347,23 +346,3 @@ def output_artifact(name: str, spec: ArtifactSpec, uri: str) -> RuntimeArtifact:
 
 def _show(value: Any) -> str:
     return json.dumps(value, default=str)[:100]
-
-
-def cache_key(
-    inputs: Interface, outputs: Interface, image: str, command: Sequence[str], env: Sequence[tuple[str, str]],
-    parameter_values: Mapping[str, Any], input_artifact_uris: Mapping[str, Sequence[str]],
-) -> str:
-    """The cache key of a task: what it runs (image, command and args, environment), what it declares, and
-    the values and artifact URIs it is given. Two tasks with the same key produce the same outputs."""
-    declared = {
-        "inputs": {name: spec.type for name, spec in sorted(inputs.parameters.items())},
-        "input_artifacts": {name: spec.type.schema_title for name, spec in sorted(inputs.artifacts.items())},
-        "outputs": {name: spec.type for name, spec in sorted(outputs.parameters.items())},
-        "output_artifacts": {name: spec.type.schema_title for name, spec in sorted(outputs.artifacts.items())},
-    }
-    material = {
-        "declared": declared, "image": image, "command": list(command), "env": [list(pair) for pair in env],
-        "parameters": dict(sorted(parameter_values.items())),
-        "artifacts": {name: list(uris) for name, uris in sorted(input_artifact_uris.items())},
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
