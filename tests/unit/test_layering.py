@@ -27,6 +27,9 @@ SHARED_VOCABULARY = {"kfp_backend.store.states"}
 WIRING = {"app", "cli", "__main__"}
 ALLOWED: dict[str, set[str]] = {
     "api": {"services"},
+    # The web UI: HTTP like api (pages and small JSON routes over the same services, rendered with api's
+    # schemas and authenticated by api's authenticator); never the store.
+    "ui": {"api", "services"},
     "services": {"store", "workflow"},
     "store": set(),
     "workflow": set(),
