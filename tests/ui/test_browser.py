@@ -58,13 +58,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def wait_for(browser: Any, css: str, text: str | None = None) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def found(driver: Any) -> Any:
-        for element in driver.find_elements(By.CSS_SELECTOR, css):
-            if element.is_displayed() and (text is None or text in element.text):
-                return element
+        try:
+            for element in driver.find_elements(By.CSS_SELECTOR, css):
+                if element.is_displayed() and (text is None or text in element.text):
+                    return element
+        except StaleElementReferenceException:  # the page script redrew it: look again
+            pass
         return False
 
     described = f"no visible {css!r}" + (f" with {text!r}" if text else "")
@@ -227,9 +231,9 @@ def test_a_recurring_run_with_its_next_fire_times(browser: Any, world: World, sc
     cron = wait_for(browser, "input[name=cron]")
     cron.clear()
     cron.send_keys("0 30 4 * * *")
-    wait_for(browser, "#fire-times li", ":30:00")  # refreshed as the schedule is typed
-    times = [li.text for li in browser.find_elements("css selector", "#fire-times li")]
-    assert len(times) == 5 and all(t.endswith("04:30:00 UTC") for t in times)
+    # Refreshed as the schedule is typed: five times, each at 04:30:00.
+    times = wait_for(browser, "#fire-times", "04:30:00 UTC").text.splitlines()
+    assert len(times) == 5 and all(t.endswith("04:30:00 UTC") for t in times), times
     cron.send_keys(" nonsense")
     assert "invalid" in wait_for(browser, "#preview-error").text
     cron.clear()
