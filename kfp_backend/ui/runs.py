@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from kfp_backend.services.clock import now_seconds
 from kfp_backend.services.errors import ApiError
+from kfp_backend.services.references import ResourceType
 from kfp_backend.services.runs import RunDetail
 from kfp_backend.store.states import STORAGE_ARCHIVED
 from kfp_backend.ui.blueprint import blueprint
@@ -46,8 +47,7 @@ def manifest_yaml(text: str) -> str:
 def _run_context(detail: RunDetail) -> dict[str, Any]:
     run = detail.view.run
     status = detail.view.workflow_status or {}
-    references = parameters_of(run.resource_references)
-    experiment = next((r for r in references if (r.get("key") or {}).get("type") == "EXPERIMENT"), None)
+    experiment = next((r for r in detail.view.references if r.key.type == ResourceType.EXPERIMENT), None)
     return {
         "run": run, "status": run.status or "Pending", "message": status.get("message", ""),
         "duration": format_duration(run.created_at, run.finished_at, now_seconds()),
@@ -55,7 +55,7 @@ def _run_context(detail: RunDetail) -> dict[str, Any]:
         "metrics": [{"name": m.name, "node_id": m.node_id, "value": m.number_value, "format": m.format}
                     for m in detail.view.metrics],
         "manifest": manifest_yaml(detail.view.pipeline_spec_manifest or ""),
-        "experiment_name": (experiment or {}).get("name", ""),
+        "experiment_name": experiment.name if experiment is not None else "",
         "archived": run.storage_state == STORAGE_ARCHIVED,
         "active": run.finished_at == 0,
     }

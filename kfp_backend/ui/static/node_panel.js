@@ -115,6 +115,7 @@
     if (current && current.timer) { clearTimeout(current.timer); }
     current = {run_id: runId, node_id: nodeId, offset: 0, timer: null};
     panel.hidden = false;
+    if (window.history.replaceState) { window.history.replaceState(null, "", "#node=" + encodeURIComponent(nodeId)); }
     logView.textContent = "";
     body.textContent = "Loading…";
     if (list) {
@@ -134,9 +135,12 @@
     if (current && current.timer) { clearTimeout(current.timer); }
     current = null;
     panel.hidden = true;
+    if (window.history.replaceState) { window.history.replaceState(null, "", window.location.pathname + window.location.search); }
   });
 
-  // The step list: every step as a button (keyboard-usable), refreshed while the run is active.
+  // The step list: every step as a button (keyboard-usable), refreshed while the run is active; when the run
+  // ends the page reloads once, for its final status, metrics and actions.
+  var wasActive = list && list.getAttribute("data-active") === "1";
   function loadSteps() {
     fetch(list.getAttribute("data-nodes-url"), {credentials: "same-origin", cache: "no-store"})
       .then(function (response) { return response.json(); })
@@ -161,7 +165,11 @@
         });
         if (!data.nodes.length) { list.appendChild(el("li", "No steps yet.", "muted")); }
         if (data.active) { setTimeout(loadSteps, 2000); }
+        else if (wasActive) { wasActive = false; window.location.reload(); }
       });
   }
   if (list) { loadSteps(); }
+  // A shared link (or the reload when the run ends) opens the node it names: `#node=<id>`.
+  var named = /^#node=(.+)$/.exec(window.location.hash);
+  if (named) { select(panel.getAttribute("data-run-id"), decodeURIComponent(named[1])); }
 })();
