@@ -40,3 +40,23 @@ def compile_to(pipeline: object, path: Path) -> Path:
         warnings.filterwarnings("ignore")
         compiler.Compiler().compile(pipeline, str(path))
     return path
+
+
+@dsl.pipeline(name="ui-slow")
+def slow_pipeline():
+    """One step that prints a line, waits, prints another: its log grows while the page is open."""
+    sh("slow", "echo first line; sleep 4; echo second line; sleep 1")
+
+
+def loop_and_retry(marker: str) -> object:
+    """A loop over three items, and a step that fails on its first attempt and is retried (its attempts are
+    counted in /var/tmp/<marker>)."""
+
+    @dsl.pipeline(name="ui-loop-retry")
+    def pipeline(items: str = '["x", "y", "z"]'):
+        with dsl.ParallelFor(items) as item:
+            sh("item", f"echo item {item}")
+        counter = f"/var/tmp/{marker}"
+        sh("flaky", f"echo attempt >> {counter}; n=$(wc -l < {counter}); echo attempt $n; [ $n -ge 2 ]").set_retry(2)
+
+    return pipeline

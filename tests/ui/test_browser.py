@@ -17,7 +17,7 @@ import requests
 from tests.e2e.helpers import kfp_client_for
 from tests.e2e.run_checks import wait_for_run
 from tests.e2e.servers import live_server
-from tests.ui.pipelines import compile_to, failing_pipeline, train_pipeline
+from tests.ui.pipelines import compile_to, failing_pipeline, loop_and_retry, slow_pipeline, train_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ui]
 WAIT_SECONDS = 20
@@ -249,6 +249,40 @@ def test_a_recurring_run_with_its_next_fire_times(browser: Any, world: World, sc
     browser.get(world.url + "/recurring-runs")
     assert "nightly" in wait_for(browser, "table.list").text
     shot(browser, screenshots, "recurring-runs")
+
+
+def test_a_running_runs_steps_and_log_update_without_a_reload(
+    browser: Any, world: World, tmp_path: Path, screenshots: Path
+) -> None:
+    with kfp_client_for(world.url, tmp_path) as client:
+        run_id = client.create_run_from_pipeline_package(
+            str(compile_to(slow_pipeline, tmp_path / "slow.yaml")), {}, run_name="slow-run",
+            experiment_name="ui-experiment").run_id
+        browser.get(world.url + f"/runs/{run_id}")
+        wait_for(browser, "#step-list button", "Running").click()
+        log = wait_for(browser, "#node-log", "first line")
+        assert "second line" not in log.text
+        shot(browser, screenshots, "run-running")
+        wait_for(browser, "#node-log", "second line")  # followed, no reload
+        assert wait_for_run(client, run_id).run.status == "Succeeded"
+    # When the run ends the page shows its final state, and the same step again (#node=<id>).
+    assert "Succeeded" in wait_for(browser, "h1", "Succeeded").text
+    wait_for(browser, "#node-panel", "Step slow")
+
+
+def test_a_loop_and_a_retried_step(browser: Any, world: World, tmp_path: Path, screenshots: Path) -> None:
+    marker = f"ui-retry-{tmp_path.name}"
+    with kfp_client_for(world.url, tmp_path) as client:
+        run_id = client.create_run_from_pipeline_package(
+            str(compile_to(loop_and_retry(marker), tmp_path / "loop.yaml")), {}, run_name="loop-run",
+            experiment_name="ui-experiment").run_id
+        assert wait_for_run(client, run_id).run.status == "Succeeded"
+    browser.get(world.url + f"/runs/{run_id}")
+    steps = wait_for(browser, "#step-list", "flaky").text
+    assert steps.count("item") == 3  # one step per loop item
+    attempts = [b.text for b in browser.find_elements("css selector", "#step-list button") if "flaky" in b.text]
+    assert any("Failed" in a for a in attempts) and any("Succeeded" in a for a in attempts), attempts
+    shot(browser, screenshots, "run-loop-retry")
 
 
 def test_a_page_of_a_missing_run_says_so(browser: Any, world: World) -> None:
