@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import io
+import tarfile
 from typing import Any
 
 import yaml
@@ -21,6 +22,9 @@ from kfp_backend.ui.session import current_caller
 
 # The most of a log one poll returns; the panel asks again from where it stopped.
 LOG_CHUNK_BYTES = 256 << 10
+# Artifacts previewed as text: a .tgz up to this size, whose first file is at most PREVIEW_BYTES.
+MAX_PREVIEW_ARCHIVE_BYTES = 1 << 20
+PREVIEW_BYTES = 64 << 10
 
 
 @blueprint.get("/runs")
@@ -153,7 +157,9 @@ def node_json(run_id: str, node_id: str) -> Response:
     inputs, outputs = data.get("inputs") or {}, data.get("outputs") or {}
     artifacts = [
         {"name": a.get("name", ""), "path": a.get("path", ""),
-         "url": url_for("ui.node_artifact", run_id=run_id, node_id=stored_id, artifact=a.get("name", ""))}
+         "url": url_for("ui.node_artifact", run_id=run_id, node_id=stored_id, artifact=a.get("name", "")),
+         "preview_url": url_for("ui.node_artifact_preview", run_id=run_id, node_id=stored_id,
+                                artifact=a.get("name", ""))}
         for a in _named(outputs.get("artifacts")) if a.get("name")
     ]
     return jsonify({
@@ -208,5 +214,31 @@ def node_artifact(run_id: str, node_id: str, artifact: str) -> Response:
     })
 
 
-def as_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)
+@blueprint.get("/ui/api/runs/<run_id>/nodes/<node_id>/artifacts/<artifact>/preview")
+def node_artifact_preview(run_id: str, node_id: str, artifact: str) -> Response:
+    """The text of a small artifact (the first file of its .tgz, up to PREVIEW_BYTES of UTF-8), or why not."""
+    opened = services().runs.read_artifact(run_id, node_id, artifact, caller=current_caller())
+    with opened.file as file:
+        text, reason = preview_text(file.read(min(opened.size, MAX_PREVIEW_ARCHIVE_BYTES + 1)))
+    return jsonify({"text": text, "reason": reason})
+
+
+def preview_text(archive: bytes) -> tuple[str | None, str]:
+    """(text, "") for a small UTF-8 file in the archive; (None, why) otherwise."""
+    if len(archive) > MAX_PREVIEW_ARCHIVE_BYTES:
+        return None, "too large to preview: download it"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            if member is None:
+                return None, "the artifact holds no file"
+            if member.size > PREVIEW_BYTES:
+                return None, "too large to preview: download it"
+            extracted = tar.extractfile(member)
+            data = extracted.read() if extracted is not None else b""
+    except (tarfile.TarError, OSError, EOFError):
+        return None, "not an archive this page can open: download it"
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        return None, "binary content: download it"

@@ -6,6 +6,7 @@ Each page is photographed into test-output/ui-screenshots/.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,8 @@ def test_a_finished_run_shows_parameters_metrics_manifest_and_its_steps(
     link = find(browser, "#node-panel a[href*='/artifacts/']").get_attribute("href")
     download = requests.get(link, timeout=10)
     assert download.status_code == 200 and download.content[:2] == b"\x1f\x8b"  # the stored .tgz
+    click_button(browser, "Preview", "#node-panel")
+    assert '"numberValue": 0.91' in wait_for(browser, "#node-panel pre.preview", "accuracy").text
     shot(browser, screenshots, "run")
 
 
@@ -271,7 +274,7 @@ def test_a_running_runs_steps_and_log_update_without_a_reload(
 
 
 def test_a_loop_and_a_retried_step(browser: Any, world: World, tmp_path: Path, screenshots: Path) -> None:
-    marker = f"ui-retry-{tmp_path.name}"
+    marker = f"ui-retry-{uuid.uuid4().hex}"  # the flaky step's attempt counter, /var/tmp/<marker>
     with kfp_client_for(world.url, tmp_path) as client:
         run_id = client.create_run_from_pipeline_package(
             str(compile_to(loop_and_retry(marker), tmp_path / "loop.yaml")), {}, run_name="loop-run",
@@ -283,6 +286,7 @@ def test_a_loop_and_a_retried_step(browser: Any, world: World, tmp_path: Path, s
     attempts = [b.text for b in browser.find_elements("css selector", "#step-list button") if "flaky" in b.text]
     assert any("Failed" in a for a in attempts) and any("Succeeded" in a for a in attempts), attempts
     shot(browser, screenshots, "run-loop-retry")
+    Path("/var/tmp", marker).unlink(missing_ok=True)
 
 
 def test_a_page_of_a_missing_run_says_so(browser: Any, world: World) -> None:

@@ -52,7 +52,9 @@ def test_the_api_around_the_ui_is_unchanged(client: FlaskClient) -> None:
 
 
 def test_the_session_cookie_is_httponly_samesite_strict(client: FlaskClient) -> None:
-    client.get("/runs")
+    page = client.get("/runs")
+    assert "script-src 'self';" in page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     cookie = client.get_cookie("kfp_ui_session")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
 

@@ -65,7 +65,16 @@
       var link = el("a", "Download " + a.name);
       link.href = a.url;
       li.appendChild(link);
-      if (a.path) { li.appendChild(el("span", " (" + a.path + ")", "muted")); }
+      if (a.path) { li.appendChild(el("span", " (" + a.path + ") ", "muted")); }
+      var preview = el("button", "Preview");
+      preview.type = "button";
+      preview.addEventListener("click", function () {
+        var out = li.querySelector("pre") || li.appendChild(el("pre", "Loading…", "yaml preview"));
+        fetch(a.preview_url, {credentials: "same-origin"})
+          .then(function (r) { return r.json(); })
+          .then(function (b) { out.textContent = b.text !== null && b.text !== undefined ? b.text : (b.reason || b.message || "No preview."); });
+      });
+      li.appendChild(preview);
       ul.appendChild(li);
     });
     artifacts.appendChild(ul);
