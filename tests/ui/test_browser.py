@@ -197,6 +197,33 @@ def test_a_run_created_from_a_pipeline_with_its_default_parameters(
     shot(browser, screenshots, "pipelines")
 
 
+def test_a_pipeline_uploaded_through_its_form(browser: Any, world: World, tmp_path: Path) -> None:
+    package = compile_to(failing_pipeline, tmp_path / "uploaded.yaml")
+    browser.get(world.url + "/pipelines")
+    find(browser, "details.card summary").click()
+    find(browser, "input[type=file][name=file]").send_keys(str(package))
+    find(browser, "input[name=name]").send_keys("uploaded-in-the-browser")
+    click_button(browser, "Upload")
+    assert "Pipeline uploaded-in-the-browser" in wait_for(browser, "h1", "uploaded-in-the-browser").text
+    assert "explode" in find(browser, "pre.yaml").get_attribute("textContent")
+
+
+def test_a_kfp_v2_run(browser: Any, world: World) -> None:
+    """A KFP v2 pipeline spec (IR) run: its steps, their outputs and artifacts, the same way."""
+    from tests.ir_pipelines import artifact_passing, manifest
+
+    created = requests.post(world.url + "/apis/v1beta1/runs", json={
+        "name": "ir-run", "pipeline_spec": {"workflow_manifest": manifest(artifact_passing())}}, timeout=30)
+    assert created.status_code == 200, created.text
+    run_id = created.json()["run"]["id"]
+    browser.get(world.url + f"/runs/{run_id}")
+    wait_for(browser, "h1", "Succeeded")
+    wait_for(browser, "#step-list button", "write").click()
+    panel = wait_for(browser, "#node-panel", "Step write")
+    wait_for(browser, "#node-panel a[href*='/artifacts/']")
+    assert "Succeeded" in panel.text
+
+
 def test_clone_prefills_the_runs_parameters(browser: Any, world: World) -> None:
     browser.get(world.url + f"/runs/{world.good_runs[1]}")
     click_button(browser, "Clone", ".heading")
