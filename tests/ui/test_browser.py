@@ -6,6 +6,7 @@ Each page is photographed into test-output/ui-screenshots/.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,7 +94,13 @@ def click_button(browser: Any, label: str, scope: str = "main") -> None:
 
 
 def shot(browser: Any, folder: Path, name: str) -> None:
-    browser.save_screenshot(str(folder / f"{name}.png"))
+    """The whole page (not only the 1280x800 window), as PNG."""
+    width, height = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight];")
+    image = browser.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 4000), "scale": 1}})
+    (folder / f"{name}.png").write_bytes(base64.b64decode(image["data"]))
 
 
 def heading(browser: Any) -> str:
