@@ -323,6 +323,26 @@ def test_a_loop_and_a_retried_step(browser: Any, world: World, tmp_path: Path, s
     Path("/var/tmp", marker).unlink(missing_ok=True)
 
 
+def test_the_keyboard_reaches_everything(browser: Any, world: World) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(world.url + f"/runs/{world.failed_run}")
+    wait_for(browser, "#step-list button", "explode")
+    body = find(browser, "body")
+    body.send_keys(Keys.TAB)
+    active = browser.switch_to.active_element
+    assert active.text == "Skip to content"
+    outline = browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", active)
+    assert outline != "none"  # the focus is visible
+    # Tab on to the step list's button and open the step with Enter: no mouse needed.
+    for _ in range(40):
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.switch_to.active_element.get_attribute("data-node-id"):
+            break
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(browser, "#node-log", "about to fail")
+
+
 def test_a_page_of_a_missing_run_says_so(browser: Any, world: World) -> None:
     browser.get(world.url + "/runs/no-such-run")
     assert "Not found" in heading(browser)
