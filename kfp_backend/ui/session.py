@@ -14,6 +14,7 @@ import secrets
 from datetime import timedelta
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Response
 
 from kfp_backend.api.auth import EXTENSION as AUTHENTICATOR
@@ -34,8 +35,16 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked `Secure` whenever the page came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
+
+
 def configure(app: Flask, settings: Settings, services: Services) -> None:
     app.secret_key = session_secret(services.db, settings)
+    app.session_interface = _SessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,

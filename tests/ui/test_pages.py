@@ -51,12 +51,14 @@ def test_the_api_around_the_ui_is_unchanged(client: FlaskClient) -> None:
     assert client.get("/ui/api/runs/no-such-run/nodes").json["code"] == 5
 
 
-def test_the_session_cookie_is_httponly_samesite_strict(client: FlaskClient) -> None:
+def test_the_session_cookie_is_httponly_samesite_strict(client: FlaskClient, app: Flask) -> None:
     page = client.get("/runs")
     assert "script-src 'self';" in page.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     cookie = client.get_cookie("kfp_ui_session")
-    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict" and not cookie.secure
+    over_https = app.test_client().get("/runs", base_url="https://localhost").headers.getlist("Set-Cookie")
+    assert over_https and all("Secure" in header for header in over_https)
 
 
 def test_forms_need_the_sessions_csrf_token(client: FlaskClient, app: Flask) -> None:
