@@ -18,10 +18,14 @@ from kfp_backend.api.v2 import runs as v2_runs
 from kfp_backend.config import Settings
 from kfp_backend.executor.factory import artifact_store, build_executor
 from kfp_backend.scheduler.cron import cron_error
+from kfp_backend.scheduler.triggers import Trigger, upcoming_slots
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.experiment_activity import ExperimentActivity
+from kfp_backend.services.jobs import NewTrigger
+from kfp_backend.services.schedule_preview import SchedulePreview
 from kfp_backend.store.db import Database
 from kfp_backend.ui import graph_routes as ui_graph
+from kfp_backend.ui import install as install_ui
 
 BLUEPRINTS = (
     healthz.blueprint, experiments.blueprint, openapi.blueprint, pipelines.blueprint, runs.blueprint, jobs.blueprint,
@@ -79,7 +83,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     install_request_guard(app, settings)
     install_auth(app, settings, services)
     install_content_type_check(app)
+    # The web UI at `/` (after the API's hooks, which leave its pages to its own session check).
+    install_ui(app, settings, services, schedule_preview=SchedulePreview(cron_error, _upcoming_slots))
     return app
+
+
+def _upcoming_slots(trigger: NewTrigger, now: int, count: int) -> list[int]:
+    """The scheduler's walk for a recurring run not saved yet (created now), for the UI's preview."""
+    return upcoming_slots(Trigger(
+        kind=trigger.kind, cron=trigger.cron, interval_seconds=trigger.interval_seconds,
+        start_time=trigger.start_time or 0, end_time=trigger.end_time or 0, created_at=now,
+    ), now, count)
 
 
 def shutdown(app: Flask) -> None:

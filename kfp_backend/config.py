@@ -148,6 +148,9 @@ class Settings:
     # `localhost`, IP addresses and the bound host; "*" accepts any Host header. Guards against DNS
     # rebinding (see api/request_guard.py and docs/auth.md).
     allowed_hosts: str = ""
+    # The key that signs the web UI's session cookies (sign-in, CSRF tokens). Empty: a random key made once
+    # and kept in the database, so every replica of the API signs and reads the same cookies.
+    ui_secret_key: str = ""
 
     def __post_init__(self) -> None:
         """Refuse values the server cannot work with, naming the variable, before anything starts."""

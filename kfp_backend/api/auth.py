@@ -14,6 +14,7 @@ import logging
 from flask import Flask, Response, current_app, g, request
 from werkzeug.datastructures import Headers
 
+from kfp_backend.api.browser import is_browser_request
 from kfp_backend.config import Settings
 from kfp_backend.services.all_services import Services
 from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller, caller_from_user_header, unauthenticated
@@ -70,6 +71,8 @@ def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         g.caller = ANONYMOUS
         return
+    if is_browser_request():
+        return  # the web UI authenticates its pages from its session (kfp_backend/ui/session.py)
     try:
         g.caller = authenticator.caller(request.headers)
     except Exception:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
+from kfp_backend.api.browser import is_browser_request
 from kfp_backend.api.errors import UPLOAD_ENDPOINTS, RequestRefused
 from kfp_backend.config import Settings, split_host
 
@@ -111,6 +112,8 @@ def check_content_type() -> None:
     """A body must be of the endpoint's type; a request without a body may omit Content-Type."""
     if request.method not in UNSAFE_METHODS or request.endpoint is None or request.endpoint in BODILESS_ENDPOINTS:
         return
+    if is_browser_request():
+        return  # the web UI's HTML forms, each checked against the session's CSRF token instead
     expected = MULTIPART_TYPE if request.endpoint in UPLOAD_ENDPOINTS else JSON_TYPE
     sent = request.headers.get("Content-Type")
     if sent is None:

@@ -139,3 +139,17 @@ def _next_periodic(trigger: Trigger, progress: Progress, now: int) -> int | None
         # More than one slot missed: one run now (or at the end time if that has passed).
         slot = trigger.end_time if trigger.end_time and trigger.end_time < now else now
     return slot
+
+
+def upcoming_slots(trigger: Trigger, now: int, count: int) -> list[int]:
+    """The next `count` scheduled times of a job with this trigger created at `now` (fewer when it ends):
+    what the web UI shows before a recurring run is saved. The scheduler's own walk, fired in turn."""
+    slots: list[int] = []
+    progress = Progress()
+    while len(slots) < count:
+        slot = next_slot(trigger, progress, now)
+        if slot is None or (slots and slot <= slots[-1]):
+            break
+        slots.append(slot)
+        progress = Progress(last_scheduled_at=slot, last_index=progress.last_index + 1)
+    return slots

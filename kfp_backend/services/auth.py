@@ -213,6 +213,19 @@ class AuthService:
             raise unauthenticated(f"The bearer token is {state}.")
         return Caller(user=info.user, namespaces=info.namespaces, token_id=info.id, via=VIA_TOKEN)
 
+    def caller_of_token(self, token_id: str) -> Caller:
+        """The caller of a token already presented once (the web UI's session keeps only its id): read
+        again on every request, so a revoked or expired token ends the session at once, on every replica."""
+        with transaction(self._db, write=False) as session:
+            row = repo.get_token(session, token_id)
+        if row is None:
+            raise unauthenticated("The session's token no longer exists.")
+        info = _info(row)
+        state = info.state(now_seconds())
+        if state != "active":
+            raise unauthenticated(f"The session's token is {state}.")
+        return Caller(user=info.user, namespaces=info.namespaces, token_id=info.id, via=VIA_TOKEN)
+
 
 def caller_from_user_header(values: list[str], header: str) -> Caller:
     """The caller a trusted proxy named in `header` (which must appear exactly once, non-empty)."""

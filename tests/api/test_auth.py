@@ -171,7 +171,7 @@ def test_every_route_requires_a_valid_token(walked: tuple[FlaskClient, Tokens], 
 
 
 @pytest.mark.parametrize("path", [API + "/nothing-here", API + "/experiments/x/y/z", "/apis/v1alpha1/runs",
-                                  "/", "/static/x.js", "/metrics/x", "/metric"])
+                                  "/no-such-page", "/static/x.js", "/metrics/x", "/metric"])
 def test_unknown_routes_answer_401_before_404(walked: tuple[FlaskClient, Tokens], path: str) -> None:
     client, tokens = walked
     without = client.get(path)

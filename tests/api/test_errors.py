@@ -75,7 +75,8 @@ only_sqlite = pytest.mark.parametrize("backend", ["sqlite"])
 
 @only_sqlite
 def test_unknown_route(client: FlaskClient) -> None:
-    for path in ("/apis/v1beta1/nope", "/apis/v1beta1/experiments/a/b", "/apis/v3beta1/experiments", "/", "/x.html"):
+    for path in ("/apis/v1beta1/nope", "/apis/v1beta1/experiments/a/b", "/apis/v3beta1/experiments", "/no-such-page",
+                 "/x.html"):
         for method in ("GET", "POST", "DELETE"):
             response = client.open(path, method=method, headers={"Accept": "text/html"})
             body = gateway_error(response, 404, 5)

@@ -28,7 +28,8 @@ SHARED_VOCABULARY = {"kfp_backend.store.states"}
 WIRING = {"app", "cli", "__main__", "processes"}
 ALLOWED: dict[str, set[str]] = {
     "api": {"services"},
-    # The web UI is HTTP too: it renders what services give and reuses the API's request plumbing (auth, errors).
+    # The web UI: HTTP like api (pages and small JSON routes over the same services, rendered with api's
+    # schemas and authenticated by api's authenticator); never the store.
     "ui": {"api", "services"},
     "services": {"store", "workflow"},
     "store": set(),

@@ -24,3 +24,14 @@ def test_the_version_has_one_source() -> None:
     config = tomllib.loads(PYPROJECT.read_text())
     assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
     assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "kfp_backend.__version__"}
+
+
+def test_the_web_uis_templates_and_assets_are_package_data() -> None:
+    """An installed server serves its UI: every file under kfp_backend/ui/templates and static is listed."""
+    from fnmatch import fnmatch
+
+    config = tomllib.loads(PYPROJECT.read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["kfp_backend.ui"]
+    ui = PYPROJECT.parent / "kfp_backend" / "ui"
+    files = [p.relative_to(ui).as_posix() for d in ("templates", "static") for p in (ui / d).rglob("*") if p.is_file()]
+    assert files and [f for f in files if not any(fnmatch(f, pattern) for pattern in patterns)] == []
