@@ -40,7 +40,7 @@ class EntryError:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RunStatus:
     run_id: str
     error: EntryError | None = None
@@ -53,7 +53,7 @@ class RunStatus:
     held: bool = False  # created with start=false, not started yet
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OutputArtifact:
     name: str
     type: str = ""  # "Model", "Dataset", "Metrics", ... ; "" when not known
@@ -62,7 +62,8 @@ class OutputArtifact:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+# Built 200 times per call: plain slotted classes, cheaper to construct than frozen ones.
+@dataclass(slots=True)
 class NodeStatus:
     run_id: str
     node_id: str

@@ -139,6 +139,9 @@ def test_batch_status_takes_1_to_200_entries(client: FlaskClient) -> None:
             assert expected in text, (body, text)
     response = client.post(f"{V1}/runs:batchGetStatus", data="[", content_type="application/json")
     gateway_error(response, 400, 3)
+    # JSON names are read too, and null is "not set", as the gateway reads a body.
+    assert batch(client, {"runIds": [run_id], "nodes": None})["runs"][0]["run_id"] == run_id
+    assert batch(client, {"nodes": [{"runId": run_id, "nodeId": "n"}]})["nodes"][0]["node_id"] == "n"
 
 
 # -- batch status of nodes ------------------------------------------------------------------------------------
