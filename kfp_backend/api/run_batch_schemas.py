@@ -10,7 +10,6 @@ from urllib.parse import quote
 from flask import request
 
 from kfp_backend.api.request_parsing import json_body
-from kfp_backend.api.schemas import omit_zero
 from kfp_backend.services.errors import InvalidArgument
 from kfp_backend.services.run_batches import BatchRequest, EntryError, NodeKey, NodeStatus, OutputArtifact, RunStatus
 from kfp_backend.services.run_states import phase_state
@@ -69,22 +68,45 @@ def _error(error: EntryError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message}
 
 
-def _artifact(node: NodeStatus, artifact: OutputArtifact, prefix: str) -> dict[str, Any]:
-    read = ""
-    if artifact.stored:  # the ReadArtifact path of this API
-        parts = (quote(node.run_id, safe=""), quote(node.node_id, safe=""), quote(artifact.name, safe=""))
-        read = "{}/runs/{}/nodes/{}/artifacts/{}:read".format(prefix, *parts)
-    body = omit_zero({"name": artifact.name, "type": artifact.type, "uri": artifact.uri, "read_path": read})
+def _set(body: dict[str, Any], key: str, value: Any) -> None:
+    """Sets `key` unless `value` is empty (jsonpb leaves unset fields out); cheaper than omit_zero per entry."""
+    if value:
+        body[key] = value
+
+
+def _artifact(node_path: str, artifact: OutputArtifact) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": artifact.name}
+    _set(body, "type", artifact.type)
+    _set(body, "uri", artifact.uri)
     if artifact.metadata:
         body["metadata"] = dict(artifact.metadata)
+    if artifact.stored:  # the ReadArtifact path of this API
+        body["read_path"] = f"{node_path}/artifacts/{quote(artifact.name, safe='')}:read"
     return body
 
 
-def _outputs(node: NodeStatus, prefix: str) -> dict[str, Any]:
-    return omit_zero({
-        "parameters": [{"name": name, "value": value} for name, value in node.parameters],
-        "artifacts": [_artifact(node, artifact, prefix) for artifact in node.artifacts],
-    })
+def _outputs(node: NodeStatus, prefix: str) -> dict[str, Any] | None:
+    body: dict[str, Any] = {}
+    if node.parameters:
+        body["parameters"] = [{"name": name, "value": value} for name, value in node.parameters]
+    if node.artifacts:
+        node_path = f"{prefix}/runs/{quote(node.run_id, safe='')}/nodes/{quote(node.node_id, safe='')}"
+        body["artifacts"] = [_artifact(node_path, artifact) for artifact in node.artifacts]
+    return body or None
+
+
+def _node(entry: NodeStatus, prefix: str, names: tuple[str, str, str], state: str) -> dict[str, Any]:
+    """A node entry; `names` are the API's names of the phase, start and end fields."""
+    if entry.error is not None:
+        return {"run_id": entry.run_id, "node_id": entry.node_id, "error": _error(entry.error)}
+    body: dict[str, Any] = {"run_id": entry.run_id, "node_id": entry.node_id}
+    _set(body, "display_name", entry.display_name)
+    _set(body, names[0], state)
+    _set(body, names[1], entry.started_at)
+    _set(body, names[2], entry.finished_at)
+    _set(body, "message", entry.message)
+    _set(body, "outputs", _outputs(entry, prefix))
+    return body
 
 
 def dump_v1(entries: list[RunStatus] | list[NodeStatus], prefix: str) -> dict[str, Any]:
@@ -106,13 +128,7 @@ def _v1_run(entry: RunStatus) -> dict[str, Any]:
 
 
 def _v1_node(entry: NodeStatus, prefix: str) -> dict[str, Any]:
-    if entry.error is not None:
-        return {"run_id": entry.run_id, "node_id": entry.node_id, "error": _error(entry.error)}
-    return omit_zero({
-        "run_id": entry.run_id, "node_id": entry.node_id, "display_name": entry.display_name, "phase": entry.phase,
-        "started_at": entry.started_at, "finished_at": entry.finished_at, "message": entry.message,
-        "outputs": _outputs(entry, prefix) or None,
-    })
+    return _node(entry, prefix, ("phase", "started_at", "finished_at"), entry.phase)
 
 
 def dump_v2(entries: list[RunStatus] | list[NodeStatus], prefix: str) -> dict[str, Any]:
@@ -136,10 +152,4 @@ def _v2_run(entry: RunStatus) -> dict[str, Any]:
 
 
 def _v2_node(entry: NodeStatus, prefix: str) -> dict[str, Any]:
-    if entry.error is not None:
-        return {"run_id": entry.run_id, "node_id": entry.node_id, "error": _error(entry.error)}
-    return omit_zero({
-        "run_id": entry.run_id, "node_id": entry.node_id, "display_name": entry.display_name,
-        "state": phase_state(entry.phase).name, "start_time": entry.started_at, "end_time": entry.finished_at,
-        "message": entry.message, "outputs": _outputs(entry, prefix) or None,
-    })
+    return _node(entry, prefix, ("state", "start_time", "end_time"), phase_state(entry.phase).name)
