@@ -9,6 +9,7 @@ from kfp_backend.api.auth import current_caller
 from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import json_body, list_request, load_body, resource_key
+from kfp_backend.api.run_batch_schemas import batch_request, dump_v1, start_parameter
 from kfp_backend.api.run_schemas import (
     ReportMetricsRequestSchema,
     RunRequestSchema,
@@ -26,8 +27,23 @@ _metrics_request = ReportMetricsRequestSchema()
 @blueprint.post("/runs")
 @idempotent
 def create_run() -> dict:
+    start = start_parameter()  # our extension: ?start=false stores the run held until :start
     body = load_body(_run_request)
-    return dump_run_detail(services().runs.create(_run_request.to_new_run(body), caller=current_caller()))
+    new_run = _run_request.to_new_run(body)
+    return dump_run_detail(services().runs.create(new_run, caller=current_caller(), start=start))
+
+
+@blueprint.post("/runs:batchGetStatus")
+def batch_get_status() -> dict:
+    """Our extension: the status of up to 200 runs, or of up to 200 nodes, each entry answered on its own."""
+    return dump_v1(services().runs.batch_status(batch_request(), caller=current_caller()), API_PREFIX)
+
+
+@blueprint.post("/runs/<run_id>:start")
+def start_run(run_id: str) -> dict:
+    """Our extension: start a run created with ?start=false (a run not held: nothing happens)."""
+    services().runs.start(run_id, caller=current_caller())
+    return {}
 
 
 @blueprint.get("/runs/<run_id>")

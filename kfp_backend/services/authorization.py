@@ -36,6 +36,7 @@ ENABLE = "enable"
 DISABLE = "disable"
 TERMINATE = "terminate"
 RETRY = "retry"
+START = "start"  # our extension: start a run created with start=false
 REPORT_METRICS = "reportMetrics"
 READ_ARTIFACT = "readArtifact"
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kfp_backend.store.models import description_key
-from kfp_backend.store.states import NOT_STARTED, STORAGE_AVAILABLE
+from kfp_backend.store.states import NOT_STARTED, PENDING, STORAGE_AVAILABLE
 
 
 def new_run_row(
@@ -26,8 +26,10 @@ def new_run_row(
     resource_references: str,
     created_at: int,
     scheduled_at: int,
+    held: bool = False,
 ) -> dict[str, Any]:
-    """The columns of a run as created: not started, available, no driver yet. `parameters` are the
+    """The columns of a run as created: not started (Pending and held when `held`: see RunService.start),
+    available, no driver yet. `parameters` are the
     run's [{"name", "value"}], stored as compact JSON; `resource_references` are encoded already."""
     return dict(
         id=run_id,
@@ -46,7 +48,8 @@ def new_run_row(
         created_at=created_at,
         scheduled_at=scheduled_at,
         finished_at=0,
-        status=NOT_STARTED,
+        status=PENDING if held else NOT_STARTED,
+        held=held,
         storage_state=STORAGE_AVAILABLE,
         terminate_requested=False,
         driver_id=None,

@@ -42,6 +42,7 @@ from kfp_backend.services.references import (
     ResourceType,
     encode_references,
 )
+from kfp_backend.services.run_batches import BatchRequest, BatchStatusReader, NodeStatus, RunStatus
 from kfp_backend.services.run_manifest import runtime_workflow
 from kfp_backend.services.run_rows import new_manifest_row, new_run_row
 from kfp_backend.services.run_status import load_object, render_workflow
@@ -187,14 +188,16 @@ class RunService:
         self.execution = execution
         self._artifacts = artifacts
         self.log_reader: LogReader = log_reader or open_local_file
+        self._batches = BatchStatusReader(db, authorizer)
 
     def attach_execution(self, execution: RunExecution | None) -> None:
         self.execution = execution
 
     # -- create ----------------------------------------------------------------------------------------
 
-    def create(self, request: NewRun, *, caller: Caller) -> RunDetail:
-        """CreateRun, in one transaction."""
+    def create(self, request: NewRun, *, caller: Caller, start: bool = True) -> RunDetail:
+        """CreateRun, in one transaction. `start=False` (our extension): the run is stored held, status
+        Pending, and no executor claims it until `start`."""
         with error_context("Validate create run request failed."):
             self._validate_fields(request)
         with transaction(self._db) as session:
@@ -202,10 +205,12 @@ class RunService:
                 session, self._authz, caller, request, authz.RUNS, context="Validate create run request failed."
             )
             with error_context("Failed to create a new run."):
-                detail = self._create(session, request, source, namespace)
+                detail = self._create(session, request, source, namespace, held=not start)
         run = detail.view.run
-        log.info("run %s (%s) created in experiment %s", run.id, run.name, run.experiment_id)
-        self._notify("run_created", run.id)
+        log.info("run %s (%s) created in experiment %s%s", run.id, run.name, run.experiment_id,
+                 "" if start else ", held until started")
+        if start:
+            self._notify("run_created", run.id)
         return detail
 
     def _validate_fields(self, request: NewRun) -> None:
@@ -224,7 +229,9 @@ class RunService:
         ])
         check_spec_texts("run", request)
 
-    def _create(self, session: Session, request: NewRun, source: PipelineSource, namespace: str | None) -> RunDetail:
+    def _create(
+        self, session: Session, request: NewRun, source: PipelineSource, namespace: str | None, *, held: bool
+    ) -> RunDetail:
         references = resolve_references(session, request.resource_references, source)
         document, spec_manifest = source.document, source.spec_manifest
         run_id = str(uuid.uuid4())
@@ -267,6 +274,7 @@ class RunService:
             created_at=now,
             # What a client sees once the run starts (upstream fills it from the workflow's start).
             scheduled_at=now,
+            held=held,
         ))
         workflow_json = json.dumps(workflow, separators=(",", ":"), ensure_ascii=False)
         manifest = RunManifest(**new_manifest_row(run_id=run_id, spec_manifest=spec_manifest, workflow=workflow_json))
@@ -347,12 +355,30 @@ class RunService:
 
     # -- terminate and retry ---------------------------------------------------------------------------
 
+    def start(self, run_id: str, *, caller: Caller) -> None:
+        """Start a run created with start=false (our extension, `POST .../runs/{id}:start`). Starting a run that
+        is not held (started before, created started, terminated while held) changes nothing: a retried
+        start is harmless."""
+        with transaction(self._db) as session:
+            self._authz.run(session, caller, run_id, authz.START)
+            if not repo.run_exists(session, run_id):
+                raise _run_not_found(run_id, "Start run failed")
+            started = repo.start_held(session, run_id, now_seconds())
+        if started:
+            log.info("run %s started", run_id)
+            self._notify("run_created", run_id)  # to the executor it is a new run from now on
+
+    def batch_status(self, request: BatchRequest, *, caller: Caller) -> list[RunStatus] | list[NodeStatus]:
+        """Batch status (our extension): see services/run_batches.py."""
+        return self._batches.read(request, caller=caller)
+
     def terminate(self, run_id: str, *, caller: Caller) -> None:
         with transaction(self._db) as session:
             self._authz.run(session, caller, run_id, authz.TERMINATE)
             if not repo.run_exists(session, run_id):
                 raise _run_not_found(run_id, "Terminate run failed")
-            if not repo.mark_terminating(session, run_id, TERMINABLE_RUN_STATUSES):
+            # A held run is let go: an executor claims it and ends it before any step, as any terminated new run.
+            if not repo.mark_terminating(session, run_id, TERMINABLE_RUN_STATUSES, release=True):
                 raise InvalidArgument(f"Failed to terminate run {run_id}. Row not found.").wrap(
                     "Terminate run failed"
                 )

@@ -32,12 +32,14 @@ class ClaimedRun:
 
 
 def runs_to_claim(session: Session, *, stale_before: int, limit: int = 50) -> list[tuple[str, str | None]]:
-    """Unfinished runs with no driver, or whose driver's heartbeat is older than `stale_before`."""
+    """Unfinished runs with no driver, or whose driver's heartbeat is older than `stale_before`; never a
+    held run (created with start=false and not started yet)."""
     rows = session.execute(
         select(Run.id, Run.driver_id)
         .where(
             Run.finished_at == 0,
             Run.status.not_in(FINAL_RUN_STATUSES),
+            Run.held.is_not(True),
             or_(Run.driver_id.is_(None), Run.driver_heartbeat < stale_before),
         )
         .order_by(Run.created_at, Run.id)
@@ -68,7 +70,7 @@ def claim_run(session: Session, run_id: str, driver_id: str, *, expected_driver:
     condition = Run.driver_id.is_(None) if expected_driver is None else Run.driver_id == expected_driver
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.finished_at == 0, condition)
+        .where(Run.id == run_id, Run.finished_at == 0, Run.held.is_not(True), condition)
         .values(driver_id=driver_id, driver_heartbeat=now)
     )
     return result.rowcount > 0

@@ -172,6 +172,9 @@ class Run(ExecutesAPipeline, Base):
     # Execution bookkeeping: a terminate was asked for; which executor drives the run and when it
     # last said so (a stale heartbeat lets another executor take the run over).
     terminate_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Created with start=false and not started yet: no executor claims it (status Pending) until :start.
+    # Nullable (NULL: not held), so that adding it to a table with rows needs no default on any database.
+    held: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=False)
     driver_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     driver_heartbeat: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 

@@ -11,14 +11,14 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from kfp_backend.store.common import insert
 from kfp_backend.store.errors import DuplicateKeyError
 from kfp_backend.store.listing import Listable, ListField, ListQuery, Page, list_page
 from kfp_backend.store.models import Run, RunManifest, RunMetric, RunNode
-from kfp_backend.store.states import RUNNING, TERMINATING
+from kfp_backend.store.states import NOT_STARTED, RUNNING, TERMINATING
 
 METRIC_SORT_PREFIX = "metric:"
 # Where a run lacks the sorted metric: the lowest double, so such runs come first in ascending order
@@ -143,14 +143,70 @@ def set_experiment_runs_storage_state(session: Session, experiment_id: str, stat
     return result.rowcount
 
 
-def mark_terminating(session: Session, run_id: str, from_statuses: Iterable[str]) -> bool:
-    """Status -> Terminating (and the request flag) only if the run is still in one of `from_statuses`."""
+def mark_terminating(session: Session, run_id: str, from_statuses: Iterable[str], *, release: bool = False) -> bool:
+    """Status -> Terminating (and the request flag) only if the run is still in one of `from_statuses`.
+    `release`: a held run is let go too, so that an executor claims it and ends it as it ends any run
+    terminated before its first step."""
+    values: dict[str, object] = {"status": TERMINATING, "terminate_requested": True}
+    if release:
+        values["held"] = False
+    result = session.execute(update(Run).where(Run.id == run_id, Run.status.in_(list(from_statuses))).values(values))
+    return result.rowcount > 0
+
+
+def start_held(session: Session, run_id: str, now: int) -> bool:
+    """A held run becomes an ordinary new run (not started, claimable), scheduled now; False when the run is
+    not held (started before, terminated, or created started). One conditional UPDATE: two starts racing
+    start it once."""
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_(list(from_statuses)))
-        .values(status=TERMINATING, terminate_requested=True)
+        .where(Run.id == run_id, Run.held.is_(True))
+        .values(held=False, status=NOT_STARTED, scheduled_at=now)
     )
     return result.rowcount > 0
+
+
+# -- batch status: a constant number of statements whatever the number of ids --------------------------------
+
+# The run columns a batch status entry shows (and authorizes on): never the manifests.
+_STATUS_COLUMNS = (
+    Run.id, Run.name, Run.namespace, Run.status, Run.created_at, Run.finished_at, Run.storage_state,
+    Run.terminate_requested, Run.held,
+)
+
+
+def run_status_rows(session: Session, run_ids: Iterable[str]) -> dict[str, Row]:
+    """The status columns of the runs of `run_ids` that exist, by id: one SELECT ... WHERE id IN (...)."""
+    wanted = sorted(set(run_ids))
+    if not wanted:
+        return {}
+    # Core on the session's connection: the ORM's result machinery costs more than the query here.
+    rows = session.connection().execute(select(*_STATUS_COLUMNS).where(Run.id.in_(wanted))).all()
+    return {row.id: row for row in rows}
+
+
+def node_status_rows(
+    session: Session, pairs: Iterable[tuple[str, str]]
+) -> tuple[dict[str, Row], dict[tuple[str, str], tuple[str, str]]]:
+    """For (run id, node id) pairs: the status columns of the runs that exist, and (phase, data JSON) of the
+    nodes that exist, in one SELECT (the runs LEFT JOIN the asked nodes; a run with none of them still
+    comes, with NULL node columns)."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}, {}
+    asked = tuple_(RunNode.run_id, RunNode.node_id).in_(wanted)
+    rows = session.connection().execute(
+        select(*_STATUS_COLUMNS, RunNode.node_id, RunNode.phase, RunNode.data)
+        .outerjoin(RunNode, and_(RunNode.run_id == Run.id, asked))
+        .where(Run.id.in_(sorted({run_id for run_id, _ in wanted})))
+    ).all()
+    runs: dict[str, Row] = {}
+    nodes: dict[tuple[str, str], tuple[str, str]] = {}
+    for row in rows:
+        runs.setdefault(row.id, row)
+        if row.node_id is not None:
+            nodes[(row.id, row.node_id)] = (row.phase, row.data)
+    return runs, nodes
 
 
 def reset_for_retry(session: Session, run_id: str, workflow_status: str) -> None:

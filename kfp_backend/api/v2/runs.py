@@ -11,6 +11,7 @@ from kfp_backend.api.auth import current_caller
 from kfp_backend.api.idempotency import idempotent
 from kfp_backend.api.listing import list_response
 from kfp_backend.api.request_parsing import load_body
+from kfp_backend.api.run_batch_schemas import batch_request, dump_v2, start_parameter
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
 from kfp_backend.api.v2.multi_user_errors import RUN, v2_refusals
@@ -36,9 +37,16 @@ def _list_key() -> ResourceKey | None:
 @idempotent
 @v2_refusals(RUN, "create")
 def create_run() -> dict:
+    start = start_parameter()  # our extension, as v1beta1's: ?start=false stores the run held until :start
     body = load_body(_run_request)
     new_run = to_new_run(body, request.args.get("experiment_id", ""))
-    return dump_run_detail(services().runs.create(new_run, caller=current_caller()))
+    return dump_run_detail(services().runs.create(new_run, caller=current_caller(), start=start))
+
+
+@blueprint.post("/runs:batchGetStatus")
+def batch_get_status() -> dict:
+    """Our extension, as v1beta1's with v2 names (display_name, state, start_time/end_time)."""
+    return dump_v2(services().runs.batch_status(batch_request(), caller=current_caller()), V2_PREFIX)
 
 
 @blueprint.get("/runs/<run_id>")
@@ -62,6 +70,7 @@ for rule, methods, view in (
     ("/runs/<run_id>:unarchive", ["POST"], v2_refusals(RUN, "unarchive", "run_id")(v1_runs.unarchive_run)),
     ("/runs/<run_id>:terminate", ["POST"], v2_refusals(RUN, "terminate", "run_id")(v1_runs.terminate_run)),
     ("/runs/<run_id>:retry", ["POST"], v2_refusals(RUN, "retry", "run_id")(v1_runs.retry_run)),
+    ("/runs/<run_id>:start", ["POST"], v1_runs.start_run),  # an extension: no upstream wording
     ("/runs/<run_id>/nodes/<node_id>/artifacts/<artifact_name>:read", ["GET"], v1_runs.read_artifact),
 ):
     blueprint.add_url_rule(rule, view_func=view, methods=methods)
