@@ -14,11 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+READY_TIMEOUT_SECONDS = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {"redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/11"),
            "amqp": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//")}
@@ -69,7 +71,9 @@ class WorkerSet:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, name: str, *, queues: str | None = None, concurrency: int = 2) -> subprocess.Popen:
+    def start(self, name: str, *, queues: str | None = None, concurrency: int = 2,
+              wait: bool = True) -> subprocess.Popen:
+        """Start a worker; `wait`: until it consumes its queues (a step sent before waits in the broker)."""
         data_dir = self.root / name
         data_dir.mkdir(parents=True, exist_ok=True)
         env = worker_env(database_url=self.database_url, broker=self.broker, queue=self.queue,
@@ -78,6 +82,11 @@ class WorkerSet:
             process = subprocess.Popen(worker_command(name, concurrency=concurrency, queues=queues), cwd=REPO_ROOT,
                                        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = process
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while wait and " ready." not in self.log(name):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"worker {name} did not start; its output:\n{self.log(name)}", pytrace=False)
+            time.sleep(0.05)
         return process
 
     def kill(self, name: str) -> None:

@@ -22,15 +22,15 @@ from flask.testing import FlaskClient
 
 from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
-from tests.exit_retry_pipelines import nodes_by_display, workflow_manifest
 from tests.executor.celery_workers import WorkerSet, broker_url
+from tests.exit_retry_pipelines import nodes_by_display, workflow_manifest
 
 RUNS = "/apis/v1beta1/runs"
 FINISHED = {"Succeeded", "Failed", "Error"}
 MARKS = Path("/var/tmp")  # the host's /var/tmp is shared by steps (each step's /tmp is its own)
 
 
-def _op(name: str, script: str, **kwargs: object):  # noqa: ANN202 - a kfp ContainerOp
+def _op(name: str, script: str, **kwargs: object):  # -> a kfp 1.8 ContainerOp
     from kfp import dsl
 
     with warnings.catch_warnings():
@@ -257,3 +257,59 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_kfp_v2_pipeline_passes_artifacts_between_steps_on_workers(celery_app: Flask, workers: WorkerSet) -> None:
+    from tests import ir_pipelines as ir
+
+    workers.start("worker-v2")
+    client = celery_app.test_client()
+    run_id = ir.create_run(client, ir.artifact_passing())["run"]["id"]
+    status, nodes = ir.wait_for(client, run_id, timeout=90)
+    assert status == "Succeeded", json.dumps(nodes, indent=1)
+    write, read = ir.by_display(nodes)["write"], ir.by_display(nodes)["read"]
+    assert write["hostNodeName"] == read["hostNodeName"] == "worker-v2"
+    (artifact,) = write["outputs"]["artifacts"]
+    assert artifact["s3"] == {"key": f"artifacts/{run_id}/{write['id']}/data.tgz"}
+    response = client.get(f"{RUNS}/{run_id}/nodes/{write['id']}/artifacts/data:read")
+    assert response.status_code == 200 and response.get_json()["data"]
+
+
+@pytest.fixture(scope="module")
+def python_components(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The kfp 2.x lightweight components of test_ir_python_components, compiled by the kfp 2.x SDK."""
+    import subprocess
+    import textwrap
+
+    from tests.executor.test_ir_python_components import PIPELINE
+    from tests.kfp2_python import require_kfp2_bin
+
+    python = require_kfp2_bin() / "python3"
+    directory = tmp_path_factory.mktemp("compiled")
+    out = directory / "pipeline.yaml"
+    script = directory / "pipeline.py"
+    script.write_text(f"OUT = {str(out)!r}\n" + textwrap.dedent(PIPELINE))
+    done = subprocess.run([str(python), str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
+
+
+def test_kfp_v2_python_components_run_in_environments_the_worker_prepares(
+    celery_app: Flask, workers: WorkerSet, python_components: str
+) -> None:
+    """Output parameters, the executor output, artifacts with metadata, metrics and ParallelFor, with each
+    step's Python environment prepared on the worker's side."""
+    from tests import ir_pipelines as ir
+
+    workers.start("worker-py", concurrency=3)
+    client = celery_app.test_client()
+    response = client.post(RUNS, json={"name": "python", "pipeline_spec": {"workflow_manifest": python_components}})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    status, nodes = ir.wait_for(client, response.get_json()["run"]["id"], timeout=300)
+    summary = {n["displayName"]: (n["phase"], n.get("message", "")) for n in nodes.values()}
+    assert status == "Succeeded", json.dumps(summary, indent=1)
+    made = ir.by_display(nodes)["make"]
+    assert made["hostNodeName"] == "worker-py"
+    assert {p["name"]: p["value"] for p in made["outputs"]["parameters"]} == {"total": "8", "label": "made-4"}
+    assert ir.by_display(nodes)["add-up"]["outputs"]["parameters"] == [{"name": "Output", "value": "sum=14"}]
+    assert ir.by_display(nodes)["join"]["outputs"]["parameters"] == [{"name": "Output", "value": "part 1,part 2"}]
