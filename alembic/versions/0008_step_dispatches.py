@@ -38,5 +38,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_step_dispatches_run_id', table_name='step_dispatches')
-    op.drop_table('step_dispatches')
+    op.drop_table('step_dispatches')  # its index with it (MySQL keeps one for the foreign key)
