@@ -223,7 +223,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name or default_name()
     concurrency = args.concurrency or 2 * (os.cpu_count() or 1)
     queues = [q.strip() for q in (args.queues or settings.celery_queue).split(",") if q.strip()]
-    db = Database(url, pool_size=4)
+    db = Database(url, pool_size=max(4, concurrency // 2 + 2))  # a connection per finishing step, and the beats
     try:
         runner, app = build_worker(settings, StepDispatchService(db), name)
     except (IsolationUnavailable, ArtifactStoreUnavailable, CeleryUnavailable) as exc:

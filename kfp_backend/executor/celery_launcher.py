@@ -81,7 +81,7 @@ class CeleryStepLauncher:
 
     def start_many(self, steps: list[tuple[StepSpec, OnExit]]) -> list[StepHandle | Exception]:
         rows = [(spec.key, spec.key.partition("/")[0], uuid.uuid4().hex, spec.queue or self._settings.celery_queue,
-                 spec_to_json(spec)) for spec, _ in steps]
+                 spec_to_json(spec, sandbox_required=self._settings.auth_required)) for spec, _ in steps]
         try:
             standing = self._dispatches.dispatch(rows)
         except Exception as exc:

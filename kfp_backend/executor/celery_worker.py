@@ -29,7 +29,7 @@ from typing import Any
 from kfp_backend.config import Settings
 from kfp_backend.executor import ir_steps, sandbox, step_logs
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.dispatch_codec import result_to_json, spec_from_json
+from kfp_backend.executor.dispatch_codec import result_to_json, sandbox_required, spec_from_json
 from kfp_backend.executor.launch_records import LOG_FILE
 from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
 from kfp_backend.executor.process_launcher import LocalProcessLauncher
@@ -123,6 +123,11 @@ class StepRunner:
             self._held[key] = held
         log.info("step %s: started on %s", key, self.name)
         try:
+            if sandbox_required(text) and self.launcher.isolation != sandbox.BWRAP and \
+                    not self.settings.unsafe_allow_unisolated_steps:
+                # A multi-user deployment's step: never run outside the sandbox that keeps tenants apart.
+                raise RuntimeError("the step comes from a multi-user deployment, and this worker does not run steps "
+                                   "in the multi-user sandbox (start it with KFP_BACKEND_AUTH=required)")
             result = self._execute(held)
         except Exception as exc:  # the step could not start: its dispatch says why
             log.exception("step %s: could not start", key)

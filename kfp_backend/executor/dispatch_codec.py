@@ -10,9 +10,11 @@ from typing import Any
 from kfp_backend.executor.launcher import CollectedOutputs, StepIO, StepResult, StepSpec
 
 
-def spec_to_json(spec: StepSpec) -> str:
-    """Everything but the work dir: that is the worker's own."""
+def spec_to_json(spec: StepSpec, *, sandbox_required: bool = False) -> str:
+    """Everything but the work dir: that is the worker's own. `sandbox_required`: the step comes from a
+    multi-user deployment and must run in the multi-user sandbox (a worker that cannot refuses it)."""
     return json.dumps({
+        "sandbox_required": sandbox_required,
         "key": spec.key, "argv": spec.argv, "env": spec.env, "private_paths": spec.private_paths,
         "deadline_seconds": spec.deadline_seconds, "working_dir": spec.working_dir,
         "read_only_paths": spec.read_only_paths, "io": spec.io.to_json(), "queue": spec.queue,
@@ -29,6 +31,10 @@ def spec_from_json(text: str, work_dir: Path) -> StepSpec:
         read_only_paths=[str(p) for p in raw.get("read_only_paths") or []], io=StepIO.from_json(raw.get("io") or {}),
         queue=str(raw.get("queue") or ""), prepare_environment=bool(raw.get("prepare_environment")),
     )
+
+
+def sandbox_required(text: str) -> bool:
+    return bool(json.loads(text).get("sandbox_required"))
 
 
 def result_to_json(result: StepResult) -> str:

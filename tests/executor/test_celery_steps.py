@@ -313,3 +313,38 @@ def test_kfp_v2_python_components_run_in_environments_the_worker_prepares(
     assert {p["name"]: p["value"] for p in made["outputs"]["parameters"]} == {"total": "8", "label": "made-4"}
     assert ir.by_display(nodes)["add-up"]["outputs"]["parameters"] == [{"name": "Output", "value": "sum=14"}]
     assert ir.by_display(nodes)["join"]["outputs"]["parameters"] == [{"name": "Output", "value": "part 1,part 2"}]
+
+
+def test_a_restarted_executor_takes_its_steps_on_workers_back_from_the_database(
+    settings: Settings, tmp_path: Path, workers: WorkerSet, queue: str
+) -> None:
+    """The executor stops while a step runs on a worker; a new one resumes the run and collects the step's
+    result from its dispatch: the step ran once, and the run goes on."""
+    from kfp import dsl
+
+    counter = MARKS / f"kfp-celery-{uuid.uuid4().hex}"
+
+    @dsl.pipeline(name="celery-restart")
+    def pipeline():
+        first = _op("first", f"echo ran >> {counter}; sleep 3; echo 5 > /tmp/n", file_outputs={"n": "/tmp/n"})
+        _op("second", f"echo n={first.outputs['n']}")
+
+    workers.start("worker-r")
+    first_app = _app(settings, tmp_path, workers.broker, queue)
+    try:
+        run_id = _start(first_app.test_client(), workflow_manifest(pipeline))
+        _wait("the first step started", counter.exists, workers)
+    finally:
+        shutdown(first_app)
+    second_app = _app(settings, tmp_path, workers.broker, queue)
+    try:
+        client = second_app.test_client()
+        status, workflow = _run_to_the_end(client, run_id, workers)
+    finally:
+        shutdown(second_app)
+    nodes = nodes_by_display(workflow["nodes"])
+    assert status == "Succeeded", json.dumps(workflow, indent=1)
+    assert counter.read_text() == "ran\n"
+    assert nodes["first"]["hostNodeName"] == nodes["second"]["hostNodeName"] == "worker-r"
+    assert nodes["second"]["inputs"]["parameters"][0]["value"] == "5"
+    counter.unlink(missing_ok=True)
