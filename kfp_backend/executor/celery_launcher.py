@@ -45,6 +45,7 @@ class DispatchHandle(StepHandle):
         self.token = token
         self.deadline_seconds = spec.deadline_seconds
         self.worker = ""
+        self.reported_worker = ""  # the worker last told to `on_placed`
 
 
 def lost_message(worker: str, seconds: float) -> str:
@@ -149,6 +150,9 @@ class CeleryStepLauncher:
                 result = result_from_json(row.result) if row.result else StepResult(None, False, False, vanished=True)
             elif row.state == RUNNING:
                 handle.worker = row.worker
+                if handle.on_placed is not None and row.worker != handle.reported_worker:
+                    handle.reported_worker = row.worker
+                    handle.on_placed(row.worker)
                 if row.heartbeat_at_ms is not None and row.heartbeat_at_ms < (now - self._lost_seconds) * 1000:
                     lost = StepResult(None, False, False, message=lost_message(row.worker, self._lost_seconds),
                                       host=row.worker)

@@ -24,7 +24,15 @@ from typing import Any, Protocol
 
 from kfp_backend.executor import ir_steps
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
+from kfp_backend.executor.driver_messages import (
+    DriverMessage,
+    RunDeleted,
+    Shutdown,
+    StepExited,
+    StepPlaced,
+    Terminate,
+    Wake,
+)
 from kfp_backend.executor.graph_walk import (
     DEADLINE_MESSAGE,
     RELAUNCH_NOTE,
@@ -371,6 +379,11 @@ class RunDriver:
             spec = self.specs_by_node.pop(event.node_name, None)
             if spec is not None and self.recovery is not None:
                 self.recovery.mark_collected(spec)
+        elif isinstance(event, StepPlaced):
+            node = operator.nodes.get(event.node_name)
+            if node is not None and node.get("phase") == RUNNING and node.get("hostNodeName") != event.host:
+                node["hostNodeName"] = event.host
+                operator.updated[node["id"]] = node
         elif isinstance(event, Terminate):
             operator.request_stop("terminate")
         elif isinstance(event, RunDeleted):
@@ -515,6 +528,7 @@ class RunDriver:
         for (node, _, _), outcome in zip(wave, outcomes, strict=True):
             if isinstance(outcome, StepHandle):
                 self.handles[node["name"]] = outcome
+                self._follow_placement(node["name"], outcome)
                 node["_pid"] = outcome.pid
                 self.step_waits.started(node["name"])
                 continue
@@ -548,6 +562,11 @@ class RunDriver:
         node["_pid"] = pid
         self.post(StepExited(name, recorded))
         return _Launch.ALREADY_ENDED
+
+    def _follow_placement(self, name: str, handle: StepHandle) -> None:
+        """A remote step's node names its worker as soon as one takes it (Argo: once the pod is scheduled)."""
+        if self.remote is not None:
+            handle.on_placed = lambda host: self.post(StepPlaced(name, host))
 
     def _note_relaunch(self, node: dict, spec: StepSpec, lost: str) -> None:
         """Say in the node's message and in its log that the step starts again, and why. The earlier
@@ -763,6 +782,7 @@ class RunDriver:
                                         lambda result, name=name: self.post(StepExited(name, result)))
                 if handle is not None:
                     self.handles[name] = handle
+                    self._follow_placement(name, handle)
                     continue
                 recorded = launcher.recorded_result(spec)
                 if recorded is not None and not recorded.vanished:

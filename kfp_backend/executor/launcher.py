@@ -97,6 +97,8 @@ class StepHandle:
         self.adopted = adopted
         self._done = threading.Event()
         self._result: StepResult | None = None
+        # A remote launcher calls it (from any thread) with the worker's name once a worker has taken the step.
+        self.on_placed: Callable[[str], None] | None = None
 
     def done(self) -> bool:
         return self._done.is_set()

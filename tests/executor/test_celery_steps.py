@@ -177,6 +177,12 @@ def test_a_running_log_is_served_from_the_store_and_terminate_kills_the_step_on_
         return response.get_data(as_text=True) if response.status_code == 200 else ""
 
     _wait("the running step's log served", lambda: "started" in log_so_far(), workers)
+
+    def running_on() -> str:
+        nodes = _workflow(client, run_id)[1].get("nodes") or {}
+        return next((n.get("hostNodeName", "") for n in nodes.values() if n.get("type") == "Pod"), "")
+
+    _wait("the running node names its worker", lambda: running_on() == "worker-t", workers)
     assert client.post(f"{RUNS}/{run_id}/terminate").status_code == 200
     status, workflow = _run_to_the_end(client, run_id, workers)
     assert status == "Failed"
