@@ -31,3 +31,25 @@ def celery_app(settings: Settings) -> Any:
         worker_redirect_stdouts=False,
     )
     return app
+
+
+# A driver's "a step of yours ended" queue: a hint only (the result is in the database), so it is not
+# durable, holds no message for long, and goes when unused for an hour (RabbitMQ; on Redis a list that
+# empties as it is read).
+_NEWS_OPTIONS: dict[str, Any] = {"queue_opts": {"durable": False, "expires": 3600.0},
+                                 "queue_args": {"x-message-ttl": 600_000}, "exchange_opts": {"durable": False}}
+
+
+def news_queue(connection: Any, name: str) -> Any:
+    """The kombu SimpleQueue `name` on `connection`, declared alike by its reader and its writers."""
+    return connection.SimpleQueue(name, no_ack=True, **_NEWS_OPTIONS)
+
+
+def tell(app: Any, name: str, key: str) -> None:
+    """Wake the driver reading queue `name`: the step `key` has ended (its result is in its dispatch)."""
+    with app.pool.acquire(block=True) as connection:  # kept open between steps
+        queue = news_queue(connection, name)
+        try:
+            queue.put({"key": key})
+        finally:
+            queue.close()

@@ -65,6 +65,10 @@ class CeleryStepLauncher:
         self._watched: dict[str, tuple[DispatchHandle, OnExit]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # Where workers say that a step ended, so that its result is read at once, not at the next poll.
+        self._news_name = f"kfp-backend.ended.{uuid.uuid4().hex}"
+        self._news: Any = None  # the kombu queue, opened by the poller thread (its only user)
+        self._news_connection: Any = None
 
     # -- paths (nothing of a remote step is on this machine) --
 
@@ -82,7 +86,8 @@ class CeleryStepLauncher:
 
     def start_many(self, steps: list[tuple[StepSpec, OnExit]]) -> list[StepHandle | Exception]:
         rows = [(spec.key, spec.key.partition("/")[0], uuid.uuid4().hex, spec.queue or self._settings.celery_queue,
-                 spec_to_json(spec, sandbox_required=self._settings.auth_required)) for spec, _ in steps]
+                 spec_to_json(spec, sandbox_required=self._settings.auth_required, news_queue=self._news_name))
+                for spec, _ in steps]
         try:
             standing = self._dispatches.dispatch(rows)
         except Exception as exc:
@@ -125,7 +130,7 @@ class CeleryStepLauncher:
 
     def _poll_loop(self) -> None:
         while True:
-            self._wake.wait(self._poll_seconds)
+            self._wait_for_news()
             self._wake.clear()
             with self._lock:
                 watched = dict(self._watched)
@@ -137,6 +142,34 @@ class CeleryStepLauncher:
             except Exception:
                 log.exception("celery steps: reading the dispatches failed")
                 time.sleep(self._poll_seconds)
+
+    def _wait_for_news(self) -> None:
+        """Until a worker says a step ended, or `dispatch_poll_seconds` (the poll catches what was not said:
+        a lost worker, a terminate, a message lost)."""
+        from kfp_backend.executor.celery_app import news_queue
+
+        try:
+            if self._news is None:
+                self._news_connection = self._app.connection_for_read()
+                self._news = news_queue(self._news_connection, self._news_name)
+            self._news.get(block=True, timeout=self._poll_seconds)
+            while True:  # every other piece of news at once: one read of the rows for all of them
+                self._news.get_nowait()
+        except Exception as exc:  # Empty, or the broker is gone for now: the poll carries on
+            if type(exc).__name__ != "Empty":
+                self._close_news()
+                self._wake.wait(self._poll_seconds)
+
+    def _close_news(self) -> None:
+        news, self._news = self._news, None
+        connection, self._news_connection = self._news_connection, None
+        try:
+            if news is not None:
+                news.close()
+            if connection is not None:
+                connection.release()
+        except Exception:
+                log.debug("celery steps: closing the news queue failed", exc_info=True)
 
     def _poll(self, watched: dict[str, tuple[DispatchHandle, OnExit]]) -> None:
         rows = self._dispatches.get(watched)

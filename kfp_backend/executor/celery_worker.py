@@ -29,7 +29,8 @@ from typing import Any
 from kfp_backend.config import Settings
 from kfp_backend.executor import ir_steps, sandbox, step_logs
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.dispatch_codec import result_to_json, sandbox_required, spec_from_json
+from kfp_backend.executor.celery_app import tell
+from kfp_backend.executor.dispatch_codec import news_queue, result_to_json, sandbox_required, spec_from_json
 from kfp_backend.executor.launch_records import LOG_FILE
 from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
 from kfp_backend.executor.process_launcher import LocalProcessLauncher
@@ -88,13 +89,15 @@ class StepRunner:
     """Runs the steps of one worker process (Celery's threads pool calls `run` from several threads)."""
 
     def __init__(self, settings: Settings, name: str, dispatches: StepDispatchService, launcher: LocalProcessLauncher,
-                 artifacts: ArtifactStore, step_environment: ir_steps.StepEnvironment | None = None) -> None:
+                 artifacts: ArtifactStore, step_environment: ir_steps.StepEnvironment | None = None,
+                 app: Any = None) -> None:
         self.settings = settings
         self.name = name
         self.dispatches = dispatches
         self.launcher = launcher
         self.artifacts = artifacts
         self.step_environment = step_environment
+        self.app = app  # the Celery app: its broker carries the "step ended" news to drivers
         self.runs_dir = (Path(settings.data_dir) / "worker-steps").resolve()
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
@@ -142,6 +145,11 @@ class StepRunner:
             log.warning("step %s: no longer this worker's (declared lost); its result is dropped", key)
         elif not self.dispatches.finish(key, token, self.name, result_to_json(result)):
             log.warning("step %s: its dispatch was no longer this worker's; its result is dropped", key)
+        elif news_queue(text) and self.app is not None:
+            try:
+                tell(self.app, news_queue(text), key)
+            except Exception:  # its driver reads the result at its next poll anyway
+                log.warning("step %s: could not tell its driver that it ended", key, exc_info=True)
         shutil.rmtree(work_dir, ignore_errors=True)
         log.info("step %s: ended (%s)", key, result.message or "succeeded")
 

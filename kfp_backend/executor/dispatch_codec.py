@@ -10,11 +10,12 @@ from typing import Any
 from kfp_backend.executor.launcher import CollectedOutputs, StepIO, StepResult, StepSpec
 
 
-def spec_to_json(spec: StepSpec, *, sandbox_required: bool = False) -> str:
+def spec_to_json(spec: StepSpec, *, sandbox_required: bool = False, news_queue: str = "") -> str:
     """Everything but the work dir: that is the worker's own. `sandbox_required`: the step comes from a
-    multi-user deployment and must run in the multi-user sandbox (a worker that cannot refuses it)."""
+    multi-user deployment and must run in the multi-user sandbox (a worker that cannot refuses it).
+    `news_queue`: where the worker says that the step ended (the driver then reads its result at once)."""
     return json.dumps({
-        "sandbox_required": sandbox_required,
+        "sandbox_required": sandbox_required, "news_queue": news_queue,
         "key": spec.key, "argv": spec.argv, "env": spec.env, "private_paths": spec.private_paths,
         "deadline_seconds": spec.deadline_seconds, "working_dir": spec.working_dir,
         "read_only_paths": spec.read_only_paths, "io": spec.io.to_json(), "queue": spec.queue,
@@ -35,6 +36,10 @@ def spec_from_json(text: str, work_dir: Path) -> StepSpec:
 
 def sandbox_required(text: str) -> bool:
     return bool(json.loads(text).get("sandbox_required"))
+
+
+def news_queue(text: str) -> str:
+    return str(json.loads(text).get("news_queue") or "")
 
 
 def result_to_json(result: StepResult) -> str:

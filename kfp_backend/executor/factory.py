@@ -123,7 +123,7 @@ def build_worker(settings: Settings, dispatches: StepDispatchService, name: str)
              launcher.isolation, f"; {launcher.isolation_note}" if launcher.isolation_note else "")
     environment = StepEnvironments.from_settings(
         settings, sandbox=launcher.sandbox_options if launcher.isolation == sandbox.BWRAP else None)
-    runner = StepRunner(settings, name, dispatches, launcher, artifact_store(settings), environment)
+    runner = StepRunner(settings, name, dispatches, launcher, artifact_store(settings), environment, app)
     return runner, app
 
 
