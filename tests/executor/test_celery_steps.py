@@ -24,6 +24,7 @@ from kfp_backend.app import create_app, shutdown
 from kfp_backend.config import Settings
 from tests.executor.celery_workers import WorkerSet, broker_url
 from tests.exit_retry_pipelines import nodes_by_display, workflow_manifest
+from tests.s3_server import Bucket
 
 RUNS = "/apis/v1beta1/runs"
 FINISHED = {"Succeeded", "Failed", "Error"}
@@ -354,3 +355,37 @@ def test_a_restarted_executor_takes_its_steps_on_workers_back_from_the_database(
     assert nodes["first"]["hostNodeName"] == nodes["second"]["hostNodeName"] == "worker-r"
     assert nodes["second"]["inputs"]["parameters"][0]["value"] == "5"
     counter.unlink(missing_ok=True)
+
+
+def test_steps_on_workers_share_an_s3_store_with_the_api(
+    settings: Settings, tmp_path: Path, queue: str, s3_bucket: Bucket
+) -> None:
+    """With an S3 store (moto's server): the worker archives the outputs and uploads the log there, the next
+    step's worker unpacks the input from there, and the API serves both from there."""
+    store = s3_bucket.url("kfp/")
+    workers = WorkerSet(settings.database_url, broker_url("redis"), queue, store, tmp_path / "workers",
+                        extra_env={"KFP_BACKEND_S3_ENDPOINT_URL": s3_bucket.endpoint,
+                                   "KFP_BACKEND_STEP_ENVS_DIR": settings.step_envs_dir})
+    application = create_app(settings.replace(
+        executor_enabled=True, step_backend="celery", celery_broker_url=workers.broker, celery_queue=queue,
+        artifact_store=store, s3_endpoint_url=s3_bucket.endpoint))
+    try:
+        workers.start("worker-s3")
+        client = application.test_client()
+        run_id = _start(client, workflow_manifest(_artifact_pipeline()))
+        status, workflow = _run_to_the_end(client, run_id, workers)
+        nodes = nodes_by_display(workflow["nodes"])
+        assert status == "Succeeded", json.dumps(workflow, indent=1)
+        produce, consume = nodes["produce"], nodes["consume"]
+        listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix=f"kfp/artifacts/{run_id}/")  # type: ignore[attr-defined]
+        assert sorted(item["Key"] for item in listed["Contents"]) == sorted([
+            f"kfp/artifacts/{run_id}/{produce['id']}/produce-data.tgz",
+            f"kfp/artifacts/{run_id}/{produce['id']}/produce-n.tgz",
+            f"kfp/artifacts/{run_id}/{produce['id']}/main.log", f"kfp/artifacts/{run_id}/{consume['id']}/main.log"])
+        log = client.get(f"{RUNS}/{run_id}/nodes/{consume['id']}/log")
+        assert log.get_data(as_text=True).splitlines() == ["got", "hello worker", "n=7"]
+        read = client.get(f"{RUNS}/{run_id}/nodes/{produce['id']}/artifacts/produce-data:read")
+        assert read.status_code == 200 and read.get_json()["data"]
+    finally:
+        shutdown(application)
+        workers.stop_all()
