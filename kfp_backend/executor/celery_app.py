@@ -27,6 +27,9 @@ def celery_app(settings: Settings) -> Any:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
+        # Steps are controlled through the database (terminate flags), not Celery's remote control: no
+        # exclusive pidbox queue per worker name (two workers of one name on a host would fight over it).
+        worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
