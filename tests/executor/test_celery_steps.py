@@ -389,3 +389,44 @@ def test_steps_on_workers_share_an_s3_store_with_the_api(
     finally:
         shutdown(application)
         workers.stop_all()
+
+
+def test_a_redelivered_message_for_a_finished_step_is_dropped(
+    celery_app: Flask, workers: WorkerSet, settings: Settings, queue: str
+) -> None:
+    """At-least-once delivery, at-most-once execution: a message for a dispatch that already ran (or one with
+    a stale token) finds nothing to take, and the step does not run again."""
+    from kfp import dsl
+
+    from kfp_backend.executor.celery_app import TASK_NAME
+    from kfp_backend.executor.celery_app import celery_app as make_celery_app
+    from kfp_backend.services.step_dispatch import COLLECTED, StepDispatchService
+    from kfp_backend.store.db import Database
+
+    counter = MARKS / f"kfp-celery-{uuid.uuid4().hex}"
+
+    @dsl.pipeline(name="celery-once")
+    def pipeline():
+        _op("once", f"echo ran >> {counter}")
+
+    workers.start("worker-once")
+    client = celery_app.test_client()
+    run_id = _start(client, workflow_manifest(pipeline))
+    status, workflow = _run_to_the_end(client, run_id, workers)
+    assert status == "Succeeded"
+    (pod,) = [n for n in workflow["nodes"].values() if n.get("type") == "Pod"]
+    key = f"{run_id}/{pod['id']}"
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        dispatches = StepDispatchService(db)
+        _wait("the dispatch collected", lambda: dispatches.get([key])[key].state == COLLECTED, workers)
+        token = dispatches.get([key])[key].token
+        sender = make_celery_app(settings.replace(celery_broker_url=workers.broker, celery_queue=queue))
+        sender.send_task(TASK_NAME, args=[key, token], queue=queue)
+        sender.send_task(TASK_NAME, args=[key, "0" * 32], queue=queue)
+        _wait("both messages dropped", lambda: workers.log("worker-once").count("dropped a message") == 2, workers)
+        assert dispatches.get([key])[key].state == COLLECTED
+    finally:
+        db.dispose()
+    assert counter.read_text() == "ran\n"
+    counter.unlink(missing_ok=True)
