@@ -120,12 +120,21 @@ class StepRunner:
                      "stale)", key)
             return
         work_dir = self.runs_dir / key
-        spec = spec_from_json(text, work_dir)
+        try:
+            spec = spec_from_json(text, work_dir)
+        except (ValueError, KeyError, TypeError) as exc:  # not a step this version can read
+            spec = StepSpec(key=key, argv=[], env={}, work_dir=work_dir, private_paths=[], deadline_seconds=None)
+            text = "{}"
+            unreadable: Exception | None = exc
+        else:
+            unreadable = None
         held = _Held(token, spec, _log_key(key))
         with self._lock:
             self._held[key] = held
         log.info("step %s: started on %s", key, self.name)
         try:
+            if unreadable is not None:
+                raise RuntimeError(f"the step's dispatch cannot be read by this worker: {unreadable}")
             if sandbox_required(text) and self.launcher.isolation != sandbox.BWRAP and \
                     not self.settings.unsafe_allow_unisolated_steps:
                 # A multi-user deployment's step: never run outside the sandbox that keeps tenants apart.
