@@ -36,6 +36,8 @@ from kfp_backend.services.step_dispatch import COLLECTED, FINISHED, QUEUED, RUNN
 
 log = logging.getLogger(__name__)
 
+RESEND_MAX_SECONDS = 3600.0
+
 
 class DispatchHandle(StepHandle):
     """A step sent to a worker: `pid` is 0 (its process is on another machine); `token` names the dispatch."""
@@ -46,6 +48,9 @@ class DispatchHandle(StepHandle):
         self.deadline_seconds = spec.deadline_seconds
         self.worker = ""
         self.reported_worker = ""  # the worker last told to `on_placed`
+        self.queue = ""
+        self.resend_after = 0.0  # seconds a queued dispatch waits before its message is sent again
+        self.resend_at = 0.0  # time.time() of that
 
 
 def lost_message(worker: str, seconds: float) -> str:
@@ -96,6 +101,7 @@ class CeleryStepLauncher:
         for spec, on_exit in steps:
             dispatch = standing[spec.key]
             handle = DispatchHandle(spec, dispatch.token, time.time(), adopted=False)
+            self._plan_resend(handle, dispatch)
             try:
                 if dispatch.state == QUEUED:
                     self._send(dispatch)
@@ -105,6 +111,14 @@ class CeleryStepLauncher:
             self._watch(handle, on_exit)
             outcomes.append(handle)
         return outcomes
+
+    def _plan_resend(self, handle: DispatchHandle, dispatch: Dispatch) -> None:
+        """A message the broker lost (a Redis without persistence restarted, say) is sent again while the step
+        waits: after twice `worker_lost_seconds`, then twice as long each time, at most hourly (a long
+        backlog gets few duplicates; a duplicate finds the dispatch taken and is dropped)."""
+        handle.queue = dispatch.queue
+        handle.resend_after = 2 * self._lost_seconds
+        handle.resend_at = time.time() + handle.resend_after
 
     def _send(self, dispatch: Dispatch) -> None:
         from kfp_backend.executor.celery_app import TASK_NAME
@@ -198,6 +212,14 @@ class CeleryStepLauncher:
                 expired = StepResult(None, True, False, message=DEADLINE_MESSAGE)
                 if self._dispatches.end_queued(key, handle.token, result_to_json(expired)):
                     result = expired
+            elif row.state == QUEUED and now >= handle.resend_at:
+                handle.resend_after = min(2 * handle.resend_after, RESEND_MAX_SECONDS)
+                handle.resend_at = now + handle.resend_after
+                try:
+                    self._send(row)
+                    log.info("step %s: still queued; its message sent again", key)
+                except Exception:
+                    log.warning("step %s: could not send it again", key, exc_info=True)
             if result is None:
                 continue
             with self._lock:
@@ -220,6 +242,7 @@ class CeleryStepLauncher:
         if row is None or row.state == COLLECTED:
             return None
         handle = DispatchHandle(spec, row.token, time.time(), adopted=True)
+        self._plan_resend(handle, row)
         if row.state == QUEUED:
             try:
                 self._send(row)

@@ -430,3 +430,42 @@ def test_a_redelivered_message_for_a_finished_step_is_dropped(
         db.dispose()
     assert counter.read_text() == "ran\n"
     counter.unlink(missing_ok=True)
+
+
+def test_a_message_the_broker_lost_is_sent_again(
+    celery_app: Flask, workers: WorkerSet, settings: Settings, queue: str
+) -> None:
+    """The step's message vanishes from the broker before any worker got it: the dispatch stays queued in the
+    database, and its driver sends the message again (after twice KFP_BACKEND_WORKER_LOST_SECONDS)."""
+    from kfp import dsl
+
+    from kfp_backend.executor.celery_app import celery_app as make_celery_app
+    from kfp_backend.services.step_dispatch import QUEUED, StepDispatchService
+    from kfp_backend.store.db import Database
+
+    @dsl.pipeline(name="celery-lost-message")
+    def pipeline():
+        _op("patient", "echo made it")
+
+    client = celery_app.test_client()
+    run_id = _start(client, workflow_manifest(pipeline))
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        dispatches = StepDispatchService(db)
+
+        def queued() -> bool:
+            pods = [n for n in (_workflow(client, run_id)[1].get("nodes") or {}).values() if n.get("type") == "Pod"]
+            key = f"{run_id}/{pods[0]['id']}" if pods else ""
+            return bool(key) and key in dispatches.get([key]) and dispatches.get([key])[key].state == QUEUED
+
+        _wait("the step queued", queued, workers)
+    finally:
+        db.dispose()
+    sender = make_celery_app(settings.replace(celery_broker_url=workers.broker, celery_queue=queue))
+    with sender.connection_for_write() as connection:
+        assert connection.default_channel.queue_purge(queue) == 1  # the broker loses the message
+    workers.start("worker-late")
+    status, workflow = _run_to_the_end(client, run_id, workers)
+    assert status == "Succeeded"
+    (pod,) = [n for n in workflow["nodes"].values() if n.get("type") == "Pod"]
+    assert pod["hostNodeName"] == "worker-late"
