@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from kfp_backend.config import Settings
 from kfp_backend.executor.artifacts import ArtifactStore
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -57,6 +58,15 @@ class ArtifactImports:
     # The namespace of a run (None: no such run): in multi-user mode a tenant imports only its own artifacts.
     run_namespace: Callable[[str], str | None] | None = None
     s3_client: Any = None
+
+    @staticmethod
+    def from_settings(settings: Settings, store: ArtifactStore,
+                      run_namespace: Callable[[str], str | None]) -> ArtifactImports:
+        """The imports of a process with these settings (an executor, or a Celery worker for its steps)."""
+        location = settings.artifact_location
+        return ArtifactImports(store, multi_user=settings.auth_required,
+                               s3_endpoint_url=settings.s3_endpoint_url or None, store_bucket=location.bucket,
+                               store_prefix=location.prefix, run_namespace=run_namespace)
 
     def check(self, uri: str) -> None:
         """ArtifactImportError when `uri` is of a kind this server does not read at all."""

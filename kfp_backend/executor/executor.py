@@ -71,11 +71,7 @@ class Executor:
         # KFP v2 steps: where their programs come from (e.g. per-kfp-version environments); None: PATH.
         self.step_environment = step_environment
         self.step_cache = StepCache(Path(settings.data_dir) / "cache" / "v2", artifacts)
-        location = settings.artifact_location
-        self.imports = ArtifactImports(
-            artifacts, multi_user=settings.auth_required, s3_endpoint_url=settings.s3_endpoint_url or None,
-            store_bucket=location.bucket, store_prefix=location.prefix, run_namespace=state.run_namespace,
-        )
+        self.imports = ArtifactImports.from_settings(settings, artifacts, state.run_namespace)
         self.poll_seconds = poll_seconds
         self.driver_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._runs_dir = (Path(settings.data_dir) / "runs").resolve()
