@@ -47,6 +47,11 @@ class EmptyNamespace(InvalidArgument):
     v2 server does, see api/v2/multi_user_errors.py)."""
 
 
+class NoExperiment(InvalidArgument):
+    """Multi-user mode: a new run or recurring run that names no experiment (the v2beta1 API words it as
+    upstream's v2 server does)."""
+
+
 class ValueRefused(InvalidArgument):
     """A value of the request the database refused (see services/unit_of_work.py): the caller's input, not a
     fault. Its message names no operation: the operations' contexts do not wrap it."""

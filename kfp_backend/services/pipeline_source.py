@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kfp_backend.services import authorization as authz
 from kfp_backend.services.auth import Caller
 from kfp_backend.services.authorization import Authorizer
-from kfp_backend.services.errors import InvalidArgument, NotFound, error_context
+from kfp_backend.services.errors import InvalidArgument, NoExperiment, NotFound, error_context
 from kfp_backend.services.experiments import default_experiment
 from kfp_backend.services.ir_run_manifest import wrapped_spec
 from kfp_backend.services.references import (
@@ -254,7 +254,7 @@ def namespace_of_new(
         return None
     owner = owner_experiment(references)
     if owner is None or not owner.key.id:
-        raise InvalidArgument("Job has no experiment.")
+        raise NoExperiment("Job has no experiment.")
     experiment = experiments_repo.get_experiment(session, owner.key.id)
     if experiment is None:
         raise NotFound.resource("Experiment", owner.key.id).wrap("Failed to get experiment namespace.")

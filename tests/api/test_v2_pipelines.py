@@ -394,3 +394,97 @@ def test_argo_upload_through_v2_is_a_v1_pipeline(client: FlaskClient) -> None:
     assert version["pipeline_spec"] == yaml.safe_load(WORKFLOW)
     template = ok(client.get(f"{V1}/pipelines/{pipeline['pipeline_id']}/templates"))["template"]
     assert json.loads(template) == yaml.safe_load(WORKFLOW)
+
+
+def test_multi_user_refusals_are_worded_as_upstreams_v2_server_words_them(
+        multi_user: tuple[FlaskClient, dict[str, dict[str, str]]]) -> None:
+    """Every refusal of a namespace keeps 403 and the PermissionDenied message, inside the context chain of
+    upstream's v2 handler; the error body is grpc-gateway v2's (the uploads: the upload server's shape)."""
+    client, headers = multi_user
+    alice, bob = headers["alice"], headers["bob"]
+
+    def refused(response: Any) -> tuple[str, str]:
+        body = v2_error(response, 403, 7)
+        external = body["details"][0]["message"]
+        assert external.startswith("User 'bob' is not authorized with reason: ") and "Namespace:team-a," in external
+        return body["message"], f"PermissionDenied: {external}: Unauthorized access"
+
+    def check(ns: str, pipeline: str = "") -> str:
+        return f"Failed to access pipeline {pipeline}. Check if you have access to namespace {ns}"
+
+    form = {"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}
+    pipeline = ok(client.post(f"{PIPELINES}/upload", query_string={"name": "ours", "namespace": "team-a"}, data=form,
+                              headers=alice, content_type="multipart/form-data"))
+    pid = pipeline["pipeline_id"]
+    (version,) = ok(client.get(f"{PIPELINES}/{pid}/versions", headers=alice))["pipeline_versions"]
+    vid = version["pipeline_version_id"]
+
+    message, leaf = refused(client.post(PIPELINES, json={"display_name": "x", "namespace": "team-a"}, headers=bob))
+    assert message == ("Failed to create a pipeline due to server error: Failed to create a pipeline due to "
+                       "authorization error. Check if you have write permissions to namespace team-a: "
+                       f"{check('team-a')}: {leaf}")
+    message, leaf = refused(client.post(f"{PIPELINES}/create", headers=bob, json={
+        "pipeline": {"display_name": "x", "namespace": "team-a"},
+        "pipeline_version": {"display_name": "x", "pipeline_spec": IR}}))
+    assert message == f"Failed to create a pipeline: {check('team-a')}: {leaf}"
+    message, leaf = refused(client.get(f"{PIPELINES}/names/ours", query_string={"namespace": "team-a"}, headers=bob))
+    assert message == ("Failed to get a pipeline with name ours and namespace team-a. Check error stack.: Failed to "
+                       "fetch a pipeline due to authorization error. Check if you have read permission to namespace "
+                       f"team-a: {check('team-a')}: {leaf}")
+    message, leaf = refused(client.post(f"{PIPELINES}/{pid}/versions", headers=bob,
+                                        json={"display_name": "v2", "pipeline_spec": IR}))
+    assert message == ("Failed to create a pipeline version. Check error stack: Failed to create a pipeline version "
+                       f"due authorization error for pipeline id {pid}: {check('team-a', pid)}: {leaf}")
+    message, leaf = refused(client.get(f"{PIPELINES}/{pid}/versions/{vid}", headers=bob))
+    assert message == (f"Failed to get a pipeline version {vid}: Failed to get a pipeline version due to "
+                       f"authorization error for pipeline version id {vid}: {check('team-a', pid)}: {leaf}")
+    message, leaf = refused(client.get(f"{PIPELINES}/{pid}/versions", headers=bob))
+    assert message == (f"Failed to list pipeline versions for pipeline {pid}: Failed to list pipeline versions due "
+                       "to authorization error. Check if you have read permission to namespace team-a: "
+                       f"{check('team-a')}: {leaf}")
+    message, leaf = refused(client.delete(f"{PIPELINES}/{pid}/versions/{vid}", headers=bob))
+    assert message == (f"Failed to delete a pipeline version id {vid} under pipeline id {pid}. Check error stack: "
+                       f"Failed to delete a pipeline version id {vid} due to authorization error for pipeline id "
+                       f"{pid}: {check('team-a', pid)}: {leaf}")
+
+    # The uploads answer in the upload server's shape, with its contexts (a 403, see docs/compatibility.md).
+    message = upload_error(client.post(f"{PIPELINES}/upload", query_string={"name": "x", "namespace": "team-a"},
+                                       data={"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}, headers=bob,
+                                       content_type="multipart/form-data"), 403)
+    assert message.startswith("Failed to create a pipeline due to authorization error: Authorization Failure: "
+                              "PermissionDenied: User 'bob' is not authorized"), message
+    message = upload_error(client.post(f"{PIPELINES}/upload_version", query_string={"pipelineid": pid, "name": "x"},
+                                       data={"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")}, headers=bob,
+                                       content_type="multipart/form-data"), 403)
+    assert message.startswith("Failed to create a pipeline version due to authorization error: Authorization "
+                              "Failure: PermissionDenied: User 'bob' is not authorized"), message
+    # Nothing of team-a changed; an unknown version is still the usual 404 in grpc-gateway v2's body.
+    assert [v["pipeline_version_id"] for v in versions_of(client, pid, alice)] == [vid]
+    v2_error(client.get(f"{PIPELINES}/{pid}/versions/no-such-version", headers=bob), 404, 5)
+
+
+def test_multi_user_calls_naming_no_namespace_use_the_shared_pipelines(
+        multi_user: tuple[FlaskClient, dict[str, dict[str, str]]]) -> None:
+    """A pipeline call that names no namespace acts on the shared pipelines, which every caller may use in
+    multi-user mode: no 400, as upstream's v2 server by default (it can be configured to require one)."""
+    client, headers = multi_user
+    alice, bob = headers["alice"], headers["bob"]
+    shared = ok(client.post(f"{PIPELINES}/upload", query_string={"name": "shared"}, headers=alice,
+                            data={"uploadfile": (io.BytesIO(IR_YAML.encode()), "p.yaml")},
+                            content_type="multipart/form-data"))
+    assert shared.get("namespace", "") == ""  # protojson leaves an empty string out
+    created = ok(client.post(PIPELINES, json={"display_name": "empty"}, headers=bob))
+    assert created.get("namespace", "") == ""
+    listed = ok(client.get(PIPELINES, headers=bob))
+    assert sorted(p["display_name"] for p in listed["pipelines"]) == ["empty", "shared"]
+    assert ok(client.get(f"{PIPELINES}/names/shared", headers=bob))["pipeline_id"] == shared["pipeline_id"]
+    version = ok(client.post(f"{PIPELINES}/{shared['pipeline_id']}/versions", headers=bob,
+                             json={"display_name": "v2", "pipeline_spec": IR}))
+    assert len(versions_of(client, shared["pipeline_id"], bob)) == 2
+    assert ok(client.delete(f"{PIPELINES}/{shared['pipeline_id']}/versions/{version['pipeline_version_id']}",
+                            headers=alice)) == {}
+    assert ok(client.delete(f"{PIPELINES}/{created['pipeline_id']}", headers=alice)) == {}
+
+
+def versions_of(client: FlaskClient, pipeline_id: str, caller: dict[str, str]) -> list[dict]:
+    return ok(client.get(f"{PIPELINES}/{pipeline_id}/versions", headers=caller))["pipeline_versions"]

@@ -391,6 +391,12 @@ def test_multi_user_namespaces(multi_user: tuple[FlaskClient, dict[str, dict[str
     v2_error(client.get(RECURRING, query_string={"namespace": "team-a"}, headers=bob), 403, 7)
     v2_error(client.get(f"{RECURRING}/{created['recurring_run_id']}", headers=bob), 403, 7)
     v2_error(client.get(RECURRING), 401, 16)
+    no_experiment = "Experiment id can not be empty in multi-user mode"
+    refused = v2_error(client.post(RECURRING, json={k: v for k, v in body.items() if k != "experiment_id"},
+                                   headers=alice), 400, 3)
+    assert refused["message"] == ("Failed to create a recurring run: Failed to create a recurring run due to invalid "
+                                  f"experimentId and namespace combination: Invalid input error: {no_experiment}")
+    assert refused["details"][0]["message"] == no_experiment
 
 
 def test_ir_recurring_runs_fire_typed_runs(client: FlaskClient, services: Services) -> None:

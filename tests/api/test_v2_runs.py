@@ -394,4 +394,10 @@ def test_multi_user_runs(multi_user: tuple[FlaskClient, dict[str, dict[str, str]
         v2_error(client.open(path, method=method, headers=bob), 403, 7)
     v2_error(client.post(f"{V2}/runs", json={"display_name": "r", "pipeline_spec": argo,
                                              "experiment_id": experiment_id}, headers=bob), 403, 7)
+    # No experiment: 400 in upstream's v2 words.
+    no_experiment = "Experiment id can not be empty in multi-user mode"
+    body = v2_error(client.post(f"{V2}/runs", json={"display_name": "r", "pipeline_spec": argo}, headers=alice), 400, 3)
+    assert body["message"] == ("Failed to create a new run: Failed to create a run due to invalid experimentId and "
+                               f"namespace combination: Invalid input error: {no_experiment}")
+    assert body["details"][0]["message"] == no_experiment
     assert ok(client.delete(one, headers=alice)) == {}

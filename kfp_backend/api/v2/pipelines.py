@@ -17,7 +17,7 @@ from kfp_backend.api.pipelines import uploaded_package
 from kfp_backend.api.request_parsing import load_body
 from kfp_backend.api.v2 import V2_PREFIX
 from kfp_backend.api.v2.listing import v2_list_request
-from kfp_backend.api.v2.multi_user_errors import PIPELINE, v2_refusals
+from kfp_backend.api.v2.multi_user_errors import PIPELINE, PIPELINE_UPLOAD, PIPELINE_VERSION, v2_refusals
 from kfp_backend.api.v2.pipeline_schemas import (
     PIPELINE_FIELDS,
     VERSION_FIELDS,
@@ -67,6 +67,7 @@ def _template(version_id: str) -> str | None:
 
 @blueprint.post("/pipelines/upload")
 @idempotent
+@v2_refusals(PIPELINE_UPLOAD, "upload")
 def upload_pipeline() -> dict:
     package = uploaded_package()
     description = _query("description")
@@ -79,6 +80,7 @@ def upload_pipeline() -> dict:
 
 @blueprint.post("/pipelines/upload_version")
 @idempotent
+@v2_refusals(PIPELINE_UPLOAD, "upload_version")
 def upload_pipeline_version() -> dict:
     package = uploaded_package()
     version = services().pipelines.upload_version(
@@ -93,6 +95,7 @@ def upload_pipeline_version() -> dict:
 
 @blueprint.post("/pipelines")
 @idempotent
+@v2_refusals(PIPELINE, "create")
 def create_pipeline() -> dict:
     body = load_body(_pipeline_request)
     name = one_name(body, "pipeline")
@@ -102,6 +105,7 @@ def create_pipeline() -> dict:
 
 @blueprint.post("/pipelines/create")
 @idempotent
+@v2_refusals(PIPELINE, "create_with_version")
 def create_pipeline_and_version() -> dict:
     body = load_body(_create_request)
     pipeline, version = body["pipeline"], body["pipeline_version"]
@@ -130,6 +134,7 @@ def get_pipeline(pipeline_id: str) -> dict:
 
 
 @blueprint.get("/pipelines/names/<path:name>")
+@v2_refusals(PIPELINE, "get_by_name")
 def get_pipeline_by_name(name: str) -> dict:
     return dump_pipeline(services().pipelines.get_by_name(_query("namespace"), name, caller=current_caller()))
 
@@ -162,6 +167,7 @@ def _owner(pipeline_id: str) -> ResourceReference:
 
 @blueprint.post("/pipelines/<pipeline_id>/versions")
 @idempotent
+@v2_refusals(PIPELINE_VERSION, "create")
 def create_pipeline_version(pipeline_id: str) -> dict:
     body = load_body(_version_request)
     if body["pipeline_id"] and body["pipeline_id"] != pipeline_id:
@@ -184,11 +190,13 @@ def create_pipeline_version(pipeline_id: str) -> dict:
 
 
 @blueprint.get("/pipelines/<pipeline_id>/versions/<version_id>")
+@v2_refusals(PIPELINE_VERSION, "get")
 def get_pipeline_version(pipeline_id: str, version_id: str) -> dict:
     return dump_version_spec(services().pipelines.get_version_spec(pipeline_id, version_id, caller=current_caller()))
 
 
 @blueprint.get("/pipelines/<pipeline_id>/versions")
+@v2_refusals(PIPELINE_VERSION, "list")
 def list_pipeline_versions(pipeline_id: str) -> dict:
     result = services().pipelines.list_version_specs(
         v2_list_request(VERSION_FIELDS), pipeline_id, caller=current_caller()
@@ -197,6 +205,7 @@ def list_pipeline_versions(pipeline_id: str) -> dict:
 
 
 @blueprint.delete("/pipelines/<pipeline_id>/versions/<version_id>")
+@v2_refusals(PIPELINE_VERSION, "delete")
 def delete_pipeline_version(pipeline_id: str, version_id: str) -> dict:
     services().pipelines.delete_version(version_id, pipeline_id=pipeline_id, caller=current_caller())
     return {}
