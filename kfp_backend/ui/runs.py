@@ -129,6 +129,27 @@ def _find_node(detail: RunDetail, node_id: str) -> tuple[str, dict[str, Any]] | 
     return None
 
 
+def _attempt_names(node: dict[str, Any]) -> list[str]:
+    # The executor records a retried step's attempts by name; Argo's own `children` holds their ids.
+    names = node.get("_attempts") or node.get("children") or []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _attempts(detail: RunDetail, stored_id: str, data: dict[str, Any]
+              ) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
+    """The retried step a node is an attempt of (or is), and its attempts in order; (None, []) otherwise."""
+    if data.get("type") == "Retry":
+        retry: dict[str, Any] | None = data
+    else:
+        keys = {stored_id, data.get("name")}
+        retry = next((other for _, other in detail.nodes
+                      if other.get("type") == "Retry" and keys & set(_attempt_names(other))), None)
+    if retry is None:
+        return None, []
+    known = {key: pair for pair in detail.nodes for key in (pair[0], pair[1].get("name")) if key}
+    return retry, [known[n] for n in _attempt_names(retry) if n in known]
+
+
 def _named(items: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
@@ -154,6 +175,9 @@ def node_json(run_id: str, node_id: str) -> Response:
     if found is None:
         return jsonify({"error": f"Run {run_id} has no node {node_id}."}), 404  # type: ignore[return-value]
     stored_id, data = found
+    retry, attempts = _attempts(detail, stored_id, data)
+    if data.get("type") == "Retry" and attempts:
+        stored_id, data = attempts[-1]  # a retried step shows its latest attempt (its log, its outputs)
     inputs, outputs = data.get("inputs") or {}, data.get("outputs") or {}
     artifacts = [
         {"name": a.get("name", ""), "path": a.get("path", ""),
@@ -173,6 +197,14 @@ def node_json(run_id: str, node_id: str) -> Response:
         "has_log": data.get("type") == "Pod",
         "log_url": url_for("ui.node_log", run_id=run_id, node_id=stored_id),
         "active": data.get("phase") in {"Pending", "Running", ""} and not data.get("finishedAt"),
+        # Every attempt of a retried step, the one shown among them.
+        "retry_of": (retry.get("displayName") or retry.get("name") or "") if retry is not None else "",
+        "attempts": [
+            {"node_id": attempt_id, "number": number, "phase": attempt.get("phase", ""),
+             "started_at": attempt.get("startedAt", ""), "finished_at": attempt.get("finishedAt", ""),
+             "message": attempt.get("message", ""), "shown": attempt_id == stored_id}
+            for number, (attempt_id, attempt) in enumerate(attempts, start=1)
+        ],
     })
 
 
