@@ -97,6 +97,9 @@ def test_the_run_page_draws_its_graph_under_a_strict_csp(browser: Any, world: Wo
         "return getComputedStyle(document.querySelector('#run-graph g.kfp-node rect.kfp-box')).fill")
     assert fill == "rgb(230, 244, 234)"
     assert csp_violations(browser) == []  # dagre lays out without eval; no style was refused
+    # The manifest is loaded when its section opens, as YAML.
+    find(browser, "#manifest summary").click()
+    assert "kind: Workflow" in wait_for(browser, "#manifest pre", "kind: Workflow").text
 
 
 def test_a_loop_is_a_group_and_a_retried_step_opens_its_latest_attempt(
