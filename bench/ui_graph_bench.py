@@ -169,7 +169,8 @@ def gated_chains_manifest(steps: int, gate: Path, length: int = 10) -> str:
 # worst lag of a 50 ms timer.
 LIVE_PROBE = """
 var graph = document.getElementById('run-graph').kfpGraph;
-var probe = window.kfpBench = {renders: [], long: [], lag: 0};
+var probe = window.kfpBench = {renders: [], long: [], lag: 0,
+  longtasks: PerformanceObserver.supportedEntryTypes.indexOf('longtask') >= 0};
 var render = graph.render.bind(graph);
 graph.render = function (data) {
   var started = performance.now(); render(data); probe.renders.push(performance.now() - started);
@@ -184,6 +185,7 @@ setInterval(function () {
 """
 TAKE_PROBE = """
 var probe = window.kfpBench; var taken = {renders: probe.renders, long: probe.long, lag: probe.lag,
+  longtasks: probe.longtasks,
   nodes: document.querySelectorAll('#run-graph g.kfp-node').length,
   running: document.querySelectorAll('#run-graph g.kfp-node[data-phase=Running]').length};
 probe.renders = []; probe.long = []; probe.lag = 0;
@@ -218,7 +220,8 @@ def live_figures(client: Any, driver: Any, base_url: str, steps: int, seconds: f
             print(f"live {phase:8} {taken['nodes']:4d} nodes ({taken['running']:3d} running): "
                   f"{len(taken['renders'])} updates, p50 {statistics.median(renders):.1f} ms, "
                   f"max {max(renders):.1f} ms;"
-                  f" long tasks {len(taken['long'])} (max {max(taken['long'] or [0]):.0f} ms);"
+                  f" long tasks {len(taken['long']) if taken['longtasks'] else 'n/a'}"
+                  f" (max {max(taken['long'] or [0]):.0f} ms);"
                   f" worst timer lag {taken['lag']:.0f} ms", flush=True)
     finally:
         gate.touch()  # let the run end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from typing import Any
 
@@ -166,12 +167,24 @@ def _named(items: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
+_ITEM = re.compile(r"\(([^()]*)\)")
+
+
+def step_label(node_id: str, data: dict[str, Any]) -> str:
+    """What the step list calls a step: its display name, and inside a loop which item, as the graph does
+    (`train(0:small)`: Argo names iterations `loop(0:small)`, IR `loop(0)`)."""
+    label = str(data.get("displayName") or data.get("name") or node_id)
+    name = str(data.get("name") or "")
+    items = _ITEM.findall(name.rsplit(".", 1)[0]) if "." in name else []
+    return f"{label}({items[-1]})" if items and not label.endswith(")") else label
+
+
 @blueprint.get("/ui/api/runs/<run_id>/nodes")
 def node_list(run_id: str) -> Response:
     """The run's steps as a list (the step list beside the graph, usable by keyboard and without it)."""
     detail = services().runs.get(run_id, caller=current_caller())
     nodes = [
-        {"id": node_id, "name": data.get("displayName") or data.get("name") or node_id, "type": data.get("type", ""),
+        {"id": node_id, "name": step_label(node_id, data), "type": data.get("type", ""),
          "phase": data.get("phase", "") or "Pending", "message": data.get("message", "")}
         for node_id, data in detail.nodes if data.get("type") not in {"DAG", "Steps", "StepGroup", "TaskGroup"}
     ]
