@@ -188,6 +188,9 @@ def node_list(run_id: str) -> Response:
          "phase": data.get("phase", "") or "Pending", "message": data.get("message", "")}
         for node_id, data in detail.nodes if data.get("type") not in {"DAG", "Steps", "StepGroup", "TaskGroup"}
     ]
+    # In the order they started (not started yet: last), then by name.
+    started = {node_id: str(data.get("startedAt") or "~") for node_id, data in detail.nodes}
+    nodes.sort(key=lambda node: (started[node["id"]], node["name"]))
     run = detail.view.run
     return jsonify({"run_status": run.status or "Pending", "active": run.finished_at == 0, "nodes": nodes})
 
