@@ -172,6 +172,10 @@ def test_a_running_runs_graph_changes_in_place_without_a_reload(
             node(browser, "wait-first").click()
             wait_for(browser, "#node-log", "waiting for gate 1")
             shot(browser, screenshots, "run-graph-running")
+            # A keyboard user on the step list keeps the focus while the list refreshes.
+            wait_for(browser, "#step-list button", "wait-first").send_keys("")
+            first_id = drawn(browser)["wait-first"]["id"]
+            assert browser.switch_to.active_element.get_attribute("data-node-id") == first_id
             gate_path(marker, 1).touch()
             until(browser, """const n = Array.from(document.querySelectorAll('#run-graph g.kfp-node'))
                 .find(n => n.querySelector('.kfp-node-name').textContent === 'wait-second');
@@ -181,6 +185,9 @@ def test_a_running_runs_graph_changes_in_place_without_a_reload(
             assert browser.execute_script("return document.querySelector('#run-graph svg').kfpMark") == "first drawing"
             wait_for(browser, "#node-log", "gate 1 open")  # the panel followed its step too
             wait_for(browser, "#node-panel dd", "Succeeded")
+            wait_for(browser, "#step-list", "wait-second Running")  # the list changed (a step appeared) ...
+            focused = browser.switch_to.active_element  # ... and the focus is where it was
+            assert focused.get_attribute("data-node-id") == first_id and "Succeeded" in focused.text
             gate_path(marker, 2).touch()
             assert wait_for_run(client, run_id).run.status == "Succeeded"
         # The end of the run reloads the page once (final status, metrics, actions), the step kept open.

@@ -148,7 +148,8 @@
         if (node.active || chunk.text.length >= 262144) {
           state.timer = setTimeout(function () { refresh(state); }, POLL_MS);
         }
-      });
+      })
+      .catch(function () { if (node.active) { retryLater(state); } });
   }
 
   function refresh(state) {
@@ -164,9 +165,17 @@
           body.textContent = result[1].error || result[1].message || "This step cannot be shown.";
           return;
         }
-        showNode(result[1]);
+        // Shown again only when it changed: a running step's panel keeps its focus and opened previews.
+        var shown = JSON.stringify(result[1]);
+        if (shown !== state.shown) { state.shown = shown; showNode(result[1]); }
         followLog(state, result[1]);
-      });
+      })
+      .catch(function () { retryLater(state); });
+  }
+
+  // A failed request (the server restarting) is made again a little later, while the step is still shown.
+  function retryLater(state) {
+    if (current === state) { state.timer = setTimeout(function () { refresh(state); }, POLL_MS * 2); }
   }
 
   function select(runId, nodeId) {
@@ -202,31 +211,63 @@
   // The step list: every step as a button (keyboard-usable), refreshed while the run is active; when the run
   // ends the page reloads once, for its final status, metrics and actions.
   var wasActive = list && list.getAttribute("data-active") === "1";
+  // Rebuilt only when the steps change (a step appears, the order changes); otherwise each button's name and
+  // status change in place, so the focus stays where a keyboard user left it.
+  var stepKey = null;
+  var buttons = {};
+  function stepButton(node) {
+    var button = el("button");
+    button.type = "button";
+    button.setAttribute("data-node-id", node.id);
+    button.appendChild(el("span"));
+    button.appendChild(statusBadge(node.phase));
+    button.addEventListener("click", function () {
+      button.dispatchEvent(new CustomEvent("kfp-node-select", {
+        bubbles: true, detail: {run_id: list.getAttribute("data-run-id"), node_id: node.id}
+      }));
+    });
+    return button;
+  }
+  function showSteps(data) {
+    var key = data.nodes.map(function (node) { return node.id; }).join("\n");
+    if (key !== stepKey) {
+      var active = document.activeElement;
+      var focused = active && list.contains(active) ? active.getAttribute("data-node-id") : null;
+      stepKey = key;
+      buttons = {};
+      list.textContent = "";
+      data.nodes.forEach(function (node) {
+        buttons[node.id] = list.appendChild(el("li")).appendChild(stepButton(node));
+      });
+      if (!data.nodes.length) { list.appendChild(el("li", "No steps yet.", "muted")); }
+      if (focused && buttons[focused]) { buttons[focused].focus(); }
+    }
+    var selected = current ? current.node_id : null;
+    data.nodes.forEach(function (node) {
+      var button = buttons[node.id];
+      var phase = node.phase || "Pending";
+      button.firstChild.textContent = node.name + " ";
+      if (button.lastChild.textContent !== phase) {
+        button.lastChild.textContent = phase;
+        button.lastChild.className = "status " + statusClass(node.phase);
+      }
+      button.setAttribute("aria-pressed", node.id === selected ? "true" : "false");
+    });
+  }
   function loadSteps() {
     fetch(list.getAttribute("data-nodes-url"), {credentials: "same-origin", cache: "no-store"})
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("the steps could not be loaded (" + response.status + ")"); }
+        return response.json();
+      })
       .then(function (data) {
-        var selected = current ? current.node_id : null;
-        list.textContent = "";
-        data.nodes.forEach(function (node) {
-          var li = el("li");
-          var button = el("button");
-          button.type = "button";
-          button.setAttribute("data-node-id", node.id);
-          button.setAttribute("aria-pressed", node.id === selected ? "true" : "false");
-          button.appendChild(el("span", node.name + " "));
-          button.appendChild(statusBadge(node.phase));
-          button.addEventListener("click", function () {
-            button.dispatchEvent(new CustomEvent("kfp-node-select", {
-              bubbles: true, detail: {run_id: list.getAttribute("data-run-id"), node_id: node.id}
-            }));
-          });
-          li.appendChild(button);
-          list.appendChild(li);
-        });
-        if (!data.nodes.length) { list.appendChild(el("li", "No steps yet.", "muted")); }
+        showSteps(data);
         if (data.active) { setTimeout(loadSteps, 2000); }
         else if (wasActive) { wasActive = false; window.location.reload(); }
+      })
+      .catch(function () {
+        // The server may be restarting: a live run's steps are asked for again.
+        if (wasActive) { setTimeout(loadSteps, 4000); }
       });
   }
   if (list) { loadSteps(); }
