@@ -377,3 +377,16 @@ class StepDispatch(Base):
     result: Mapped[str] = mapped_column(LongText, nullable=False, default="")
 
     __table_args__ = (Index("ix_step_dispatches_run_id", "run_id"),)
+
+
+class UiSession(Base):
+    """A signed-in web UI session (services/ui_sessions.py). The cookie names it; signing out deletes the row, so
+    a copy of the cookie stops working too. Only the SHA-256 of the session's secret id is stored."""
+
+    __tablename__ = "ui_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256 of the cookie's session id
+    token_id: Mapped[str] = mapped_column(String(36), nullable=False)  # the API token the person signed in with
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_ui_sessions_expires_at", "expires_at"),)

@@ -8,10 +8,10 @@ from flask import Blueprint, Response
 blueprint = Blueprint("ui", __name__, template_folder="templates", static_folder="static", static_url_path="/ui/static")
 
 
-# Pages load only this server's scripts and styles (no inline script: the templates have none), post forms
-# only here, and cannot be framed by another site. Inline style attributes stay allowed for the graph's SVG.
+# Pages load only this server's scripts and styles (no inline script or style: the templates have none, the
+# graph's styles are graph.css, dagre needs no eval), post forms only here, and cannot be framed by another site.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 

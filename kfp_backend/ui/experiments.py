@@ -18,7 +18,7 @@ from kfp_backend.ui.common import list_request, namespace_key, services
 from kfp_backend.ui.run_lists import run_table
 from kfp_backend.ui.session import current_caller, current_namespace
 
-EXPERIMENT_SORTS = {"name", "created_at"}
+EXPERIMENT_SORTS = {"name", "description", "created_at"}
 
 
 @blueprint.get("/experiments")

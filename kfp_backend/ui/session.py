@@ -1,9 +1,11 @@
 """Who a page request acts as, its CSRF token, and the namespace it works in.
 
 With authentication off every page just works (the anonymous caller). With it on, a person signs in once
-with an API token at /signin: the token is checked by the token service and only its id is kept, in
-Flask's signed session cookie (HttpOnly, SameSite=Strict). The token is read again on every request, so
-a revoked or expired token ends the session at once. A trusted proxy's user header works as for the API.
+with an API token at /signin: the token is checked by the token service and a server-side session is started
+(services/ui_sessions.py) whose random id is kept in Flask's signed session cookie (HttpOnly,
+SameSite=Strict); the token itself never is. The session and its token are read again on every request, so
+signing out (which deletes the session) or revoking or expiring the token ends it at once, copies of the
+cookie included. A trusted proxy's user header works as for the API.
 Every POST of the UI carries the session's CSRF token (a form field, or the X-CSRF-Token header).
 """
 
@@ -23,11 +25,14 @@ from kfp_backend.api.browser import is_browser_request
 from kfp_backend.api.errors import RequestRefused
 from kfp_backend.config import Settings
 from kfp_backend.services.all_services import Services
-from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller
+from kfp_backend.services.auth import ANONYMOUS, AuthService, Caller, unauthenticated
 from kfp_backend.services.errors import Unauthenticated
-from kfp_backend.services.ui_sessions import session_secret
+from kfp_backend.services.ui_sessions import UiSessions, session_secret
 
 AUTH_SERVICE = "kfp_backend.ui.auth_service"
+SESSIONS = "kfp_backend.ui.sessions"
+SESSION_LIFETIME = timedelta(hours=12)
+SESSION_ID = "sid"
 COOKIE_NAME = "kfp_ui_session"
 # Pages that need no caller: the sign-in page and the assets it shows.
 OPEN_ENDPOINTS = frozenset({"ui.static", "ui.signin", "ui.signin_submit"})
@@ -49,9 +54,10 @@ def configure(app: Flask, settings: Settings, services: Services) -> None:
         SESSION_COOKIE_NAME=COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.extensions[AUTH_SERVICE] = AuthService(services.db)
+    app.extensions[SESSIONS] = UiSessions(services.db)
     # After the API's hooks (Host/Origin, authentication, Content-Type), which leave UI requests to this one.
     app.before_request(_authenticate_page)
 
@@ -63,10 +69,13 @@ def auth_required() -> bool:
 
 def _page_caller() -> Caller:
     authenticator: Authenticator = current_app.extensions[AUTHENTICATOR]
-    token_id = session.get("token_id")
-    if token_id and authenticator.required:
+    session_id = session.get(SESSION_ID)
+    if session_id and authenticator.required:
+        token_id = _sessions().token_of(str(session_id))
+        if token_id is None:
+            raise unauthenticated("This session has ended (signed out, or expired): sign in again.")
         service: AuthService = current_app.extensions[AUTH_SERVICE]
-        return service.caller_of_token(str(token_id))
+        return service.caller_of_token(token_id)
     # No session: authentication off (anonymous), a trusted proxy's header, or a bearer token.
     return authenticator.caller(request.headers)
 
@@ -80,7 +89,7 @@ def _authenticate_page() -> Response | None:
         try:
             g.caller = _page_caller()
         except Unauthenticated:
-            session.pop("token_id", None)
+            session.pop(SESSION_ID, None)
             if request.blueprint == "ui" and request.method == "GET" and not request.path.startswith("/ui/api/"):
                 return redirect(url_for("ui.signin", next=request.full_path.rstrip("?")))
             raise
@@ -108,14 +117,22 @@ def check_csrf() -> None:
         )
 
 
+def _sessions() -> UiSessions:
+    return current_app.extensions[SESSIONS]
+
+
 def sign_in(token_id: str) -> None:
     session.clear()  # a new session for the signed-in person (no fixation of an earlier one)
     session.permanent = True
-    session["token_id"] = token_id
+    session[SESSION_ID] = _sessions().start(token_id, int(SESSION_LIFETIME.total_seconds()))
     csrf_token()
 
 
 def sign_out() -> None:
+    """Ends the session on the server (a copy of the cookie stops working too), then forgets the cookie."""
+    session_id = session.get(SESSION_ID)
+    if session_id:
+        _sessions().end(str(session_id))
     session.clear()
 
 

@@ -60,3 +60,40 @@ def loop_and_retry(marker: str) -> object:
         sh("flaky", f"echo attempt >> {counter}; n=$(wc -l < {counter}); echo attempt $n; [ $n -ge 2 ]").set_retry(2)
 
     return pipeline
+
+
+def gate_path(marker: str, gate: int) -> Path:
+    return Path("/var/tmp", f"{marker}-gate-{gate}")
+
+
+def gated_pipeline(marker: str) -> object:
+    """Two steps in a chain, each waiting for its gate file (/var/tmp/<marker>-gate-1, -2), which the test
+    creates: the run moves on when the test says so, no sleeps to guess."""
+    def wait(gate: int) -> str:
+        path = gate_path(marker, gate)
+        return f"echo waiting for gate {gate}; while [ ! -e {path} ]; do sleep 0.2; done; echo gate {gate} open"
+
+    @dsl.pipeline(name="ui-gated")
+    def pipeline():
+        first = sh("wait-first", wait(1))
+        sh("wait-second", wait(2)).after(first)
+
+    return pipeline
+
+
+def showcase(marker: str) -> object:
+    """prepare -> a loop of three `train` steps -> a `flaky` step that fails once and is retried (its attempts
+    counted in /var/tmp/<marker>) -> report: the run page's screenshot in docs/ui.md."""
+
+    @dsl.pipeline(name="ui-showcase")
+    def pipeline(models: str = '["small", "medium", "large"]'):
+        prepare = sh("prepare", "echo preparing the data")
+        with dsl.ParallelFor(models) as model:
+            train = sh("train", f"echo training {model}").after(prepare)
+        counter = f"/var/tmp/{marker}"
+        flaky = sh("upload", f"echo attempt >> {counter}; n=$(wc -l < {counter}); echo upload attempt $n; "
+                             "[ $n -ge 2 ] || { echo the store was busy; exit 1; }").set_retry(2)
+        flaky.after(train)
+        sh("report", "echo all models trained and uploaded").after(flaky)
+
+    return pipeline

@@ -407,6 +407,8 @@ def test_pages_ask_for_a_token_then_show_the_namespaces_runs(
     assert "not valid" in wait_for(browser, ".flash.error").text
     sign_in(browser, tenants.url, tenants.token_a)
     assert "alice-run" in wait_for(browser, "h1", "alice-run").text  # back where the person was going
+    # The graph's JSON is authorized by the same session: the run's steps are drawn.
+    assert "Succeeded" in wait_for(browser, "#run-graph g.kfp-node", "train").text
     cookie = browser.get_cookie("kfp_ui_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert tenants.token_a not in cookie["value"]  # the token itself is not in the cookie

@@ -107,6 +107,37 @@ def new_token(app: Flask, user: str, *namespaces: str) -> tuple[str, str]:
     return secret, info.id
 
 
+def test_the_experiments_list_filters_sorts_and_pages(client: FlaskClient) -> None:
+    token = csrf_of(client)
+    for index in range(30):
+        name = f"{'alpha' if index % 2 else 'beta'}-{index:02d}"
+        client.post("/experiments", data={"name": name, "description": f"d{29 - index:02d}", "csrf_token": token})
+    def names(path: str) -> list[str]:
+        return re.findall(r'/experiments/[^"]+">([^<]+)</a>', client.get(path).get_data(as_text=True))
+
+    assert sorted(names("/experiments?name=alpha")) == [f"alpha-{i:02d}" for i in range(1, 30, 2)]
+    first = names("/experiments?sort=name&desc=0")  # a page of 25 (the Default experiment may be among them)
+    assert first == sorted(first) and len(first) == 25
+    page = client.get("/experiments?sort=name&desc=0").get_data(as_text=True)
+    next_link = re.search(r'<a href="([^"]+)" rel="next">', page)
+    assert next_link is not None
+    rest = names(next_link.group(1).replace("&amp;", "&"))
+    assert rest == sorted(rest) and first[-1] < rest[0]
+    assert {n for n in first + rest if n != "Default"} == {f"{w}-{i:02d}" for i in range(30)
+                                                           for w in ("alpha", "beta") if (i % 2 == 1) == (w == "alpha")}
+    by_description = names("/experiments?sort=description&desc=1&name=beta")
+    assert by_description == [f"beta-{i:02d}" for i in range(0, 30, 2)]  # d29, d27, ... descending
+    assert 'aria-sort="descending"' in client.get("/experiments?sort=description&desc=1").get_data(as_text=True)
+
+
+def test_the_runs_list_says_which_columns_do_not_sort(client: FlaskClient) -> None:
+    page = client.get("/runs").get_data(as_text=True)
+    assert re.search(r'<th scope="col" class="unsortable" title="Not sortable: [^"]+">Duration'
+                     r'<span class="sr-only"> \(not sortable\)</span></th>', page)
+    assert 'class="unsortable" title="Not sortable: runs keep no index on their pipeline' in page
+    assert 'href="/runs?sort=name&amp;desc=1" title="Sort by Name"' in page
+
+
 def sign_in(client: FlaskClient, token: str, next_path: str = "/runs") -> FlaskClient:
     return client.post("/signin", data={"token": token, "next": next_path, "csrf_token": csrf_of(client, "/signin")})
 
@@ -133,6 +164,26 @@ def test_a_token_signs_in_once_and_revoking_it_ends_the_session(auth_app: Flask)
     assert "Signed in as <strong>alice</strong>" in page and '<option value="team-a" selected>' in page
     AuthService(auth_app.extensions["kfp_backend.services"].db).revoke_token(token_id)
     assert client.get("/runs").status_code == 302
+
+
+def test_signing_out_ends_the_session_on_the_server(auth_app: Flask) -> None:
+    client = auth_app.test_client()
+    token, _ = new_token(auth_app, "alice", "team-a")
+    sign_in(client, token)
+    cookie = client.get_cookie("kfp_ui_session")
+    assert cookie is not None
+    copy = auth_app.test_client()  # the same cookie, copied (another browser, a stolen copy)
+    copy.set_cookie("kfp_ui_session", cookie.value)
+    assert copy.get("/runs").status_code == 200
+    signed_out = client.post("/signout", data={"csrf_token": csrf_of(client)})
+    assert signed_out.status_code == 302 and signed_out.headers["Location"] == "/signin"
+    assert client.get("/runs").status_code == 302
+    refused = copy.get("/runs")
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/signin")
+    assert copy.get("/ui/api/runs/x/nodes").status_code == 401
+    # Signing in again starts a new session; the token itself was never revoked.
+    sign_in(copy, token)
+    assert copy.get("/runs").status_code == 200
 
 
 def test_sign_in_goes_back_only_to_a_page_of_this_site(auth_app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 
-from kfp_backend.ui.runs import PREVIEW_BYTES, manifest_yaml, preview_text
+from kfp_backend.ui.runs import PREVIEW_BYTES, manifest_yaml, preview_text, step_label
 
 
 def archive(*files: tuple[str, bytes]) -> bytes:
@@ -32,3 +32,11 @@ def test_small_text_artifacts_are_previewed_and_others_say_why_not() -> None:
     assert preview_text(archive(("bin", b"\xff\xfe\x00")))[1].startswith("binary")
     assert preview_text(b"not a tar at all")[1].startswith("not an archive")
     assert preview_text(archive())[1] == "the artifact holds no file"
+
+
+def test_the_step_list_names_loop_items_as_the_graph_does() -> None:
+    assert step_label("n1", {"name": "wf.for-loop-1(0:small).train", "displayName": "train"}) == "train(0:small)"
+    assert step_label("n2", {"name": "wf.outer(1).inner(2:b).step", "displayName": "step"}) == "step(2:b)"
+    assert step_label("n3", {"name": "wf.flaky(0)", "displayName": "flaky(0)"}) == "flaky(0)"
+    assert step_label("n4", {"name": "wf.prepare", "displayName": "prepare"}) == "prepare"
+    assert step_label("n5", {}) == "n5"

@@ -1,6 +1,7 @@
 // The run page's step list and node panel. A step chosen in the graph (graph.js) or in the step list fires
-// the `kfp-node-select` event ({run_id, node_id}); the panel then shows the node (inputs, outputs, timing,
-// message, artifacts) and its log, following new lines while the step runs. Text only (textContent).
+// the `kfp-node-select` event ({run_id, node_id, pod_id}); the panel then shows the node's pod (inputs,
+// outputs, timing, message, artifacts; a retried step's latest attempt, with its attempts) and its log,
+// following new lines while the step runs; the graph marks the node. Text only (textContent).
 (function () {
   "use strict";
   var panel = document.getElementById("node-panel");
@@ -10,6 +11,8 @@
   var title = document.getElementById("node-title");
   var logView = document.getElementById("node-log");
   var current = null;  // {run_id, node_id, offset, timer}
+  var graphElement = document.getElementById("run-graph");
+  var graph = graphElement && graphElement.kfpGraph;  // graph.js, loaded before this script
   var POLL_MS = 1500;
 
   function el(tag, text, cls) {
@@ -54,6 +57,7 @@
     });
     if (node.message) { facts.appendChild(el("dt", "Message")); facts.appendChild(el("dd", node.message, "message")); }
     body.appendChild(facts);
+    if (node.attempts && node.attempts.length) { body.appendChild(attemptList(node)); }
     body.appendChild(table("Inputs", node.inputs));
     body.appendChild(table("Outputs", node.outputs));
     var artifacts = el("section");
@@ -81,6 +85,46 @@
     body.appendChild(artifacts);
   }
 
+  // A retried step: every attempt, the one shown pressed; another is opened with its own log.
+  function attemptList(node) {
+    var section = el("section", null, "attempts");
+    section.appendChild(el("h3", "Attempts of " + (node.retry_of || node.name) + " (" + node.attempts.length + ")"));
+    var ul = el("ul", null, "step-list");
+    node.attempts.forEach(function (attempt) {
+      var button = el("button");
+      button.type = "button";
+      button.setAttribute("data-attempt-id", attempt.node_id);
+      button.setAttribute("aria-pressed", attempt.shown ? "true" : "false");
+      button.appendChild(el("span", "Attempt " + attempt.number + " "));
+      button.appendChild(statusBadge(attempt.phase));
+      if (attempt.message) { button.title = attempt.message; }
+      button.addEventListener("click", function () { select(current.run_id, attempt.node_id); });
+      ul.appendChild(el("li")).appendChild(button);
+    });
+    section.appendChild(ul);
+    return section;
+  }
+
+  // A node of the graph that has no row yet (not started): what the graph knows of it, asked again while the
+  // run is active (once it starts, the panel shows it).
+  function showPlanned(state, graphNode) {
+    title.textContent = "Step " + graphNode.display_name;
+    body.textContent = "";
+    var facts = el("dl", null, "facts");
+    facts.appendChild(el("dt", "Status"));
+    facts.appendChild(el("dd")).appendChild(statusBadge(graphNode.phase || "Pending"));
+    body.appendChild(facts);
+    var active = graph && graph.data && graph.data.active;
+    body.appendChild(el("p", active ? "This step has not started yet." : "This step did not run.", "muted"));
+    logView.textContent = active ? "(no output yet)" : "(no log)";
+    if (active) { state.timer = setTimeout(function () { refresh(state); }, POLL_MS); }
+  }
+
+  function graphNodeOf(nodeId) {
+    var data = graph && graph.data;
+    return data ? data.nodes.filter(function (n) { return n.id === nodeId || n.pod_id === nodeId; })[0] : null;
+  }
+
   function followLog(state, node) {
     if (current !== state) { return; }
     if (!node.has_log) { logView.textContent = "This node has no log of its own."; return; }
@@ -104,7 +148,8 @@
         if (node.active || chunk.text.length >= 262144) {
           state.timer = setTimeout(function () { refresh(state); }, POLL_MS);
         }
-      });
+      })
+      .catch(function () { if (node.active) { retryLater(state); } });
   }
 
   function refresh(state) {
@@ -114,10 +159,23 @@
       .then(function (response) { return response.json().then(function (b) { return [response.ok, b]; }); })
       .then(function (result) {
         if (current !== state) { return; }
-        if (!result[0]) { body.textContent = result[1].error || result[1].message || "This step cannot be shown."; return; }
-        showNode(result[1]);
+        if (!result[0]) {
+          var planned = graphNodeOf(state.node_id);
+          if (planned && planned.planned) { showPlanned(state, planned); return; }
+          body.textContent = result[1].error || result[1].message || "This step cannot be shown.";
+          return;
+        }
+        // Shown again only when it changed: a running step's panel keeps its focus and opened previews.
+        var shown = JSON.stringify(result[1]);
+        if (shown !== state.shown) { state.shown = shown; showNode(result[1]); }
         followLog(state, result[1]);
-      });
+      })
+      .catch(function () { retryLater(state); });
+  }
+
+  // A failed request (the server restarting) is made again a little later, while the step is still shown.
+  function retryLater(state) {
+    if (current === state) { state.timer = setTimeout(function () { refresh(state); }, POLL_MS * 2); }
   }
 
   function select(runId, nodeId) {
@@ -132,13 +190,16 @@
         b.setAttribute("aria-pressed", b.getAttribute("data-node-id") === nodeId ? "true" : "false");
       });
     }
+    if (graph) { graph.mark(nodeId); }
     refresh(current);
   }
 
-  // Capture phase: the event is heard whether or not graph.js lets it bubble.
+  // Capture phase: the event is heard whether or not graph.js lets it bubble. A node of the graph opens its
+  // pod (a retried step: its latest attempt); one without a pod yet opens by its own id.
   document.addEventListener("kfp-node-select", function (event) {
     var detail = event.detail || {};
-    if (detail.node_id) { select(detail.run_id || panel.getAttribute("data-run-id"), detail.node_id); }
+    var nodeId = detail.pod_id || detail.node_id;
+    if (nodeId) { select(detail.run_id || panel.getAttribute("data-run-id"), nodeId); }
   }, true);
   panel.querySelector("[data-close-panel]").addEventListener("click", function () {
     if (current && current.timer) { clearTimeout(current.timer); }
@@ -150,31 +211,63 @@
   // The step list: every step as a button (keyboard-usable), refreshed while the run is active; when the run
   // ends the page reloads once, for its final status, metrics and actions.
   var wasActive = list && list.getAttribute("data-active") === "1";
+  // Rebuilt only when the steps change (a step appears, the order changes); otherwise each button's name and
+  // status change in place, so the focus stays where a keyboard user left it.
+  var stepKey = null;
+  var buttons = {};
+  function stepButton(node) {
+    var button = el("button");
+    button.type = "button";
+    button.setAttribute("data-node-id", node.id);
+    button.appendChild(el("span"));
+    button.appendChild(statusBadge(node.phase));
+    button.addEventListener("click", function () {
+      button.dispatchEvent(new CustomEvent("kfp-node-select", {
+        bubbles: true, detail: {run_id: list.getAttribute("data-run-id"), node_id: node.id}
+      }));
+    });
+    return button;
+  }
+  function showSteps(data) {
+    var key = data.nodes.map(function (node) { return node.id; }).join("\n");
+    if (key !== stepKey) {
+      var active = document.activeElement;
+      var focused = active && list.contains(active) ? active.getAttribute("data-node-id") : null;
+      stepKey = key;
+      buttons = {};
+      list.textContent = "";
+      data.nodes.forEach(function (node) {
+        buttons[node.id] = list.appendChild(el("li")).appendChild(stepButton(node));
+      });
+      if (!data.nodes.length) { list.appendChild(el("li", "No steps yet.", "muted")); }
+      if (focused && buttons[focused]) { buttons[focused].focus(); }
+    }
+    var selected = current ? current.node_id : null;
+    data.nodes.forEach(function (node) {
+      var button = buttons[node.id];
+      var phase = node.phase || "Pending";
+      button.firstChild.textContent = node.name + " ";
+      if (button.lastChild.textContent !== phase) {
+        button.lastChild.textContent = phase;
+        button.lastChild.className = "status " + statusClass(node.phase);
+      }
+      button.setAttribute("aria-pressed", node.id === selected ? "true" : "false");
+    });
+  }
   function loadSteps() {
     fetch(list.getAttribute("data-nodes-url"), {credentials: "same-origin", cache: "no-store"})
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("the steps could not be loaded (" + response.status + ")"); }
+        return response.json();
+      })
       .then(function (data) {
-        var selected = current ? current.node_id : null;
-        list.textContent = "";
-        data.nodes.forEach(function (node) {
-          var li = el("li");
-          var button = el("button");
-          button.type = "button";
-          button.setAttribute("data-node-id", node.id);
-          button.setAttribute("aria-pressed", node.id === selected ? "true" : "false");
-          button.appendChild(el("span", node.name + " "));
-          button.appendChild(statusBadge(node.phase));
-          button.addEventListener("click", function () {
-            button.dispatchEvent(new CustomEvent("kfp-node-select", {
-              bubbles: true, detail: {run_id: list.getAttribute("data-run-id"), node_id: node.id}
-            }));
-          });
-          li.appendChild(button);
-          list.appendChild(li);
-        });
-        if (!data.nodes.length) { list.appendChild(el("li", "No steps yet.", "muted")); }
+        showSteps(data);
         if (data.active) { setTimeout(loadSteps, 2000); }
         else if (wasActive) { wasActive = false; window.location.reload(); }
+      })
+      .catch(function () {
+        // The server may be restarting: a live run's steps are asked for again.
+        if (wasActive) { setTimeout(loadSteps, 4000); }
       });
   }
   if (list) { loadSteps(); }

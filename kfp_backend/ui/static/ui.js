@@ -22,6 +22,18 @@
     window.location.href = "/compare?runs=" + ids.map(encodeURIComponent).join(",");
   });
 
+  // A <details data-text-url> (the run's manifest) loads its text the first time it is opened.
+  document.querySelectorAll("details[data-text-url]").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      if (!details.open || details.getAttribute("data-loaded")) { return; }
+      details.setAttribute("data-loaded", "1");
+      var pre = details.querySelector("pre");
+      fetch(details.getAttribute("data-text-url"), {credentials: "same-origin", cache: "no-store"})
+        .then(function (r) { return r.text().then(function (text) { return [r.ok, text]; }); })
+        .then(function (result) { pre.textContent = result[0] ? result[1] : "The manifest could not be loaded."; });
+    });
+  });
+
   // Recurring run form: the next fire times, refreshed as the schedule changes.
   var form = document.getElementById("schedule-form");
   if (form) {
