@@ -1,0 +1,185 @@
+"""A team deployment on one machine, for the multi-process end-to-end test: every part is a process of its own
+(`python -m kfp_backend ...` with this checkout on PYTHONPATH and a data dir of its own), and the processes
+share only the database, the step broker and the artifact bucket.
+
+- two API processes (`serve --workers 1`: gunicorn, with the executor and the scheduler turned off in them),
+- two `scheduler` processes (one active, one standby on the lease),
+- one `executor` process (it drives every run),
+- with the `celery` step backend, two `worker` processes (named w1 and w2) that run the steps.
+
+The step backend is a parameter: `local` runs steps as host processes of the executor process (no broker,
+no workers); `celery` sends them over the broker to the workers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from tests.databases import in_ci
+from tests.e2e.servers import REPO_ROOT, free_port, server_env, stop_server, wait_until_healthy
+from tests.s3_server import CREDENTIALS
+
+# Redis database 12: its own, beside the other tests' (the Celery tests use 11); a queue per topology anyway.
+BROKERS = {"redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/12"),
+           "amqp": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//")}
+WORKER_NAMES = ("w1", "w2")
+WORKER_READY_TIMEOUT_SECONDS = 60.0
+# Short enough that the test sees a lost worker or a lost scheduler lease within seconds.
+TIMINGS = {
+    "KFP_BACKEND_SCHEDULER_LEASE_SECONDS": "3", "KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
+    "KFP_BACKEND_WORKER_HEARTBEAT_SECONDS": "0.5", "KFP_BACKEND_WORKER_LOST_SECONDS": "4",
+    "KFP_BACKEND_STEP_LOG_UPLOAD_SECONDS": "0.5", "KFP_BACKEND_DISPATCH_POLL_SECONDS": "0.1",
+}
+CELERY_MISSING = "celery step backend not available"
+
+
+def unavailable(reason: str) -> None:
+    """A service of the topology is absent: skip saying which, or fail under CI=true (CI has them all)."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true needs it", pytrace=False)
+    pytest.skip(reason)
+
+
+def broker_url(kind: str) -> str:
+    host, port, url = BROKERS[kind]
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        unavailable(f"no {kind} broker at {host}:{port} ({exc})")
+    return url
+
+
+@cache
+def celery_missing() -> str:
+    """Why this checkout cannot run Celery step workers ("" when it can): no `worker` command, or no celery."""
+    command = [sys.executable, "-m", "kfp_backend", "worker", "--help"]
+    answer = subprocess.run(command, cwd=REPO_ROOT, env=_base_env(), capture_output=True, text=True, timeout=120)
+    if answer.returncode != 0:
+        return f"{CELERY_MISSING}: `kfp-backend worker` is not a command of this checkout"
+    if importlib.util.find_spec("celery") is None:
+        return f"{CELERY_MISSING}: celery is not installed (pip install 'kfp-backend[celery]')"
+    return ""
+
+
+def _base_env() -> dict[str, str]:
+    # This checkout's code in every process, whatever the venv has installed.
+    return {**server_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+@dataclass
+class Topology:
+    root: Path
+    database_url: str
+    s3_endpoint: str
+    bucket: str
+    step_backend: str  # local | celery
+    broker: str = ""  # the Celery broker URL (celery only)
+    queue: str = field(default_factory=lambda: f"kfp-mpe2e-{uuid.uuid4().hex[:12]}")
+    api_urls: list[str] = field(default_factory=list)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ processes
+
+    def env(self, name: str) -> dict[str, str]:
+        """Process `name`'s environment: the shared services, and a data dir of its own."""
+        data_dir = self.root / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**_base_env(), **CREDENTIALS, **TIMINGS,
+               "KFP_BACKEND_DATABASE_URL": self.database_url, "KFP_BACKEND_DATA_DIR": str(data_dir),
+               "KFP_BACKEND_ARTIFACT_STORE": f"s3://{self.bucket}/team",
+               "KFP_BACKEND_S3_ENDPOINT_URL": self.s3_endpoint,
+               "KFP_BACKEND_STEP_BACKEND": self.step_backend}
+        if self.step_backend == "celery":
+            env |= {"KFP_BACKEND_CELERY_BROKER_URL": self.broker, "KFP_BACKEND_CELERY_QUEUE": self.queue}
+        return env
+
+    def log_path(self, name: str) -> Path:
+        return self.root / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        path = self.log_path(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self) -> str:
+        """The end of every process's log, for a failure message."""
+        return "\n".join(f"--- {name} (status {process.poll()}):\n{self.log(name)[-3000:]}"
+                         for name, process in self.processes.items())
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        with self.log_path(name).open("ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "kfp_backend", *args], cwd=REPO_ROOT,
+                                       env={**self.env(name), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        self.processes[name] = process
+        return process
+
+    def start_api(self, name: str) -> str:
+        port = free_port()
+        process = self.spawn(name, "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+                             env={"KFP_BACKEND_EXECUTOR_ENABLED": "false", "KFP_BACKEND_SCHEDULER_ENABLED": "false"})
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(process, url, self.log_path(name))
+        self.api_urls.append(url)
+        return url
+
+    def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen:
+        """A Celery worker named `name` (its nodes' hostNodeName), once it consumes its queue."""
+        start = len(self.log(name))  # a restarted worker appends to its log
+        process = self.spawn(name, "worker", "--name", name, "--concurrency", str(concurrency))
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
+        while " ready." not in self.log(name)[start:]:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"worker {name} did not start; its output:\n{self.log(name)}", pytrace=False)
+            time.sleep(0.05)
+        return process
+
+    def kill(self, name: str) -> None:
+        """kill -9: no shutdown of any kind."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def pids(self, prefix: str) -> set[int]:
+        return {p.pid for name, p in self.processes.items() if name.startswith(prefix) and p.poll() is None}
+
+    def stop(self) -> None:
+        # The workers and the executor first (they stop steps), the APIs last.
+        for name in sorted(self.processes, key=lambda n: n.startswith("api")):
+            stop_server(self.processes[name])
+
+    def check_alive(self) -> None:
+        dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        assert not dead, f"processes ended: {dead}\n{self.logs()}"
+
+
+def start_topology(root: Path, database_url: str, s3_endpoint: str, bucket: str, step_backend: str,
+                   broker: str = "") -> Topology:
+    """Every process started; the caller stops them (`Topology.stop`), also when this fails."""
+    topology = Topology(root, database_url, s3_endpoint, bucket, step_backend, broker)
+    try:
+        # The processes that need no answer start first and come up while the APIs do.
+        for name in ("scheduler-1", "scheduler-2"):
+            topology.spawn(name, "scheduler")
+        topology.spawn("executor", "executor")
+        for name in ("api-1", "api-2"):
+            topology.start_api(name)
+        if step_backend == "celery":
+            for name in WORKER_NAMES:
+                topology.start_worker(name)
+        topology.check_alive()
+    except BaseException:
+        topology.stop()
+        raise
+    return topology
