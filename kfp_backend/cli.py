@@ -1,4 +1,4 @@
-"""`kfp-backend serve | scheduler | db upgrade | version`."""
+"""`kfp-backend serve | scheduler | worker | db upgrade | token | version`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(`kfp-backend db upgrade`).",
     )
     _settings_flags(executor)
+    worker = commands.add_parser(
+        "worker", help="run a Celery step worker",
+        description="Run steps sent by executors with KFP_BACKEND_STEP_BACKEND=celery, with the same launcher and "
+        "isolation as local execution. Needs the database, the broker (KFP_BACKEND_CELERY_BROKER_URL) and the "
+        "artifact store (KFP_BACKEND_ARTIFACT_STORE) of the executors; its data dir is its own (the steps' "
+        "directories while they run). The database schema must be current (`kfp-backend db upgrade`).",
+    )
+    worker.add_argument("--name", help="the worker's name, shown as each step's hostNodeName (default: the host name)")
+    worker.add_argument("--concurrency", type=int, help="steps run at once (default: twice the number of cores)")
+    worker.add_argument("--queues", help="comma-separated queues to consume (default: KFP_BACKEND_CELERY_QUEUE)")
+    _settings_flags(worker)
 
     db = commands.add_parser("db", help="database commands", description="Database commands.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -136,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return _executor(settings)
     if settings.workers > 0:
         return _serve_workers(settings)
+    if args.command == "worker":
+        return _worker(args, settings)
     return _serve(settings)
 
 
@@ -232,6 +245,40 @@ def _executor(settings: Settings) -> int:
         executor.stop()  # its runs are released: another executor (or this one restarted) resumes them at once
         services.db.dispose()
     return 0
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from kfp_backend.executor.artifacts import ArtifactStoreUnavailable
+    from kfp_backend.executor.bwrap import IsolationUnavailable
+    from kfp_backend.executor.celery_worker import default_name, run_worker
+    from kfp_backend.executor.factory import CeleryUnavailable, build_worker
+    from kfp_backend.services.step_dispatch import StepDispatchService
+    from kfp_backend.store import migrations
+    from kfp_backend.store.db import Database
+
+    if not settings.celery_broker_url:
+        print("kfp-backend: the worker needs KFP_BACKEND_CELERY_BROKER_URL (redis:// or amqp://)", file=sys.stderr)
+        return 2
+    if args.concurrency is not None and args.concurrency < 1:
+        print("kfp-backend: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    url = settings.effective_database_url
+    if migrations.current_revision(url) != migrations.head_revision():
+        print("kfp-backend: the database schema is not current; run `kfp-backend db upgrade`", file=sys.stderr)
+        return 2
+    name = args.name or default_name()
+    concurrency = args.concurrency or 2 * (os.cpu_count() or 1)
+    queues = [q.strip() for q in (args.queues or settings.celery_queue).split(",") if q.strip()]
+    db = Database(url, pool_size=max(4, concurrency // 2 + 2))  # a connection per finishing step, and the beats
+    try:
+        runner, app = build_worker(settings, StepDispatchService(db), name)
+    except (IsolationUnavailable, ArtifactStoreUnavailable, CeleryUnavailable) as exc:
+        print(f"kfp-backend: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_worker(settings, runner, app, concurrency=concurrency, queues=queues)
+    finally:
+        db.dispose()
 
 
 def _current_schema(settings: Settings) -> bool:

@@ -22,6 +22,11 @@ AUTH_MODES = ("auto", "required", "disabled")
 STEP_ISOLATION_MODES = ("auto", "namespace", "rewrite", "bwrap")
 STEP_NETWORKS = ("host", "none")
 STEP_WRAPPERS = ("auto", "kfp-step", "python", "shell")
+STEP_BACKENDS = ("local", "celery")
+CELERY_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+# With the celery backend and max_parallel_steps 0: steps in flight per executor (the workers' threads bound
+# what runs at once; the rest wait in the broker's queues).
+CELERY_MAX_PARALLEL_STEPS = 10000
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # One label of a host name (lower case); `_` is accepted, as resolvers and many internal names use it.
 _HOST_LABEL = re.compile(r"[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?")
@@ -34,6 +39,8 @@ _MINIMUMS: dict[str, float] = {
     "max_parallel_steps": 0, "driver_heartbeat_seconds": 0.001, "driver_stale_seconds": 1,
     "step_scratch_ttl_seconds": 0, "step_log_max_bytes": 0, "step_envs_timeout_seconds": 1,
     "scheduler_poll_seconds": 0.001, "scheduler_lease_seconds": 0.001, "scheduler_heartbeat_seconds": 0.001,
+    "worker_heartbeat_seconds": 0.001, "worker_lost_seconds": 0.01, "dispatch_poll_seconds": 0.001,
+    "step_log_upload_seconds": 0.01,
 }
 
 
@@ -123,6 +130,22 @@ class Settings:
     step_envs_python: str = ""
     step_envs_pip_options: str = ""
     step_envs_timeout_seconds: float = 900.0
+    # Where steps run: "local" (host processes of the executor's own machine) or "celery" (sent over
+    # `celery_broker_url`, redis:// or amqp://, to `kfp-backend worker` processes on any machine that reaches
+    # the database, the broker and the artifact store; see docs/execution.md, "Celery step execution").
+    step_backend: str = "local"
+    celery_broker_url: str = ""
+    # The queue steps go to unless their template or workflow names one (annotation kfp-backend.io/queue),
+    # and the queue a worker consumes unless given --queues.
+    celery_queue: str = "kfp-backend"
+    # A worker renews the heartbeat of each step it runs this often; a step whose heartbeat is older than
+    # `worker_lost_seconds` is declared lost by its driver (failed, retried under its retryStrategy).
+    worker_heartbeat_seconds: float = 2.0
+    worker_lost_seconds: float = 30.0
+    # How often a driver reads the dispatch rows of its steps in flight on workers.
+    dispatch_poll_seconds: float = 0.2
+    # How often a worker uploads the logs of its running steps to the artifact store.
+    step_log_upload_seconds: float = 3.0
     # Scheduling. The scheduler runs inside `serve` unless turned off; `kfp-backend scheduler` runs
     # it alone. Only the holder of the scheduler lease fires jobs; others stand by.
     scheduler_enabled: bool = True
@@ -165,6 +188,15 @@ class Settings:
                 refuse("step_hidden_paths", f"{path!r} is not an absolute path")
         if self.step_wrapper not in STEP_WRAPPERS:
             refuse("step_wrapper", f"{self.step_wrapper!r} is not one of {', '.join(STEP_WRAPPERS)}")
+        if self.step_backend not in STEP_BACKENDS:
+            refuse("step_backend", f"{self.step_backend!r} is not one of {', '.join(STEP_BACKENDS)}")
+        broker_scheme = urlsplit(self.celery_broker_url).scheme
+        if self.celery_broker_url and broker_scheme not in CELERY_BROKER_SCHEMES:
+            refuse("celery_broker_url", f"{self.celery_broker_url!r} is not a redis:// or amqp:// URL")
+        if self.step_backend == "celery" and not self.celery_broker_url:
+            refuse("celery_broker_url", "KFP_BACKEND_STEP_BACKEND=celery needs a broker URL (redis:// or amqp://)")
+        if not self.celery_queue.strip():
+            refuse("celery_queue", "the queue name is empty")
         if self.log_level.upper() not in LOG_LEVELS:
             refuse("log_level", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not self.user_header.strip():
@@ -202,6 +234,9 @@ class Settings:
         if self.driver_heartbeat_seconds >= self.driver_stale_seconds:
             refuse("driver_heartbeat_seconds",
                    f"must be shorter than DRIVER_STALE_SECONDS ({self.driver_stale_seconds})")
+        if self.worker_heartbeat_seconds >= self.worker_lost_seconds:
+            refuse("worker_heartbeat_seconds",
+                   f"must be shorter than WORKER_LOST_SECONDS ({self.worker_lost_seconds:g})")
         if self.scheduler_heartbeat_seconds >= self.scheduler_lease_seconds:
             refuse("scheduler_heartbeat_seconds",
                    f"must be shorter than SCHEDULER_LEASE_SECONDS ({self.scheduler_lease_seconds:g})")
@@ -236,7 +271,9 @@ class Settings:
 
     @property
     def effective_max_parallel_steps(self) -> int:
-        return self.max_parallel_steps if self.max_parallel_steps > 0 else 2 * (os.cpu_count() or 1)
+        if self.max_parallel_steps > 0:
+            return self.max_parallel_steps
+        return CELERY_MAX_PARALLEL_STEPS if self.step_backend == "celery" else 2 * (os.cpu_count() or 1)
 
     @property
     def effective_step_envs_dir(self) -> Path:

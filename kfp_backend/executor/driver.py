@@ -24,7 +24,15 @@ from typing import Any, Protocol
 
 from kfp_backend.executor import ir_steps
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.driver_messages import DriverMessage, RunDeleted, Shutdown, StepExited, Terminate, Wake
+from kfp_backend.executor.driver_messages import (
+    DriverMessage,
+    RunDeleted,
+    Shutdown,
+    StepExited,
+    StepPlaced,
+    Terminate,
+    Wake,
+)
 from kfp_backend.executor.graph_walk import (
     DEADLINE_MESSAGE,
     RELAUNCH_NOTE,
@@ -34,8 +42,17 @@ from kfp_backend.executor.graph_walk import (
 )
 from kfp_backend.executor.ir_steps import IrStep, StepEnvironment
 from kfp_backend.executor.ir_walk import PipelineRunOperator, load_pipeline_run
-from kfp_backend.executor.launcher import StepHandle, StepLauncher, StepRecovery, StepResult, StepSpec
+from kfp_backend.executor.launcher import (
+    RemoteSteps,
+    StepHandle,
+    StepIO,
+    StepLauncher,
+    StepRecovery,
+    StepResult,
+    StepSpec,
+)
 from kfp_backend.executor.step_cache import StepCache
+from kfp_backend.executor.step_io import CollectedStepFiles, LocalStepFiles, StepFiles, place_inputs
 from kfp_backend.observability import StepWaits
 from kfp_backend.services.execution_state import ClaimedRun, ExecutionStateService, NodeRow, node_row
 from kfp_backend.store.states import ERROR, FAILED, RUNNING, SUCCEEDED
@@ -48,6 +65,8 @@ from kfp_backend.workflow.ir.model import PipelineSpec
 
 log = logging.getLogger(__name__)
 METRICS_ARTIFACT = "mlpipeline-metrics"
+# A template (or the workflow) annotation naming the queue of a remote launcher its steps go to.
+QUEUE_ANNOTATION = "kfp-backend.io/queue"
 HOSTNAME = socket.gethostname()
 
 
@@ -198,6 +217,8 @@ class RunDriver:
         self.launcher = launcher
         # Adopting steps launched by an earlier process, when the launcher can (see StepRecovery).
         self.recovery: StepRecovery | None = launcher if isinstance(launcher, StepRecovery) else None
+        # Steps run on other machines: their files are moved there, their logs are in the store.
+        self.remote: RemoteSteps | None = launcher if isinstance(launcher, RemoteSteps) else None
         self.state = state
         self.artifacts = artifacts
         self.driver_id = driver_id
@@ -219,6 +240,7 @@ class RunDriver:
         self.graph: WorkflowGraph | None = None
         self.pipeline_spec: PipelineSpec | None = None  # a KFP v2 run's spec (its walk is PipelineRunOperator)
         self.workflow_name = ""
+        self.workflow_queue = ""  # the workflow's queue annotation: its steps' queue unless a template names one
         self._deleted = False
         self._shutdown = False
         self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id[:8]}", daemon=True)
@@ -331,6 +353,9 @@ class RunDriver:
                 self._fail_run(f"invalid workflow: {exc}", phase=ERROR)
                 return None
             self.workflow_name = document.get("metadata", {}).get("name") or graph.name
+            annotations = (document.get("metadata") or {}).get("annotations") or {}
+            queue = annotations.get(QUEUE_ANNOTATION) if isinstance(annotations, dict) else None
+            self.workflow_queue = queue if isinstance(queue, str) else ""
             self.graph = graph
             operator = RunOperator(
                 graph, workflow_name=self.workflow_name, run_id=self.run_id, nodes=self.claimed.nodes,
@@ -346,12 +371,19 @@ class RunDriver:
             node = operator.nodes.get(event.node_name)
             if node is None:
                 return
+            if event.result.host:  # a remote worker's name
+                node["hostNodeName"] = event.result.host
             self.host.finish_step_log(self.run_id, node)  # before mark_collected: a restart collecting again caps it
             phase, message, outputs = self._collect(node, event.result)
             operator.pod_exited(event.node_name, phase, message, outputs)
             spec = self.specs_by_node.pop(event.node_name, None)
             if spec is not None and self.recovery is not None:
                 self.recovery.mark_collected(spec)
+        elif isinstance(event, StepPlaced):
+            node = operator.nodes.get(event.node_name)
+            if node is not None and node.get("phase") == RUNNING and node.get("hostNodeName") != event.host:
+                node["hostNodeName"] = event.host
+                operator.updated[node["id"]] = node
         elif isinstance(event, Terminate):
             operator.request_stop("terminate")
         elif isinstance(event, RunDeleted):
@@ -472,10 +504,16 @@ class RunDriver:
             node["_pid"] = handle.pid
         if handle is not _Launch.IN_WAVE:
             self.step_waits.dropped(name)  # launched by an earlier driver: no launch of ours to time
-        node["_work_dir"] = str(spec.work_dir)
-        node["_log_path"] = str(self.launcher.log_path(spec))
-        node.pop("_log_key", None)  # an earlier attempt's stored log (a retried run)
-        node["hostNodeName"] = HOSTNAME
+        if self.remote is not None:
+            # Its worker uploads the log as it goes; its host is known once a worker has taken it.
+            node["_log_key"] = self.remote.log_key(spec)
+            for private in ("_work_dir", "_log_path", "hostNodeName"):
+                node.pop(private, None)
+        else:
+            node["_work_dir"] = str(spec.work_dir)
+            node["_log_path"] = str(self.launcher.log_path(spec))
+            node.pop("_log_key", None)  # an earlier attempt's stored log (a retried run)
+            node["hostNodeName"] = HOSTNAME
         self.templates_by_node[name] = template
         self.specs_by_node[name] = spec
         return None
@@ -490,6 +528,7 @@ class RunDriver:
         for (node, _, _), outcome in zip(wave, outcomes, strict=True):
             if isinstance(outcome, StepHandle):
                 self.handles[node["name"]] = outcome
+                self._follow_placement(node["name"], outcome)
                 node["_pid"] = outcome.pid
                 self.step_waits.started(node["name"])
                 continue
@@ -524,12 +563,20 @@ class RunDriver:
         self.post(StepExited(name, recorded))
         return _Launch.ALREADY_ENDED
 
+    def _follow_placement(self, name: str, handle: StepHandle) -> None:
+        """A remote step's node names its worker as soon as one takes it (Argo: once the pod is scheduled)."""
+        if self.remote is not None:
+            handle.on_placed = lambda host: self.post(StepPlaced(name, host))
+
     def _note_relaunch(self, node: dict, spec: StepSpec, lost: str) -> None:
         """Say in the node's message and in its log that the step starts again, and why. The earlier
         attempt's scratch goes; its log stays, and the new attempt's output follows the note."""
         note = f"relaunched: {lost}"
         node[RELAUNCH_NOTE] = note
         node["message"] = note
+        if self.remote is not None:  # the lost attempt's log is in the store; nothing of it is here
+            log.warning("run %s: %s %s", self.run_id, node["name"], note)
+            return
         log_path = self.launcher.log_path(spec)
         if spec.work_dir.exists():
             for entry in spec.work_dir.iterdir():
@@ -569,9 +616,14 @@ class RunDriver:
         """The step of a Pod node; `prepare`: about to launch it (a KFP v2 step's environment is made
         ready then; adopting or collecting a step needs only where its files are)."""
         if isinstance(template, IrStep):
-            return ir_steps.step_spec(template, key=f"{self.run_id}/{node['id']}",
-                                      work_dir=self.host.step_dir(self.run_id, node["id"]),
-                                      environment=self.step_environment if prepare else None)
+            assert self.pipeline_spec is not None
+            remote = self.remote is not None
+            return ir_steps.step_spec(
+                template, key=f"{self.run_id}/{node['id']}", work_dir=self.host.step_dir(self.run_id, node["id"]),
+                environment=self.step_environment if prepare and not remote else None,
+                output_parameters=list(self.pipeline_spec.component(template.component).outputs.parameters),
+                prepare_remotely=remote and self.step_environment is not None,
+            )
         assert template.container is not None
         parameters = {p["name"]: p.get("value", "") for p in (node.get("inputs") or {}).get("parameters", [])}
         workflow_scope = {
@@ -592,6 +644,7 @@ class RunDriver:
         paths = [a.path for a in template.inputs_artifacts if a.path]
         paths += [p.path for p in template.outputs_parameters if p.path]
         paths += [a.path for a in template.outputs_artifacts if a.path]
+        queue = template.annotations.get(QUEUE_ANNOTATION) or self.workflow_queue
         return StepSpec(
             key=f"{self.run_id}/{node['id']}",
             argv=argv,
@@ -600,38 +653,55 @@ class RunDriver:
             private_paths=sorted(set(paths)),
             deadline_seconds=template.active_deadline_seconds,
             working_dir=container.working_dir,
+            io=self._step_io(node, template),
+            queue=queue,
         )
 
-    def _place_inputs(self, node: dict, template: Template | IrStep, spec: StepSpec) -> None:
-        launcher = self.launcher
-        if isinstance(template, IrStep):
-            ir_steps.place_inputs(template, spec, launcher, self.artifacts)
-            return
+    def _step_io(self, node: dict, template: Template) -> StepIO:
+        """A v1 step's inputs (literal or stored), its outputs' keys, and the files read after it (output
+        parameters, the metrics file)."""
         given = {a["name"]: a for a in (node.get("inputs") or {}).get("artifacts", [])}
+        inputs: list[tuple[str, str]] = []
+        raw: list[tuple[str, str]] = []
         for decl in template.inputs_artifacts:
             artifact = given.get(decl.name)
             if artifact is None or not decl.path:
                 continue
-            target = launcher.host_path(spec, decl.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
             if "raw" in artifact:
-                target.write_text(artifact["raw"].get("data", ""), encoding="utf-8")
+                raw.append((decl.path, artifact["raw"].get("data", "")))
             elif "s3" in artifact:
-                self.artifacts.get(artifact["s3"]["key"], target)
-        # The directories of the outputs (hand-written ContainerOps expect them, as in an image) are made
-        # by the launcher's sandbox plan, with those of every other declared path.
+                inputs.append((artifact["s3"]["key"], decl.path))
+        # Argo's key is artifacts/<workflow>/<pod>/<name>.tgz; the run id in its place lets a deleted run's
+        # artifacts go with one prefix.
+        outputs = tuple((a.path, f"artifacts/{self.run_id}/{node['id']}/{a.name}.tgz")
+                        for a in template.outputs_artifacts if a.path)
+        files = [p.path for p in template.outputs_parameters if p.path]
+        files += [a.path for a in template.outputs_artifacts if a.path and a.name == METRICS_ARTIFACT]
+        return StepIO(inputs=tuple(inputs), raw_inputs=tuple(raw), outputs=outputs, files=tuple(files))
+
+    def _place_inputs(self, node: dict, template: Template | IrStep, spec: StepSpec) -> None:
+        """What `spec.io` says is done before the step, here (a remote step's worker does it on its side).
+        The directories of the outputs (hand-written ContainerOps expect them, as in an image) are made by
+        the launcher's sandbox plan, with those of every other declared path."""
+        if self.remote is None:
+            place_inputs(spec.io, lambda path: self.launcher.host_path(spec, path), self.artifacts)
+
+    def _step_files(self, spec: StepSpec, result: StepResult) -> StepFiles:
+        if result.collected is not None:
+            return CollectedStepFiles(result.collected)
+        return LocalStepFiles(lambda path: self.launcher.host_path(spec, path), self.artifacts)
 
     def _collect(self, node: dict, result: StepResult) -> tuple[str, str, dict | None]:
         """The node's phase, message and outputs from its exit and the files it left."""
         template = self.templates_by_node.get(node["name"]) or self._recipe(node)
         assert template is not None
         spec = self.specs_by_node.get(node["name"]) or self._step_spec(node, template)
-        launcher = self.launcher
+        files = self._step_files(spec, result)
         if isinstance(template, IrStep):
             assert self.pipeline_spec is not None
             return ir_steps.collect(
                 template, self.pipeline_spec.component(template.component), result,
-                bool(node.get("_stopping")), spec, launcher, self.artifacts,
+                bool(node.get("_stopping")), files,
             )
         outputs: dict[str, Any] = {}
         if result.exit_code is not None:
@@ -651,9 +721,9 @@ class RunDriver:
             for decl in template.outputs_parameters:
                 if not decl.path:
                     continue
-                host = launcher.host_path(spec, decl.path)
-                if host.is_file():
-                    value = ex.parameter_value_from_file(host.read_bytes())
+                data = files.read(decl.path)
+                if data is not None:
+                    value = ex.parameter_value_from_file(data)
                 elif decl.default is not None:
                     value = decl.default
                 else:
@@ -668,19 +738,17 @@ class RunDriver:
         for decl in template.outputs_artifacts:
             if not decl.path:
                 continue
-            host = launcher.host_path(spec, decl.path)
-            if not host.exists():
+            key = f"artifacts/{self.run_id}/{node['id']}/{decl.name}.tgz"  # as in `_step_io`
+            if not files.store(decl.path, key):
                 if phase == SUCCEEDED and not decl.optional:
                     phase = ERROR
                     message = f"failed to save output artifact '{decl.name}': {decl.path} does not exist"
                 continue
-            # Argo's key is artifacts/<workflow>/<pod>/<name>.tgz; the run id in its place lets a deleted
-            # run's artifacts go with one prefix.
-            key = f"artifacts/{self.run_id}/{node['id']}/{decl.name}.tgz"
-            self.artifacts.put(key, host)
             artifacts.append({"name": decl.name, "path": decl.path, "s3": {"key": key}})
-            if decl.name == METRICS_ARTIFACT and host.is_file():
-                self.host.report_metrics(self.run_id, node["id"], host.read_bytes())
+            if decl.name == METRICS_ARTIFACT:
+                data = files.read(decl.path)
+                if data is not None:
+                    self.host.report_metrics(self.run_id, node["id"], data)
         if artifacts:
             outputs["artifacts"] = artifacts
         return phase, message, outputs or None
@@ -706,11 +774,15 @@ class RunDriver:
             name = node["name"]
             handle = None
             pid = node.get("_pid")
-            if pid and node.get("hostNodeName") == HOSTNAME and launcher is not None:
+            # A remote step's record (its dispatch) is not tied to a host: any driver takes it back.
+            ours = self.remote is not None or (pid and node.get("hostNodeName") == HOSTNAME)
+            if ours and launcher is not None:
                 self.host.claim_slot_unconditionally(self)
-                handle = launcher.adopt(spec, int(pid), lambda result, name=name: self.post(StepExited(name, result)))
+                handle = launcher.adopt(spec, int(pid or 0),
+                                        lambda result, name=name: self.post(StepExited(name, result)))
                 if handle is not None:
                     self.handles[name] = handle
+                    self._follow_placement(name, handle)
                     continue
                 recorded = launcher.recorded_result(spec)
                 if recorded is not None and not recorded.vanished:
@@ -719,7 +791,9 @@ class RunDriver:
                 self.host.release_slot(self)
             # The process is gone without a trace (or ran on another machine): start the step again.
             host = node.get("hostNodeName")
-            if host and host != HOSTNAME:
+            if self.remote is not None:
+                self._lost_processes[name] = "its dispatch to a worker was lost"
+            elif host and host != HOSTNAME:
                 self._lost_processes[name] = f"its process on host {host} was lost"
             else:
                 self._lost_processes[name] = _vanished(pid)

@@ -15,6 +15,14 @@ class StepExited:
 
 
 @dataclass(frozen=True)
+class StepPlaced:
+    """A remote step was taken by a worker: its node's hostNodeName."""
+
+    node_name: str
+    host: str
+
+
+@dataclass(frozen=True)
 class Wake:
     """Look again: a step slot was freed, or the progress writer stopped (an error, or the run was lost)."""
 
@@ -34,4 +42,4 @@ class Shutdown:
     """The process is stopping: leave the steps running; the next executor adopts them."""
 
 
-DriverMessage = StepExited | Wake | Terminate | RunDeleted | Shutdown
+DriverMessage = StepExited | StepPlaced | Wake | Terminate | RunDeleted | Shutdown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from kfp_backend.config import Settings
 from kfp_backend.executor import sandbox
@@ -15,6 +17,10 @@ from kfp_backend.services.all_services import Services
 from kfp_backend.services.authorization import SYSTEM
 from kfp_backend.services.execution_state import ExecutionStateService
 from kfp_backend.services.metrics import parse_metrics_file
+
+if TYPE_CHECKING:
+    from kfp_backend.executor.celery_worker import StepRunner
+    from kfp_backend.services.step_dispatch import StepDispatchService
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +55,27 @@ class _MetricsReporter:
             self._services.metrics.report_node_metrics(run_id, node_id, metrics, caller=SYSTEM)
 
 
+def _celery_app(settings: Settings) -> Any:
+    try:
+        from kfp_backend.executor.celery_app import celery_app
+    except ImportError as exc:  # pragma: no cover - celery is an extra
+        raise CeleryUnavailable(f"KFP_BACKEND_STEP_BACKEND=celery needs celery: pip install 'kfp-backend[celery]' "
+                                f"({exc})") from exc
+    try:
+        return celery_app(settings)
+    except ImportError as exc:
+        raise CeleryUnavailable(f"KFP_BACKEND_STEP_BACKEND=celery needs celery: pip install 'kfp-backend[celery]' "
+                                f"({exc})") from exc
+
+
+class CeleryUnavailable(RuntimeError):
+    """Celery step execution is asked for and cannot be had here (the library is missing)."""
+
+
 def build_executor(settings: Settings, services: Services, artifacts: ArtifactStore | None = None) -> Executor:
     """The executor, with `artifacts` (the services' store) or a store of its own built from the settings."""
+    if settings.step_backend == "celery":
+        return _build_celery_executor(settings, services, artifacts)
     launcher = build_launcher(settings)  # the multi-user sandbox, or the refusal (see isolation)
     # What "auto" settled on here is what every step of this process gets: say it once, at start.
     log.info("steps run as host processes: wrapper %s (asked: %s), isolation %s (asked: %s)%s",
@@ -66,3 +91,44 @@ def build_executor(settings: Settings, services: Services, artifacts: ArtifactSt
         step_environment=StepEnvironments.from_settings(
             settings, sandbox=launcher.sandbox_options if launcher.isolation == sandbox.BWRAP else None),
     )
+
+
+def _build_celery_executor(settings: Settings, services: Services, artifacts: ArtifactStore | None) -> Executor:
+    """Steps go to Celery workers (`kfp-backend worker`), which run them with their own local launcher."""
+    from kfp_backend.executor.celery_launcher import CeleryStepLauncher
+    from kfp_backend.services.step_dispatch import StepDispatchService
+
+    launcher = CeleryStepLauncher(settings, StepDispatchService(services.db), _celery_app(settings))
+    log.info("steps run on Celery workers: broker %s, default queue %s", _redacted(settings.celery_broker_url),
+             settings.celery_queue)
+    return Executor(
+        settings,
+        ExecutionStateService(services.db),
+        launcher,
+        artifacts if artifacts is not None else artifact_store(settings),
+        metrics_reporter=_MetricsReporter(services),
+        # Prepared by the workers (each on its own machine); here it only says that they are.
+        step_environment=StepEnvironments.from_settings(settings),
+    )
+
+
+def build_worker(settings: Settings, dispatches: StepDispatchService, name: str) -> tuple[StepRunner, Any]:
+    """What `kfp-backend worker` runs: a step runner with this machine's local launcher and isolation (the
+    same as a `serve` process's), and the Celery app it consumes."""
+    from kfp_backend.executor.celery_worker import StepRunner
+
+    app = _celery_app(settings)
+    launcher = build_launcher(settings)
+    log.info("worker %s: steps run as host processes: wrapper %s, isolation %s%s", name, launcher.wrapper,
+             launcher.isolation, f"; {launcher.isolation_note}" if launcher.isolation_note else "")
+    environment = StepEnvironments.from_settings(
+        settings, sandbox=launcher.sandbox_options if launcher.isolation == sandbox.BWRAP else None)
+    runner = StepRunner(settings, name, dispatches, launcher, artifact_store(settings), environment, app)
+    return runner, app
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

@@ -14,6 +14,7 @@ step there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from kfp_backend.executor import step_io as io
 from kfp_backend.executor.artifacts import ArtifactStore
-from kfp_backend.executor.launcher import StepLauncher, StepResult, StepSpec
+from kfp_backend.executor.launcher import StepIO, StepLauncher, StepResult, StepSpec
 from kfp_backend.store.states import ERROR, FAILED, SUCCEEDED
 from kfp_backend.workflow.errors import WorkflowError
 from kfp_backend.workflow.ir.executor_input import (
@@ -135,44 +137,53 @@ def _mounts(paths: list[str]) -> list[str]:
     return sorted(mounts)
 
 
-def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnvironment | None) -> StepSpec:
+def step_spec(step: IrStep, *, key: str, work_dir: Path, environment: StepEnvironment | None,
+              output_parameters: Sequence[str] = (), prepare_remotely: bool = False) -> StepSpec:
     """The step to launch; with `environment`, run in the environment it prepares (StepPreparationError
-    when it cannot)."""
-    argv, env = list(step.argv), dict(step.env)
-    read_only: list[str] = []
-    if environment is not None:
-        try:
-            prepared = environment.prepare_step(argv)
-        except Exception as exc:
-            raise StepPreparationError(str(exc) or type(exc).__name__) from exc
-        argv = list(prepared.argv)
-        read_only = list(getattr(prepared, "read_only_paths", ()))
-        server_path = os.environ.get("PATH")
-        path = prepared.path(server_path)
-        if path and path != server_path and "PATH" not in env:
-            env["PATH"] = path
-    return StepSpec(key=key, argv=argv, env=env, work_dir=work_dir, private_paths=list(step.mounts),
-                    deadline_seconds=None, read_only_paths=read_only)
+    when it cannot). `prepare_remotely`: the worker that runs it prepares the environment (`prepared`)."""
+    spec = StepSpec(key=key, argv=list(step.argv), env=dict(step.env), work_dir=work_dir,
+                    private_paths=list(step.mounts), deadline_seconds=None, io=step_io(step, output_parameters),
+                    prepare_environment=prepare_remotely)
+    return prepared(spec, environment) if environment is not None else spec
+
+
+def prepared(spec: StepSpec, environment: StepEnvironment) -> StepSpec:
+    """The step run in the environment `environment` prepares for it (StepPreparationError when it cannot)."""
+    argv, env = list(spec.argv), dict(spec.env)
+    try:
+        ready = environment.prepare_step(argv)
+    except Exception as exc:
+        raise StepPreparationError(str(exc) or type(exc).__name__) from exc
+    server_path = os.environ.get("PATH")
+    path = ready.path(server_path)
+    if path and path != server_path and "PATH" not in env:
+        env["PATH"] = path
+    return dataclasses.replace(spec, argv=list(ready.argv), env=env, prepare_environment=False,
+                               read_only_paths=list(getattr(ready, "read_only_paths", ())))
+
+
+def step_io(step: IrStep, output_parameters: Sequence[str]) -> StepIO:
+    """Each mount made a directory (a bind source), each input artifact unpacked at its path, and the
+    directories of the output files made, as the kfp launcher makes them before the step runs (a container
+    component may write `> {{$.outputs...}}` without a `mkdir -p`); after it, the outputs archived and the
+    output parameters and executor output read."""
+    outputs = [OUTPUT_PARAMETERS_DIR] + [str(PurePosixPath(local_path(str(a.get("uri", "")))).parent)
+                                         for a in step.outputs.values()]
+    directories = list(step.mounts) + [d for d in outputs if d.startswith("/")]
+    return StepIO(
+        inputs=tuple(step.placements), directories=tuple(directories),
+        outputs=tuple((local_path(str(a["uri"])), str(a["key"])) for a in step.outputs.values()),
+        files=(*(output_parameter_file(name) for name in output_parameters), EXECUTOR_OUTPUT_FILE),
+    )
 
 
 def place_inputs(step: IrStep, spec: StepSpec, launcher: StepLauncher, artifacts: ArtifactStore) -> None:
-    """Each mount made a directory (a bind source), each input artifact unpacked at its path, and the
-    directories of the output files made, as the kfp launcher makes them before the step runs (a container
-    component may write `> {{$.outputs...}}` without a `mkdir -p`)."""
-    for mount in step.mounts:
-        launcher.host_path(spec, mount).mkdir(parents=True, exist_ok=True)
-    outputs = [OUTPUT_PARAMETERS_DIR] + [str(PurePosixPath(local_path(str(a.get("uri", "")))).parent)
-                                         for a in step.outputs.values()]
-    for directory in outputs:
-        if directory.startswith("/"):
-            launcher.host_path(spec, directory).mkdir(parents=True, exist_ok=True)
-    for key, path in step.placements:
-        artifacts.get(key, launcher.host_path(spec, path))
+    """What `step_io` says is done before the step, on this machine (a local launcher's step)."""
+    io.place_inputs(spec.io, lambda path: launcher.host_path(spec, path), artifacts)
 
 
 def collect(
-    step: IrStep, component: Component, result: StepResult, stopping: bool, spec: StepSpec, launcher: StepLauncher,
-    artifacts: ArtifactStore,
+    step: IrStep, component: Component, result: StepResult, stopping: bool, files: io.StepFiles,
 ) -> tuple[str, str, dict | None]:
     """The node's phase, message and outputs (Argo's view, with the typed outputs under `_ir`)."""
     outputs: dict[str, Any] = {}
@@ -184,21 +195,21 @@ def collect(
         return ERROR, "the step's process vanished without an exit code (was the server killed?)", outputs or None
     if result.exit_code != 0 or result.deadline_exceeded:
         return FAILED, result.message or f"Error (exit code {result.exit_code})", outputs or None
-    files: dict[str, str] = {}
+    texts: dict[str, str] = {}
     for name in component.outputs.parameters:
-        host = launcher.host_path(spec, output_parameter_file(name))
-        if host.is_file():
-            files[name] = host.read_text(encoding="utf-8", errors="replace")
+        data = files.read(output_parameter_file(name))
+        if data is not None:
+            texts[name] = data.decode("utf-8", errors="replace")
     executor_output = None
-    host = launcher.host_path(spec, EXECUTOR_OUTPUT_FILE)
-    if host.is_file():
+    data = files.read(EXECUTOR_OUTPUT_FILE)
+    if data is not None:
         try:
-            executor_output = json.loads(host.read_text(encoding="utf-8"))
+            executor_output = json.loads(data.decode("utf-8"))
         except ValueError:
             return ERROR, f"the executor output {EXECUTOR_OUTPUT_FILE} is not JSON", outputs or None
     declared = {name: RuntimeArtifact.from_json(raw) for name, raw in step.outputs.items()}
     try:
-        merged = merge_outputs(component.outputs, files, executor_output, declared)
+        merged = merge_outputs(component.outputs, texts, executor_output, declared)
     except WorkflowError as exc:
         return ERROR, str(exc), outputs or None
     typed_artifacts: dict[str, list[dict]] = {}
@@ -206,14 +217,13 @@ def collect(
     for name, produced in merged.artifacts.items():
         artifact = produced[0]
         key = step.outputs[name]["key"]
-        host = launcher.host_path(spec, local_path(step.outputs[name]["uri"]))
-        if host.exists():
-            artifacts.put(key, host)
+        present = files.store(local_path(step.outputs[name]["uri"]), key)
+        if present:
             typed_artifacts[name] = [{**artifact.to_json(), "key": key}]
         else:
             typed_artifacts[name] = [artifact.to_json()]  # nothing written (metrics held in metadata, say)
         rendered = {"name": name, "uri": artifact.uri}
-        if host.exists():
+        if present:
             rendered["s3"] = {"key": key}
         rendered_artifacts.append(rendered)
     if merged.parameters:

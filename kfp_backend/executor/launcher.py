@@ -19,6 +19,31 @@ VANISHED_MESSAGE = "pod deleted"
 
 
 @dataclass(frozen=True)
+class StepIO:
+    """What moves between the artifact store and a step's in-step paths, done by whoever runs the step (the
+    driver beside a local launcher, the worker for a remote one: see `step_io`), so nothing is copied twice."""
+
+    inputs: tuple[tuple[str, str], ...] = ()  # (store key, in-step path) unpacked before the step starts
+    raw_inputs: tuple[tuple[str, str], ...] = ()  # (in-step path, text) written before the step starts
+    directories: tuple[str, ...] = ()  # in-step directories made before the step starts
+    outputs: tuple[tuple[str, str], ...] = ()  # (in-step path, store key) archived after the step, when present
+    files: tuple[str, ...] = ()  # small in-step files the driver reads after the step (output parameters...)
+
+    def to_json(self) -> dict:
+        return {"inputs": self.inputs, "raw_inputs": self.raw_inputs, "directories": self.directories,
+                "outputs": self.outputs, "files": self.files}
+
+    @staticmethod
+    def from_json(raw: dict) -> StepIO:
+        def pairs(name: str) -> tuple[tuple[str, str], ...]:
+            return tuple((str(a), str(b)) for a, b in raw.get(name) or ())
+
+        return StepIO(inputs=pairs("inputs"), raw_inputs=pairs("raw_inputs"),
+                      directories=tuple(str(d) for d in raw.get("directories") or ()), outputs=pairs("outputs"),
+                      files=tuple(str(f) for f in raw.get("files") or ()))
+
+
+@dataclass(frozen=True)
 class StepSpec:
     key: str  # unique per attempt, e.g. "<run_id>/<node_id>"; safe for logs
     argv: list[str]  # command + args after placeholder substitution (in-step paths)
@@ -30,6 +55,19 @@ class StepSpec:
     # Host directories the step reads at the same path but must not change (its prepared Python
     # environment): the multi-user sandbox binds them read-only, even under a hidden path.
     read_only_paths: list[str] = field(default_factory=list)
+    io: StepIO = field(default_factory=StepIO)  # the step's artifact transfers and the files read after it
+    queue: str = ""  # a remote launcher's queue for the step ("": its default)
+    # A KFP v2 step whose environment (StepEnvironment) is prepared where it runs: by a remote worker.
+    prepare_environment: bool = False
+
+
+@dataclass(frozen=True)
+class CollectedOutputs:
+    """What a remote step left, gathered where it ran: the declared small files' bytes (in-step path ->
+    bytes, those that existed) and the output paths that existed, already archived under their keys."""
+
+    files: dict[str, bytes]
+    stored: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -39,6 +77,8 @@ class StepResult:
     terminated: bool  # killed by terminate()
     vanished: bool = False  # an adopted/recorded step that was gone with no recorded exit code
     message: str = ""  # Argo-like: "Error (exit code 1)", DEADLINE_MESSAGE, ...
+    host: str = ""  # where it ran, when not on the driver's host (a remote worker's name)
+    collected: CollectedOutputs | None = None  # a remote step's outputs; None: read them at `host_path`
 
     @property
     def succeeded(self) -> bool:
@@ -57,6 +97,8 @@ class StepHandle:
         self.adopted = adopted
         self._done = threading.Event()
         self._result: StepResult | None = None
+        # A remote launcher calls it (from any thread) with the worker's name once a worker has taken the step.
+        self.on_placed: Callable[[str], None] | None = None
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -116,3 +158,12 @@ class StepRecovery(Protocol):
         """The driver has taken the result: a later attempt in this directory starts afresh."""
 
     def was_collected(self, spec: StepSpec) -> bool: ...
+
+
+@runtime_checkable
+class RemoteSteps(Protocol):
+    """Optional: the steps run on other machines. Their inputs and outputs are moved there (`StepSpec.io`),
+    their results carry `CollectedOutputs`, and their logs are in the artifact store under `log_key`,
+    uploaded while they run. Such a launcher's recovery is not tied to this host."""
+
+    def log_key(self, spec: StepSpec) -> str: ...

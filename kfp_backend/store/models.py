@@ -348,3 +348,27 @@ class IdempotencyKey(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
     __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+class StepDispatch(Base):
+    """One attempt of a step sent to a remote worker (Celery): the record both sides write, so a lost
+    message or a restarted driver loses nothing. `key` is the attempt's (`<run id>/<node id>`); `token`
+    names this dispatch of it: a worker takes a dispatch only while it is `queued` with that token, so a
+    redelivered or stale message never runs a step twice. The worker renews `heartbeat_at_ms` while it
+    runs the step; `result` (JSON) is its exit, its small output files and the outputs it stored."""
+
+    __tablename__ = "step_dispatches"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE", name="fk_step_dispatches_run"), nullable=False
+    )
+    token: Mapped[str] = mapped_column(String(32), nullable=False)
+    # queued -> running -> finished (or lost: its worker stopped beating) -> collected (the driver took it)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    queue: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    spec: Mapped[str] = mapped_column(LongText, nullable=False)  # the StepSpec as JSON
+    worker: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    heartbeat_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    terminate: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    result: Mapped[str] = mapped_column(LongText, nullable=False, default="")
+
+    __table_args__ = (Index("ix_step_dispatches_run_id", "run_id"),)
