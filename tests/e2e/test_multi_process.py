@@ -40,6 +40,7 @@ from tests.e2e.run_checks import (
     workflow_nodes,
 )
 from tests.e2e.test_api_replicas import alive
+from tests.e2e.test_run_semantics import read_artifact_file
 from tests.e2e.topology import CREDENTIALS, Topology, broker_url, celery_missing, start_topology, unavailable
 
 pytestmark = pytest.mark.e2e
@@ -269,7 +270,9 @@ def test_a_fan_out_lands_on_both_workers_and_artifacts_cross_them(celery: Topolo
                       file_outputs={"data": "/tmp/out/data"})
         with dsl.ParallelFor(list(range(width))) as item:
             # Each instance lasts a second, so the first worker's slots fill and the other takes its share.
-            _op("consume", f"sleep 1; mkdir -p /tmp/out; cat /tmp/in/data > /tmp/out/got; echo {item}",
+            # A consumer fails unless it read the producer's artifact (made on whichever worker ran `produce`).
+            _op("consume", f"sleep 1; [ \"$(cat /tmp/in/data)\" = 'made on a worker' ] || exit 3; "
+                           f"mkdir -p /tmp/out; echo {item} read it > /tmp/out/got",
                 artifact_argument_paths=[dsl.InputArgumentPath(produce.outputs["data"], path="/tmp/in/data")],
                 file_outputs={"got": "/tmp/out/got"})
 
@@ -281,10 +284,12 @@ def test_a_fan_out_lands_on_both_workers_and_artifacts_cross_them(celery: Topolo
     consumers = [node for node in pods if node["displayName"] == "consume"]
     assert len(consumers) == width
     assert {node.get("hostNodeName") for node in pods} == {"w1", "w2"}, [n.get("hostNodeName") for n in pods]
-    for node in consumers:
-        got = {p["name"]: p.get("value") for p in (node.get("outputs") or {}).get("parameters", [])}
-        assert "made on a worker" in got.values(), node
-    assert any(node["hostNodeName"] != producer["hostNodeName"] for node in consumers)
+    across = [node for node in consumers if node["hostNodeName"] != producer["hostNodeName"]]
+    assert across, "no consumer ran on the other worker"
+    # What a consumer on the other worker made is served by either API, from the bucket.
+    for url in celery.api_urls:
+        got = read_artifact_file(url + "/apis/v1beta1", run_id, across[0]["id"], "consume-got")
+        assert got.decode().endswith(" read it\n"), got
 
 
 @pytest.mark.parametrize("topology", BOTH, indirect=True)
@@ -312,9 +317,8 @@ def test_kill_9_of_a_worker_in_the_middle_of_a_step(celery: Topology, clients: l
     doomed = placed()
     for name in doomed:
         celery.kill(name)
-    # Workers come back under the same names for the next tests (and the retry, if both were killed).
-    for name in doomed:
-        celery.start_worker(name)
+    # Workers come back under the same names for the retry (if both were killed) and the next tests.
+    celery.spawn_workers(*doomed)
 
     detail = _finished(celery, clients[1], run_id)
     pods = _pods(detail)
@@ -329,4 +333,5 @@ def test_kill_9_of_a_worker_in_the_middle_of_a_step(celery: Topology, clients: l
     # The dead worker's steps did not run on beside the new attempt.
     for pid in orphans:
         wait_for(lambda pid=pid: not alive(pid), 15, f"the orphaned step (pid {pid}) still runs")
+    celery.wait_ready(*doomed)
     celery.check_alive()

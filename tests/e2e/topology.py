@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import in_ci
-from tests.e2e.servers import REPO_ROOT, free_port, server_env, stop_server, wait_until_healthy
+from tests.e2e.servers import REPO_ROOT, free_port, server_env, wait_until_healthy
 from tests.s3_server import CREDENTIALS
 
 # Redis database 12: its own, beside the other tests' (the Celery tests use 11); a queue per topology anyway.
@@ -36,6 +36,7 @@ BROKERS = {"redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/12"),
            "amqp": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//")}
 WORKER_NAMES = ("w1", "w2")
 WORKER_READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
 # Short enough that the test sees a lost worker or a lost scheduler lease within seconds.
 TIMINGS = {
     "KFP_BACKEND_SCHEDULER_LEASE_SECONDS": "3", "KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
@@ -89,6 +90,7 @@ class Topology:
     queue: str = field(default_factory=lambda: f"kfp-mpe2e-{uuid.uuid4().hex[:12]}")
     api_urls: list[str] = field(default_factory=list)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _ready_from: dict[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ processes
 
@@ -125,25 +127,28 @@ class Topology:
         self.processes[name] = process
         return process
 
-    def start_api(self, name: str) -> str:
+    def spawn_api(self, name: str) -> str:
+        """An API process (`serve --workers 1`, executor and scheduler off); its URL, not waited for."""
         port = free_port()
-        process = self.spawn(name, "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-                             env={"KFP_BACKEND_EXECUTOR_ENABLED": "false", "KFP_BACKEND_SCHEDULER_ENABLED": "false"})
+        self.spawn(name, "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+                   env={"KFP_BACKEND_EXECUTOR_ENABLED": "false", "KFP_BACKEND_SCHEDULER_ENABLED": "false"})
         url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(process, url, self.log_path(name))
         self.api_urls.append(url)
         return url
 
-    def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen:
-        """A Celery worker named `name` (its nodes' hostNodeName), once it consumes its queue."""
-        start = len(self.log(name))  # a restarted worker appends to its log
-        process = self.spawn(name, "worker", "--name", name, "--concurrency", str(concurrency))
+    def spawn_workers(self, *names: str, concurrency: int = 2) -> None:
+        """Celery workers named `names` (their nodes' hostNodeName); `wait_ready` waits until they consume."""
+        for name in names:
+            self._ready_from[name] = len(self.log(name))  # a restarted worker appends to its log
+            self.spawn(name, "worker", "--name", name, "--concurrency", str(concurrency))
+
+    def wait_ready(self, *names: str) -> None:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
-        while " ready." not in self.log(name)[start:]:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"worker {name} did not start; its output:\n{self.log(name)}", pytrace=False)
-            time.sleep(0.05)
-        return process
+        for name in names:
+            while " ready." not in self.log(name)[self._ready_from.get(name, 0):]:
+                if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"worker {name} did not start; its output:\n{self.log(name)}", pytrace=False)
+                time.sleep(0.05)
 
     def kill(self, name: str) -> None:
         """kill -9: no shutdown of any kind."""
@@ -155,9 +160,17 @@ class Topology:
         return {p.pid for name, p in self.processes.items() if name.startswith(prefix) and p.poll() is None}
 
     def stop(self) -> None:
-        # The workers and the executor first (they stop steps), the APIs last.
-        for name in sorted(self.processes, key=lambda n: n.startswith("api")):
-            stop_server(self.processes[name])
+        """SIGTERM to every process at once; SIGKILL to those still running after STOP_TIMEOUT_SECONDS."""
+        running = [p for p in self.processes.values() if p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
     def check_alive(self) -> None:
         dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
@@ -169,15 +182,18 @@ def start_topology(root: Path, database_url: str, s3_endpoint: str, bucket: str,
     """Every process started; the caller stops them (`Topology.stop`), also when this fails."""
     topology = Topology(root, database_url, s3_endpoint, bucket, step_backend, broker)
     try:
-        # The processes that need no answer start first and come up while the APIs do.
+        # All at once: they come up side by side; the APIs and the workers are then waited for.
         for name in ("scheduler-1", "scheduler-2"):
             topology.spawn(name, "scheduler")
         topology.spawn("executor", "executor")
         for name in ("api-1", "api-2"):
-            topology.start_api(name)
+            topology.spawn_api(name)
         if step_backend == "celery":
-            for name in WORKER_NAMES:
-                topology.start_worker(name)
+            topology.spawn_workers(*WORKER_NAMES)
+        for name, url in zip(("api-1", "api-2"), topology.api_urls, strict=True):
+            wait_until_healthy(topology.processes[name], url, topology.log_path(name))
+        if step_backend == "celery":
+            topology.wait_ready(*WORKER_NAMES)
         topology.check_alive()
     except BaseException:
         topology.stop()
