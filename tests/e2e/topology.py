@@ -35,7 +35,9 @@ from tests.s3_server import CREDENTIALS
 BROKERS = {"redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/12"),
            "amqp": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//")}
 WORKER_NAMES = ("w1", "w2")
-WORKER_READY_TIMEOUT_SECONDS = 60.0
+# Seven processes start at once on a machine that may be busy: readiness gets more time than one server's.
+START_TIMEOUT_SECONDS = 90.0
+WORKER_READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Short enough that the test sees a lost worker or a lost scheduler lease within seconds.
 TIMINGS = {
@@ -161,16 +163,19 @@ class Topology:
 
     def stop(self) -> None:
         """SIGTERM to every process at once; SIGKILL to those still running after STOP_TIMEOUT_SECONDS."""
-        running = [p for p in self.processes.values() if p.poll() is None]
-        for process in running:
+        running = {name: p for name, p in self.processes.items() if p.poll() is None}
+        for process in running.values():
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for process in running:
+        for name, process in running.items():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+            # Beside the logs: how each process ended (-9: it did not stop on SIGTERM in time).
+            with (self.root / "stopped.txt").open("a") as record:
+                record.write(f"{name} {process.returncode}\n")
 
     def check_alive(self) -> None:
         dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
@@ -191,7 +196,7 @@ def start_topology(root: Path, database_url: str, s3_endpoint: str, bucket: str,
         if step_backend == "celery":
             topology.spawn_workers(*WORKER_NAMES)
         for name, url in zip(("api-1", "api-2"), topology.api_urls, strict=True):
-            wait_until_healthy(topology.processes[name], url, topology.log_path(name))
+            wait_until_healthy(topology.processes[name], url, topology.log_path(name), timeout=START_TIMEOUT_SECONDS)
         if step_backend == "celery":
             topology.wait_ready(*WORKER_NAMES)
         topology.check_alive()
