@@ -41,9 +41,18 @@ from tests.e2e.run_checks import (
 )
 from tests.e2e.test_api_replicas import alive
 from tests.e2e.test_run_semantics import read_artifact_file
-from tests.e2e.topology import CREDENTIALS, Topology, broker_url, celery_missing, start_topology, unavailable
+from tests.e2e.topology import (
+    CELERY_NOT_INSTALLED,
+    CREDENTIALS,
+    Topology,
+    broker_url,
+    celery_missing,
+    start_topology,
+    unavailable,
+)
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs the whole module (`--dist loadgroup`, as `make test` does): one topology per broker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("multi_process")]
 
 MARKS = Path("/var/tmp")  # shared by every step, wherever it runs (each step's /tmp is its own)
 BOTH = ["redis", "amqp"]
@@ -72,6 +81,8 @@ def topology(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """The processes, on a fresh PostgreSQL database; `request.param` names the Celery broker."""
     broker_kind = request.param
     missing = celery_missing()
+    if missing and CELERY_NOT_INSTALLED in missing:
+        unavailable(missing)  # the code is there, the package is not: CI must have it
     if missing and broker_kind != "redis":
         pytest.skip(f"{missing} (the {broker_kind} topology differs only by its step broker)")
     step_backend = "local" if missing else "celery"

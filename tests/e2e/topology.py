@@ -46,6 +46,7 @@ TIMINGS = {
     "KFP_BACKEND_STEP_LOG_UPLOAD_SECONDS": "0.5", "KFP_BACKEND_DISPATCH_POLL_SECONDS": "0.1",
 }
 CELERY_MISSING = "celery step backend not available"
+CELERY_NOT_INSTALLED = "celery is not installed"
 
 
 def unavailable(reason: str) -> None:
@@ -72,7 +73,7 @@ def celery_missing() -> str:
     if answer.returncode != 0:
         return f"{CELERY_MISSING}: `kfp-backend worker` is not a command of this checkout"
     if importlib.util.find_spec("celery") is None:
-        return f"{CELERY_MISSING}: celery is not installed (pip install 'kfp-backend[celery]')"
+        return f"{CELERY_MISSING}: {CELERY_NOT_INSTALLED} (pip install 'kfp-backend[celery]')"
     return ""
 
 
