@@ -39,10 +39,12 @@ WORKER_NAMES = ("w1", "w2")
 START_TIMEOUT_SECONDS = 90.0
 WORKER_READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
-# Short enough that the test sees a lost worker or a lost scheduler lease within seconds.
+# Short enough that the test sees a lost worker or a lost scheduler lease within seconds. Not shorter: on a
+# loaded machine (CI, two cores) a live worker's heartbeat was seen 4 s late while the corpus ran, and the
+# step it was running was declared lost; 10 s (the default is 30) leaves room.
 TIMINGS = {
     "KFP_BACKEND_SCHEDULER_LEASE_SECONDS": "3", "KFP_BACKEND_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
-    "KFP_BACKEND_WORKER_HEARTBEAT_SECONDS": "0.5", "KFP_BACKEND_WORKER_LOST_SECONDS": "4",
+    "KFP_BACKEND_WORKER_HEARTBEAT_SECONDS": "1", "KFP_BACKEND_WORKER_LOST_SECONDS": "10",
     "KFP_BACKEND_STEP_LOG_UPLOAD_SECONDS": "0.5", "KFP_BACKEND_DISPATCH_POLL_SECONDS": "0.1",
 }
 CELERY_MISSING = "celery step backend not available"
