@@ -5,7 +5,7 @@ share only the database, the step broker and the artifact bucket.
 - two API processes (`serve --workers 1`: gunicorn, with the executor and the scheduler turned off in them),
 - two `scheduler` processes (one active, one standby on the lease),
 - one `executor` process (it drives every run),
-- with the `celery` step backend, two `worker` processes (named w1 and w2) that run the steps.
+- with the `celery` step backend, two `worker` processes (named w1-<id> and w2-<id>) that run the steps.
 
 The step backend is a parameter: `local` runs steps as host processes of the executor process (no broker,
 no workers); `celery` sends them over the broker to the workers.
@@ -34,7 +34,6 @@ from tests.s3_server import CREDENTIALS
 # Redis database 12: its own, beside the other tests' (the Celery tests use 11); a queue per topology anyway.
 BROKERS = {"redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/12"),
            "amqp": ("127.0.0.1", 5672, "amqp://guest:guest@127.0.0.1:5672//")}
-WORKER_NAMES = ("w1", "w2")
 # Seven processes start at once on a machine that may be busy: readiness gets more time than one server's.
 START_TIMEOUT_SECONDS = 90.0
 WORKER_READY_TIMEOUT_SECONDS = 90.0
@@ -96,6 +95,13 @@ class Topology:
     api_urls: list[str] = field(default_factory=list)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _ready_from: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def worker_names(self) -> tuple[str, str]:
+        """Unique to this topology: Celery over RabbitMQ refuses a second live worker of the same name (its
+        `<name>@<host>.celery.pidbox` queue is exclusive), as another test's topology may have at once."""
+        suffix = self.queue.rsplit("-", 1)[1][:6]
+        return f"w1-{suffix}", f"w2-{suffix}"
 
     # ------------------------------------------------------------------ processes
 
@@ -197,11 +203,11 @@ def start_topology(root: Path, database_url: str, s3_endpoint: str, bucket: str,
         for name in ("api-1", "api-2"):
             topology.spawn_api(name)
         if step_backend == "celery":
-            topology.spawn_workers(*WORKER_NAMES)
+            topology.spawn_workers(*topology.worker_names)
         for name, url in zip(("api-1", "api-2"), topology.api_urls, strict=True):
             wait_until_healthy(topology.processes[name], url, topology.log_path(name), timeout=START_TIMEOUT_SECONDS)
         if step_backend == "celery":
-            topology.wait_ready(*WORKER_NAMES)
+            topology.wait_ready(*topology.worker_names)
         topology.check_alive()
     except BaseException:
         topology.stop()
