@@ -2,8 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# loadgroup: the tests of one xdist_group share a worker, and so their module-scoped processes (test_multi_process).
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2
 # The kfp 2.x SDK's tests run from a venv of their own: kfp 2 and kfp 1.8 need different protobufs.
 KFP2_VENV ?= .venv-kfp2
 KFP2_BIN := $(KFP2_VENV)/bin

@@ -51,8 +51,7 @@ from tests.e2e.topology import (
     unavailable,
 )
 
-# One xdist worker runs the whole module (`--dist loadgroup`, as `make test` does): one topology per broker.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("multi_process")]
+pytestmark = pytest.mark.e2e
 
 MARKS = Path("/var/tmp")  # shared by every step, wherever it runs (each step's /tmp is its own)
 JOB_INTERVAL_SECONDS = 2
@@ -153,8 +152,9 @@ def _finished(topology: Topology, client: Any, run_id: str, timeout: float = 90)
 
 # ------------------------------------------------------------------------------------------------- tests
 
-# One class per broker, so that the tests of one topology are next to each other in collection order, which
-# pytest-xdist follows: each topology starts once.
+# One class per broker, so that the tests of one topology are next to each other in collection order. Under
+# pytest-xdist a class's tests may still be split over workers: each then starts its own topology (queues and
+# worker names are unique to a topology, so they do not meet), at the cost of the start.
 
 
 class _OnEveryBroker:
