@@ -18,7 +18,8 @@ from tests.databases import BACKENDS, DatabaseFactory, in_ci
 from tests.s3_server import s3_bucket, s3_endpoint  # noqa: F401 - fixtures
 from tests.skip_summary import summary_lines
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+# The shared material beside the checkout; KFP_BACKEND_TEST_SHARED_DIR points elsewhere (a git worktree's tests).
+SHARED_DIR = Path(os.environ.get("KFP_BACKEND_TEST_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 
 
 @pytest.fixture(scope="session")

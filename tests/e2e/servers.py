@@ -46,8 +46,9 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
-def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path,
+                       timeout: float = START_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
     last_error = "no attempt made"
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -66,7 +67,7 @@ def wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path)
         time.sleep(0.1)
     stop_server(process)
     pytest.fail(
-        f"kfp-backend was not healthy within {START_TIMEOUT_SECONDS:.0f} s ({last_error}); its output:\n"
+        f"kfp-backend was not healthy within {timeout:.0f} s ({last_error}); its output:\n"
         f"{log_path.read_text(errors='replace')}",
         pytrace=False,
     )
