@@ -8,7 +8,10 @@ screen then), `load` is loadEventEnd; both from the start of navigation. Target:
 shown in < 500 ms.
 
 Cases: the first page of /runs (page size 25, created_at desc, not archived); a page ~--depth pages deep
-(following the page's "Next page" token); a name filter; the metric column sorted by the metric.
+(following the page's "Next page" token); a name filter; the metric column sorted by the metric; sorted by
+Duration (longest first: the active runs, then the finished ones) and by Pipeline (the seeded runs get one of
+256 pipeline names), each also ~--depth pages deep, and the experiment page (all the runs are in its one
+experiment) sorted by each. `--cases` picks some by a word of their label (`--cases duration,pipeline`).
 
     .venv/bin/python bench/ui_bench.py                                   # SQLite, 100k runs
     .venv/bin/python bench/ui_bench.py --backends sqlite,postgres --json /tmp/ui.json
@@ -34,8 +37,10 @@ from typing import Any
 
 import requests
 from list_bench import DEFAULT_MYSQL_URL, DEFAULT_POSTGRES_URL, fresh_database, percentile
-from list_runs_bench import seed_runs
-from sqlalchemy import create_engine, pool
+from list_runs_bench import analyze, seed_runs
+from sqlalchemy import String, create_engine, func, literal, pool, update
+
+from kfp_backend.store.models import Run
 
 REPO = Path(__file__).resolve().parents[1]
 NEXT_LINK = re.compile(r'<a href="([^"]+)" rel="next">')
@@ -79,9 +84,8 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def deep_path(base: str, depth: int) -> str:
-    """The URL of the page `depth` pages into /runs, found by following "Next page" links."""
-    path = "/runs"
+def deep_path(base: str, depth: int, path: str = "/runs") -> str:
+    """The URL of the page `depth` pages on from `path`, found by following "Next page" links."""
     for _ in range(depth):
         match = NEXT_LINK.search(requests.get(base + path, timeout=30).text)
         if match is None:
@@ -113,18 +117,34 @@ def run_backend(kind: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                                        metrics_share=0.3)
         t0 = time.perf_counter()
         seeded = seed_runs(engine, random.Random(args.seed), seed_args, int(time.time()) - 3600)
+        with engine.begin() as connection:  # 256 pipelines, from the first two hex digits of the run id
+            connection.execute(update(Run).values(
+                pipeline_name=literal("pipeline-", String).concat(func.substr(Run.id, 1, 2))))
+        analyze(engine, kind)
         engine.dispose()
         print(f"[{kind}] seeded {seeded['rows']} runs in {time.perf_counter() - t0:.0f} s", flush=True)
         workdir = Path(tempfile.mkdtemp(prefix="kfpb-ui-bench-"))
         process, base = serve(backend.url, workdir)
         driver = browser()
         try:
-            cases = {
-                "first page": "/runs",
-                f"page ~{args.depth} deep": deep_path(base, args.depth),
-                "name filter": "/runs?name=run-0001",
-                "sorted by a metric": "/runs?metrics=accuracy&sort=metric:accuracy&desc=1",
+            experiment = f"/experiments/{seeded['experiment_id']}"
+            paths = {
+                "first page": lambda: "/runs",
+                f"page ~{args.depth} deep": lambda: deep_path(base, args.depth),
+                "name filter": lambda: "/runs?name=run-0001",
+                "sorted by a metric": lambda: "/runs?metrics=accuracy&sort=metric:accuracy&desc=1",
+                "sorted by duration": lambda: "/runs?sort=duration&desc=1",
+                f"sorted by duration, ~{args.depth} deep":
+                    lambda: deep_path(base, args.depth, "/runs?sort=duration&desc=1"),
+                "sorted by pipeline": lambda: "/runs?sort=pipeline_name&desc=0",
+                f"sorted by pipeline, ~{args.depth} deep":
+                    lambda: deep_path(base, args.depth, "/runs?sort=pipeline_name&desc=0"),
+                "experiment page sorted by duration": lambda: experiment + "?sort=duration&desc=0",
+                "experiment page sorted by pipeline": lambda: experiment + "?sort=pipeline_name&desc=1",
             }
+            wanted = [word for word in args.cases.split(",") if word]
+            cases = {label: path() for label, path in paths.items()
+                     if not wanted or any(word in label for word in wanted)}
             for label, path in cases.items():
                 figures = timed(driver, base + path, args.samples, args.warmup)
                 figures.update(backend=kind, case=label, rows=args.rows)
@@ -149,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20261207)
+    parser.add_argument("--cases", default="", help="comma-separated words: only the cases whose label has one")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     results = [r for kind in args.backends.split(",") if kind for r in run_backend(kind, args)]

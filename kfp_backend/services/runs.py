@@ -13,7 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy.orm import Session
@@ -80,6 +80,8 @@ _RUN_LISTING = ScopedListing(
     experiment=repo.scope_experiment, job=repo.scope_job,
     pipeline_version=repo.scope_pipeline_version, namespace=repo.scope_namespace,
 )
+# The same, with the web UI's extra sort columns (duration, pipeline_name).
+_UI_RUN_LISTING = replace(_RUN_LISTING, listable=repo.UI_RUN_LISTABLE)
 
 
 class StoredArtifacts(Protocol):
@@ -301,13 +303,16 @@ class RunService:
         return RunDetail(RunView(run, spec_manifest, metrics, workflow_status=status), rendered, pairs)
 
     def list(
-        self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller, with_status: bool = False
+        self, request: ListRequest, key: ResourceKey | None = None, *, caller: Caller, with_status: bool = False,
+        ui_sorts: bool = False,
     ) -> ListResult:
         """ListRuns, in one transaction. `with_status`: each view carries its stored workflow status too
-        (one more query for the page)."""
+        (one more query for the page). `ui_sorts`: sort_by may also name the web UI's columns `duration` and
+        `pipeline_name` (their page tokens are refused by the API's own lists)."""
+        listing = _UI_RUN_LISTING if ui_sorts else _RUN_LISTING
         with transaction(self._db, write=False) as session:
-            query, scope = scoped_query(session, self._authz, caller, request, key, _RUN_LISTING)
-            page = repo.list_runs(session, query, scope)
+            query, scope = scoped_query(session, self._authz, caller, request, key, listing)
+            page = repo.list_runs(session, query, scope, listing.listable)
             run_ids = [run.id for run in page.items]
             # The page's metrics (and statuses) in one query each.
             metrics = repo.metrics_of_runs(session, run_ids)

@@ -1,4 +1,5 @@
-"""The runs list (also `/` and an experiment's runs): filter, sort (a metric too), page by page token."""
+"""The runs list (also `/` and an experiment's runs): filter, sort (by any column, a metric too), page by page
+token."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kfp_backend.store.states import STORAGE_ARCHIVED, STORAGE_AVAILABLE
 from kfp_backend.ui.common import RUN_STATUSES, format_duration, list_request, services
 from kfp_backend.ui.session import current_caller
 
-RUN_SORTS = {"name", "created_at", "status", "scheduled_at"}
+RUN_SORTS = {"name", "created_at", "status", "scheduled_at", "duration", "pipeline_name"}
 MAX_METRIC_COLUMNS = 5
 
 
@@ -64,7 +65,7 @@ def run_table(key: ResourceKey | None) -> RunTable:
         predicates.append({"key": "status", "op": "EQUALS", "string_value": status})
     listing, sort, descending = list_request("created_at", RUN_SORTS, predicates)
 
-    result = services().runs.list(listing, key, caller=current_caller())
+    result = services().runs.list(listing, key, caller=current_caller(), ui_sorts=True)
     now = now_seconds()
     query = {k: v for k, v in {
         "name": name, "status": status, "archived": "1" if archived else "", "metrics": request.args.get("metrics", ""),

@@ -127,6 +127,31 @@ def test_the_runs_page_lists_runs_with_status_as_text(browser: Any, world: World
     assert "train-low" in wait_for(browser, "table.runs").text and "train-high" not in find(browser, "table.runs").text
 
 
+def _seconds(duration: str) -> int:
+    """A duration as the runs list shows it ("7s", "1m 05s", "2h 00m 03s") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(part[:-1]) * units[part[-1]] for part in duration.split())
+
+
+def test_the_runs_list_sorts_by_pipeline_and_duration_from_their_headers(browser: Any, world: World) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(world.url + "/runs")
+    wait_for(browser, "table.runs", "train-high")
+    browser.find_element(By.LINK_TEXT, "Pipeline ⇅").click()
+    header = wait_for(browser, 'th[aria-sort="descending"]', "Pipeline")
+    assert "sort=pipeline_name" in browser.current_url and header.is_displayed()
+    rows = find(browser, "table.runs tbody").find_elements(By.TAG_NAME, "tr")
+    pipelines = [row.find_elements(By.TAG_NAME, "td")[5].text for row in rows]
+    assert pipelines == sorted(pipelines, key=lambda name: name != "-", reverse=True)  # named ones first
+    assert pipelines[0] == "ui-train" and pipelines[-1] == "-"  # the package run has no pipeline
+    browser.find_element(By.LINK_TEXT, "Duration ⇅").click()
+    wait_for(browser, 'th[aria-sort="descending"]', "Duration")
+    rows = find(browser, "table.runs tbody").find_elements(By.TAG_NAME, "tr")
+    durations = [_seconds(row.find_elements(By.TAG_NAME, "td")[3].text) for row in rows]
+    assert durations == sorted(durations, reverse=True) and len(durations) >= 3
+
+
 def test_a_finished_run_shows_parameters_metrics_manifest_and_its_steps(
     browser: Any, world: World, screenshots: Path
 ) -> None:
