@@ -152,9 +152,10 @@ def _finished(topology: Topology, client: Any, run_id: str, timeout: float = 90)
 
 # ------------------------------------------------------------------------------------------------- tests
 
-# One class per broker, so that the tests of one topology are next to each other in collection order. Under
-# pytest-xdist a class's tests may still be split over workers: each then starts its own topology (queues and
-# worker names are unique to a topology, so they do not meet), at the cost of the start.
+# One class per broker, so that the tests of one topology are next to each other in collection order. `make test`
+# hands whole files to each pytest-xdist worker (`--dist loadfile`), so each topology starts once; run with
+# another distribution, a class split over workers starts one topology per worker (queues and worker names are
+# unique to a topology, so they do not meet), at the cost of the start.
 
 
 class _OnEveryBroker:
