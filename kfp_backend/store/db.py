@@ -118,11 +118,12 @@ class Database:
 
     @contextmanager
     def statement(self) -> Iterator[Session]:
-        """A session for work that is ONE statement (a conditional UPDATE, an INSERT of many rows, a read):
-        atomic on its own, so it runs without a transaction around it: no BEGIN and COMMIT round trips on
-        PostgreSQL (autocommit), no BEGIN IMMEDIATE and COMMIT on SQLite (a writing statement takes the
-        write lock at its start, waiting as a transaction does). MySQL, and SQLite in memory (one shared
-        connection), get an ordinary transaction. Work of several statements belongs in `transaction`."""
+        """A session for work whose statements each stand alone (a conditional UPDATE, a read, one INSERT):
+        each is atomic on its own and commits by itself, with no transaction around them: no BEGIN and
+        COMMIT round trips on PostgreSQL (autocommit), no BEGIN IMMEDIATE and COMMIT on SQLite (a writing
+        statement takes the write lock at its start, waiting as a transaction does). MySQL, and SQLite in
+        memory (one shared connection), get an ordinary transaction. Statements that must land together
+        belong in `transaction`."""
         options = _ONE_STATEMENT_OPTIONS.get(self.dialect) if self.side_reads is not None else None
         if options is None:
             with self.transaction() as session:
