@@ -13,10 +13,12 @@ Implements `StepRecovery` from the rows alone, so any later driver, on any host,
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,7 @@ class CeleryStepLauncher:
         self._marks: list[tuple[str, str, float]] = []
         self._ended_tokens: dict[str, str] = {}  # key -> the token of its dispatch whose result was handed over
         self._news_declared = False
+        _LAUNCHERS.add(self)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         # Where workers say that a step ended, so that its result is read at once, not at the next poll.
@@ -337,6 +340,12 @@ class CeleryStepLauncher:
             self._restore_marks(marks)
             raise
 
+    def flush_marks_at_exit(self) -> None:
+        try:
+            self._flush_marks(older_than=0.0)
+        except Exception:  # the database is gone: a restarted driver takes those results again
+            log.warning("celery steps: could not mark the results taken as collected", exc_info=True)
+
     def was_collected(self, spec: StepSpec) -> bool:
         self._flush_marks(older_than=0.0)
         row = self._dispatches.get([spec.key]).get(spec.key)
@@ -344,3 +353,9 @@ class CeleryStepLauncher:
 
     def is_alive(self, handle: StepHandle) -> bool:
         return not handle.done()
+
+
+# A process that stops (a graceful shutdown) marks what its launchers still hold: a run retried later
+# then starts its steps afresh instead of taking back an old result.
+_LAUNCHERS: weakref.WeakSet[CeleryStepLauncher] = weakref.WeakSet()
+atexit.register(lambda: [launcher.flush_marks_at_exit() for launcher in list(_LAUNCHERS)])
