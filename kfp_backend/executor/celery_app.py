@@ -48,11 +48,16 @@ def news_queue(connection: Any, name: str) -> Any:
     return connection.SimpleQueue(name, no_ack=True, **_NEWS_OPTIONS)
 
 
+def declare_news_queue(app: Any, name: str) -> None:
+    """Declare the news queue `name` (its reader does, before any worker may write to it)."""
+    with app.pool.acquire(block=True) as connection:
+        news_queue(connection, name).close()
+
+
 def tell(app: Any, name: str, key: str) -> None:
-    """Wake the driver reading queue `name`: the step `key` has ended (its result is in its dispatch)."""
-    with app.pool.acquire(block=True) as connection:  # kept open between steps
-        queue = news_queue(connection, name)
-        try:
-            queue.put({"key": key})
-        finally:
-            queue.close()
+    """Wake the driver reading queue `name`: the step `key` has ended (its result is in its dispatch).
+    One publish on a pooled connection and producer, through the default exchange, declaring nothing (the
+    reader declared the queue): it is on every step's path."""
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.publish({"key": key}, exchange="", routing_key=name, serializer="json", delivery_mode=1,
+                         retry=True, retry_policy={"max_retries": 1, "interval_start": 0})

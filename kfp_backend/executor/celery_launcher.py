@@ -13,10 +13,12 @@ Implements `StepRecovery` from the rows alone, so any later driver, on any host,
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,12 @@ class CeleryStepLauncher:
         self._poll_seconds = settings.dispatch_poll_seconds
         self._lock = threading.Lock()
         self._watched: dict[str, tuple[DispatchHandle, OnExit]] = {}
+        # Results the driver took, to be marked collected: with the next dispatch's transaction (off the
+        # step's path) or by the poller once they wait `dispatch_poll_seconds`. (key, token, monotonic time).
+        self._marks: list[tuple[str, str, float]] = []
+        self._ended_tokens: dict[str, str] = {}  # key -> the token of its dispatch whose result was handed over
+        self._news_declared = False
+        _LAUNCHERS.add(self)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         # Where workers say that a step ended, so that its result is read at once, not at the next poll.
@@ -93,9 +101,12 @@ class CeleryStepLauncher:
         rows = [(spec.key, spec.key.partition("/")[0], uuid.uuid4().hex, spec.queue or self._settings.celery_queue,
                  spec_to_json(spec, sandbox_required=self._settings.auth_required, news_queue=self._news_name))
                 for spec, _ in steps]
+        self._declare_news()
+        marks = self._take_marks()
         try:
-            standing = self._dispatches.dispatch(rows)
+            standing = self._dispatches.dispatch(rows, collected=[(key, token) for key, token, _ in marks])
         except Exception as exc:
+            self._restore_marks(marks)
             return [exc for _ in steps]
         outcomes: list[StepHandle | Exception] = []
         for spec, on_exit in steps:
@@ -120,6 +131,19 @@ class CeleryStepLauncher:
         handle.resend_after = 2 * self._lost_seconds
         handle.resend_at = time.time() + handle.resend_after
 
+    def _declare_news(self) -> None:
+        """Declare this launcher's news queue before its first step goes out: a worker publishes the news
+        without declaring anything (RabbitMQ drops a message for a queue that does not exist yet)."""
+        if self._news_declared:
+            return
+        from kfp_backend.executor.celery_app import declare_news_queue
+
+        try:
+            declare_news_queue(self._app, self._news_name)
+            self._news_declared = True
+        except Exception:  # the poll carries on without news; sending the step says what is wrong
+            log.warning("celery steps: could not declare the news queue %s", self._news_name, exc_info=True)
+
     def _send(self, dispatch: Dispatch) -> None:
         from kfp_backend.executor.celery_app import TASK_NAME
 
@@ -143,36 +167,53 @@ class CeleryStepLauncher:
     # -- the poller --
 
     def _poll_loop(self) -> None:
+        next_full = 0.0
         while True:
-            self._wait_for_news()
+            news = self._wait_for_news()
             self._wake.clear()
             with self._lock:
                 watched = dict(self._watched)
-                if not watched:
+                if not watched and not self._marks and not news:
                     self._thread = None
                     return
+            now = time.monotonic()
+            if news is None or now >= next_full:  # every step in flight: what no news says
+                next_full = now + self._poll_seconds
+            else:  # the steps a worker said ended, at once
+                watched = {key: watched[key] for key in news if key in watched}
             try:
-                self._poll(watched)
+                if watched:
+                    self._poll(watched)
+                self._flush_marks(older_than=self._poll_seconds)
             except Exception:
                 log.exception("celery steps: reading the dispatches failed")
                 time.sleep(self._poll_seconds)
 
-    def _wait_for_news(self) -> None:
-        """Until a worker says a step ended, or `dispatch_poll_seconds` (the poll catches what was not said:
-        a lost worker, a terminate, a message lost)."""
+    def _wait_for_news(self) -> set[str] | None:
+        """The keys of the steps that workers said ended, waiting at most `dispatch_poll_seconds` for one
+        (an empty set: no news); None when the news cannot be read (the broker is gone for now)."""
         from kfp_backend.executor.celery_app import news_queue
 
         try:
             if self._news is None:
                 self._news_connection = self._app.connection_for_read()
                 self._news = news_queue(self._news_connection, self._news_name)
-            self._news.get(block=True, timeout=self._poll_seconds)
-            while True:  # every other piece of news at once: one read of the rows for all of them
-                self._news.get_nowait()
+            messages = [self._news.get(block=True, timeout=self._poll_seconds)]
         except Exception as exc:  # Empty, or the broker is gone for now: the poll carries on
-            if type(exc).__name__ != "Empty":
-                self._close_news()
-                self._wake.wait(self._poll_seconds)
+            if type(exc).__name__ == "Empty":
+                return set()
+            self._close_news()
+            self._wake.wait(self._poll_seconds)
+            return None
+        while self._news.buffer:  # what else came with it (no round trip: the rest is read next time)
+            messages.append(self._news.buffer.popleft())
+        keys: set[str] = set()
+        for message in messages:
+            try:
+                keys.add(str(message.payload["key"]))
+            except Exception:  # not ours to read: read every row
+                return None
+        return keys
 
     def _close_news(self) -> None:
         news, self._news = self._news, None
@@ -226,24 +267,29 @@ class CeleryStepLauncher:
                 if self._watched.get(key, (None,))[0] is not handle:
                     continue
                 del self._watched[key]
+            with self._lock:
+                self._ended_tokens[key] = handle.token
             handle.finish(result)
             on_exit(result)
 
     # -- recovery (StepRecovery) --
 
     def launched_pid(self, spec: StepSpec) -> int | None:
+        self._flush_marks(older_than=0.0)
         row = self._dispatches.get([spec.key]).get(spec.key)
         return 0 if row is not None and row.state != COLLECTED else None
 
     def adopt(self, spec: StepSpec, pid: int, on_exit: OnExit) -> StepHandle | None:
         """Take back a dispatch an earlier driver made (sent again while no worker has it: the message may
         be lost; a duplicate is dropped by the worker that finds it taken)."""
+        self._flush_marks(older_than=0.0)
         row = self._dispatches.get([spec.key]).get(spec.key)
         if row is None or row.state == COLLECTED:
             return None
         handle = DispatchHandle(spec, row.token, time.time(), adopted=True)
         self._plan_resend(handle, row)
         if row.state == QUEUED:
+            self._declare_news()
             try:
                 self._send(row)
             except Exception:
@@ -255,16 +301,61 @@ class CeleryStepLauncher:
         row = self._dispatches.get([spec.key]).get(spec.key)
         if row is None or row.state not in (FINISHED, COLLECTED) or not row.result:
             return None
+        with self._lock:
+            self._ended_tokens[spec.key] = row.token
         return result_from_json(row.result)
 
     def mark_collected(self, spec: StepSpec) -> None:
-        row = self._dispatches.get([spec.key]).get(spec.key)
-        if row is not None:
-            self._dispatches.collected(row.key, row.token)
+        """Marked with the next dispatch (or by the poller soon after): until then a restarted driver takes
+        the result again, as it does when it dies between taking a result and this call."""
+        with self._lock:
+            token = self._ended_tokens.pop(spec.key, None)
+            if token is not None and self._thread is not None:
+                self._marks.append((spec.key, token, time.monotonic()))
+                return
+        if token is None:
+            row = self._dispatches.get([spec.key]).get(spec.key)
+            if row is None:
+                return
+            token = row.token
+        self._dispatches.collected([(spec.key, token)])  # no poller to do it later
+
+    def _take_marks(self) -> list[tuple[str, str, float]]:
+        with self._lock:
+            marks, self._marks = self._marks, []
+        return marks
+
+    def _restore_marks(self, marks: list[tuple[str, str, float]]) -> None:
+        with self._lock:
+            self._marks[:0] = marks
+
+    def _flush_marks(self, *, older_than: float) -> None:
+        with self._lock:
+            if not self._marks or self._marks[0][2] > time.monotonic() - older_than:
+                return
+        marks = self._take_marks()
+        try:
+            self._dispatches.collected([(key, token) for key, token, _ in marks])
+        except Exception:
+            self._restore_marks(marks)
+            raise
+
+    def flush_marks_at_exit(self) -> None:
+        try:
+            self._flush_marks(older_than=0.0)
+        except Exception:  # the database is gone: a restarted driver takes those results again
+            log.warning("celery steps: could not mark the results taken as collected", exc_info=True)
 
     def was_collected(self, spec: StepSpec) -> bool:
+        self._flush_marks(older_than=0.0)
         row = self._dispatches.get([spec.key]).get(spec.key)
         return row is not None and row.state == COLLECTED
 
     def is_alive(self, handle: StepHandle) -> bool:
         return not handle.done()
+
+
+# A process that stops (a graceful shutdown) marks what its launchers still hold: a run retried later
+# then starts its steps afresh instead of taking back an old result.
+_LAUNCHERS: weakref.WeakSet[CeleryStepLauncher] = weakref.WeakSet()
+atexit.register(lambda: [launcher.flush_marks_at_exit() for launcher in list(_LAUNCHERS)])

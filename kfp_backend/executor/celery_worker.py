@@ -31,7 +31,7 @@ from kfp_backend.executor import ir_steps, sandbox, step_logs
 from kfp_backend.executor.artifact_imports import ArtifactImports
 from kfp_backend.executor.artifacts import ArtifactStore
 from kfp_backend.executor.celery_app import tell
-from kfp_backend.executor.dispatch_codec import news_queue, result_to_json, sandbox_required, spec_from_json
+from kfp_backend.executor.dispatch_codec import dispatched_step_from_json, result_to_json
 from kfp_backend.executor.launch_records import LOG_FILE
 from kfp_backend.executor.launcher import StepHandle, StepResult, StepSpec
 from kfp_backend.executor.process_launcher import LocalProcessLauncher
@@ -123,13 +123,14 @@ class StepRunner:
                      "stale)", key)
             return
         work_dir = self.runs_dir / key
+        news, sandbox_required = "", False
         try:
-            spec = spec_from_json(text, work_dir)
+            dispatched = dispatched_step_from_json(text, work_dir)
         except (ValueError, KeyError, TypeError) as exc:  # not a step this version can read
             spec = StepSpec(key=key, argv=[], env={}, work_dir=work_dir, private_paths=[], deadline_seconds=None)
-            text = "{}"
             unreadable: Exception | None = exc
         else:
+            spec, news, sandbox_required = dispatched.spec, dispatched.news_queue, dispatched.sandbox_required
             unreadable = None
         held = _Held(token, spec, _log_key(key))
         with self._lock:
@@ -138,7 +139,7 @@ class StepRunner:
         try:
             if unreadable is not None:
                 raise RuntimeError(f"the step's dispatch cannot be read by this worker: {unreadable}")
-            if sandbox_required(text) and self.launcher.isolation != sandbox.BWRAP and \
+            if sandbox_required and self.launcher.isolation != sandbox.BWRAP and \
                     not self.settings.unsafe_allow_unisolated_steps:
                 # A multi-user deployment's step: never run outside the sandbox that keeps tenants apart.
                 raise RuntimeError("the step comes from a multi-user deployment, and this worker does not run steps "
@@ -157,9 +158,9 @@ class StepRunner:
             log.warning("step %s: no longer this worker's (declared lost); its result is dropped", key)
         elif not self.dispatches.finish(key, token, self.name, result_to_json(result)):
             log.warning("step %s: its dispatch was no longer this worker's; its result is dropped", key)
-        elif news_queue(text) and self.app is not None:
+        elif news and self.app is not None:
             try:
-                tell(self.app, news_queue(text), key)
+                tell(self.app, news, key)
             except Exception:  # its driver reads the result at its next poll anyway
                 log.warning("step %s: could not tell its driver that it ended", key, exc_info=True)
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -243,6 +244,28 @@ def _log_key(key: str) -> str:
     return step_logs.log_key(run_id, node_id)
 
 
+def _waking_request() -> type:
+    """Celery's task request, waking the worker's event loop once a message is acknowledged (late, after
+    its step). The loop asks the broker for the next message only on its next turn: on Redis nothing else
+    starts that turn when every thread was busy, so a freed thread would wait for the loop's next timer
+    (up to a second) before it gets another step."""
+    from celery.worker.request import Request
+    from kombu.asynchronous import get_event_loop
+
+    class WakingRequest(Request):
+        def acknowledge(self) -> None:
+            super().acknowledge()
+            loop = get_event_loop()
+            if loop is not None:
+                loop.call_soon(_nothing)  # from another thread: wakes the loop
+
+    return WakingRequest
+
+
+def _nothing() -> None:
+    pass
+
+
 def default_name() -> str:
     return socket.gethostname()
 
@@ -252,7 +275,7 @@ def run_worker(settings: Settings, runner: StepRunner, app: Any, *, concurrency:
     steps finish first); the worker's exit code."""
     from kfp_backend.executor.celery_app import TASK_NAME
 
-    @app.task(name=TASK_NAME)
+    @app.task(name=TASK_NAME, Request=_waking_request())
     def run_step(key: str, token: str) -> None:
         runner.run(key, token)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +24,29 @@ def spec_to_json(spec: StepSpec, *, sandbox_required: bool = False, news_queue: 
     }, separators=(",", ":"))
 
 
-def spec_from_json(text: str, work_dir: Path) -> StepSpec:
+@dataclass(frozen=True)
+class DispatchedStep:
+    """A dispatch's spec JSON as a worker reads it (once: it is on every step's path)."""
+
+    spec: StepSpec
+    sandbox_required: bool  # see `spec_to_json`
+    news_queue: str  # "" when the driver reads no news
+
+
+def dispatched_step_from_json(text: str, work_dir: Path) -> DispatchedStep:
     raw: dict[str, Any] = json.loads(text)
-    return StepSpec(
+    spec = StepSpec(
         key=str(raw["key"]), argv=[str(a) for a in raw["argv"]], env={str(k): str(v) for k, v in raw["env"].items()},
         work_dir=work_dir, private_paths=[str(p) for p in raw.get("private_paths") or []],
         deadline_seconds=raw.get("deadline_seconds"), working_dir=raw.get("working_dir"),
         read_only_paths=[str(p) for p in raw.get("read_only_paths") or []], io=StepIO.from_json(raw.get("io") or {}),
         queue=str(raw.get("queue") or ""), prepare_environment=bool(raw.get("prepare_environment")),
     )
+    return DispatchedStep(spec, bool(raw.get("sandbox_required")), str(raw.get("news_queue") or ""))
 
 
-def sandbox_required(text: str) -> bool:
-    return bool(json.loads(text).get("sandbox_required"))
-
-
-def news_queue(text: str) -> str:
-    return str(json.loads(text).get("news_queue") or "")
+def spec_from_json(text: str, work_dir: Path) -> StepSpec:
+    return dispatched_step_from_json(text, work_dir).spec
 
 
 def result_to_json(result: StepResult) -> str:

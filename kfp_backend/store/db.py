@@ -109,18 +109,54 @@ class Database:
             session.commit()
         except DataError as exc:
             session.rollback()
-            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-            raise ValueRefusedError(reason) from exc
+            raise _refused(exc) from exc
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
 
+    @contextmanager
+    def statement(self) -> Iterator[Session]:
+        """A session for work whose statements each stand alone (a conditional UPDATE, a read, one INSERT):
+        each is atomic on its own and commits by itself, with no transaction around them: no BEGIN and
+        COMMIT round trips on PostgreSQL (autocommit), no BEGIN IMMEDIATE and COMMIT on SQLite (a writing
+        statement takes the write lock at its start, waiting as a transaction does). MySQL, and SQLite in
+        memory (one shared connection), get an ordinary transaction. Statements that must land together
+        belong in `transaction`."""
+        options = _ONE_STATEMENT_OPTIONS.get(self.dialect) if self.side_reads is not None else None
+        if options is None:
+            with self.transaction() as session:
+                yield session
+            return
+        with self.engine.connect() as connection:
+            session = Session(bind=connection.execution_options(**options), expire_on_commit=False, autoflush=False)
+            try:
+                yield session
+                session.commit()
+            except DataError as exc:
+                session.rollback()
+                raise _refused(exc) from exc
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
     def dispose(self) -> None:
         if self.side_reads is not None:
             self.side_reads.shutdown()
         self.engine.dispose()
+
+
+def _refused(exc: DataError) -> ValueRefusedError:
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return ValueRefusedError(reason)
+
+
+# How a connection runs statements without a transaction around them (see `Database.statement`).
+_ONE_STATEMENT_OPTIONS: dict[str, dict[str, str]] = {"sqlite": {"sqlite_begin": ""},
+                                                     "postgresql": {"isolation_level": "AUTOCOMMIT"}}
 
 
 def side_reads_of(session: Session) -> SideReads | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kfp_backend.store.models import StepDispatch
@@ -45,6 +46,31 @@ def get(session: Session, keys: Iterable[str]) -> dict[str, Dispatch]:
     return found
 
 
+class KeyTaken(Exception):
+    """`insert_new`: the key already has a dispatch (nothing was inserted)."""
+
+
+def insert_new(session: Session, row: tuple[str, str, str, str, str], now_ms: int) -> dict[str, Dispatch]:
+    """`dispatch` of one key that has no dispatch yet (the common case): one INSERT, no read first. Raises
+    KeyTaken when the key has one (then `dispatch` sorts it out)."""
+    try:
+        return _insert(session, [row], now_ms)
+    except IntegrityError as exc:
+        if get(session, [row[0]]):
+            raise KeyTaken from exc
+        raise  # not the key taken: the run is gone, say
+
+
+def _insert(session: Session, rows: list[tuple[str, str, str, str, str]], now_ms: int) -> dict[str, Dispatch]:
+    if rows:  # one executemany, without the ORM's unit of work (a dispatch is on every step's path)
+        session.execute(insert(StepDispatch), [
+            {"key": key, "run_id": run_id, "token": token, "state": QUEUED, "queue": queue, "spec": spec, "worker": "",
+             "created_at_ms": now_ms, "heartbeat_at_ms": None, "terminate": False, "result": ""}
+            for key, run_id, token, queue, spec in rows
+        ])
+    return {key: Dispatch(key, token, QUEUED, "", None, False, "", queue) for key, _, token, queue, _ in rows}
+
+
 def dispatch(session: Session, rows: list[tuple[str, str, str, str, str]], now_ms: int) -> dict[str, Dispatch]:
     """Record (key, run id, token, queue, spec JSON) dispatches. A key whose earlier dispatch was not collected
     keeps it (it is returned, to be taken back); a collected one (a run retried) is replaced. Returns the
@@ -53,28 +79,21 @@ def dispatch(session: Session, rows: list[tuple[str, str, str, str, str]], now_m
     replaced = [key for key, found in existing.items() if found.state == COLLECTED]
     if replaced:
         session.execute(delete(StepDispatch).where(StepDispatch.key.in_(replaced)))
-    standing: dict[str, Dispatch] = {}
-    for key, run_id, token, queue, spec in rows:
-        found = existing.get(key)
-        if found is not None and found.state != COLLECTED:
-            standing[key] = found
-            continue
-        session.add(StepDispatch(key=key, run_id=run_id, token=token, state=QUEUED, queue=queue, spec=spec,
-                                 worker="", created_at_ms=now_ms, heartbeat_at_ms=None, terminate=False, result=""))
-        standing[key] = Dispatch(key, token, QUEUED, "", None, False, "", queue)
-    session.flush()
-    return standing
+    kept = {key: found for key, found in existing.items() if found.state != COLLECTED}
+    return {**_insert(session, [row for row in rows if row[0] not in kept], now_ms), **kept}
 
 
 def take(session: Session, key: str, token: str, worker: str, now_ms: int) -> str | None:
     """A worker takes a queued dispatch: its spec JSON, or None (taken, finished, terminated, or stale)."""
-    taken = session.execute(
+    statement = (
         update(StepDispatch)
         .where(StepDispatch.key == key, StepDispatch.token == token, StepDispatch.state == QUEUED,
                StepDispatch.terminate.is_(False))
         .values(state=RUNNING, worker=worker, heartbeat_at_ms=now_ms)
-    ).rowcount
-    if taken != 1:
+    )
+    if session.get_bind().dialect.update_returning:  # PostgreSQL, SQLite: one statement
+        return session.execute(statement.returning(StepDispatch.spec)).scalar_one_or_none()
+    if session.execute(statement).rowcount != 1:
         return None
     return session.execute(select(StepDispatch.spec).where(StepDispatch.key == key)).scalar_one()
 
@@ -128,6 +147,14 @@ def declare_lost(session: Session, key: str, token: str, stale_before_ms: int, r
     ).rowcount == 1
 
 
-def collected(session: Session, key: str, token: str) -> None:
-    session.execute(update(StepDispatch).where(StepDispatch.key == key, StepDispatch.token == token,
-                                               StepDispatch.state == FINISHED).values(state=COLLECTED))
+def collected(session: Session, marks: Iterable[tuple[str, str]]) -> None:
+    """The driver has taken the results of these (key, token) dispatches (one executemany)."""
+    params = [{"k": key, "t": token} for key, token in marks]
+    if params:
+        session.execute(
+            update(StepDispatch.__table__)
+            .where(StepDispatch.__table__.c.key == bindparam("k"), StepDispatch.__table__.c.token == bindparam("t"),
+                   StepDispatch.__table__.c.state == FINISHED)
+            .values(state=COLLECTED),
+            params,
+        )
