@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Whole files per xdist worker: module-scoped topologies and servers (tests/e2e/test_multi_process.py starts
-# seven processes) then start once, not once per worker that gets one of their tests.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# seven processes) then start once, not once per worker that gets one of their tests. Three workers on two cores:
+# the end-to-end tests mostly wait on their servers and steps (the suite used 1.1 cores with two).
+PYTEST_ARGS ?= -n 3 --dist loadfile
 # The kfp 2.x SDK's tests run from a venv of their own: kfp 2 and kfp 1.8 need different protobufs.
 KFP2_VENV ?= .venv-kfp2
 KFP2_BIN := $(KFP2_VENV)/bin

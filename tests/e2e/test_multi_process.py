@@ -264,8 +264,6 @@ class _OnEveryBroker:
         celery.check_alive()
 
 
-@pytest.mark.parametrize("topology", ["redis"], indirect=True)
-class TestOverRedis(_OnEveryBroker):
     def test_the_shared_corpus_runs_to_its_expected_results(self, topology: Topology, clients: list[Any]) -> None:
         corpus = SHARED_DIR / "pipelines"
         names = [name for name in corpus_names(corpus) if name != "long_running"]
@@ -307,6 +305,9 @@ class TestOverRedis(_OnEveryBroker):
         assert not problems, "\n\n".join(f"{name}: {problem}" for name, problem in problems.items())
         topology.check_alive()
 
+
+@pytest.mark.parametrize("topology", ["redis"], indirect=True)
+class TestOverRedis(_OnEveryBroker):
     def test_a_job_fires_exactly_once_per_slot_with_two_schedulers(
         self, topology: Topology, clients: list[Any]
     ) -> None:
@@ -357,4 +358,4 @@ class TestOverRedis(_OnEveryBroker):
 
 @pytest.mark.parametrize("topology", ["amqp"], indirect=True)
 class TestOverRabbitMQ(_OnEveryBroker):
-    """The broker-dependent tests again, over RabbitMQ (the corpus and the job run once, over Redis)."""
+    """The broker-dependent tests again, over RabbitMQ, the shared corpus included (the job runs once, over Redis)."""
